@@ -1,0 +1,188 @@
+"""Every op against its NumPy reference (forward) and against finite differences (gradient).
+
+One row per op: adding an op means adding a row, and both its forward and its gradient are checked.
+"""
+
+import operator
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import tinygrad_lr as tl
+from tests.strategies import FLOAT_DTYPES, arrays, axis_args, broadcastable_pairs, matmul_shapes, shapes
+
+
+def _sigmoid(a):
+    return 1 / (1 + np.exp(-a))
+
+
+# name: (engine, NumPy reference, value domain)
+UNARY = {
+    "neg": (operator.neg, operator.neg, "any"),
+    "exp": (tl.Tensor.exp, np.exp, "any"),
+    "log": (tl.Tensor.log, np.log, "positive"),
+    "sqrt": (tl.Tensor.sqrt, np.sqrt, "positive"),
+    "abs": (tl.Tensor.abs, np.abs, "nonzero"),
+    "relu": (tl.Tensor.relu, lambda a: np.maximum(a, 0), "nonzero"),
+    "tanh": (tl.Tensor.tanh, np.tanh, "any"),
+    "sigmoid": (tl.Tensor.sigmoid, _sigmoid, "any"),
+    "T": (lambda x: x.T, lambda a: a.T, "any"),
+    "square": (lambda x: x**2, lambda a: a**2, "any"),
+    "cube_root": (lambda x: x ** (1 / 3), lambda a: a ** (1 / 3), "positive"),
+}
+
+# name: (engine, NumPy reference, left domain, right domain)
+BINARY = {
+    "add": (operator.add, np.add, "any", "any"),
+    "sub": (operator.sub, np.subtract, "any", "any"),
+    "mul": (operator.mul, np.multiply, "any", "any"),
+    "div": (operator.truediv, np.divide, "any", "nonzero"),
+    "pow": (operator.pow, np.power, "positive", "any"),
+    "maximum": (tl.Tensor.maximum, np.maximum, "grid", "grid_offset"),
+}
+
+# a Python scalar on either side: name: (engine, NumPy reference, domain of the tensor)
+SCALAR = {
+    "x + 2.5": (lambda x: x + 2.5, lambda a: a + 2.5, "any"),
+    "2.5 + x": (lambda x: 2.5 + x, lambda a: 2.5 + a, "any"),
+    "x - 2.5": (lambda x: x - 2.5, lambda a: a - 2.5, "any"),
+    "2.5 - x": (lambda x: 2.5 - x, lambda a: 2.5 - a, "any"),
+    "x * 3": (lambda x: x * 3, lambda a: a * 3, "any"),
+    "3 * x": (lambda x: 3 * x, lambda a: 3 * a, "any"),
+    "x / 4": (lambda x: x / 4, lambda a: a / 4, "any"),
+    "4 / x": (lambda x: 4 / x, lambda a: 4 / a, "nonzero"),
+    "x ** 3": (lambda x: x**3, lambda a: a**3, "any"),
+    "x ** -1.5": (lambda x: x**-1.5, lambda a: a**-1.5, "positive"),
+    "2 ** x": (lambda x: 2**x, lambda a: 2**a, "any"),
+    "maximum(x, 0.25)": (lambda x: x.maximum(0.25), lambda a: np.maximum(a, 0.25), "grid"),
+}
+
+
+def _check_forward(engine_out, reference):
+    reference = np.asarray(reference)
+    assert engine_out.shape == reference.shape
+    assert engine_out.dtype == reference.dtype
+    np.testing.assert_allclose(engine_out.data, reference, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", sorted(UNARY))
+@given(data=st.data(), dtype=FLOAT_DTYPES)
+def test_unary_op_forward_matches_numpy(name, data, dtype):
+    op, reference, domain = UNARY[name]
+    a = data.draw(arrays(data.draw(shapes), domain, dtype))
+    _check_forward(op(tl.Tensor(a)), reference(a))
+
+
+@pytest.mark.parametrize("name", sorted(UNARY))
+@given(data=st.data())
+def test_unary_op_gradient_passes_gradcheck(name, data):
+    op, _, domain = UNARY[name]
+    x = tl.Tensor(data.draw(arrays(data.draw(shapes), domain)), requires_grad=True)
+    assert tl.gradcheck(op, x)
+
+
+@pytest.mark.parametrize("name", sorted(BINARY))
+@given(data=st.data(), dtype=FLOAT_DTYPES)
+def test_binary_op_forward_matches_numpy_with_broadcasting(name, data, dtype):
+    op, reference, left, right = BINARY[name]
+    (shape_a, shape_b), _ = data.draw(broadcastable_pairs)
+    a, b = data.draw(arrays(shape_a, left, dtype)), data.draw(arrays(shape_b, right, dtype))
+    _check_forward(op(tl.Tensor(a), tl.Tensor(b)), reference(a, b))
+
+
+@pytest.mark.parametrize("name", sorted(BINARY))
+@given(data=st.data())
+def test_binary_op_gradient_passes_gradcheck_with_broadcasting(name, data):
+    op, _, left, right = BINARY[name]
+    (shape_a, shape_b), _ = data.draw(broadcastable_pairs)
+    a = tl.Tensor(data.draw(arrays(shape_a, left)), requires_grad=True)
+    b = tl.Tensor(data.draw(arrays(shape_b, right)), requires_grad=True)
+    assert tl.gradcheck(op, a, b)
+
+
+@pytest.mark.parametrize("name", sorted(BINARY))
+@given(data=st.data())
+def test_binary_op_with_a_numpy_array_on_either_side(name, data):
+    op, reference, left, right = BINARY[name]
+    (shape_a, shape_b), _ = data.draw(broadcastable_pairs)
+    a, b = data.draw(arrays(shape_a, left)), data.draw(arrays(shape_b, right))
+    _check_forward(op(tl.Tensor(a), b), reference(a, b))
+    if name != "maximum":  # a NumPy array on the left of an operator defers to the Tensor
+        _check_forward(op(a, tl.Tensor(b)), reference(a, b))
+    x = tl.Tensor(a, requires_grad=True)
+    assert tl.gradcheck(lambda x: op(x, b), x)
+
+
+@pytest.mark.parametrize("name", sorted(SCALAR))
+@given(data=st.data(), dtype=FLOAT_DTYPES)
+def test_python_scalar_on_either_side(name, data, dtype):
+    op, reference, domain = SCALAR[name]
+    a = data.draw(arrays(data.draw(shapes), domain, dtype))
+    out = op(tl.Tensor(a))
+    assert out.dtype == dtype  # a Python scalar takes the tensor's dtype
+    np.testing.assert_allclose(out.data, reference(a), rtol=1e-6, atol=1e-7)
+    assert tl.gradcheck(op, tl.Tensor(a.astype(np.float64), requires_grad=True))
+
+
+@given(data=st.data(), dtype=FLOAT_DTYPES)
+def test_matmul_forward_matches_numpy(data, dtype):
+    shape_a, shape_b = data.draw(matmul_shapes())
+    a, b = data.draw(arrays(shape_a, "any", dtype)), data.draw(arrays(shape_b, "any", dtype))
+    _check_forward(tl.Tensor(a) @ tl.Tensor(b), a @ b)
+    _check_forward(tl.Tensor(a).matmul(b), a @ b)
+
+
+@given(data=st.data())
+def test_matmul_gradient_passes_gradcheck(data):
+    shape_a, shape_b = data.draw(matmul_shapes())
+    a = tl.Tensor(data.draw(arrays(shape_a)), requires_grad=True)
+    b = tl.Tensor(data.draw(arrays(shape_b)), requires_grad=True)
+    assert tl.gradcheck(operator.matmul, a, b)
+
+
+@pytest.mark.parametrize("name", ["sum", "mean"])
+@given(data=st.data(), dtype=FLOAT_DTYPES, keepdims=st.booleans())
+def test_reduction_forward_and_gradient(name, data, dtype, keepdims):
+    a = data.draw(arrays(data.draw(shapes), "any", dtype))
+    axis = data.draw(axis_args(a.ndim))
+    op = lambda x: getattr(x, name)(axis=axis, keepdims=keepdims)  # noqa: E731
+    _check_forward(op(tl.Tensor(a)), getattr(np, name)(a, axis=axis, keepdims=keepdims))
+    assert tl.gradcheck(op, tl.Tensor(a.astype(np.float64), requires_grad=True))
+
+
+@given(data=st.data(), dtype=FLOAT_DTYPES)
+def test_reshape_forward_and_gradient(data, dtype):
+    a = data.draw(arrays(data.draw(shapes), "any", dtype))
+    new_shape = data.draw(st.sampled_from([(a.size,), (1, a.size), (a.size, 1, 1), (-1,)]))
+    _check_forward(tl.Tensor(a).reshape(new_shape), a.reshape(new_shape))
+    _check_forward(tl.Tensor(a).reshape(*new_shape), a.reshape(new_shape))
+    assert tl.gradcheck(lambda x: x.reshape(new_shape) * 2, tl.Tensor(a.astype(np.float64), requires_grad=True))
+
+
+@given(data=st.data(), dtype=FLOAT_DTYPES)
+def test_transpose_with_any_permutation(data, dtype):
+    a = data.draw(arrays(data.draw(shapes), "any", dtype))
+    axes = tuple(data.draw(st.permutations(range(a.ndim))))
+    _check_forward(tl.Tensor(a).transpose(*axes), np.transpose(a, axes))
+    _check_forward(tl.Tensor(a).transpose(), np.transpose(a))
+    assert tl.gradcheck(lambda x: x.transpose(axes) * 3, tl.Tensor(a.astype(np.float64), requires_grad=True))
+
+
+@given(data=st.data(), dtype=FLOAT_DTYPES)
+def test_basic_indexing_forward_and_gradient(data, dtype):
+    """ints, slices with any step, None and Ellipsis."""
+    a = data.draw(arrays(data.draw(hnp.array_shapes(min_dims=1, max_dims=3, max_side=5)), "any", dtype))
+    index = data.draw(hnp.basic_indices(a.shape, allow_newaxis=True, allow_ellipsis=True))
+    _check_forward(tl.Tensor(a)[index], a[index])
+    assert tl.gradcheck(lambda x: x[index] * 2, tl.Tensor(a.astype(np.float64), requires_grad=True))
+
+
+@given(data=st.data())
+def test_integer_array_indexing_sums_repeated_picks(data):
+    a = data.draw(arrays(data.draw(hnp.array_shapes(min_dims=1, max_dims=3, max_side=5))))
+    index = data.draw(hnp.integer_array_indices(a.shape))
+    _check_forward(tl.Tensor(a)[index], a[index])
+    assert tl.gradcheck(lambda x: x[index] * x[index], tl.Tensor(a, requires_grad=True))

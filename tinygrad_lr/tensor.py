@@ -1,0 +1,373 @@
+"""The Tensor, the Function that records how it was made, and the backward sweep.
+
+A Tensor holds a NumPy array. Every differentiable op is a `Function` subclass (see `ops.py`):
+`forward` computes the result from arrays, `backward` turns the gradient of the result into one
+gradient per input. `Function.apply` runs the forward, and when a gradient will be needed it
+links the result to the Function, which keeps its inputs. `Tensor.backward` walks those links
+once, in reverse topological order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+_grad_enabled = True
+
+
+class no_grad:
+    """Context manager (and decorator) inside which ops record no graph: `with tl.no_grad(): ...`."""
+
+    def __enter__(self) -> None:
+        global _grad_enabled
+        self._previous = _grad_enabled
+        _grad_enabled = False
+
+    def __exit__(self, *exc_info: object) -> None:
+        global _grad_enabled
+        _grad_enabled = self._previous
+
+    def __call__(self, func):
+        def wrapper(*args, **kwargs):
+            with no_grad():
+                return func(*args, **kwargs)
+
+        wrapper.__name__, wrapper.__doc__ = func.__name__, func.__doc__
+        return wrapper
+
+
+def is_grad_enabled() -> bool:
+    """True unless inside `no_grad()`."""
+    return _grad_enabled
+
+
+def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum `grad` back to `shape`, undoing NumPy broadcasting.
+
+    Broadcasting may have added leading axes and stretched axes of size 1; the gradient of a
+    value that was used many times is the sum over its copies.
+    """
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra < 0:
+        raise ValueError(f"gradient of shape {grad.shape} has fewer axes than its input {shape}")
+    stretched = tuple(extra + i for i, size in enumerate(shape) if size == 1)
+    grad = grad.sum(axis=tuple(range(extra)) + stretched, keepdims=True)
+    if grad.shape[extra:] != tuple(shape):
+        raise ValueError(f"gradient of shape {grad.shape} does not sum to shape {shape}")
+    return grad.reshape(shape)
+
+
+def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
+    """The array a Tensor stores: floating NumPy data keep their dtype, the rest become float32."""
+    if isinstance(data, Tensor):
+        data = data.data
+    if dtype is not None:
+        return np.asarray(data, dtype=dtype)
+    if isinstance(data, (np.ndarray, np.floating)) and np.issubdtype(data.dtype, np.floating):
+        return np.asarray(data)
+    array = np.asarray(data)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(
+            f"Tensor: expected numbers, got data of NumPy dtype {array.dtype} "
+            f"(from {type(data).__name__}); convert it to a numeric array first"
+        )
+    return array.astype(np.float32)
+
+
+class Tensor:
+    """An n-dimensional array that remembers how it was computed, for reverse-mode autodiff.
+
+    `Tensor(data, requires_grad=False, dtype=None)`: a floating NumPy array or scalar keeps its
+    dtype; lists, ints and Python floats become float32 unless `dtype` is given.
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "_ctx")
+    __array_ufunc__ = None  # `ndarray + Tensor` defers to Tensor.__radd__ instead of looping
+
+    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None):
+        self.data: np.ndarray = _as_array(data, dtype)
+        self.grad: np.ndarray | None = None
+        self.requires_grad: bool = bool(requires_grad)
+        self._ctx: Function | None = None  # the op that made this tensor; None for a leaf
+
+    # ----- plain properties -----
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._ctx is None
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __repr__(self) -> str:
+        grad = ", requires_grad=True" if self.requires_grad else ""
+        return f"Tensor({np.array2string(self.data, separator=', ')}, dtype={self.dtype}{grad})"
+
+    def numpy(self) -> np.ndarray:
+        """The underlying array (shared, not copied)."""
+        return self.data
+
+    def item(self) -> float:
+        """The value of a one-element tensor as a Python float."""
+        if self.data.size != 1:
+            raise ValueError(f"item(): tensor of shape {self.shape} has {self.data.size} elements, not 1")
+        return self.data.item()
+
+    def detach(self) -> Tensor:
+        """A tensor sharing this one's data, cut from the graph (no gradient flows through it)."""
+        return Tensor(self.data)
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    # ----- reverse mode -----
+    def backward(self, grad: np.ndarray | Tensor | None = None) -> None:
+        """Accumulate d(self)/d(leaf) into `.grad` of every leaf that requires grad.
+
+        `grad` is the upstream gradient, shaped like `self`; it may be left out only when
+        `self` holds a single element. Gradients add up over calls until cleared.
+        """
+        if not self.requires_grad:
+            raise RuntimeError(
+                "backward(): this tensor does not require grad and has no graph; create the inputs "
+                "with requires_grad=True (and outside no_grad()) to differentiate through them"
+            )
+        if grad is None:
+            if self.data.size != 1:
+                raise RuntimeError(
+                    f"backward(): the output has shape {self.shape}, not a single element; "
+                    "a gradient must be given: backward(grad) with grad of the same shape"
+                )
+            grad = np.ones_like(self.data)
+        else:
+            grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
+            if grad.shape != self.shape:
+                raise RuntimeError(f"backward(): grad has shape {grad.shape} but the output has shape {self.shape}")
+
+        grads = {id(self): grad}
+        for node in reversed(_topological_order(self)):
+            node_grad = grads.pop(id(node), None)
+            if node_grad is None:
+                continue
+            ctx = node._ctx
+            if ctx is None:  # a leaf: accumulate, as PyTorch does
+                node_grad = node_grad.astype(node.dtype, copy=False)
+                node.grad = np.array(node_grad) if node.grad is None else node.grad + node_grad
+                continue
+            for parent, parent_grad in zip(ctx.parents, ctx._input_grads(node_grad)):
+                if parent_grad is not None:
+                    previous = grads.get(id(parent))
+                    grads[id(parent)] = parent_grad if previous is None else previous + parent_grad
+
+    # ----- ops (each one is a Function in ops.py) -----
+    def _lift(self, other: Any) -> Tensor:
+        """Wrap an operand; a Python scalar takes this tensor's dtype."""
+        if isinstance(other, Tensor):
+            return other
+        if isinstance(other, (int, float, bool)):
+            return Tensor(np.asarray(other, dtype=self.dtype))
+        return Tensor(other)
+
+    def __add__(self, other):
+        return ops.Add.apply(self, self._lift(other))
+
+    def __radd__(self, other):
+        return ops.Add.apply(self._lift(other), self)
+
+    def __sub__(self, other):
+        return ops.Sub.apply(self, self._lift(other))
+
+    def __rsub__(self, other):
+        return ops.Sub.apply(self._lift(other), self)
+
+    def __mul__(self, other):
+        return ops.Mul.apply(self, self._lift(other))
+
+    def __rmul__(self, other):
+        return ops.Mul.apply(self._lift(other), self)
+
+    def __truediv__(self, other):
+        return ops.Div.apply(self, self._lift(other))
+
+    def __rtruediv__(self, other):
+        return ops.Div.apply(self._lift(other), self)
+
+    def __pow__(self, other):
+        return ops.Pow.apply(self, self._lift(other))
+
+    def __rpow__(self, other):
+        return ops.Pow.apply(self._lift(other), self)
+
+    def __neg__(self):
+        return ops.Neg.apply(self)
+
+    def __matmul__(self, other):
+        return ops.MatMul.apply(self, self._lift(other))
+
+    def __rmatmul__(self, other):
+        return ops.MatMul.apply(self._lift(other), self)
+
+    def matmul(self, other) -> Tensor:
+        return self @ other
+
+    def __abs__(self):
+        return ops.Abs.apply(self)
+
+    def __getitem__(self, index) -> Tensor:
+        if isinstance(index, Tensor):
+            index = index.data.astype(np.intp)
+        return ops.GetItem.apply(self, index=index)
+
+    def sum(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        return ops.Sum.apply(self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        return ops.Mean.apply(self, axis=axis, keepdims=keepdims)
+
+    def reshape(self, *shape) -> Tensor:
+        """`x.reshape(2, 3)` or `x.reshape((2, 3))`, as NumPy."""
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return ops.Reshape.apply(self, shape=shape)
+
+    def transpose(self, *axes) -> Tensor:
+        """Permute axes as `numpy.transpose`; no axes reverses them."""
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        return ops.Transpose.apply(self, axes=axes or None)
+
+    @property
+    def T(self) -> Tensor:
+        return self.transpose()
+
+    def exp(self) -> Tensor:
+        return ops.Exp.apply(self)
+
+    def log(self) -> Tensor:
+        return ops.Log.apply(self)
+
+    def sqrt(self) -> Tensor:
+        return ops.Sqrt.apply(self)
+
+    def abs(self) -> Tensor:
+        return ops.Abs.apply(self)
+
+    def relu(self) -> Tensor:
+        return ops.Relu.apply(self)
+
+    def tanh(self) -> Tensor:
+        return ops.Tanh.apply(self)
+
+    def sigmoid(self) -> Tensor:
+        return ops.Sigmoid.apply(self)
+
+    def maximum(self, other) -> Tensor:
+        return ops.Maximum.apply(self, self._lift(other))
+
+
+def _topological_order(root: Tensor) -> list[Tensor]:
+    """Tensors that `root` depends on through gradient-requiring paths, inputs before outputs.
+
+    An explicit stack instead of recursion, so that a chain of any length works.
+    """
+    order: list[Tensor] = []
+    visited: set[int] = set()
+    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    while stack:
+        node, inputs_done = stack.pop()
+        if inputs_done:
+            order.append(node)
+            continue
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        stack.append((node, True))
+        if node._ctx is not None:
+            for parent in node._ctx.parents:
+                if parent.requires_grad and id(parent) not in visited:
+                    stack.append((parent, False))
+    return order
+
+
+class Function:
+    """A differentiable op: subclass it, write `forward` and `backward`, call `MyOp.apply(...)`.
+
+    `forward(self, *arrays, **options)` gets the inputs' NumPy arrays and returns the result
+    array; keep on `self` what backward needs. `backward(self, grad)` gets the gradient of the
+    result and returns one gradient per input (an array, or None where the input needs none;
+    a single array when there is one input). Gradients may have the broadcast shape: `apply`
+    sums them back to each input's shape. `self.needs_input_grad` tells which inputs need one.
+    """
+
+    parents: tuple[Tensor, ...]
+    needs_input_grad: tuple[bool, ...]
+
+    def forward(self, *arrays: np.ndarray, **options: Any) -> np.ndarray:
+        raise NotImplementedError(f"{type(self).__name__}.forward is not written")
+
+    def backward(self, grad: np.ndarray) -> np.ndarray | tuple[np.ndarray | None, ...] | None:
+        raise NotImplementedError(f"{type(self).__name__}.backward is not written")
+
+    @classmethod
+    def apply(cls, *inputs: Any, **options: Any) -> Tensor:
+        """Run the op on tensors (other inputs are wrapped) and record it when a gradient is needed."""
+        tensors = tuple(x if isinstance(x, Tensor) else Tensor(x) for x in inputs)
+        ctx = cls()
+        ctx.needs_input_grad = tuple(t.requires_grad for t in tensors)
+        out = Tensor.__new__(Tensor)
+        out.data = np.asarray(ctx.forward(*(t.data for t in tensors), **options))
+        out.grad = None
+        out.requires_grad = _grad_enabled and any(ctx.needs_input_grad)
+        out._ctx = None
+        if out.requires_grad:
+            ctx.parents = tensors
+            out._ctx = ctx
+        return out
+
+    def _input_grads(self, grad: np.ndarray) -> list[np.ndarray | None]:
+        """Run backward, then sum each gradient to its input's shape (the one broadcasting rule)."""
+        name = type(self).__name__
+        grads = self.backward(grad)
+        if not isinstance(grads, tuple):
+            grads = (grads,)
+        if len(grads) != len(self.parents):
+            raise RuntimeError(f"{name}.backward returned {len(grads)} gradients for {len(self.parents)} inputs")
+        result: list[np.ndarray | None] = []
+        for i, (parent, parent_grad) in enumerate(zip(self.parents, grads)):
+            if parent_grad is None or not parent.requires_grad:
+                result.append(None)
+                continue
+            parent_grad = np.asarray(parent_grad)
+            try:
+                parent_grad = unbroadcast(parent_grad, parent.shape)
+            except ValueError:
+                parent_grad = None
+            if parent_grad is None or parent_grad.shape != parent.shape:
+                raise RuntimeError(
+                    f"{name}.backward: gradient {i} has shape {np.shape(grads[i])}, "
+                    f"which does not sum to the input's shape {parent.shape}"
+                )
+            result.append(parent_grad)
+        return result
+
+
+from tinygrad_lr import ops  # noqa: E402  (ops.py builds on Function above)
