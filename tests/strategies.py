@@ -47,3 +47,72 @@ def matmul_shapes(draw):
     left = draw(st.sampled_from([(k,), (n, k), (2, n, k)]))
     right = draw(st.sampled_from([(k,), (k, m)]))
     return left, right
+
+
+# ----- linear-regression problems (closed form, learning-rate bound) -----
+# Each strategy draws a tuple (X, y, l2, fit_intercept): X (n, d) or (n,) for one feature,
+# y (n,) or (n, k), the penalty, and whether to fit a bias.
+
+
+def _targets(draw, rng, X: np.ndarray, k: int | None) -> np.ndarray:
+    """y = X @ coef + intercept + noise with drawn noise; (n,) when k is None, else (n, k)."""
+    noise = draw(st.sampled_from([0.0, 0.01, 1.0]))
+    columns = 1 if k is None else k
+    y = X @ rng.normal(size=(X.shape[1], columns)) + rng.normal(size=columns)
+    y = y + noise * rng.normal(size=y.shape)
+    return y[:, 0] if k is None else y
+
+
+@st.composite
+def regression_problems(draw, max_offset: float = 3.0, min_scale: float = 0.3, one_target: bool = False):
+    """A full-rank problem: n > d Gaussian samples, each feature with a drawn offset (at most
+    `max_offset`) and scale (at least `min_scale`); a 1-D X now and then when d == 1; y 1-D or with
+    1 or 3 columns (always 1-D with `one_target`); l2 zero or in [1e-4, 10]; with or without a bias."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    d = draw(st.integers(1, 4))
+    n = draw(st.integers(d + 3, 40))
+    k = None if one_target else draw(st.sampled_from([None, 1, 3]))
+    offsets = np.array(draw(st.lists(st.floats(-max_offset, max_offset), min_size=d, max_size=d)))
+    scales = np.array(draw(st.lists(st.floats(min_scale, 3.0), min_size=d, max_size=d)))
+    X = offsets + scales * rng.normal(size=(n, d))
+    y = _targets(draw, rng, X, k)
+    if d == 1 and draw(st.booleans()):
+        X = X[:, 0]
+    l2 = draw(st.one_of(st.just(0.0), st.floats(1e-4, 10.0)))
+    return X, y, l2, draw(st.booleans())
+
+
+@st.composite
+def rank_deficient_problems(draw):
+    """A problem with no unique least-squares answer: an exactly duplicated column, or more
+    features than samples. l2 = 0; y 1-D or 2-D; with or without a bias."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    if draw(st.sampled_from(["duplicate", "wide"])) == "duplicate":
+        d = draw(st.integers(2, 5))
+        n = draw(st.integers(d + 2, 30))
+        X = rng.normal(size=(n, d - 1))
+        source, target = draw(st.integers(0, d - 2)), draw(st.integers(0, d - 1))
+        X = np.insert(X, target, X[:, source], axis=1)
+    else:
+        n = draw(st.integers(2, 8))
+        X = rng.normal(size=(n, draw(st.integers(n + 1, 12))))
+    y = _targets(draw, rng, X, draw(st.sampled_from([None, 2])))
+    return X, y, 0.0, draw(st.booleans())
+
+
+@st.composite
+def polynomial_problems(draw):
+    """Ill-conditioned data: X = [x, x², ..., x^degree] with x evenly spaced over a drawn interval,
+    from [0, 1] up to the tutorial's 0..9999; y a polynomial of x plus drawn noise; with a bias."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    width = draw(st.sampled_from([1.0, 10.0, 9999.0]))
+    degree = draw(st.integers(1, 8 if width == 1.0 else 4 if width == 10.0 else 2))
+    start = draw(st.floats(-1.0, 1.0)) * width
+    n = draw(st.integers(degree + 3, 60))
+    x = np.linspace(start, start + width, n)
+    X = x[:, None] ** np.arange(1, degree + 1)
+    # coefficients that keep every power's contribution of the same order over the interval
+    coef = rng.normal(size=degree) / np.maximum(np.abs(X).max(axis=0), 1.0)
+    noise = draw(st.sampled_from([0.0, 1e-6, 1.0]))
+    y = X @ coef + rng.normal() + noise * rng.normal(size=n)
+    return X, y, 0.0, True

@@ -235,3 +235,9 @@ def test_unbroadcast_sums_added_and_stretched_axes():
     np.testing.assert_array_equal(unbroadcast(grad, (1, 3)), np.full((1, 3), 10.0))
     with pytest.raises(ValueError):
         unbroadcast(grad, (3, 2))
+
+
+def test_numpy_functions_read_a_tensor():
+    x = tl.Tensor([1.0, 3.0])
+    assert np.asarray(x) is x.data
+    assert np.mean(np.asarray(x, dtype=np.float64)) == 2.0

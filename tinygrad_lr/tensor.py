@@ -122,6 +122,10 @@ class Tensor:
         grad = ", requires_grad=True" if self.requires_grad else ""
         return f"Tensor({np.array2string(self.data, separator=', ')}, dtype={self.dtype}{grad})"
 
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        """Lets NumPy functions (np.asarray, np.mean, ...) read the data directly."""
+        return self.data if dtype is None else self.data.astype(dtype)
+
     def numpy(self) -> np.ndarray:
         """The underlying array (shared, not copied)."""
         return self.data

@@ -1,0 +1,79 @@
+"""mse, mae and l2_penalty: values, gradients and the (n,) against (n, 1) rule."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import tinygrad_lr as tl
+from tests.strategies import FLOAT_DTYPES, arrays, shapes
+
+
+@given(data=st.data(), dtype=FLOAT_DTYPES)
+def test_mse_is_the_mean_of_squared_errors(data, dtype):
+    shape = data.draw(shapes)
+    pred, target = data.draw(arrays(shape, "any", dtype)), data.draw(arrays(shape, "any", dtype))
+    loss = tl.losses.mse(tl.Tensor(pred), target)
+    assert loss.shape == () and loss.dtype == dtype
+    np.testing.assert_allclose(loss.item(), np.mean((pred - target) ** 2), rtol=1e-5, atol=1e-7)
+
+
+@given(data=st.data())
+def test_mse_gradient_passes_gradcheck_for_both_inputs(data):
+    shape = data.draw(shapes)
+    pred = tl.Tensor(data.draw(arrays(shape)), requires_grad=True)
+    target = tl.Tensor(data.draw(arrays(shape)), requires_grad=True)
+    assert tl.gradcheck(tl.losses.mse, pred, target)
+
+
+@given(data=st.data(), n=st.integers(1, 8))
+def test_mae_value_and_gradient(data, n):
+    pred = data.draw(arrays((n, 1), "grid"))
+    target = data.draw(arrays((n,), "grid_offset"))  # never equal to pred: away from the kink
+    loss = tl.losses.mae(tl.Tensor(pred, requires_grad=True), target)
+    np.testing.assert_allclose(loss.item(), np.mean(np.abs(pred[:, 0] - target)))
+    assert tl.gradcheck(lambda p: tl.losses.mae(p, target), tl.Tensor(pred, requires_grad=True))
+
+
+@pytest.mark.parametrize("loss", [tl.losses.mse, tl.losses.mae])
+def test_column_against_flat_target_is_never_an_n_by_n_broadcast(loss):
+    pred = np.array([[1.0], [2.0], [4.0]])
+    target = np.array([1.0, 3.0, 1.0])
+    expected = loss(tl.Tensor(pred[:, 0]), target).item()  # same shapes: plain elementwise
+    assert loss(tl.Tensor(pred), target).item() == pytest.approx(expected)
+    assert loss(tl.Tensor(pred[:, 0]), target[:, None]).item() == pytest.approx(expected)
+    # what an (n, n) broadcast would have given instead, to show the rule matters
+    assert np.mean((pred - target) ** 2) != pytest.approx(tl.losses.mse(tl.Tensor(pred), target).item())
+
+
+def test_column_against_flat_target_gradient_has_the_prediction_shape():
+    pred = tl.Tensor(np.array([[1.0], [2.0]]), requires_grad=True)
+    tl.losses.mse(pred, np.array([0.0, 0.0])).backward()
+    assert pred.grad.shape == (2, 1)
+    np.testing.assert_allclose(pred.grad, [[1.0], [2.0]])
+
+
+@pytest.mark.parametrize(("p", "t"), [((100, 1), (99,)), ((3, 2), (3,)), ((4,), (4, 2)), ((2, 3), (3, 2))])
+def test_other_shape_mismatches_name_both_shapes(p, t):
+    with pytest.raises(ValueError, match=rf"prediction has shape \({p[0]}.*target has shape \({t[0]}"):
+        tl.losses.mse(tl.Tensor(np.zeros(p)), np.zeros(t))
+
+
+def test_target_takes_the_prediction_dtype():
+    pred = tl.Tensor(np.ones(3, np.float32))
+    assert tl.losses.mse(pred, np.zeros(3, np.float64)).dtype == np.float32
+
+
+@given(data=st.data(), l2=st.one_of(st.just(0.0), st.floats(1e-6, 3.0)))
+def test_l2_penalty_is_l2_times_sum_of_squares(data, l2):
+    w1 = tl.Tensor(data.draw(arrays(data.draw(shapes))), requires_grad=True)
+    w2 = tl.Tensor(data.draw(arrays(data.draw(shapes))), requires_grad=True)
+    penalty = tl.losses.l2_penalty([w1, w2], l2)
+    np.testing.assert_allclose(penalty.item(), l2 * (np.sum(w1.data**2) + np.sum(w2.data**2)), rtol=1e-12)
+    penalty.backward()
+    np.testing.assert_allclose(w1.grad, 2 * l2 * w1.data)  # d(l2·w²)/dw = 2·l2·w
+    assert tl.gradcheck(lambda a, b: tl.losses.l2_penalty([a, b], l2), w1, w2)
+
+
+def test_l2_penalty_of_no_parameters_is_zero():
+    assert tl.losses.l2_penalty([], 0.5).item() == 0.0

@@ -1,0 +1,172 @@
+"""Optimizers against an independent, step-by-step computation of each published update rule."""
+
+import numpy as np
+import pytest
+
+import tinygrad_lr as tl
+
+A = np.array([[1.0, 2.0], [0.5, -1.0], [3.0, 0.2]])
+B = np.array([1.0, -2.0, 0.5])
+START = np.array([0.3, -0.7])
+
+
+def _grad(p):
+    """Gradient of the fixed problem ‖A p - B‖², by hand."""
+    return 2 * A.T @ (A @ p - B)
+
+
+def _run_engine(make_optimizer, steps=6):
+    p = tl.Tensor(START.copy(), requires_grad=True)
+    opt = make_optimizer([p])
+    trajectory = []
+    for _ in range(steps):
+        opt.zero_grad()
+        residual = tl.Tensor(A) @ p - B
+        (residual * residual).sum().backward()
+        opt.step()
+        trajectory.append(p.data.copy())
+    return np.array(trajectory)
+
+
+def _reference_sgd(lr, momentum=0.0, nesterov=False, steps=6):
+    p, buf, out = START.copy(), None, []
+    for _ in range(steps):
+        g = _grad(p)
+        if momentum:
+            buf = g.copy() if buf is None else momentum * buf + g
+            g = g + momentum * buf if nesterov else buf
+        p = p - lr * g
+        out.append(p)
+    return np.array(out)
+
+
+def _reference_adam(lr, beta1, beta2, eps, steps=6):
+    # written in PyTorch's arrangement (step size lr/bc1, denominator √v/√bc2 + eps), which is
+    # algebraically the paper's m̂/(√v̂ + eps)
+    p, m, v, out = START.copy(), np.zeros(2), np.zeros(2), []
+    for t in range(1, steps + 1):
+        g = _grad(p)
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g**2
+        bias_correction1, bias_correction2 = 1 - beta1**t, 1 - beta2**t
+        p = p - (lr / bias_correction1) * m / (np.sqrt(v) / np.sqrt(bias_correction2) + eps)
+        out.append(p)
+    return np.array(out)
+
+
+def _reference_rmsprop(lr, rho, eps, momentum, steps=6):
+    p, v, buf, out = START.copy(), np.zeros(2), np.zeros(2), []
+    for _ in range(steps):
+        g = _grad(p)
+        v = rho * v + (1 - rho) * g**2
+        if momentum:
+            buf = momentum * buf + g / (np.sqrt(v) + eps)
+            p = p - lr * buf
+        else:
+            p = p - lr * g / (np.sqrt(v) + eps)
+        out.append(p)
+    return np.array(out)
+
+
+@pytest.mark.parametrize(("momentum", "nesterov"), [(0.0, False), (0.9, False), (0.5, True)])
+def test_gradient_descent_follows_pytorch_rule(momentum, nesterov):
+    engine = _run_engine(lambda ps: tl.optim.GradientDescent(ps, lr=0.01, momentum=momentum, nesterov=nesterov))
+    np.testing.assert_allclose(engine, _reference_sgd(0.01, momentum, nesterov), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize(("lr", "betas", "eps"), [(0.1, (0.9, 0.999), 1e-8), (0.01, (0.5, 0.9), 1e-3)])
+def test_adam_follows_bias_corrected_rule(lr, betas, eps):
+    engine = _run_engine(lambda ps: tl.optim.Adam(ps, lr=lr, betas=betas, eps=eps))
+    np.testing.assert_allclose(engine, _reference_adam(lr, *betas, eps), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize(("rho", "eps", "momentum"), [(0.9, 1e-8, 0.0), (0.5, 1e-4, 0.0), (0.9, 1e-8, 0.7)])
+def test_rmsprop_follows_pytorch_rule(rho, eps, momentum):
+    engine = _run_engine(lambda ps: tl.optim.RMSprop(ps, lr=0.01, rho=rho, eps=eps, momentum=momentum))
+    np.testing.assert_allclose(engine, _reference_rmsprop(0.01, rho, eps, momentum), rtol=1e-12, atol=1e-14)
+
+
+def test_adam_first_step_is_lr_times_sign_of_grad():
+    p = tl.Tensor(np.array([1.0, -2.0, 3.0, 0.5]), requires_grad=True)
+    before = p.data.copy()
+    opt = tl.optim.Adam([p], lr=0.1)
+    (p * tl.Tensor([5.0, -0.001, 200.0, -7.0])).sum().backward()
+    opt.step()
+    # m̂ = g and v̂ = g² at t = 1, so the step is lr·g/(|g| + eps): the gradient's size drops out
+    np.testing.assert_allclose(p.data - before, -0.1 * np.array([1.0, -1.0, 1.0, -1.0]), rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda ps: tl.optim.SGD(ps, lr=0.1, momentum=0.9),
+        lambda ps: tl.optim.Adam(ps, lr=0.1),
+        lambda ps: tl.optim.RMSprop(ps, lr=0.1, momentum=0.5),
+    ],
+)
+def test_updates_happen_in_place(make):
+    model = tl.nn.Linear(3, 2, seed=0)
+    arrays = [p.data for p in model.parameters()]
+    opt = make(model.parameters())
+
+    def state_arrays():
+        return [id(v) for s in opt.state for v in s.values() if isinstance(v, np.ndarray)]
+
+    preallocated = state_arrays()
+    before = [a.copy() for a in arrays]
+    for _ in range(3):
+        opt.zero_grad()
+        tl.losses.mse(model(np.ones((4, 3))), np.zeros((4, 2))).backward()
+        opt.step()
+    assert all(p.data is a for p, a in zip(model.parameters(), arrays))
+    assert all(not np.array_equal(a, b) for a, b in zip(arrays, before))
+    assert state_arrays()[: len(preallocated)] == preallocated
+    assert all(a.dtype == np.float32 for a in arrays)
+
+
+def test_unbound_optimizer_is_bound_later():
+    opt = tl.optim.Adam(lr=0.5)
+    with pytest.raises(RuntimeError, match="no parameters"):
+        opt.step()
+    p = tl.Tensor([1.0], requires_grad=True)
+    assert opt.bind([p]) is opt
+    (p * 2).sum().backward()
+    opt.step()
+    np.testing.assert_allclose(p.data, [0.5], rtol=1e-6)
+
+
+def test_parameters_without_gradient_are_left_alone():
+    a, b = tl.Tensor([1.0], requires_grad=True), tl.Tensor([1.0], requires_grad=True)
+    opt = tl.optim.SGD([a, b], lr=0.1)
+    (a * 3).sum().backward()
+    opt.step()
+    np.testing.assert_allclose(a.data, [0.7], rtol=1e-6)
+    np.testing.assert_array_equal(b.data, [1.0])
+    opt.zero_grad()
+    assert a.grad is None
+
+
+def test_sgd_is_gradient_descent():
+    assert tl.optim.SGD is tl.optim.GradientDescent
+
+
+@pytest.mark.parametrize(
+    ("make", "words"),
+    [
+        (lambda: tl.optim.SGD(lr=0.0), "lr must be"),
+        (lambda: tl.optim.SGD(lr=-1.0), "lr must be"),
+        (lambda: tl.optim.SGD(lr=float("nan")), "lr must be"),
+        (lambda: tl.optim.SGD(lr=0.1, nesterov=True), "nesterov"),
+        (lambda: tl.optim.Adam(lr=0.1, betas=(1.0, 0.999)), "betas"),
+        (lambda: tl.optim.RMSprop(lr=0.1, rho=1.5), "rho"),
+        (lambda: tl.optim.RMSprop(lr=0.1, momentum=-0.1), "momentum"),
+    ],
+)
+def test_bad_hyperparameters_are_refused(make, words):
+    with pytest.raises(ValueError, match=words):
+        make()
+
+
+def test_binding_something_that_is_not_a_parameter_is_refused():
+    with pytest.raises(TypeError, match="parameter 0"):
+        tl.optim.Adam([tl.Tensor([1.0])], lr=0.1)

@@ -1,0 +1,68 @@
+"""Losses: mean squared error (with its own fused op), mean absolute error, the L2 penalty."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from tinygrad_lr.tensor import Function, Tensor
+
+
+class MeanSquaredError(Function):
+    """mean((pred - target)²) as one op: a single pass forward, a single array backward."""
+
+    def forward(self, pred, target):
+        self.diff = pred - target
+        return np.mean(self.diff * self.diff) if self.diff.size else np.zeros((), pred.dtype)
+
+    def backward(self, grad):
+        # d/dpred mean(diff²) = 2·diff / N, and the target gets the opposite
+        grad_pred = grad * (2 / max(self.diff.size, 1)) * self.diff
+        return grad_pred, (-grad_pred if self.needs_input_grad[1] else None)
+
+
+def _aligned(pred: Any, target: Any, name: str) -> tuple[Tensor, Tensor]:
+    """Both operands as Tensors of one shape; the target takes the prediction's dtype.
+
+    `(n,)` against `(n, 1)` is read as n samples of one output (never an (n, n) broadcast);
+    any other mismatch is an error.
+    """
+    pred = pred if isinstance(pred, Tensor) else Tensor(pred)
+    if not isinstance(target, Tensor):
+        target = Tensor(np.asarray(target, dtype=pred.dtype))
+    if pred.shape != target.shape:
+        p, t = pred.shape, target.shape
+        if len(p) == 1 and t == (p[0], 1):
+            pred = pred.reshape(p[0], 1)
+        elif len(t) == 1 and p == (t[0], 1):
+            target = target.reshape(t[0], 1)
+        else:
+            raise ValueError(
+                f"{name}: prediction has shape {p} but target has shape {t}; they must describe the same "
+                "samples: equal shapes, or (n,) against (n, 1)"
+            )
+    return pred, target
+
+
+def mse(pred: Tensor | np.ndarray, target: Tensor | np.ndarray) -> Tensor:
+    """Mean squared error, a scalar Tensor. pred, target: (n,), (n, 1) or (n, k)."""
+    return MeanSquaredError.apply(*_aligned(pred, target, "mse"))
+
+
+def mae(pred: Tensor | np.ndarray, target: Tensor | np.ndarray) -> Tensor:
+    """Mean absolute error, a scalar Tensor. Shapes as in `mse`."""
+    pred, target = _aligned(pred, target, "mae")
+    return (pred - target).abs().mean()
+
+
+def l2_penalty(params: Iterable[Tensor], l2: float) -> Tensor:
+    """`l2 · Σ w²` over the given parameters (by convention the weights, not the biases)."""
+    total = None
+    for w in params:
+        square_sum = (w * w).sum()
+        total = square_sum if total is None else total + square_sum
+    if total is None:
+        return Tensor(0.0)
+    return total * l2

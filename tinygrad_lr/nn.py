@@ -1,0 +1,232 @@
+"""Modules: a Module keeps parameters; Linear is y = x @ weight + bias; Sequential chains layers.
+
+Keras-style `compile`/`fit`/`evaluate`/`predict` are methods of every Module; they live in
+`training.py` (a higher layer), which the methods below load on first use.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import zipfile
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from tinygrad_lr.tensor import Function, Tensor
+
+
+class Module:
+    """Base class: parameters are Tensor attributes with requires_grad=True, found in the order
+    they were assigned, then those of sub-modules (attributes, or lists of modules)."""
+
+    def forward(self, *args: Any) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__}.forward is not written")
+
+    def __call__(self, *args: Any) -> Tensor:
+        return self.forward(*args)
+
+    # ----- parameters -----
+    def named_parameters(self, prefix: str = "") -> list[tuple[str, Tensor]]:
+        named = []
+        for name, value in vars(self).items():
+            children = value if isinstance(value, (list, tuple)) else [value]
+            for i, child in enumerate(children):
+                path = f"{prefix}{name}" if child is value else f"{prefix}{i}"
+                if isinstance(child, Tensor) and child.requires_grad:
+                    named.append((path, child))
+                elif isinstance(child, Module):
+                    named.extend(child.named_parameters(prefix=path + "."))
+        return named
+
+    def parameters(self) -> list[Tensor]:
+        """Trainable tensors, in registration order (Keras order: kernel, then bias, layer by layer)."""
+        return [p for _, p in self.named_parameters()]
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.grad = None
+
+    def get_weights(self) -> list[np.ndarray]:
+        """Copies of the parameters' arrays, in `parameters()` order."""
+        return [p.data.copy() for p in self.parameters()]
+
+    def set_weights(self, weights: Iterable[Any]) -> None:
+        """Write arrays into the parameters (in place). Checks count and shapes before changing anything."""
+        params = self.parameters()
+        weights = [np.asarray(w) for w in weights]
+        if len(weights) != len(params):
+            raise ValueError(f"set_weights: the model has {len(params)} weight arrays, got {len(weights)}")
+        for i, (p, w) in enumerate(zip(params, weights)):
+            if w.shape != p.shape:
+                raise ValueError(f"set_weights: weight {i} must have shape {p.shape}, got {w.shape}")
+            if not np.all(np.isfinite(w)):
+                raise ValueError(f"set_weights: weight {i} has non-finite values")
+        for p, w in zip(params, weights):
+            p.data[...] = w
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Parameter name → a copy of its array, e.g. {"0.weight": ..., "0.bias": ...}."""
+        return {name: p.data.copy() for name, p in self.named_parameters()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """The inverse of `state_dict`: names and shapes must match exactly."""
+        names = [name for name, _ in self.named_parameters()]
+        if sorted(state) != sorted(names):
+            raise ValueError(f"load_state_dict: the model has weights {names}, got {sorted(state)}")
+        self.set_weights([state[name] for name in names])
+
+    # ----- weights on disk -----
+    def save_weights(self, path: str | os.PathLike) -> None:
+        """Write the weights to `path` as an .npz of plain arrays, atomically: a temporary file in the
+        same folder, then a rename, so a crash mid-write leaves any previous file intact."""
+        path = os.fspath(path)
+        folder = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-weights-", suffix=".npz", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **self.state_dict())
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+
+    def load_weights(self, path: str | os.PathLike) -> None:
+        """Read weights written by `save_weights`. Never unpickles; the model is unchanged on any error."""
+        path = os.fspath(path)
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                state = {name: archive[name] for name in archive.files}
+        except FileNotFoundError:
+            raise
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as error:
+            raise ValueError(
+                f"load_weights: cannot read {path!r} as a weights file (truncated or corrupted?): {error}"
+            ) from None
+        names = [name for name, _ in self.named_parameters()]
+        if sorted(state) != sorted(names):
+            raise ValueError(
+                f"load_weights: {path!r} holds weights {sorted(state)} but this model has {names}; "
+                "it was saved from a different model"
+            )
+        for name, p in self.named_parameters():
+            if state[name].shape != p.shape:
+                raise ValueError(
+                    f"load_weights: {path!r} has {name} of shape {state[name].shape}, "
+                    f"but this model's {name} has shape {p.shape}"
+                )
+        self.set_weights([state[name] for name in names])
+
+    # ----- Keras-style training (training.py) -----
+    def compile(self, loss: str = "mse", optimizer: Any = "adam", metrics: Iterable[str] = (), l2: float = 0.0):
+        """Choose the loss, optimizer, metrics and L2 strength for `fit` (see training.compile)."""
+        from tinygrad_lr import training
+
+        return training.compile(self, loss=loss, optimizer=optimizer, metrics=metrics, l2=l2)
+
+    def fit(self, x: Any, y: Any, **kwargs: Any):
+        """Train on (x, y) the Keras way; returns a History (see training.fit)."""
+        from tinygrad_lr import training
+
+        return training.fit(self, x, y, **kwargs)
+
+    def evaluate(self, x: Any, y: Any, batch_size: int | None = None, verbose: int = 0):
+        """The compiled loss (and metrics) on (x, y) (see training.evaluate)."""
+        from tinygrad_lr import training
+
+        return training.evaluate(self, x, y, batch_size=batch_size, verbose=verbose)
+
+    def predict(self, x: Any, batch_size: int | None = None, verbose: int = 0) -> np.ndarray:
+        """Outputs for the samples x, as an (n, out) array (see training.predict)."""
+        from tinygrad_lr import training
+
+        return training.predict(self, x, batch_size=batch_size)
+
+    def summary(self, print_fn=print) -> str:
+        """Print (and return) a Keras-like table of layers, output shapes and parameter counts."""
+        from tinygrad_lr import training
+
+        return training.summary(self, print_fn=print_fn)
+
+
+class Affine(Function):
+    """x @ w + b as one op, with its hand-derived backward. x: (..., in), w: (in, out), b: (out,)."""
+
+    def forward(self, x, w, b):
+        self.x, self.w = x, w
+        out = x @ w
+        out += b
+        return out
+
+    def backward(self, grad):
+        # y = x w + b:  dL/dx = grad wᵀ,  dL/dw = xᵀ grad,  dL/db = Σ_rows grad
+        # (leading axes of x are rows: flatten them so that one matmul sums over every sample)
+        x, w = self.x, self.w
+        grad_rows = grad.reshape(-1, w.shape[1])
+        grad_x = grad @ w.T if self.needs_input_grad[0] else None
+        grad_w = x.reshape(-1, w.shape[0]).T @ grad_rows if self.needs_input_grad[1] else None
+        grad_b = grad_rows.sum(axis=0) if self.needs_input_grad[2] else None
+        return grad_x, grad_w, grad_b
+
+
+class Linear(Module):
+    """A dense layer, `y = x @ weight + bias`, in Keras' layout.
+
+    x: (n, in_features) → y: (n, out_features); weight: (in_features, out_features); bias: (out_features,).
+    The weight starts Glorot-uniform, U(±√(6/(in+out))), and the bias at zero, as in Keras.
+    """
+
+    def __init__(
+        self, in_features: int, out_features: int, bias: bool = True, seed: int | None = None, dtype: Any = np.float32
+    ):
+        for name, value in (("in_features", in_features), ("out_features", out_features)):
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"Linear: {name} must be a positive integer, got {value!r}")
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        limit = np.sqrt(6.0 / (in_features + out_features))
+        rng = np.random.default_rng(seed)
+        self.weight = Tensor(rng.uniform(-limit, limit, (in_features, out_features)), requires_grad=True, dtype=dtype)
+        self.bias = Tensor(np.zeros(out_features), requires_grad=True, dtype=dtype) if bias else None
+
+    def forward(self, x: Tensor | np.ndarray) -> Tensor:
+        if not isinstance(x, Tensor):
+            x = Tensor(x, dtype=self.weight.dtype)
+        if x.ndim == 0 or x.shape[-1] != self.in_features:
+            hint = " (for n samples of one feature use shape (n, 1))" if self.in_features == 1 else ""
+            raise ValueError(
+                f"{self!r}: input has shape {x.shape}; its last axis must hold {self.in_features} features{hint}"
+            )
+        if self.bias is None:
+            return x @ self.weight
+        return Affine.apply(x, self.weight, self.bias)
+
+    def output_shape(self, input_shape: tuple) -> tuple:
+        return (*input_shape[:-1], self.out_features)
+
+    def __repr__(self) -> str:
+        return f"Linear({self.in_features}, {self.out_features}, bias={self.bias is not None})"
+
+
+class Sequential(Module):
+    """Layers applied in order: `Sequential([Linear(3, 1)])` (or `Sequential(layer1, layer2)`)."""
+
+    def __init__(self, layers: Iterable[Module] | Module = (), *more: Module):
+        layers = [layers, *more] if isinstance(layers, Module) else [*layers, *more]
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Module):
+                raise TypeError(f"Sequential: layer {i} is a {type(layer).__name__}, not a Module")
+        self.layers = layers
+
+    def forward(self, x: Tensor | np.ndarray) -> Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def output_shape(self, input_shape: tuple) -> tuple:
+        for layer in self.layers:
+            input_shape = layer.output_shape(input_shape)
+        return input_shape
+
+    def __repr__(self) -> str:
+        return f"Sequential({self.layers!r})"
