@@ -1,0 +1,405 @@
+"""The data plumbing: CSV errors that say where, Keras' validation split, batches, scaling and unscaling."""
+
+import contextlib
+import math
+import re
+
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from tinygrad_lr import data
+
+
+def write(tmp_path, text, name="data.csv"):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8", newline="")
+    return path
+
+
+GOOD = "a,b,price,c\n1,2,10,3\n4, 5 ,20,6.5\n\n-1e2,.5,30,+7\n\n"
+
+
+# ----- load_csv: good files -----
+
+
+def test_load_csv_default_features_are_all_but_target_in_file_order(tmp_path):
+    X, y, names = data.load_csv(write(tmp_path, GOOD), "price")
+    assert names == ["a", "b", "c"]
+    assert X.dtype == np.float64 and y.dtype == np.float64
+    np.testing.assert_array_equal(X, [[1, 2, 3], [4, 5, 6.5], [-100, 0.5, 7]])
+    np.testing.assert_array_equal(y, [10, 20, 30])
+
+
+def test_load_csv_explicit_features_come_in_the_given_order(tmp_path):
+    X, y, names = data.load_csv(write(tmp_path, GOOD), "price", features=["c", "a"])
+    assert names == ["c", "a"]
+    np.testing.assert_array_equal(X, [[3, 1], [6.5, 4], [7, -100]])
+    np.testing.assert_array_equal(y, [10, 20, 30])
+
+
+def test_load_csv_single_string_feature_is_one_column(tmp_path):
+    X, _, names = data.load_csv(write(tmp_path, GOOD), "price", features="b")
+    assert names == ["b"] and X.shape == (3, 1)
+
+
+def test_load_csv_accepts_crlf_bom_quotes_and_spaces(tmp_path):
+    path = tmp_path / "win.csv"
+    path.write_bytes(b'\xef\xbb\xbf x , "y"\r\n 1 , "2"\r\n3,4\r\n\r\n')
+    X, y, names = data.load_csv(path, "y")
+    assert names == ["x"]
+    np.testing.assert_array_equal(X, [[1], [3]])
+    np.testing.assert_array_equal(y, [2, 4])
+
+
+def test_load_csv_does_not_read_columns_it_was_not_asked_for(tmp_path):
+    path = write(tmp_path, "id,x,y\nalpha,1,2\nbeta,3,4\n")
+    X, _, _ = data.load_csv(path, "y", features=["x"])
+    np.testing.assert_array_equal(X, [[1], [3]])
+    with pytest.raises(ValueError, match=r"line 2, column 'id'"):
+        data.load_csv(path, "y")
+
+
+# ----- load_csv: each bad file names the file, the line and the column -----
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("x,y\n1,2\n3,abc\n", ["line 3", "column 'y'", "'abc' is not a number"]),
+        ("x,y\n1,2\n,4\n", ["line 3", "column 'x'", "empty cell"]),
+        ("x,y\n1,2\n3, \n", ["line 3", "column 'y'", "empty cell"]),
+        ("x,y\n1,nan\n", ["line 2", "column 'y'", "'nan' is not a finite number"]),
+        ("x,y\n1,2\n-inf,4\n", ["line 3", "column 'x'", "'-inf' is not a finite number"]),
+        ("x,y\n1,NaN\n", ["line 2", "column 'y'", "not a finite number"]),
+        ("x,y\n1e999,2\n", ["line 2", "column 'x'", "not finite"]),
+        ("x,y\n1_000,2\n", ["line 2", "column 'x'", "not a number"]),
+        ("x,y\n1,2\n3\n", ["line 3", "expected 2 cells", "found 1"]),
+        ("x,y\n1,2\n3,4,5\n", ["line 3", "expected 2 cells", "found 3"]),
+        ("x,y\n1,2\n,,\n", ["line 3", "expected 2 cells", "found 3"]),
+        ('x,y\n1,2\n3,"4\n5",6\n', ["line 3", "expected 2 cells", "found 3"]),
+        ('x,y\n\n1,"4\n\n"\n7,x\n', ["line 6", "column 'y'", "'x' is not a number"]),
+        ("x,y\n", ["no data rows", "line 1"]),
+        ("x,y\n\n\n", ["no data rows"]),
+        ("", ["empty", "header"]),
+        ("\n \n", ["empty", "header"]),
+        ("x,x,y\n1,2,3\n", ["line 1", "duplicate column names", "'x'"]),
+        ("x,,y\n1,2,3\n", ["line 1", "column 2", "no name"]),
+    ],
+)
+def test_load_csv_bad_content_names_file_line_and_column(tmp_path, text, words):
+    path = write(tmp_path, text, name="bad.csv")
+    with pytest.raises(ValueError) as info:
+        data.load_csv(path, "y")
+    message = str(info.value)
+    assert str(path) in message
+    for word in words:
+        assert word in message, f"{word!r} missing from {message!r}"
+
+
+def test_load_csv_unknown_target_lists_the_available_columns(tmp_path):
+    path = write(tmp_path, "x,y\n1,2\n")
+    with pytest.raises(ValueError, match=re.escape("'price'")) as info:
+        data.load_csv(path, "price")
+    assert str(path) in str(info.value) and "available columns: ['x', 'y']" in str(info.value)
+
+
+def test_load_csv_unknown_feature_lists_the_available_columns(tmp_path):
+    path = write(tmp_path, "x,y\n1,2\n")
+    with pytest.raises(ValueError, match=re.escape("available columns: ['x', 'y']")) as info:
+        data.load_csv(path, "y", features=["x", "z"])
+    assert "'z'" in str(info.value)
+
+
+def test_load_csv_target_cannot_also_be_a_feature(tmp_path):
+    with pytest.raises(ValueError, match="target and cannot also be a feature"):
+        data.load_csv(write(tmp_path, "x,y\n1,2\n"), "y", features=["x", "y"])
+
+
+def test_load_csv_rejects_repeated_or_no_features(tmp_path):
+    path = write(tmp_path, "x,y\n1,2\n")
+    with pytest.raises(ValueError, match="more than once"):
+        data.load_csv(path, "y", features=["x", "x"])
+    with pytest.raises(ValueError, match="features is empty"):
+        data.load_csv(path, "y", features=[])
+    with pytest.raises(ValueError, match="no feature columns"):
+        data.load_csv(write(tmp_path, "y\n1\n", name="one.csv"), "y")
+
+
+def test_load_csv_header_of_numbers_hints_at_the_missing_header(tmp_path):
+    with pytest.raises(ValueError, match="needs a header row"):
+        data.load_csv(write(tmp_path, "1,2\n3,4\n"), "y")
+
+
+def test_load_csv_undecodable_bytes_name_file_and_line(tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("x,y\n1,2\n3,4 café\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin1\.csv: line 3: the file is not UTF-8"):
+        data.load_csv(path, "y")
+
+
+def test_load_csv_missing_file_names_the_path(tmp_path):
+    path = tmp_path / "nowhere.csv"
+    with pytest.raises(FileNotFoundError, match=r"nowhere\.csv"):
+        data.load_csv(path, "y")
+
+
+near_csv_text = st.lists(
+    st.sampled_from(
+        ["0", "1", "7", "-", ".", "e", "3.5", ",", ",", "\n", "\r\n", "\r", '"', " ", "nan", "inf", "x", "y", "\x00"]
+    ),
+    max_size=60,
+).map("".join)
+
+
+@given(st.one_of(st.binary(max_size=200), near_csv_text.map(lambda s: s.encode("utf-8"))))
+def test_load_csv_on_any_bytes_returns_or_raises_value_error(tmp_path_factory, content):
+    path = tmp_path_factory.mktemp("fuzz") / "fuzz.csv"
+    path.write_bytes(content)
+    try:
+        X, y, names = data.load_csv(path, "y")
+    except ValueError:
+        return
+    assert X.dtype == np.float64 and X.shape == (len(y), len(names))
+    assert np.all(np.isfinite(X)) and np.all(np.isfinite(y))
+
+
+@given(near_csv_text)
+def test_load_csv_on_near_csv_with_header_returns_or_raises_value_error(tmp_path_factory, body):
+    path = tmp_path_factory.mktemp("fuzz") / "fuzz.csv"
+    path.write_text("x,y\n" + body, encoding="utf-8", newline="")
+    with contextlib.suppress(ValueError):
+        data.load_csv(path, "y")
+
+
+# ----- validation_split -----
+
+
+def test_validation_split_takes_last_samples():
+    x = np.arange(10.0).reshape(10, 1)
+    y = np.arange(10.0) * 2
+    (x_train, y_train), (x_val, y_val) = data.validation_split(x, y, 0.3)
+    # Keras: not the first samples, not a random subset, but the last 3, in order
+    np.testing.assert_array_equal(x_train[:, 0], [0, 1, 2, 3, 4, 5, 6])
+    np.testing.assert_array_equal(x_val[:, 0], [7, 8, 9])
+    np.testing.assert_array_equal(y_val, [14, 16, 18])
+    np.testing.assert_array_equal(y_train, y[:7])
+
+
+@pytest.mark.parametrize(
+    "n, fraction, n_train",
+    [(51, 0.3, 35), (404, 0.3, 282), (10, 0.3, 7), (10, 0.7, 3), (3, 0.5, 1), (100, 0.29, 71), (7, 0.0, 7)],
+)
+def test_validation_split_trains_on_floor_of_n_times_one_minus_fraction(n, fraction, n_train):
+    (x_train, y_train), (x_val, y_val) = data.validation_split(np.arange(n), np.arange(n), fraction)
+    assert len(x_train) == len(y_train) == n_train
+    assert len(x_val) == len(y_val) == n - n_train
+
+
+@given(st.integers(1, 2000), st.floats(0.0, 0.99))
+def test_validation_split_uses_keras_arithmetic_and_covers_every_sample(n, fraction):
+    n_train = math.floor(n * (1.0 - fraction))  # Keras 3 train_validation_split
+    assume(n_train >= 1 and (fraction == 0 or n_train < n))
+    x = np.arange(n)
+    (x_train, _), (x_val, _) = data.validation_split(x, x, fraction)
+    assert len(x_train) == n_train
+    np.testing.assert_array_equal(np.concatenate([x_train, x_val]), x)
+
+
+def test_validation_split_zero_fraction_keeps_everything_for_training():
+    (x_train, _), (x_val, y_val) = data.validation_split(np.ones((5, 2)), np.ones(5), 0.0)
+    assert x_train.shape == (5, 2) and x_val.shape == (0, 2) and y_val.shape == (0,)
+
+
+@pytest.mark.parametrize(
+    "n, fraction, words",
+    [
+        (3, 0.7, "no training sample"),
+        (1, 0.5, "no training sample"),
+        (5, 1e-17, "no validation sample"),
+        (0, 0.0, "no training"),
+    ],
+)
+def test_validation_split_refuses_an_empty_part_and_says_what_to_do(n, fraction, words):
+    with pytest.raises(ValueError, match=words) as info:
+        data.validation_split(np.arange(n), np.arange(n), fraction)
+    message = str(info.value)
+    assert f"{n} samples" in message and f"fraction={fraction}" in message and "use a" in message
+
+
+@pytest.mark.parametrize("fraction", [-0.1, 1.0, 2.0, float("nan"), "0.2", True])
+def test_validation_split_fraction_must_be_in_zero_to_one(fraction):
+    with pytest.raises(ValueError, match="0 <= fraction < 1"):
+        data.validation_split(np.arange(10), np.arange(10), fraction)
+
+
+def test_validation_split_x_and_y_must_have_the_same_length():
+    with pytest.raises(ValueError, match=r"\(10,\).*\(9,\)"):
+        data.validation_split(np.arange(10), np.arange(9), 0.2)
+
+
+# ----- batch_indices -----
+
+
+@pytest.mark.parametrize("n, batch_size", [(10, 3), (10, 5), (10, 32), (1, 1), (404, 16), (0, 4)])
+def test_batch_indices_count_is_ceil_n_over_batch_and_last_is_smaller(n, batch_size):
+    for shuffle in (False, True):
+        batches = data.batch_indices(n, batch_size, shuffle=shuffle, rng=np.random.default_rng(0))
+        assert len(batches) == math.ceil(n / batch_size)
+        sizes = [len(np.arange(n)[batch]) for batch in batches]
+        assert all(size == batch_size for size in sizes[:-1])
+        if sizes:
+            assert sizes[-1] == n - batch_size * (len(batches) - 1)
+
+
+def test_batch_indices_without_shuffle_are_slices_in_order():
+    batches = data.batch_indices(7, 3)
+    assert batches == [slice(0, 3), slice(3, 6), slice(6, 7)]
+
+
+@given(st.integers(0, 300), st.integers(1, 50), st.integers(0, 2**32 - 1))
+def test_batch_indices_shuffled_cover_every_index_exactly_once(n, batch_size, seed):
+    batches = data.batch_indices(n, batch_size, shuffle=True, rng=np.random.default_rng(seed))
+    covered = np.concatenate(batches) if batches else np.array([], dtype=int)
+    np.testing.assert_array_equal(np.sort(covered), np.arange(n))
+
+
+def test_batch_indices_shuffle_is_deterministic_for_a_seed():
+    first = data.batch_indices(100, 16, shuffle=True, rng=np.random.default_rng(5))
+    again = data.batch_indices(100, 16, shuffle=True, rng=np.random.default_rng(5))
+    other = data.batch_indices(100, 16, shuffle=True, rng=np.random.default_rng(6))
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert not all(np.array_equal(a, b) for a, b in zip(first, other))
+    assert not np.array_equal(np.concatenate(first), np.arange(100))
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 2.0, 2.5, True, None, "8"])
+def test_batch_indices_batch_size_must_be_a_positive_integer(batch_size):
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
+        data.batch_indices(10, batch_size)
+
+
+# ----- Standardizer -----
+
+finite = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
+
+
+@st.composite
+def feature_matrices(draw):
+    """X of shape (n,) or (n, d), some columns constant."""
+    n = draw(st.integers(1, 20))
+    if draw(st.booleans()):
+        return draw(hnp.arrays(np.float64, (n,), elements=finite))
+    d = draw(st.integers(1, 4))
+    X = draw(hnp.arrays(np.float64, (n, d), elements=finite))
+    for j in range(d):
+        if draw(st.booleans()):
+            X[:, j] = draw(finite)
+    return X
+
+
+@given(feature_matrices())
+def test_standardizer_inverse_transform_undoes_transform(X):
+    scaler = data.Standardizer()
+    Z = scaler.fit_transform(X)
+    assert Z.shape == X.shape
+    np.testing.assert_allclose(scaler.inverse_transform(Z), X, rtol=1e-9, atol=1e-6)
+
+
+@given(feature_matrices())
+def test_standardizer_gives_zero_mean_unit_std_and_constant_columns_scale_one(X):
+    scaler = data.Standardizer().fit(X)
+    columns = X.reshape(len(X), -1)
+    constant = np.ptp(columns, axis=0) == 0
+    assert scaler.mean.shape == scaler.scale.shape == (columns.shape[1],)
+    np.testing.assert_array_equal(scaler.scale[constant], 1.0)
+    assert np.all(scaler.scale > 0)
+    Z = scaler.transform(X).reshape(len(X), -1)
+    assert np.all(np.isfinite(Z))
+    np.testing.assert_allclose(Z.mean(axis=0), 0.0, atol=1e-6)
+    varied = ~constant & (np.std(columns, axis=0) > 1e-3 * (1 + np.abs(columns).max(axis=0)))
+    np.testing.assert_allclose(Z[:, varied].std(axis=0), 1.0, rtol=1e-6)
+
+
+def test_standardizer_uses_population_std():
+    scaler = data.Standardizer().fit([[1.0, 5.0], [3.0, 5.0]])
+    np.testing.assert_array_equal(scaler.mean, [2.0, 5.0])
+    np.testing.assert_array_equal(scaler.scale, [1.0, 1.0])  # std ddof=0 of [1, 3] is 1; constant column → 1
+    np.testing.assert_array_equal(scaler.transform([[1.0, 5.0], [3.0, 5.0]]), [[-1.0, 0.0], [1.0, 0.0]])
+
+
+def test_standardizer_rejects_unfitted_use_wrong_width_and_non_finite():
+    with pytest.raises(ValueError, match="fit"):
+        data.Standardizer().transform([[1.0]])
+    scaler = data.Standardizer().fit(np.ones((3, 2)))
+    with pytest.raises(ValueError, match="3 feature"):
+        scaler.transform(np.ones((3, 3)))
+    with pytest.raises(ValueError, match="NaN or inf"):
+        data.Standardizer().fit([1.0, np.nan])
+    with pytest.raises(ValueError, match="no samples"):
+        data.Standardizer().fit(np.ones((0, 2)))
+
+
+# ----- unscale_linear -----
+
+
+def ols(X, y):
+    """Least squares with an intercept column, by lstsq: coef (d,) or (d, k), intercept float or (k,)."""
+    A = np.column_stack([X, np.ones(len(X))])
+    solution = np.linalg.lstsq(A, y, rcond=None)[0]
+    return solution[:-1], solution[-1]
+
+
+@st.composite
+def regression_problems(draw):
+    n = draw(st.integers(8, 30))
+    d = draw(st.integers(1, 3))
+    seed = draw(st.integers(0, 2**32 - 1))
+    k = draw(st.sampled_from([None, 1, 2]))
+    rng = np.random.default_rng(seed)
+    # features of very different scales and offsets, as real data have
+    X = rng.normal(size=(n, d)) * 10.0 ** rng.uniform(-2, 3, size=d) + rng.uniform(-100, 100, size=d)
+    coef = rng.normal(size=(d,) if k is None else (d, k))
+    y = X @ coef + 5.0 + rng.normal(size=(n,) if k is None else (n, k))
+    return X, y
+
+
+@given(regression_problems(), st.booleans())
+def test_unscale_linear_of_standardised_ols_equals_ols_on_raw_data(problem, scale_y):
+    X, y = problem
+    x_scaler = data.Standardizer().fit(X)
+    y_scaler = data.Standardizer().fit(y) if scale_y else None
+    target = y_scaler.transform(y) if scale_y else y
+    w, b = ols(x_scaler.transform(X), target)
+    coef, intercept = data.unscale_linear(w, b, x_scaler, y_scaler)
+    expected_coef, expected_intercept = ols(X, y)
+    assert coef.shape == expected_coef.shape
+    assert np.shape(intercept) == np.shape(expected_intercept)
+    if y.ndim == 1:
+        assert isinstance(intercept, float)
+    np.testing.assert_allclose(coef, expected_coef, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(intercept, expected_intercept, rtol=1e-6, atol=1e-6)
+
+
+def test_unscale_linear_worked_example():
+    # x has mean 10 and std 2; the standardised model y = 3 z + 1 is y = 1.5 x - 14
+    x_scaler = data.Standardizer().fit([8.0, 12.0])
+    coef, intercept = data.unscale_linear([3.0], 1.0, x_scaler)
+    np.testing.assert_allclose(coef, [1.5])
+    assert intercept == pytest.approx(-14.0)
+    # and with y standardised by mean 100, std 10: y = 10 (1.5 x - 14) + 100
+    y_scaler = data.Standardizer().fit([90.0, 110.0])
+    coef, intercept = data.unscale_linear(np.array([[3.0]]), np.array([1.0]), x_scaler, y_scaler)
+    assert coef.shape == (1, 1) and intercept.shape == (1,)
+    np.testing.assert_allclose(coef, [[15.0]])
+    np.testing.assert_allclose(intercept, [-40.0])
+
+
+def test_unscale_linear_rejects_mismatched_shapes():
+    x_scaler = data.Standardizer().fit(np.ones((4, 2)))
+    with pytest.raises(ValueError, match="x_scaler knows 2"):
+        data.unscale_linear(np.ones(3), 0.0, x_scaler)
+    with pytest.raises(ValueError, match="intercept has 1"):
+        data.unscale_linear(np.ones((2, 3)), 0.0, x_scaler)
