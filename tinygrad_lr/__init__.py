@@ -1,8 +1,30 @@
-"""tinygrad_lr: a small reverse-mode autodiff engine on NumPy, and linear regression built on it."""
+"""tinygrad_lr: a small reverse-mode autodiff engine on NumPy, and linear regression built on it.
 
+Layers, lowest first: tensor/ops (the engine) ← gradcheck, losses, nn, optim, solvers, data,
+datasets ← callbacks, training ← plot, cli. A module never imports one above it.
+"""
+
+from tinygrad_lr import callbacks, data, datasets, losses, nn, optim, plot, solvers
 from tinygrad_lr.gradcheck import GradcheckError, gradcheck
 from tinygrad_lr.tensor import Function, Tensor, is_grad_enabled, no_grad
+from tinygrad_lr.training import TrainingDivergedError
 
 __version__ = "0.1.0"
 
-__all__ = ["Function", "GradcheckError", "Tensor", "gradcheck", "is_grad_enabled", "no_grad"]
+__all__ = [
+    "Function",
+    "GradcheckError",
+    "Tensor",
+    "TrainingDivergedError",
+    "callbacks",
+    "data",
+    "datasets",
+    "gradcheck",
+    "is_grad_enabled",
+    "losses",
+    "nn",
+    "no_grad",
+    "optim",
+    "plot",
+    "solvers",
+]

@@ -1,0 +1,395 @@
+"""Keras-style training: compile, fit, evaluate, predict, summary.
+
+`fit` is the training loop a user would write by hand (zero_grad, forward, loss, backward,
+step), with Keras' conventions for batches, validation and the per-epoch history.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tinygrad_lr import data, losses, optim, solvers
+from tinygrad_lr.callbacks import Callback, History, ProgressBar
+from tinygrad_lr.nn import Linear, Module, Sequential
+from tinygrad_lr.tensor import Tensor, no_grad
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss or a parameter became non-finite; the last finite weights were put back."""
+
+
+# name: (optimizer class, Keras' default learning rate)
+OPTIMIZERS: dict[str, tuple[type[optim.Optimizer], float]] = {
+    "sgd": (optim.GradientDescent, 0.01),
+    "gd": (optim.GradientDescent, 0.01),
+    "adam": (optim.Adam, 0.001),
+    "rmsprop": (optim.RMSprop, 0.001),
+}
+LOSSES: dict[str, Callable[[Tensor, Any], Tensor]] = {
+    "mse": losses.mse,
+    "mean_squared_error": losses.mse,
+    "mae": losses.mae,
+    "mean_absolute_error": losses.mae,
+}
+METRIC_NAMES = {"mse": "mse", "mean_squared_error": "mse", "mae": "mae", "mean_absolute_error": "mae"}
+
+
+@dataclass
+class Compiled:
+    """What `compile` chose: the objective is `loss(pred, y) + l2 · Σ W²` over every Linear weight."""
+
+    loss: Callable[[Tensor, Any], Tensor]
+    optimizer: optim.Optimizer
+    metrics: dict[str, Callable[[Tensor, Any], Tensor]] = field(default_factory=dict)
+    l2: float = 0.0
+    penalized: list[Tensor] = field(default_factory=list)
+
+    def objective(self, pred: Tensor, y: Any) -> Tensor:
+        loss = self.loss(pred, y)
+        return loss + losses.l2_penalty(self.penalized, self.l2) if self.l2 else loss
+
+
+def _layers(model: Module) -> list[Module]:
+    return list(model.layers) if isinstance(model, Sequential) else [model]
+
+
+def _linear_layers(model: Module) -> list[Linear]:
+    found, stack = [], [model]
+    while stack:
+        module = stack.pop()
+        if isinstance(module, Linear):
+            found.append(module)
+        for value in reversed(list(vars(module).values())):
+            children = value if isinstance(value, (list, tuple)) else [value]
+            stack.extend(reversed([c for c in children if isinstance(c, Module)]))
+    return found
+
+
+def compile(
+    model: Module, loss: Any = "mse", optimizer: Any = "adam", metrics: Iterable[Any] = (), l2: float = 0.0
+) -> None:
+    """Configure `model` for `fit`/`evaluate`.
+
+    optimizer: "sgd"/"gd", "adam", "rmsprop" (Keras' default learning rates 0.01, 0.001, 0.001) or
+    an optimizer instance, bound here to the model's parameters. metrics: "mse", "mae".
+    l2: adds `l2 · Σ W²` over every Linear weight (never the biases) to the loss.
+    """
+    if isinstance(loss, str):
+        if loss not in LOSSES:
+            raise ValueError(f"compile: unknown loss {loss!r}; choose one of {sorted(LOSSES)} or pass a function")
+        loss = LOSSES[loss]
+    if isinstance(optimizer, str):
+        if optimizer.lower() not in OPTIMIZERS:
+            raise ValueError(f"compile: unknown optimizer {optimizer!r}; choose one of {sorted(OPTIMIZERS)}")
+        optimizer_class, lr = OPTIMIZERS[optimizer.lower()]
+        optimizer = optimizer_class(lr=lr)
+    if not isinstance(optimizer, optim.Optimizer):
+        raise TypeError(f"compile: optimizer must be a name or a tl.optim optimizer, got {type(optimizer).__name__}")
+    if isinstance(metrics, str):
+        metrics = [metrics]
+    chosen = {}
+    for metric in metrics:
+        if metric not in METRIC_NAMES:
+            raise ValueError(f"compile: unknown metric {metric!r}; choose from {sorted(METRIC_NAMES)}")
+        chosen[METRIC_NAMES[metric]] = LOSSES[metric]
+    if not (np.isfinite(l2) and l2 >= 0):
+        raise ValueError(f"compile: l2 must be a finite number >= 0, got {l2!r}")
+    if not model.parameters():
+        raise ValueError("compile: the model has no trainable parameters")
+    optimizer.bind(model.parameters())
+    penalized = [layer.weight for layer in _linear_layers(model)]
+    model.compiled = Compiled(loss=loss, optimizer=optimizer, metrics=chosen, l2=float(l2), penalized=penalized)
+
+
+def _compiled(model: Module, caller: str) -> Compiled:
+    compiled = getattr(model, "compiled", None)
+    if compiled is None:
+        raise RuntimeError(f"{caller}: the model must be compiled first: model.compile(loss='mse', optimizer='adam')")
+    return compiled
+
+
+# ----- data at the boundary -----
+
+
+def _feature_count(model: Module) -> int | None:
+    layers = _linear_layers(model)
+    return layers[0].in_features if layers else None
+
+
+def _output_count(model: Module) -> int | None:
+    layers = _linear_layers(model)
+    return layers[-1].out_features if layers else None
+
+
+def _as_array(values: Any, name: str, caller: str, dtype: np.dtype) -> np.ndarray:
+    """A finite float array of the model's dtype; integer data are accepted and converted."""
+    if isinstance(values, Tensor):
+        values = values.data
+    try:
+        array = np.asarray(values)
+    except ValueError as error:  # ragged nested lists
+        raise ValueError(f"{caller}: {name} is not a rectangular array of numbers ({error})") from None
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{caller}: {name} must hold numbers, got an array of dtype {array.dtype}")
+    if array.ndim == 0 or array.shape[0] == 0:
+        raise ValueError(f"{caller}: {name} has shape {array.shape}; it must hold at least one sample")
+    if array.ndim > 2:
+        raise ValueError(f"{caller}: {name} has shape {array.shape}; expected (n,) or (n, features)")
+    array = array.astype(dtype, copy=False)
+    if not np.all(np.isfinite(array)):
+        first = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
+        raise ValueError(
+            f"{caller}: {name} has non-finite values (the first, {array[first]}, at index {first}); "
+            "remove or impute them before training"
+        )
+    return array
+
+
+def as_features(model: Module, x: Any, caller: str = "predict") -> np.ndarray:
+    """x as an (n, features) array of the model's dtype; a 1-D x is n samples of one feature."""
+    dtype = model.parameters()[0].dtype
+    x = _as_array(x, "x", caller, dtype)
+    if x.ndim == 1:
+        x = x.reshape(-1, 1)
+    expected = _feature_count(model)
+    if expected is not None and x.shape[1] != expected:
+        raise ValueError(
+            f"{caller}: x has shape {x.shape}, {x.shape[1]} feature(s) per sample, but the model takes "
+            f"{expected}" + ("; a 1-D x is read as n samples of one feature" if x.shape[1] == 1 else "")
+        )
+    return x
+
+
+def as_samples(model: Module, x: Any, y: Any, caller: str = "fit") -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) checked against the model: x (n, features), y (n, outputs), the model's dtype."""
+    x = as_features(model, x, caller)
+    y = _as_array(y, "y", caller, x.dtype)
+    if y.ndim == 1:
+        y = y.reshape(-1, 1)
+    if len(y) != len(x):
+        raise ValueError(f"{caller}: x has {len(x)} samples (shape {x.shape}) but y has {len(y)} (shape {y.shape})")
+    outputs = _output_count(model)
+    if outputs is not None and y.shape[1] != outputs:
+        raise ValueError(f"{caller}: y has shape {y.shape} but the model has {outputs} output(s)")
+    return x, y
+
+
+def _check_positive_int(value: Any, name: str, caller: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{caller}: {name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+# ----- the loop -----
+
+
+def predict(model: Module, x: Any, batch_size: int | None = None) -> np.ndarray:
+    """Model outputs for x: (n, features) or (n,) → (n, outputs)."""
+    x = as_features(model, x)
+    with no_grad():
+        return model(Tensor(x)).data
+
+
+def _evaluate_arrays(model: Module, compiled: Compiled, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    with no_grad():
+        pred = model(Tensor(x))
+        logs = {"loss": compiled.objective(pred, y).item()}
+        logs.update({name: metric(pred, y).item() for name, metric in compiled.metrics.items()})
+    return logs
+
+
+def evaluate(model: Module, x: Any, y: Any, batch_size: int | None = None, verbose: int = 0) -> float | dict:
+    """The compiled objective (loss plus any L2 term) on (x, y): a float, or a dict with the metrics."""
+    compiled = _compiled(model, "evaluate")
+    x, y = as_samples(model, x, y, "evaluate")
+    logs = _evaluate_arrays(model, compiled, x, y)
+    return logs["loss"] if len(logs) == 1 else logs
+
+
+def gradient_norm(model: Module, compiled: Compiled, x: np.ndarray, y: np.ndarray) -> float:
+    """‖∇θ objective‖ over the whole of (x, y), leaving the parameters' .grad as they were."""
+    params = model.parameters()
+    saved = [p.grad for p in params]
+    for p in params:
+        p.grad = None
+    compiled.objective(model(Tensor(x)), y).backward()
+    norm = float(np.sqrt(sum(float(np.sum(p.grad.astype(np.float64) ** 2)) for p in params if p.grad is not None)))
+    for p, grad in zip(params, saved):
+        p.grad = grad
+    return norm
+
+
+def _divergence_hint(model: Module, x: np.ndarray, compiled: Compiled) -> str:
+    """Suggest the stable learning rate of plain gradient descent when the model is one Linear layer."""
+    layers = _linear_layers(model)
+    if len(layers) != 1 or compiled.loss is not losses.mse:
+        return "lower the learning rate"
+    bound = solvers.stable_learning_rate(x, l2=compiled.l2, fit_intercept=layers[0].bias is not None)
+    return (
+        f"lower the learning rate (now {compiled.optimizer.lr:g}); for plain gradient descent on this data "
+        f"the largest stable learning rate is {bound:.3g}, or standardise the features"
+    )
+
+
+def fit(
+    model: Module,
+    x: Any,
+    y: Any,
+    epochs: int = 1,
+    batch_size: int | None = 32,
+    validation_split: float = 0.0,
+    validation_data: tuple[Any, Any] | None = None,
+    shuffle: bool = True,
+    verbose: int = 1,
+    callbacks: Iterable[Callback] | None = None,
+    seed: int | None = None,
+    raise_on_divergence: bool = True,
+) -> History:
+    """Train the compiled model on (x, y) with Keras' semantics; returns a History.
+
+    x: (n, features), or (n,) for one feature; y: (n,) or (n, outputs). `validation_split=s` keeps
+    the first floor(n·(1−s)) samples for training and the rest for validation, split before
+    any shuffling; only the training part is shuffled, each epoch, from `seed`. An epoch's loss
+    is the batch-size-weighted mean of its batch losses (L2 term included).
+
+    If the loss or a parameter becomes non-finite, the last finite weights are put back and
+    `TrainingDivergedError` is raised (or, with `raise_on_divergence=False`, a warning is given
+    and the History so far returned). Ctrl-C ends training between steps: the weights of the last
+    completed step stay, `model.history.interrupted` is True, and the KeyboardInterrupt goes on.
+    """
+    compiled = _compiled(model, "fit")
+    epochs = _check_positive_int(epochs, "epochs", "fit")
+    x, y = as_samples(model, x, y, "fit")
+    if validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise ValueError("fit: validation_data must be a pair (x_val, y_val)")
+        x_val, y_val = as_samples(model, *validation_data, "fit (validation_data)")
+    elif validation_split:
+        (x, y), (x_val, y_val) = data.validation_split(x, y, validation_split)
+    else:
+        x_val = y_val = None
+    n = len(x)
+    batch_size = 32 if batch_size is None else _check_positive_int(batch_size, "batch_size", "fit")
+    steps = -(-n // batch_size)
+    rng = np.random.default_rng(seed)
+
+    history = History()
+    model.history = history
+    callbacks = [history, *([ProgressBar()] if verbose else []), *(callbacks or [])]
+    want_grad_norm = any(cb.needs_gradient_norm for cb in callbacks)
+    for cb in callbacks:
+        cb.set_model(model)
+        cb.params = {"epochs": epochs, "steps": steps, "samples": n, "verbose": verbose}
+    model.stop_training = False
+    params = model.parameters()
+    last_good = [p.data.copy() for p in params]  # the weights after the last completed step
+
+    def restore_last_good() -> None:
+        for p, saved in zip(params, last_good):
+            p.data[...] = saved
+
+    optimizer = compiled.optimizer
+    for cb in callbacks:
+        cb.on_train_begin({})
+    try:
+        for epoch in range(epochs):
+            for cb in callbacks:
+                cb.on_epoch_begin(epoch, {})
+            totals = dict.fromkeys(["loss", *compiled.metrics], 0.0)
+            seen = 0
+            for batch, index in enumerate(data.batch_indices(n, batch_size, shuffle=shuffle, rng=rng)):
+                xb, yb = x[index], y[index]
+                optimizer.zero_grad()
+                pred = model(Tensor(xb))
+                loss = compiled.objective(pred, yb)
+                loss_value = loss.item()
+                if not np.isfinite(loss_value):
+                    raise _DivergenceError(f"the loss became {loss_value} at epoch {epoch + 1}, batch {batch + 1}")
+                loss.backward()
+                optimizer.step()
+                if not all(np.all(np.isfinite(p.data)) for p in params):
+                    raise _DivergenceError(f"a parameter became non-finite at epoch {epoch + 1}, batch {batch + 1}")
+                for p, saved in zip(params, last_good):
+                    saved[...] = p.data
+                size = len(yb)
+                seen += size
+                totals["loss"] += loss_value * size
+                if compiled.metrics:
+                    with no_grad():
+                        for name, metric in compiled.metrics.items():
+                            totals[name] += metric(pred, yb).item() * size
+                for cb in callbacks:
+                    cb.on_batch_end(batch, {"batch": batch, "size": size, "loss": totals["loss"] / seen})
+                if model.stop_training:
+                    break
+            logs = {name: total / seen for name, total in totals.items()}
+            if x_val is not None:
+                val_logs = _evaluate_arrays(model, compiled, x_val, y_val)
+                logs.update({f"val_{name}": value for name, value in val_logs.items()})
+            if want_grad_norm:
+                logs["grad_norm"] = gradient_norm(model, compiled, x, y)
+            for cb in callbacks:
+                cb.params["steps_done"] = batch + 1
+                cb.on_epoch_end(epoch, logs)
+            if model.stop_training:
+                break
+    except _DivergenceError as diverged:
+        restore_last_good()
+        message = f"fit: training diverged: {diverged}; the last finite weights were put back. " + _divergence_hint(
+            model, x, compiled
+        )
+        if raise_on_divergence:
+            raise TrainingDivergedError(message) from None
+        warnings.warn(message, RuntimeWarning, stacklevel=2)
+    except KeyboardInterrupt:
+        restore_last_good()
+        history.interrupted = True
+        raise
+    for cb in callbacks:
+        cb.on_train_end({})
+    return history
+
+
+class _DivergenceError(Exception):
+    """Internal: raised inside the loop, turned into TrainingDivergedError (or a warning) by fit."""
+
+
+# ----- summary -----
+
+
+def summary(model: Module, print_fn: Callable[[str], Any] | None = print) -> str:
+    """A Keras-like table: layer name (type), output shape, parameter count; then the totals."""
+    width = 65
+    rows = []
+    shape: tuple = (None, _feature_count(model))
+    counts: dict[str, int] = {}
+    for layer in _layers(model):
+        kind = type(layer).__name__
+        index = counts.get(kind, 0)
+        counts[kind] = index + 1
+        name = kind.lower() + (f"_{index}" if index else "")
+        shape = layer.output_shape(shape) if hasattr(layer, "output_shape") else shape
+        count = sum(p.size for p in layer.parameters())
+        rows.append(f" {f'{name} ({kind})':<28}{shape!s:<26}{count:<11}")
+    total = sum(p.size for p in model.parameters())
+    lines = [
+        f'Model: "{type(model).__name__.lower()}"',
+        "_" * width,
+        f" {'Layer (type)':<28}{'Output Shape':<26}{'Param #':<11}",
+        "=" * width,
+        *rows,
+        "=" * width,
+        f"Total params: {total:,}",
+        f"Trainable params: {total:,}",
+        "Non-trainable params: 0",
+        "_" * width,
+    ]
+    text = "\n".join(line.rstrip() for line in lines)
+    if print_fn is not None:
+        print_fn(text)
+    return text
