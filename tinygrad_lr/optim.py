@@ -15,16 +15,35 @@ import numpy as np
 from tinygrad_lr.tensor import Tensor
 
 
+class TrainingDivergedError(RuntimeError):
+    """The loss or a parameter became non-finite; the last finite weights were put back.
+
+    `reason` says what happened and where, without the advice that follows it in the message.
+    """
+
+    reason: str = ""
+
+
+def _diverged(reason: str) -> TrainingDivergedError:
+    error = TrainingDivergedError(
+        f"{reason}. Lower the learning rate (tl.solvers.stable_learning_rate(X) is the bound for plain "
+        "gradient descent on a linear model) or standardise the features"
+    )
+    error.reason = reason
+    return error
+
+
 class Optimizer:
-    """Base class: keeps the parameters and one state dict per parameter; `update` is the rule."""
+    """Base class: keeps the parameters and one state dict per parameter; `update` is the rule.
+
+    `step()` updates; `safe_step(loss)` does the same but never leaves a non-finite or
+    half-updated parameter behind (see there). `steps` counts the updates made.
+    """
 
     def __init__(self, params: Iterable[Tensor] | None, lr: float):
         _check_range("lr", lr, low=0.0, low_inclusive=False)
         self.lr = lr
-        self.params: list[Tensor] = []
-        self.state: list[dict[str, Any]] = []
-        if params is not None:
-            self.bind(params)
+        self.bind([] if params is None else params)
 
     def bind(self, params: Iterable[Tensor]) -> Optimizer:
         """Attach the parameters to update (and fresh state for each). Returns self."""
@@ -32,8 +51,10 @@ class Optimizer:
         for i, p in enumerate(params):
             if not isinstance(p, Tensor) or not p.requires_grad:
                 raise TypeError(f"{type(self).__name__}: parameter {i} must be a Tensor with requires_grad=True")
-        self.params = params
-        self.state = [self.init_state(p.data) for p in params]
+        self.params: list[Tensor] = params
+        self.state: list[dict[str, Any]] = [self.init_state(p.data) for p in params]
+        self.steps = 0
+        self._backup: list[np.ndarray] = []
         return self
 
     def init_state(self, param: np.ndarray) -> dict[str, Any]:
@@ -52,6 +73,40 @@ class Optimizer:
         for p, state in zip(self.params, self.state):
             if p.grad is not None:
                 self.update(p.data, p.grad, state)
+        self.steps += 1
+
+    def safe_step(self, loss: Tensor | float | None = None) -> None:
+        """`step()`, guarded: nothing non-finite and nothing half-done is ever left in the parameters.
+
+        A non-finite `loss` stops before any update. If the update makes a parameter non-finite,
+        or is interrupted (Ctrl-C), every parameter is put back as it was before this step.
+        Divergence raises `TrainingDivergedError` naming the step.
+        """
+        if loss is not None:
+            value = loss.item() if isinstance(loss, Tensor) else float(loss)
+            if not np.isfinite(value):
+                raise _diverged(f"the loss is {value} at step {self.steps + 1}; the parameters were not updated")
+        if len(self._backup) != len(self.params):
+            self._backup = [np.empty_like(p.data) for p in self.params]
+        for saved, p in zip(self._backup, self.params):
+            np.copyto(saved, p.data)
+        try:
+            self.step()
+        except BaseException:
+            self._restore()
+            raise
+        for i, p in enumerate(self.params):
+            if not np.all(np.isfinite(p.data)):
+                self._restore()
+                self.steps -= 1
+                raise _diverged(
+                    f"parameter {i} (shape {p.shape}) became non-finite at step {self.steps + 1}; "
+                    "the parameters were put back to their values before that step"
+                )
+
+    def _restore(self) -> None:
+        for saved, p in zip(self._backup, self.params):
+            np.copyto(p.data, saved)
 
     def zero_grad(self) -> None:
         for p in self.params:
@@ -61,7 +116,7 @@ class Optimizer:
         return f"{type(self).__name__}({', '.join(f'{k}={v}' for k, v in self.hyperparameters().items())})"
 
     def hyperparameters(self) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items() if k not in ("params", "state")}
+        return {k: v for k, v in vars(self).items() if k not in ("params", "state", "steps", "_backup")}
 
 
 def _check_range(name: str, value: float, low: float, high: float = np.inf, low_inclusive: bool = True) -> None:

@@ -16,12 +16,8 @@ import numpy as np
 from tinygrad_lr import data, losses, optim, solvers
 from tinygrad_lr.callbacks import Callback, History, ProgressBar
 from tinygrad_lr.nn import Linear, Module, Sequential
+from tinygrad_lr.optim import TrainingDivergedError
 from tinygrad_lr.tensor import Tensor, no_grad
-
-
-class TrainingDivergedError(RuntimeError):
-    """The loss or a parameter became non-finite; the last finite weights were put back."""
-
 
 # name: (optimizer class, Keras' default learning rate)
 OPTIMIZERS: dict[str, tuple[type[optim.Optimizer], float]] = {
@@ -140,14 +136,17 @@ def _as_array(values: Any, name: str, caller: str, dtype: np.dtype) -> np.ndarra
         raise ValueError(f"{caller}: {name} has shape {array.shape}; it must hold at least one sample")
     if array.ndim > 2:
         raise ValueError(f"{caller}: {name} has shape {array.shape}; expected (n,) or (n, features)")
-    array = array.astype(dtype, copy=False)
-    if not np.all(np.isfinite(array)):
-        first = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
-        raise ValueError(
-            f"{caller}: {name} has non-finite values (the first, {array[first]}, at index {first}); "
-            "remove or impute them before training"
-        )
-    return array
+    with np.errstate(over="ignore"):  # an overflowing cast is reported just below
+        cast = array.astype(dtype, copy=False)
+    for values, problem in ((array, "non-finite values"), (cast, f"values beyond {dtype}")):
+        finite = np.isfinite(values)
+        if not finite.all():
+            first = tuple(int(i) for i in np.argwhere(~finite)[0])
+            raise ValueError(
+                f"{caller}: {name} (shape {array.shape}) has {problem}: the first is {array[first]} at index "
+                f"{first}; remove or impute such samples (or rescale the data) first"
+            )
+    return values
 
 
 def as_features(model: Module, x: Any, caller: str = "predict") -> np.ndarray:
@@ -227,12 +226,13 @@ def gradient_norm(model: Module, compiled: Compiled, x: np.ndarray, y: np.ndarra
 def _divergence_hint(model: Module, x: np.ndarray, compiled: Compiled) -> str:
     """Suggest the stable learning rate of plain gradient descent when the model is one Linear layer."""
     layers = _linear_layers(model)
+    advice = f"Lower the learning rate (now {compiled.optimizer.lr:g})"
     if len(layers) != 1 or compiled.loss is not losses.mse:
-        return "lower the learning rate"
+        return advice + " or standardise the features"
     bound = solvers.stable_learning_rate(x, l2=compiled.l2, fit_intercept=layers[0].bias is not None)
     return (
-        f"lower the learning rate (now {compiled.optimizer.lr:g}); for plain gradient descent on this data "
-        f"the largest stable learning rate is {bound:.3g}, or standardise the features"
+        f"{advice}: for plain gradient descent on this data the largest stable learning rate is {bound:.3g} "
+        "(tl.solvers.stable_learning_rate); or standardise the features"
     )
 
 
@@ -286,68 +286,32 @@ def fit(
         cb.set_model(model)
         cb.params = {"epochs": epochs, "steps": steps, "samples": n, "verbose": verbose}
     model.stop_training = False
-    params = model.parameters()
-    last_good = [p.data.copy() for p in params]  # the weights after the last completed step
-
-    def restore_last_good() -> None:
-        for p, saved in zip(params, last_good):
-            p.data[...] = saved
-
-    optimizer = compiled.optimizer
     for cb in callbacks:
         cb.on_train_begin({})
     try:
-        for epoch in range(epochs):
-            for cb in callbacks:
-                cb.on_epoch_begin(epoch, {})
-            totals = dict.fromkeys(["loss", *compiled.metrics], 0.0)
-            seen = 0
-            for batch, index in enumerate(data.batch_indices(n, batch_size, shuffle=shuffle, rng=rng)):
-                xb, yb = x[index], y[index]
-                optimizer.zero_grad()
-                pred = model(Tensor(xb))
-                loss = compiled.objective(pred, yb)
-                loss_value = loss.item()
-                if not np.isfinite(loss_value):
-                    raise _DivergenceError(f"the loss became {loss_value} at epoch {epoch + 1}, batch {batch + 1}")
-                loss.backward()
-                optimizer.step()
-                if not all(np.all(np.isfinite(p.data)) for p in params):
-                    raise _DivergenceError(f"a parameter became non-finite at epoch {epoch + 1}, batch {batch + 1}")
-                for p, saved in zip(params, last_good):
-                    saved[...] = p.data
-                size = len(yb)
-                seen += size
-                totals["loss"] += loss_value * size
-                if compiled.metrics:
-                    with no_grad():
-                        for name, metric in compiled.metrics.items():
-                            totals[name] += metric(pred, yb).item() * size
+        with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below, once
+            for epoch in range(epochs):
                 for cb in callbacks:
-                    cb.on_batch_end(batch, {"batch": batch, "size": size, "loss": totals["loss"] / seen})
+                    cb.on_epoch_begin(epoch, {})
+                batches = data.batch_indices(n, batch_size, shuffle=shuffle, rng=rng)
+                logs, steps_done = _train_epoch(model, compiled, x, y, batches, callbacks, epoch)
+                if x_val is not None:
+                    val_logs = _evaluate_arrays(model, compiled, x_val, y_val)
+                    logs.update({f"val_{name}": value for name, value in val_logs.items()})
+                if want_grad_norm:
+                    logs["grad_norm"] = gradient_norm(model, compiled, x, y)
+                for cb in callbacks:
+                    cb.params["steps_done"] = steps_done
+                    cb.on_epoch_end(epoch, logs)
                 if model.stop_training:
                     break
-            logs = {name: total / seen for name, total in totals.items()}
-            if x_val is not None:
-                val_logs = _evaluate_arrays(model, compiled, x_val, y_val)
-                logs.update({f"val_{name}": value for name, value in val_logs.items()})
-            if want_grad_norm:
-                logs["grad_norm"] = gradient_norm(model, compiled, x, y)
-            for cb in callbacks:
-                cb.params["steps_done"] = batch + 1
-                cb.on_epoch_end(epoch, logs)
-            if model.stop_training:
-                break
     except _DivergenceError as diverged:
-        restore_last_good()
-        message = f"fit: training diverged: {diverged}; the last finite weights were put back. " + _divergence_hint(
-            model, x, compiled
-        )
+        message = f"fit: training diverged {diverged}. {_divergence_hint(model, x, compiled)}"
         if raise_on_divergence:
             raise TrainingDivergedError(message) from None
         warnings.warn(message, RuntimeWarning, stacklevel=2)
     except KeyboardInterrupt:
-        restore_last_good()
+        # safe_step never leaves a half-done update: the weights are those of the last completed step
         history.interrupted = True
         raise
     for cb in callbacks:
@@ -356,7 +320,38 @@ def fit(
 
 
 class _DivergenceError(Exception):
-    """Internal: raised inside the loop, turned into TrainingDivergedError (or a warning) by fit."""
+    """Internal: carries a divergence out of the loop, to become TrainingDivergedError (or a warning)."""
+
+
+def _train_epoch(
+    model: Module, compiled: Compiled, x: np.ndarray, y: np.ndarray, batches: list, callbacks: list, epoch: int
+) -> tuple[dict[str, float], int]:
+    """One pass over the batches: the hand-written loop. Returns the epoch's logs and the steps taken."""
+    optimizer = compiled.optimizer
+    totals = dict.fromkeys(["loss", *compiled.metrics], 0.0)
+    seen = 0
+    for batch, index in enumerate(batches):
+        xb, yb = x[index], y[index]
+        optimizer.zero_grad()
+        pred = model(Tensor(xb))
+        loss = compiled.objective(pred, yb)
+        loss.backward()
+        try:
+            optimizer.safe_step(loss)  # checks the loss and the new weights; undoes a bad step
+        except TrainingDivergedError as error:
+            raise _DivergenceError(f"at epoch {epoch + 1}, batch {batch + 1}: {error.reason}") from None
+        size = len(yb)
+        seen += size
+        totals["loss"] += loss.item() * size
+        if compiled.metrics:
+            with no_grad():
+                for name, metric in compiled.metrics.items():
+                    totals[name] += metric(pred, yb).item() * size
+        for cb in callbacks:
+            cb.on_batch_end(batch, {"batch": batch, "size": size, "loss": totals["loss"] / seen})
+        if model.stop_training:
+            break
+    return {name: total / seen for name, total in totals.items()}, batch + 1
 
 
 # ----- summary -----

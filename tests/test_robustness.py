@@ -1,0 +1,278 @@
+"""Nothing silent, nothing lost: bad input, divergence, interruption, weights on disk, determinism."""
+
+import os
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import tinygrad_lr as tl
+
+
+def _model(n_in=1, optimizer=None, seed=0, dtype=np.float32):
+    model = tl.nn.Sequential([tl.nn.Linear(n_in, 1, seed=seed, dtype=dtype)])
+    model.compile(optimizer=optimizer or tl.optim.SGD(lr=0.01))
+    return model
+
+
+def _same_weights(a, b):
+    return all(np.array_equal(u, v) for u, v in zip(a, b))
+
+
+X_GOOD, Y_GOOD = np.arange(6.0).reshape(3, 2), np.array([1.0, 2.0, 3.0])
+
+BAD_FIT_INPUTS = [
+    # (x, y, kwargs, error, words)
+    (
+        np.array([[1.0, np.nan], [2.0, 3.0]]),
+        [1.0, 2.0],
+        {},
+        ValueError,
+        r"x \(shape \(2, 2\)\) has non-finite.*index \(0, 1\)",
+    ),
+    (X_GOOD, [1.0, np.inf, 2.0], {}, ValueError, r"y .* non-finite values: the first is inf at index \(1,\)"),
+    (np.array([[1e300, 1.0]]), [1.0], {}, ValueError, "beyond float32"),
+    (np.zeros((0, 2)), np.zeros(0), {}, ValueError, "at least one sample"),
+    (X_GOOD, [1.0, 2.0], {}, ValueError, r"x has 3 samples.*y has 2"),
+    (np.ones((3, 3)), Y_GOOD, {}, ValueError, r"shape \(3, 3\), 3 feature\(s\) per sample, but the model takes 2"),
+    (np.ones(3), Y_GOOD, {}, ValueError, "1-D x is read as n samples of one feature"),
+    (np.ones((3, 2, 1)), Y_GOOD, {}, ValueError, r"expected \(n,\) or \(n, features\)"),
+    (np.array([["a", "b"]] * 3), Y_GOOD, {}, TypeError, "must hold numbers"),
+    (None, Y_GOOD, {}, TypeError, "must hold numbers"),
+    ([[1.0, 2.0], [3.0]], [1.0, 2.0], {}, ValueError, "not a rectangular array"),
+    (X_GOOD, np.ones((3, 2)), {}, ValueError, r"y has shape \(3, 2\) but the model has 1 output"),
+    (X_GOOD, Y_GOOD, {"epochs": 0}, ValueError, "epochs must be a positive integer"),
+    (X_GOOD, Y_GOOD, {"epochs": -2}, ValueError, "epochs must be a positive integer"),
+    (X_GOOD, Y_GOOD, {"epochs": 2.5}, ValueError, "epochs must be a positive integer"),
+    (X_GOOD, Y_GOOD, {"batch_size": 0}, ValueError, "batch_size must be a positive integer"),
+    (X_GOOD, Y_GOOD, {"batch_size": -4}, ValueError, "batch_size must be a positive integer"),
+    (X_GOOD, Y_GOOD, {"validation_split": 0.9}, ValueError, "no training sample"),
+    (X_GOOD, Y_GOOD, {"validation_split": 1.0}, ValueError, "validation"),
+    (X_GOOD, Y_GOOD, {"validation_data": (X_GOOD,)}, ValueError, "validation_data must be a pair"),
+    (X_GOOD, Y_GOOD, {"validation_data": (X_GOOD, [np.nan] * 3)}, ValueError, r"fit \(validation_data\): y"),
+]
+
+
+@pytest.mark.parametrize(("x", "y", "kwargs", "error", "words"), BAD_FIT_INPUTS)
+def test_bad_fit_input_is_refused_clearly_and_changes_nothing(x, y, kwargs, error, words):
+    model = _model(n_in=2)
+    before = model.get_weights()
+    with pytest.raises(error, match=words):
+        model.fit(x, y, verbose=0, **kwargs)
+    assert _same_weights(before, model.get_weights())
+
+
+def test_integer_data_are_accepted_and_converted():
+    model = _model(n_in=2)
+    model.fit(np.array([[1, 2], [3, 4], [5, 6]]), np.array([1, 2, 3]), epochs=2, verbose=0)
+    assert model.predict(np.array([[1, 2]])).dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    ("call", "words"),
+    [
+        (lambda m: m.predict([[np.nan, 1.0]]), "non-finite"),
+        (lambda m: m.predict(np.ones((2, 5))), "the model takes 2"),
+        (lambda m: m.predict([]), "at least one sample"),
+        (lambda m: m.evaluate(X_GOOD, [1.0]), "3 samples"),
+        (lambda m: m.evaluate(X_GOOD, [1.0, np.nan, 2.0]), "non-finite"),
+    ],
+)
+def test_bad_predict_and_evaluate_input_is_refused(call, words):
+    with pytest.raises(ValueError, match=words):
+        call(_model(n_in=2))
+
+
+@pytest.mark.parametrize(
+    ("call", "words"),
+    [
+        (lambda: tl.solvers.ols([[1.0], [np.nan]], [1.0, 2.0]), "non-finite"),
+        (lambda: tl.solvers.ols([[1.0], [2.0]], [1.0]), "2 samples but y has 1"),
+        (lambda: tl.solvers.ridge([[1.0], [2.0]], [1.0, 2.0], l2=-1.0), "l2"),
+        (lambda: tl.solvers.ols(np.zeros((0, 1)), np.zeros(0)), "empty|no samples|at least one"),
+    ],
+)
+def test_bad_solver_input_is_refused(call, words):
+    with pytest.raises(ValueError, match=words):
+        call()
+
+
+class RecordWeights(tl.callbacks.Callback):
+    """Keeps the weights after every completed step."""
+
+    def __init__(self):
+        self.after_step = []
+
+    def on_batch_end(self, batch, logs=None):
+        self.after_step.append(self.model.get_weights())
+
+
+def test_divergence_raises_names_the_step_keeps_last_finite_weights_and_history():
+    x = np.arange(100.0)
+    model = _model(optimizer=tl.optim.SGD(lr=0.01))
+    recorder = RecordWeights()
+    with pytest.raises(tl.TrainingDivergedError) as info:
+        model.fit(x, 3 * x + 1, epochs=50, batch_size=32, shuffle=False, verbose=0, callbacks=[recorder])
+    message = str(info.value)
+    steps_done = len(recorder.after_step)  # 4 batches an epoch
+    assert f"epoch {steps_done // 4 + 1}, batch {steps_done % 4 + 1}" in message
+    assert f"step {steps_done + 1}" in message
+    assert "largest stable learning rate is 0.000304" in message
+    assert message.count("Lower the learning rate") == 1
+    weights = model.get_weights()
+    assert all(np.all(np.isfinite(w)) for w in weights)
+    assert _same_weights(weights, recorder.after_step[-1])
+    assert len(model.history.history["loss"]) == steps_done // 4  # the completed epochs are kept
+
+
+def test_a_parameter_turning_non_finite_is_undone():
+    model = _model(optimizer=tl.optim.SGD(lr=1e38))  # the update overflows float32 while the loss is finite
+    recorder = RecordWeights()
+    with pytest.raises(tl.TrainingDivergedError, match=r"parameter \d \(shape .*\) became non-finite at step 1"):
+        model.fit([1.0, 2.0], [10.0, 20.0], epochs=3, verbose=0, callbacks=[recorder])
+    assert recorder.after_step == []
+    np.testing.assert_array_equal(model.get_weights()[1], [0.0])  # the initial bias, not inf
+
+
+def test_divergence_can_warn_instead_of_raising():
+    x = np.arange(100.0)
+    model = _model(optimizer=tl.optim.SGD(lr=0.01))
+    with pytest.warns(RuntimeWarning, match="training diverged"):
+        history = model.fit(x, 3 * x, epochs=50, verbose=0, raise_on_divergence=False)
+    assert len(history.history["loss"]) == 2 and all(np.all(np.isfinite(w)) for w in model.get_weights())
+
+
+def test_safe_step_guards_a_hand_written_loop():
+    w = tl.Tensor([1.0], requires_grad=True)
+    opt = tl.optim.SGD([w], lr=1.0)
+    loss = (w * float("inf")).sum()
+    loss.backward()
+    with pytest.raises(tl.TrainingDivergedError, match="the loss is inf at step 1; the parameters were not updated"):
+        opt.safe_step(loss)
+    np.testing.assert_array_equal(w.data, [1.0])
+    opt.zero_grad()
+    (w * 2.0).sum().backward()
+    opt.safe_step()
+    np.testing.assert_array_equal(w.data, [-1.0])
+    assert opt.steps == 1
+
+
+def test_ctrl_c_between_steps_keeps_last_step_and_marks_history():
+    class Interrupt(RecordWeights):
+        def on_batch_end(self, batch, logs=None):
+            super().on_batch_end(batch, logs)
+            if len(self.after_step) == 5:
+                raise KeyboardInterrupt
+
+    model = _model()
+    interrupt = Interrupt()
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(np.arange(8.0), np.arange(8.0), epochs=10, batch_size=4, verbose=0, callbacks=[interrupt])
+    assert _same_weights(model.get_weights(), interrupt.after_step[-1])
+    assert model.history.interrupted and len(model.history.history["loss"]) == 2
+
+
+def test_ctrl_c_inside_an_update_never_leaves_half_updated_parameters():
+    model = _model(n_in=2, optimizer=tl.optim.Adam(lr=0.1))
+    optimizer = model.compiled.optimizer
+    real_update = optimizer.update
+    calls = []
+
+    def update_then_interrupt(param, grad, state):
+        real_update(param, grad, state)
+        calls.append(1)
+        if len(calls) == 7:  # the 4th step: its weight has been updated, its bias not yet
+            raise KeyboardInterrupt
+
+    optimizer.update = update_then_interrupt
+    recorder = RecordWeights()
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(X_GOOD, Y_GOOD, epochs=10, batch_size=1, verbose=0, callbacks=[recorder])
+    assert len(recorder.after_step) == 3
+    assert _same_weights(model.get_weights(), recorder.after_step[-1])
+    assert model.history.interrupted
+
+
+def test_a_crash_while_saving_leaves_the_previous_file_intact(tmp_path, monkeypatch):
+    path = tmp_path / "model.npz"
+    model = _model(n_in=2)
+    model.save_weights(path)
+    saved = model.get_weights()
+    model.set_weights([np.full((2, 1), 7.0), np.array([7.0])])
+
+    def crash_halfway(file, **arrays):
+        file.write(b"PK\x03\x04 half of a zip archive")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", crash_halfway)
+    with pytest.raises(OSError, match="disk full"):
+        model.save_weights(path)
+    monkeypatch.undo()
+    assert os.listdir(tmp_path) == ["model.npz"]  # no temporary file left behind
+    fresh = _model(n_in=2, seed=3)
+    fresh.load_weights(path)
+    assert _same_weights(fresh.get_weights(), saved)
+
+
+def test_a_truncated_weights_file_is_reported(tmp_path):
+    path = tmp_path / "model.npz"
+    model = _model(n_in=2)
+    model.save_weights(path)
+    path.write_bytes(path.read_bytes()[:100])
+    before = model.get_weights()
+    with pytest.raises(ValueError, match="truncated or corrupted"):
+        model.load_weights(path)
+    assert _same_weights(before, model.get_weights())
+
+
+def test_weights_with_other_names_are_refused(tmp_path):
+    path = tmp_path / "renamed.npz"
+    np.savez(path, **{"0.kernel": np.zeros((2, 1)), "0.bias": np.zeros(1)})
+    with pytest.raises(ValueError, match="different model"):
+        _model(n_in=2).load_weights(path)
+
+
+def _train(model_seed, fit_seed):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 2))
+    y = x @ [1.0, -2.0] + rng.normal(size=50)
+    model = tl.nn.Sequential([tl.nn.Linear(2, 1, seed=model_seed)])
+    model.compile(optimizer="adam", metrics=["mae"])
+    history = model.fit(x, y, epochs=5, batch_size=8, validation_split=0.2, seed=fit_seed, verbose=0)
+    return model.get_weights(), history.history
+
+
+def test_same_seed_is_bit_identical_and_different_seeds_differ():
+    weights, history = _train(1, 2)
+    again_weights, again_history = _train(1, 2)
+    assert _same_weights(weights, again_weights) and history == again_history
+    assert not _same_weights(weights, _train(1, 3)[0])  # another shuffle
+    assert not _same_weights(weights, _train(4, 2)[0])  # another initialisation
+
+
+DTYPES = st.sampled_from(["float16", "float32", "float64", "int8", "int64", "bool", "complex64", "U3", "O"])
+
+
+@given(
+    x_shape=hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4),
+    y_shape=hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4),
+    x_dtype=DTYPES,
+    y_dtype=DTYPES,
+    n_in=st.integers(1, 3),
+)
+def test_fit_and_predict_give_a_result_or_a_clean_error(x_shape, y_shape, x_dtype, y_dtype, n_in):
+    x = np.ones(x_shape, dtype=x_dtype) if x_dtype != "O" else np.full(x_shape, None)
+    y = np.ones(y_shape, dtype=y_dtype) if y_dtype != "O" else np.full(y_shape, None)
+    model = _model(n_in=n_in)
+    try:
+        out = model.predict(x)
+        assert out.shape == (len(out), 1)
+    except (ValueError, TypeError) as error:
+        assert str(error)
+    try:
+        history = model.fit(x, y, epochs=1, verbose=0)
+        assert len(history.history["loss"]) == 1
+    except (ValueError, TypeError) as error:
+        assert str(error)
