@@ -166,7 +166,7 @@ class Affine(Function):
         grad_rows = grad.reshape(-1, w.shape[1])
         grad_x = grad @ w.T if self.needs_input_grad[0] else None
         grad_w = x.reshape(-1, w.shape[0]).T @ grad_rows if self.needs_input_grad[1] else None
-        grad_b = grad_rows.sum(axis=0) if self.needs_input_grad[2] else None
+        grad_b = np.add.reduce(grad_rows, axis=0) if self.needs_input_grad[2] else None
         return grad_x, grad_w, grad_b
 
 

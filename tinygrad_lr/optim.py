@@ -186,15 +186,15 @@ class Adam(Optimizer):
     def update(self, param, grad, state):
         beta1, beta2 = self.betas
         m, v = state["m"], state["v"]
-        state["step"] += 1
-        t = state["step"]
+        state["step"] = t = state["step"] + 1
         m *= beta1
         m += (1 - beta1) * grad
         v *= beta2
         v += (1 - beta2) * grad * grad
-        m_hat = m / (1 - beta1**t)
-        v_hat = v / (1 - beta2**t)
-        param -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+        # p ← p - lr·m̂/(√v̂ + eps), the bias corrections folded into two scalars
+        denom = np.sqrt(v / (1 - beta2**t))
+        denom += self.eps
+        param -= (self.lr / (1 - beta1**t)) * m / denom
 
 
 class RMSprop(Optimizer):

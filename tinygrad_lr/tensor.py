@@ -173,9 +173,11 @@ class Tensor:
             if node_grad is None:
                 continue
             ctx = node._ctx
-            if ctx is None:  # a leaf: accumulate, as PyTorch does
-                node_grad = node_grad.astype(node.dtype, copy=False)
-                node.grad = np.array(node_grad) if node.grad is None else node.grad + node_grad
+            if ctx is None:  # a leaf: accumulate, as PyTorch does (the first gradient is copied: we own it)
+                if node.grad is None:
+                    node.grad = np.array(node_grad, dtype=node.data.dtype)
+                else:
+                    node.grad = node.grad + node_grad.astype(node.data.dtype, copy=False)
                 continue
             for parent, parent_grad in zip(ctx.parents, ctx._input_grads(node_grad)):
                 if parent_grad is not None:
@@ -334,13 +336,14 @@ class Function:
     @classmethod
     def apply(cls, *inputs: Any, **options: Any) -> Tensor:
         """Run the op on tensors (other inputs are wrapped) and record it when a gradient is needed."""
-        tensors = tuple(x if isinstance(x, Tensor) else Tensor(x) for x in inputs)
+        tensors = tuple([x if isinstance(x, Tensor) else Tensor(x) for x in inputs])
         ctx = cls()
-        ctx.needs_input_grad = tuple(t.requires_grad for t in tensors)
+        ctx.needs_input_grad = needs = tuple([t.requires_grad for t in tensors])
+        data = ctx.forward(*[t.data for t in tensors], **options)
         out = Tensor.__new__(Tensor)
-        out.data = np.asarray(ctx.forward(*(t.data for t in tensors), **options))
+        out.data = data if type(data) is np.ndarray else np.asarray(data)
         out.grad = None
-        out.requires_grad = _grad_enabled and any(ctx.needs_input_grad)
+        out.requires_grad = _grad_enabled and True in needs
         out._ctx = None
         if out.requires_grad:
             ctx.parents = tensors
@@ -349,29 +352,31 @@ class Function:
 
     def _input_grads(self, grad: np.ndarray) -> list[np.ndarray | None]:
         """Run backward, then sum each gradient to its input's shape (the one broadcasting rule)."""
-        name = type(self).__name__
         grads = self.backward(grad)
-        if not isinstance(grads, tuple):
+        if type(grads) is not tuple:
             grads = (grads,)
         if len(grads) != len(self.parents):
-            raise RuntimeError(f"{name}.backward returned {len(grads)} gradients for {len(self.parents)} inputs")
+            raise RuntimeError(
+                f"{type(self).__name__}.backward returned {len(grads)} gradients for {len(self.parents)} inputs"
+            )
         result: list[np.ndarray | None] = []
         for i, (parent, parent_grad) in enumerate(zip(self.parents, grads)):
             if parent_grad is None or not parent.requires_grad:
                 result.append(None)
-                continue
-            parent_grad = np.asarray(parent_grad)
-            try:
-                parent_grad = unbroadcast(parent_grad, parent.shape)
-            except ValueError:
-                parent_grad = None
-            if parent_grad is None or parent_grad.shape != parent.shape:
-                raise RuntimeError(
-                    f"{name}.backward: gradient {i} has shape {np.shape(grads[i])}, "
-                    f"which does not sum to the input's shape {parent.shape}"
-                )
-            result.append(parent_grad)
+            elif type(parent_grad) is np.ndarray and parent_grad.shape == parent.data.shape:
+                result.append(parent_grad)  # the common case: nothing to sum
+            else:
+                result.append(self._summed_to_input(i, np.asarray(parent_grad), parent.data.shape))
         return result
+
+    def _summed_to_input(self, i: int, grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        try:
+            return unbroadcast(grad, shape)
+        except ValueError:
+            raise RuntimeError(
+                f"{type(self).__name__}.backward: gradient {i} has shape {grad.shape}, "
+                f"which does not sum to the input's shape {shape}"
+            ) from None
 
 
 from tinygrad_lr import ops  # noqa: E402  (ops.py builds on Function above)
