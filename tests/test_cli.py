@@ -1,0 +1,368 @@
+"""The command line, `tinygrad-lr fit`: what it prints, what it writes, and how it refuses bad input."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tinygrad_lr as tl
+from tinygrad_lr.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+OPTIONS = [
+    "--csv",
+    "--target",
+    "--features",
+    "--test-split",
+    "--validation-split",
+    "--standardize",
+    "--optimizer",
+    "--lr",
+    "--epochs",
+    "--batch-size",
+    "--l2",
+    "--seed",
+    "--out-dir",
+    "--quiet",
+]
+NUMBER = r"(-?[0-9.]+(?:e[+-]?[0-9]+)?)"
+
+
+def run(capsys, *argv):
+    """main(argv) in-process: (exit code, stdout, stderr)."""
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_valid_png(path: Path) -> None:
+    data = path.read_bytes()
+    assert data.startswith(PNG_SIGNATURE), f"{path} is not a PNG"
+    assert len(data) > 10_000, f"{path} is suspiciously small ({len(data)} bytes)"
+
+
+def field(out: str, label: str) -> str:
+    """The text after `label` on the report line that starts with it."""
+    lines = [line for line in out.splitlines() if line.startswith(label)]
+    assert len(lines) == 1, f"expected one line starting {label!r} in:\n{out}"
+    return lines[0][len(label) :].strip()
+
+
+def equation(text: str) -> tuple[float, float]:
+    """'medv = 8.60187 * rm - 31.7951' -> (8.60187, -31.7951)."""
+    match = re.match(rf"\w+ = {NUMBER} \* \w+ ([+-]) {NUMBER}", text)
+    assert match, text
+    return float(match[1]), float(match[3]) * (-1 if match[2] == "-" else 1)
+
+
+def boston_training_rows(validation_split=0.2):
+    (x, y), _ = tl.datasets.load_boston_housing()
+    column = tl.datasets.BOSTON_FEATURES.index("rm")
+    (x_train, y_train), _ = tl.data.validation_split(x[:, column], y, validation_split)
+    return x_train, y_train
+
+
+@pytest.fixture
+def csv_file(tmp_path):
+    """100 rows of y = 0.02·a - 3·b + 5 + noise, a in 0..1000 and b in 0..1 (scales far apart), c unrelated."""
+    rng = np.random.default_rng(1)
+    n = 100
+    a, b, c = rng.uniform(0, 1000, n), rng.uniform(0, 1, n), rng.normal(size=n)
+    y = 0.02 * a - 3 * b + 5 + 0.1 * rng.normal(size=n)
+    path = tmp_path / "data.csv"
+    np.savetxt(path, np.column_stack([a, c, b, y]), delimiter=",", header="a,c,b,y", comments="")
+    return path
+
+
+# ----- the default run -----
+
+
+def test_fit_without_options_trains_on_boston_rooms_and_reaches_the_closed_form(capsys, tmp_path):
+    code, out, err = run(capsys, "fit", "--out-dir", str(tmp_path))
+    assert code == 0, err
+    assert err == ""
+    assert "target medv, feature rm; 323 train / 81 validation / 102 test rows" in field(out, "Data:")
+    assert "Epoch 1/1000" in out and "Epoch 1000/1000" in out
+
+    coef, intercept = tl.solvers.ols(*boston_training_rows())
+    closed = field(out, "Closed form:")
+    assert "ols on the same 323 training rows" in closed
+    assert equation(closed) == pytest.approx((coef[0], intercept), rel=1e-5)
+    assert equation(field(out, "Learned:")) == pytest.approx((coef[0], intercept), rel=1e-4)
+    assert "R² on test:" in out and "102 test rows" in out
+    assert field(out, "Wrote:") == f"fit.png and loss.png in {tmp_path.resolve()}"
+    assert_valid_png(tmp_path / "fit.png")
+    assert_valid_png(tmp_path / "loss.png")
+
+
+def test_module_runs_as_a_program_and_writes_valid_pngs(tmp_path):
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    done = subprocess.run(
+        [sys.executable, "-m", "tinygrad_lr", "fit", "--out-dir", "pictures"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    for label in ["Data:", "Training:", "Learned:", "Closed form:", "Gap:", "Final loss:", "R² on test:", "Wrote:"]:
+        field(done.stdout, label)
+    assert_valid_png(tmp_path / "pictures" / "fit.png")
+    assert_valid_png(tmp_path / "pictures" / "loss.png")
+
+
+def test_pictures_go_to_the_current_directory_by_default(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, "fit", "--epochs", "3", "--quiet")
+    assert code == 0, err
+    assert_valid_png(tmp_path / "fit.png")
+    assert_valid_png(tmp_path / "loss.png")
+
+
+def test_out_dir_is_created_when_missing(capsys, tmp_path):
+    code, _, err = run(capsys, "fit", "--epochs", "2", "--quiet", "--out-dir", str(tmp_path / "a" / "b"))
+    assert code == 0, err
+    assert (tmp_path / "a" / "b" / "loss.png").is_file()
+
+
+def test_quiet_prints_results_but_no_progress_lines(capsys, tmp_path):
+    code, out, _ = run(capsys, "fit", "--epochs", "5", "--quiet", "--out-dir", str(tmp_path))
+    assert code == 0
+    assert "Epoch" not in out and "step" not in out and "Data:" not in out
+    for label in ["Learned:", "Closed form:", "Gap:", "Final loss:", "R² on test:", "Wrote:"]:
+        field(out, label)
+
+
+def test_progress_shows_keras_lines_for_every_epoch_when_few(capsys, tmp_path):
+    code, out, _ = run(capsys, "fit", "--epochs", "3", "--batch-size", "32", "--out-dir", str(tmp_path))
+    assert code == 0
+    assert [line for line in out.splitlines() if line.startswith("Epoch ")] == ["Epoch 1/3", "Epoch 2/3", "Epoch 3/3"]
+    assert re.search(r"^11/11 \[=+\] - .* - loss: [0-9.]+ - val_loss: [0-9.]+$", out, re.MULTILINE)
+
+
+def test_progress_is_thinned_to_about_ten_reports_for_many_epochs(capsys, tmp_path):
+    code, out, _ = run(capsys, "fit", "--epochs", "100", "--out-dir", str(tmp_path))
+    assert code == 0
+    shown = [line for line in out.splitlines() if line.startswith("Epoch ")]
+    assert shown == ["Epoch 1/100"] + [f"Epoch {k}/100" for k in range(10, 101, 10)]
+
+
+def test_same_seed_repeats_the_run_exactly(capsys, tmp_path):
+    argv = ["fit", "--epochs", "20", "--batch-size", "16", "--quiet", "--out-dir", str(tmp_path)]
+    first = run(capsys, *argv)[1]
+    second = run(capsys, *argv)[1]
+    assert field(first, "Learned:") == field(second, "Learned:")
+
+
+# ----- the closed form beside the learned weights -----
+
+
+def test_l2_compares_with_ridge_of_the_same_l2(capsys, tmp_path):
+    code, out, err = run(capsys, "fit", "--l2", "0.5", "--quiet", "--out-dir", str(tmp_path))
+    assert code == 0, err
+    coef, intercept = tl.solvers.ridge(*boston_training_rows(), 0.5)
+    closed = field(out, "Closed form:")
+    assert "ridge (l2 0.5) on the same 323 training rows" in closed
+    assert equation(closed) == pytest.approx((coef[0], intercept), rel=1e-5)
+    assert "l2 term included" in field(out, "Final loss:")
+
+
+def test_standardized_csv_weights_are_reported_in_original_units(capsys, tmp_path, csv_file):
+    code, out, err = run(
+        capsys,
+        *["fit", "--csv", str(csv_file), "--target", "y", "--features", "a", "b", "--standardize"],
+        *["--epochs", "300", "--quiet", "--out-dir", str(tmp_path)],
+    )
+    assert code == 0, err
+    # the closed form of the raw data: the first 80 rows (the last 20 are the test split), of
+    # which the first 64 train and the next 16 validate
+    X, y, _ = tl.data.load_csv(csv_file, "y", ["a", "b"])
+    coef, intercept = tl.solvers.ols(X[:64], y[:64])
+    rows = {}
+    for line in out.splitlines():
+        cells = line.split()
+        if cells and cells[0] in ("a", "b", "(bias)"):
+            rows[cells[0]] = [float(cell) for cell in cells[1:]]
+    assert rows["a"][:2] == pytest.approx([coef[0], coef[0]], rel=1e-4)
+    assert rows["b"][:2] == pytest.approx([coef[1], coef[1]], rel=1e-4)
+    assert rows["(bias)"][:2] == pytest.approx([intercept, intercept], rel=1e-4)
+    assert "64 standardised training rows, back in original units" in field(out, "Weights:")
+    assert "20 test rows" in field(out, "R² on test:")
+    assert_valid_png(tmp_path / "fit.png")  # actual against predicted, for several features
+
+
+def test_csv_without_features_uses_every_column_but_the_target(capsys, tmp_path, csv_file):
+    code, out, err = run(
+        capsys, "fit", "--csv", str(csv_file), "--target", "y", "--epochs", "2", "--out-dir", str(tmp_path)
+    )
+    assert code == 0, err
+    assert "target y, features a, c, b; 64 train / 16 validation / 20 test rows" in field(out, "Data:")
+
+
+def test_csv_with_one_feature_reports_an_equation(capsys, tmp_path, csv_file):
+    argv = ["fit", "--csv", str(csv_file), "--target", "y", "--features", "a", "--standardize", "--quiet"]
+    code, out, err = run(capsys, *argv, "--out-dir", str(tmp_path))
+    assert code == 0, err
+    X, y, _ = tl.data.load_csv(csv_file, "y", ["a"])
+    coef, intercept = tl.solvers.ols(X[:64], y[:64])
+    assert equation(field(out, "Closed form:")) == pytest.approx((coef[0], intercept), rel=1e-5)
+    assert equation(field(out, "Learned:")) == pytest.approx((coef[0], intercept), rel=1e-4)
+
+
+def test_test_split_zero_reports_r2_on_the_training_rows(capsys, tmp_path, csv_file):
+    argv = ["fit", "--csv", str(csv_file), "--target", "y", "--test-split", "0", "--validation-split", "0"]
+    code, out, err = run(capsys, *argv, "--epochs", "2", "--out-dir", str(tmp_path))
+    assert code == 0, err
+    assert "100 train / 0 validation / 0 test rows" in field(out, "Data:")
+    assert "100 training rows; --test-split 0 leaves no test rows" in field(out, "R² on train:")
+    assert "no validation rows" in field(out, "Final loss:")
+    assert_valid_png(tmp_path / "fit.png")
+
+
+def test_a_run_far_from_the_optimum_says_so(capsys, tmp_path):
+    code, out, _ = run(capsys, "fit", "--epochs", "3", "--out-dir", str(tmp_path))
+    assert code == 0
+    assert "training stopped short of the optimum" in field(out, "Note:")
+
+
+# ----- help -----
+
+
+def test_help_exits_zero_and_explains_every_option(capsys):
+    code, out, _ = run(capsys, "fit", "--help")
+    assert code == 0
+    for option in OPTIONS:
+        assert option in out
+    assert "gd" in out and "adam" in out and "rmsprop" in out
+
+
+def test_top_level_help_names_the_fit_command(capsys):
+    code, out, _ = run(capsys, "--help")
+    assert code == 0
+    assert "fit" in out
+
+
+def test_no_command_prints_help_and_exits_2(capsys):
+    code, out, err = run(capsys)
+    assert code == 2
+    assert out == ""
+    assert "usage: tinygrad-lr" in err and "fit" in err
+
+
+# ----- bad input -----
+
+
+@pytest.fixture
+def bad_inputs(tmp_path):
+    """name: argv, each of which must be refused."""
+    text_cell = tmp_path / "text.csv"
+    text_cell.write_text("a,y\n1,2\n3,four\n")
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a directory")
+    blocked = tmp_path / "blocked"
+    (blocked / "fit.png").mkdir(parents=True)  # the picture's path is taken by a directory
+    csv = ["--csv", str(text_cell)]
+    return {
+        "missing csv": ["--csv", str(tmp_path / "missing.csv"), "--target", "y"],
+        "csv is a directory": ["--csv", str(tmp_path), "--target", "y"],
+        "unreadable csv": [*csv, "--target", "y"],
+        "unknown target": [*csv, "--target", "price"],
+        "unknown feature": [*csv, "--target", "y", "--features", "a", "rooms"],
+        "csv without target": csv,
+        "features without csv": ["--features", "rm"],
+        "target without csv": ["--target", "medv"],
+        "negative lr": ["--lr", "-0.1"],
+        "zero lr": ["--lr", "0"],
+        "nan lr": ["--lr", "nan"],
+        "zero epochs": ["--epochs", "0"],
+        "negative epochs": ["--epochs", "-5"],
+        "negative batch size": ["--batch-size", "-1"],
+        "validation split of one": ["--validation-split", "1"],
+        "negative validation split": ["--validation-split", "-0.2"],
+        "test split of one": ["--test-split", "1"],
+        "negative l2": ["--l2", "-1"],
+        "negative seed": ["--seed", "-1"],
+        "lr not a number": ["--lr", "fast"],
+        "epochs not an integer": ["--epochs", "2.5"],
+        "unknown optimizer": ["--optimizer", "sgd2"],
+        "unknown option": ["--colour"],
+        "diverging": ["--optimizer", "gd", "--lr", "10", "--epochs", "500"],
+        "out dir is a file": ["--out-dir", str(a_file)],
+        "out dir under a file": ["--out-dir", str(a_file / "sub")],
+        "picture not writable": ["--epochs", "1", "--out-dir", str(blocked)],
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing csv",
+        "csv is a directory",
+        "unreadable csv",
+        "unknown target",
+        "unknown feature",
+        "csv without target",
+        "features without csv",
+        "target without csv",
+        "negative lr",
+        "zero lr",
+        "nan lr",
+        "zero epochs",
+        "negative epochs",
+        "negative batch size",
+        "validation split of one",
+        "negative validation split",
+        "test split of one",
+        "negative l2",
+        "negative seed",
+        "lr not a number",
+        "epochs not an integer",
+        "unknown optimizer",
+        "unknown option",
+        "diverging",
+        "out dir is a file",
+        "out dir under a file",
+        "picture not writable",
+    ],
+)
+def test_bad_input_is_one_error_line_and_exit_code_2(capsys, tmp_path, bad_inputs, case):
+    argv = bad_inputs[case]
+    if "--out-dir" not in argv:
+        argv = [*argv, "--out-dir", str(tmp_path / "out")]
+    code, _, err = run(capsys, "fit", "--quiet", *argv)
+    assert code == 2
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("tinygrad-lr: error: ")
+    assert "Traceback" not in err
+
+
+def test_csv_errors_keep_the_loaders_message(capsys, tmp_path, bad_inputs):
+    _, _, err = run(capsys, "fit", *bad_inputs["unreadable csv"])
+    assert "line 3, column 'y': 'four' is not a number" in err
+
+
+def test_divergence_error_suggests_a_learning_rate(capsys, tmp_path, bad_inputs):
+    _, _, err = run(capsys, "fit", "--quiet", *bad_inputs["diverging"], "--out-dir", str(tmp_path))
+    assert "diverged" in err and "learning rate" in err
+
+
+def test_bad_input_from_the_program_has_no_traceback(tmp_path):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run(
+        [sys.executable, "-m", "tinygrad_lr", "fit", "--csv", "missing.csv", "--target", "y"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr == "tinygrad-lr: error: --csv missing.csv: no such file\n"

@@ -1,0 +1,570 @@
+"""The command line: `tinygrad-lr fit` trains a linear model and sets it beside the closed-form optimum.
+
+    tinygrad-lr fit                                     # price against rooms, bundled Boston housing data
+    tinygrad-lr fit --csv data.csv --target y --standardize --out-dir results
+
+It trains `Sequential([Linear(d, 1)])` in float64 with `model.fit`, solves the same objective
+exactly with `tl.solvers.ols` / `ridge` on the same training rows, and prints both in the data's
+original units with the gap between them, the final losses, and R² on held-out test rows; then it
+writes `fit.png` and `loss.png`. Bad input ends with one line on stderr, `tinygrad-lr: error: ...`,
+and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+import tinygrad_lr as tl
+
+PROG = "tinygrad-lr"
+OPTIMIZERS = {"gd": tl.optim.GradientDescent, "adam": tl.optim.Adam, "rmsprop": tl.optim.RMSprop}
+# Default learning rates. Adam and RMSprop move each parameter by about `lr` per step, whatever the
+# gradient's scale, and on the Boston data the bias has to travel ~30 units: with lr 2, Adam's
+# 1000 full-batch steps reach the closed form; RMSprop, having no momentum, ends hovering within
+# about 0.5% of the optimal loss at 0.1. Gradient descent's step must instead fit the curvature, so
+# its default comes from the data (see `_default_lr`).
+DEFAULT_LR = {"adam": 2.0, "rmsprop": 0.1}
+DEFAULT_EPOCHS = 1000
+PROGRESS_LINES = 10  # with more epochs than twice this, only about this many progress reports
+LABEL = 14  # width of the labels in the report ("Closed form:  ")
+
+
+class UsageError(Exception):
+    """Bad input: reported as one line on stderr, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but every error is one line (no usage block), like the rest of the command's errors."""
+
+    def error(self, message: str):
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+# ----- the options -----
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        description="Train a linear model by gradient descent and compare it with the closed-form optimum.",
+        epilog=f"Run '{PROG} fit --help' for its options. With no command, this help is shown and the exit code is 2.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {tl.__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    fit = commands.add_parser(
+        "fit",
+        help="train a linear model, compare it with the closed form, write fit.png and loss.png",
+        description=(
+            "Train a linear model (one Linear layer, float64) on the bundled Boston housing data (price medv "
+            "against rooms rm, Keras' train/test split) or on a CSV file; print the learned weights and bias in "
+            "the data's original units beside the closed-form optimum of the same objective on the same "
+            "training rows, the final losses and R² on the test rows; write fit.png and loss.png."
+        ),
+    )
+    data = fit.add_argument_group("data")
+    data.add_argument(
+        "--csv",
+        metavar="PATH",
+        help="Train on this CSV file (a header row of column names, then rows of numbers) "
+        "instead of the bundled Boston housing data.",
+    )
+    data.add_argument("--target", metavar="COL", help="The column to predict; required with --csv.")
+    data.add_argument(
+        "--features",
+        metavar="COL",
+        nargs="+",
+        help="The columns to predict from (default: every column except the target); only with --csv.",
+    )
+    data.add_argument(
+        "--test-split",
+        metavar="FRACTION",
+        type=float,
+        default=0.2,
+        help="Fraction of the rows held out to report R² on: the last rows of a CSV, Keras' test split of the "
+        "Boston data (default 0.2; 0 reports R² on the training rows instead).",
+    )
+    data.add_argument(
+        "--validation-split",
+        metavar="FRACTION",
+        type=float,
+        default=0.2,
+        help="Fraction of the remaining rows, the last ones as in Keras, kept out of training to report "
+        "the validation loss each epoch (default 0.2; 0 for none).",
+    )
+    data.add_argument(
+        "--standardize",
+        action="store_true",
+        help="Scale each feature to mean 0 and variance 1 (as measured on the training rows) before training; "
+        "the weights are still reported in the data's original units.",
+    )
+    training = fit.add_argument_group("training")
+    training.add_argument(
+        "--optimizer",
+        choices=list(OPTIMIZERS),
+        default="adam",
+        help="The update rule: plain gradient descent, Adam or RMSprop (default adam).",
+    )
+    training.add_argument(
+        "--lr",
+        type=float,
+        help=f"Learning rate (default {DEFAULT_LR['adam']:g} for adam, {DEFAULT_LR['rmsprop']:g} for rmsprop, "
+        "and for gd 1/L: half the largest stable rate on the training rows).",
+    )
+    training.add_argument(
+        "--epochs",
+        metavar="N",
+        type=int,
+        default=DEFAULT_EPOCHS,
+        help=f"Passes over the training rows (default {DEFAULT_EPOCHS}); with more than {2 * PROGRESS_LINES}, "
+        f"progress is shown for about {PROGRESS_LINES} of them.",
+    )
+    training.add_argument(
+        "--batch-size",
+        metavar="N",
+        type=int,
+        help="Rows per gradient step, shuffled each epoch (default: all training rows, one full-batch step per epoch).",
+    )
+    training.add_argument(
+        "--l2",
+        type=float,
+        default=0.0,
+        help="Ridge penalty: adds l2·Σw² over the weights (not the bias) to the loss, and the closed form "
+        "becomes ridge with the same l2 (default 0).",
+    )
+    training.add_argument(
+        "--seed",
+        metavar="N",
+        type=int,
+        default=0,
+        help="Seed of the initial weights and of the batch shuffling, so that a run repeats exactly (default 0).",
+    )
+    output = fit.add_argument_group("output")
+    output.add_argument(
+        "--out-dir",
+        metavar="DIR",
+        default=".",
+        help="Directory to write fit.png and loss.png to, created if missing (default: the current directory).",
+    )
+    output.add_argument(
+        "--quiet",
+        action="store_true",
+        help="Print the results only: no data summary and no progress lines.",
+    )
+    return parser
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """The checks argparse cannot make: ranges, and options that only make sense together."""
+    if args.csv is None:
+        for option, value in (("--target", args.target), ("--features", args.features)):
+            if value is not None:
+                raise UsageError(f"{option} needs --csv PATH (without --csv the Boston data use medv against rm)")
+    elif args.target is None:
+        raise UsageError("--csv needs --target COL, the column to predict")
+
+    def fraction(option: str, value: float) -> None:
+        if not (math.isfinite(value) and 0 <= value < 1):
+            raise UsageError(f"{option} must be a fraction in [0, 1), got {value:g}")
+
+    fraction("--test-split", args.test_split)
+    fraction("--validation-split", args.validation_split)
+    if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
+        raise UsageError(f"--lr must be a number > 0, got {args.lr:g}")
+    if args.epochs < 1:
+        raise UsageError(f"--epochs must be an integer >= 1, got {args.epochs}")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise UsageError(f"--batch-size must be an integer >= 1, got {args.batch_size}")
+    if not (math.isfinite(args.l2) and args.l2 >= 0):
+        raise UsageError(f"--l2 must be a number >= 0, got {args.l2:g}")
+    if args.seed < 0:
+        raise UsageError(f"--seed must be an integer >= 0, got {args.seed}")
+
+
+# ----- the data -----
+
+
+@dataclass
+class Dataset:
+    """The rows split three ways, in the data's original units. X: (n, d), y: (n,)."""
+
+    source: str  # "Boston housing (bundled)" or the CSV path
+    target: str
+    features: list[str]
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_val: np.ndarray
+    y_val: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+
+
+def load_data(args: argparse.Namespace) -> Dataset:
+    if args.csv is None:
+        # Keras' boston_housing split, then price against the average number of rooms
+        (X_fit, y_fit), (X_test, y_test) = tl.datasets.load_boston_housing(test_split=args.test_split)
+        column = tl.datasets.BOSTON_FEATURES.index("rm")
+        source, target, features = "Boston housing (bundled)", tl.datasets.BOSTON_TARGET, ["rm"]
+        X_fit, X_test = X_fit[:, [column]], X_test[:, [column]]
+    else:
+        try:
+            X, y, features = tl.data.load_csv(args.csv, args.target, args.features)
+        except FileNotFoundError:
+            raise UsageError(f"--csv {args.csv}: no such file") from None
+        except OSError as error:
+            raise UsageError(f"--csv {args.csv}: cannot read it ({error.strerror or error})") from None
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+        # the last rows are the test rows, with the arithmetic of Keras' test split
+        n_fit = int(len(X) * (1 - args.test_split))
+        if n_fit == 0 or (args.test_split > 0 and n_fit == len(X)):
+            raise UsageError(
+                f"--test-split {args.test_split:g} of the {len(X)} rows in {args.csv} leaves "
+                + ("no row to train on" if n_fit == 0 else "no test row; use a larger fraction, or 0 for none")
+            )
+        source, target = args.csv, args.target
+        X_fit, y_fit, X_test, y_test = X[:n_fit], y[:n_fit], X[n_fit:], y[n_fit:]
+
+    n_train = math.floor(len(X_fit) * (1 - args.validation_split))  # Keras' validation_split rule
+    if n_train == 0 or (args.validation_split > 0 and n_train == len(X_fit)):
+        raise UsageError(
+            f"--validation-split {args.validation_split:g} of the {len(X_fit)} rows left for training leaves "
+            + ("no row to train on" if n_train == 0 else "no validation row; use a larger fraction, or 0 for none")
+        )
+    (X_train, y_train), (X_val, y_val) = tl.data.validation_split(X_fit, y_fit, args.validation_split)
+    return Dataset(source, target, features, X_train, y_train, X_val, y_val, X_test, y_test)
+
+
+# ----- training and the closed form -----
+
+
+@dataclass
+class Result:
+    """Learned and closed-form (coef (d,), intercept) in original units, objectives, R² and the history."""
+
+    coef: np.ndarray
+    intercept: float
+    optimum_coef: np.ndarray
+    optimum_intercept: float
+    train_loss: float
+    optimum_loss: float
+    val_loss: float | None
+    optimum_val_loss: float | None
+    r2: float
+    optimum_r2: float
+    history: tl.callbacks.History
+
+
+class SparseProgress(tl.callbacks.ProgressBar):
+    """fit's Keras progress lines, for the first epoch, every `every`-th one and the last."""
+
+    def __init__(self, every: int):
+        super().__init__()
+        self.every = every
+
+    def _shown(self, epoch: int) -> bool:
+        return epoch == 0 or (epoch + 1) % self.every == 0 or epoch + 1 == self.params["epochs"]
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.showing = self._shown(epoch)
+        if self.showing:
+            super().on_epoch_begin(epoch, logs)
+
+    def on_batch_end(self, batch, logs=None):
+        if self.showing:
+            super().on_batch_end(batch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.showing:
+            super().on_epoch_end(epoch, logs)
+
+
+def _default_lr(optimizer: str, X_train: np.ndarray, l2: float) -> float:
+    if optimizer in DEFAULT_LR:
+        return DEFAULT_LR[optimizer]
+    # Plain gradient descent on this quadratic converges for lr < 2/λ_max; 1/λ_max (the classic
+    # 1/L step) keeps a factor of two from that edge, which mini-batches need.
+    bound = tl.solvers.stable_learning_rate(X_train, l2=l2)
+    return bound / 2 if math.isfinite(bound) else 0.01
+
+
+def _objective(X: np.ndarray, y: np.ndarray, coef: np.ndarray, intercept: float, l2: float) -> float:
+    """mean((X @ coef + intercept - y)²) + l2·Σcoef², the training objective, in float64."""
+    return float(np.mean((X @ coef + intercept - y) ** 2) + l2 * np.sum(coef**2))
+
+
+def _r2(y: np.ndarray, pred: np.ndarray) -> float:
+    """Coefficient of determination, 1 - SS_res / SS_tot; NaN for a constant target."""
+    total = float(np.sum((y - y.mean()) ** 2))
+    return 1 - float(np.sum((y - pred) ** 2)) / total if total > 0 else math.nan
+
+
+def train(args: argparse.Namespace, data: Dataset, lr: float, scaler: tl.data.Standardizer | None) -> Result:
+    """Fit the model, solve the same objective in closed form, and measure both."""
+
+    def model_space(X: np.ndarray) -> np.ndarray:
+        return scaler.transform(X) if scaler is not None and len(X) else X
+
+    Z_train, Z_val = model_space(data.X_train), model_space(data.X_val)
+    d = Z_train.shape[1]
+    model = tl.nn.Sequential([tl.nn.Linear(d, 1, seed=args.seed, dtype=np.float64)])
+    model.compile(loss="mse", optimizer=OPTIMIZERS[args.optimizer](lr=lr), l2=args.l2)
+    every = 1 if args.epochs <= 2 * PROGRESS_LINES else math.ceil(args.epochs / PROGRESS_LINES)
+    try:
+        history = model.fit(
+            Z_train,
+            data.y_train,
+            epochs=args.epochs,
+            batch_size=args.batch_size or len(Z_train),
+            validation_data=(Z_val, data.y_val) if len(Z_val) else None,
+            verbose=0,
+            callbacks=[] if args.quiet else [SparseProgress(every)],
+            seed=args.seed,
+        )
+    except tl.TrainingDivergedError as error:
+        raise UsageError(str(error).removeprefix("fit: ")) from None
+
+    layer = model.layers[0]
+    coef_m, intercept_m = layer.weight.data[:, 0].copy(), float(layer.bias.data[0])
+    # The closed form of exactly the objective fit minimised: the same rows, in the same
+    # (possibly standardised) units, with the same l2 on the weights.
+    if args.l2 > 0:
+        optimum_m = tl.solvers.ridge(Z_train, data.y_train, args.l2)
+    else:
+        optimum_m = tl.solvers.ols(Z_train, data.y_train)
+
+    def measured(X: np.ndarray, y: np.ndarray, coef: np.ndarray, intercept: float) -> float | None:
+        return _objective(X, y, coef, intercept, args.l2) if len(X) else None
+
+    train_loss = measured(Z_train, data.y_train, coef_m, intercept_m)
+    optimum_loss = measured(Z_train, data.y_train, *optimum_m)
+    val_loss = measured(Z_val, data.y_val, coef_m, intercept_m)
+    optimum_val_loss = measured(Z_val, data.y_val, *optimum_m)
+
+    def original_units(coef: np.ndarray, intercept: float) -> tuple[np.ndarray, float]:
+        return tl.data.unscale_linear(coef, intercept, scaler) if scaler is not None else (coef, intercept)
+
+    coef, intercept = original_units(coef_m, intercept_m)
+    optimum_coef, optimum_intercept = original_units(*optimum_m)
+    X_r2, y_r2 = (data.X_test, data.y_test) if len(data.X_test) else (data.X_train, data.y_train)
+    return Result(
+        coef=coef,
+        intercept=intercept,
+        optimum_coef=optimum_coef,
+        optimum_intercept=optimum_intercept,
+        train_loss=train_loss,
+        optimum_loss=optimum_loss,
+        val_loss=val_loss,
+        optimum_val_loss=optimum_val_loss,
+        r2=_r2(y_r2, X_r2 @ coef + intercept),
+        optimum_r2=_r2(y_r2, X_r2 @ optimum_coef + optimum_intercept),
+        history=history,
+    )
+
+
+# ----- the pictures -----
+
+
+def write_pictures(args: argparse.Namespace, data: Dataset, result: Result, out_dir: Path) -> list[Path]:
+    """fit.png (the line over train and test data, or actual against predicted) and loss.png."""
+    fit_path, loss_path = out_dir / "fit.png", out_dir / "loss.png"
+    test = {"x_test": None, "y_test": None}
+    if len(data.features) == 1:
+        if len(data.X_test):
+            test = {"x_test": data.X_test[:, 0], "y_test": data.y_test}
+        tl.plot.plot_fit(
+            data.X_train[:, 0],
+            data.y_train,
+            coef=result.coef[0],
+            intercept=result.intercept,
+            reference=(result.optimum_coef[0], result.optimum_intercept),
+            title=f"{data.target} against {data.features[0]}: {data.source}",
+            xlabel=data.features[0],
+            ylabel=data.target,
+            path=fit_path,
+            **test,
+        )
+    else:
+        # Several features: no line to draw over one of them. Plotted against its own prediction,
+        # the model is the line actual = predicted; the spread around it is what it misses.
+        def predict(X: np.ndarray) -> np.ndarray:
+            return X @ result.coef + result.intercept
+
+        if len(data.X_test):
+            test = {"x_test": predict(data.X_test), "y_test": data.y_test}
+        tl.plot.plot_fit(
+            predict(data.X_train),
+            data.y_train,
+            coef=1.0,
+            intercept=0.0,
+            title=f"actual {data.target} against predicted, {len(data.features)} features: {data.source}",
+            xlabel=f"predicted {data.target}",
+            ylabel=f"actual {data.target}",
+            path=fit_path,
+            **test,
+        )
+    tl.plot.plot_loss(result.history, title=f"{args.optimizer} on {data.source}: loss per epoch", path=loss_path)
+    return [fit_path, loss_path]
+
+
+# ----- the report -----
+
+
+def _line(label: str, text: str) -> str:
+    return f"{label:<{LABEL}}{text}"
+
+
+def _number(value: float) -> str:
+    return f"{value:.6g}"
+
+
+def _percent(value: float) -> str:
+    """'+4.5e-14%', '+0.076%', '+29%', '+14,892%'."""
+    if abs(value) >= 100:
+        return f"{value:+,.0f}%"
+    return f"{value:+.2g}%" if abs(value) >= 0.01 else f"{value:+.1e}%"
+
+
+def _equation(target: str, features: list[str], coef: np.ndarray, intercept: float) -> str:
+    """'medv = 8.60187 * rm - 31.7951'."""
+    text = ""
+    for name, w in zip(features, coef):
+        if not text:
+            text = f"{_number(w)} * {name}"
+        else:
+            text += f" {'-' if w < 0 else '+'} {_number(abs(w))} * {name}"
+    return f"{target} = {text} {'-' if intercept < 0 else '+'} {_number(abs(intercept))}"
+
+
+def _table(features: list[str], result: Result) -> list[str]:
+    """One row per weight and one for the bias: learned, closed form, and their distance."""
+    rows = [("", "learned", "closed form", "|Δ|")]
+    for name, w, w_star in zip(features, result.coef, result.optimum_coef):
+        rows.append((name, _number(w), _number(w_star), f"{abs(w - w_star):.2g}"))
+    gap = abs(result.intercept - result.optimum_intercept)
+    rows.append(("(bias)", _number(result.intercept), _number(result.optimum_intercept), f"{gap:.2g}"))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = []
+    for name, *numbers in rows:
+        cells = [name.ljust(widths[0])] + [cell.rjust(width) for cell, width in zip(numbers, widths[1:])]
+        lines.append(" " * LABEL + "  ".join(cells))
+    return lines
+
+
+def report(args: argparse.Namespace, data: Dataset, result: Result) -> list[str]:
+    """The lines printed after training."""
+    n_train = len(data.X_train)
+    solver = "ols" if args.l2 == 0 else f"ridge (l2 {args.l2:g})"
+    rows = f"{n_train} {'standardised ' if args.standardize else ''}training rows"
+    how = f"({solver} on the same {rows}{', back in original units' if args.standardize else ''})"
+    lines = []
+    if len(data.features) == 1:
+        lines.append(_line("Learned:", _equation(data.target, data.features, result.coef, result.intercept)))
+        closed = _equation(data.target, data.features, result.optimum_coef, result.optimum_intercept)
+        lines.append(_line("Closed form:", f"{closed}   {how}"))
+    else:
+        lines.append(_line("Weights:", f"learned, beside the closed form {how}"))
+        lines.extend(_table(data.features, result))
+    weight_gap = float(np.max(np.abs(result.coef - result.optimum_coef)))
+    bias_gap = abs(result.intercept - result.optimum_intercept)
+    excess = result.train_loss - result.optimum_loss
+    relative = _percent(100 * excess / result.optimum_loss) if result.optimum_loss > 0 else f"{excess:+.2g}"
+    max_ = "max " if len(data.features) > 1 else ""
+    lines.append(
+        _line(
+            "Gap:",
+            f"{max_}|Δweight| = {weight_gap:.2g}, |Δbias| = {bias_gap:.2g}; "
+            f"train loss {_number(result.train_loss)} vs optimum {_number(result.optimum_loss)} ({relative})",
+        )
+    )
+    if result.val_loss is None:
+        losses = f"train {_number(result.train_loss)}; no validation rows (--validation-split 0)"
+    else:
+        losses = (
+            f"train {_number(result.train_loss)}, validation {_number(result.val_loss)}   "
+            f"(closed form: validation {_number(result.optimum_val_loss)})"
+        )
+    lines.append(_line("Final loss:", losses + (", l2 term included" if args.l2 > 0 else "")))
+
+    def r2(value: float) -> str:
+        return "undefined (the target is constant)" if math.isnan(value) else f"{value:.4f}"
+
+    if len(data.X_test):
+        where, label = f"{len(data.X_test)} test rows", "R² on test:"
+    else:
+        where, label = f"{n_train} training rows; --test-split 0 leaves no test rows", "R² on train:"
+    lines.append(_line(label, f"{r2(result.r2)}   (closed form {r2(result.optimum_r2)}; {where})"))
+    if not args.quiet and excess > 1e-3 * max(result.optimum_loss, 1e-12):
+        lines.append(
+            _line(
+                "Note:",
+                "training stopped short of the optimum; try more --epochs, another --lr, or --standardize",
+            )
+        )
+    return lines
+
+
+# ----- the command -----
+
+
+def run_fit(args: argparse.Namespace) -> None:
+    _check_options(args)
+    data = load_data(args)
+    out_dir = Path(args.out_dir)  # made before training, so that a bad directory fails fast
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"--out-dir {args.out_dir}: that is a file, not a directory")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"--out-dir {args.out_dir}: cannot create the directory ({error.strerror or error})") from None
+    try:
+        scaler = tl.data.Standardizer().fit(data.X_train) if args.standardize else None
+    except ValueError as error:
+        raise UsageError(f"--standardize: {error}") from None
+    Z_train = scaler.transform(data.X_train) if scaler is not None else data.X_train
+    lr = args.lr if args.lr is not None else _default_lr(args.optimizer, Z_train, args.l2)
+    if not args.quiet:
+        features = ", ".join(data.features)
+        counts = f"{len(data.X_train)} train / {len(data.X_val)} validation / {len(data.X_test)} test rows"
+        plural = "s" if len(data.features) > 1 else ""
+        print(_line("Data:", f"{data.source}, target {data.target}, feature{plural} {features}; {counts}"))
+        batch = f"batches of {args.batch_size}" if args.batch_size else f"full batch ({len(data.X_train)} rows)"
+        scaled = ", features standardised" if args.standardize else ""
+        settings = f"{args.optimizer} (lr {lr:g}), {args.epochs} epochs, {batch}, l2 {args.l2:g}, seed {args.seed}"
+        print(_line("Training:", settings + scaled))
+    result = train(args, data, lr, scaler)
+    for line in report(args, data, result):
+        print(line)
+    try:
+        paths = write_pictures(args, data, result, out_dir)
+    except OSError as error:
+        where = error.filename or args.out_dir
+        raise UsageError(f"cannot write the pictures to {where} ({error.strerror or error})") from None
+    names = " and ".join(path.name for path in paths)
+    print(_line("Wrote:", f"{names} in {out_dir.resolve()}"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line with `argv` (default: sys.argv[1:]); returns the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help(sys.stderr)
+            return 2
+        run_fit(args)
+    except UsageError as error:
+        message = " ".join(str(error).split())  # one line, whatever the message held
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        return 2
+    except SystemExit as exit_:  # --help and --version
+        return exit_.code if isinstance(exit_.code, int) else 0
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    return 0
