@@ -1,0 +1,70 @@
+"""Walkthrough 4: a Keras-style fit of a noisy line, with the progress output and model.summary().
+
+Redoes the classic Keras tutorial that fits y = x + 10·U(0, 1) (a line with uniform noise, so the
+best line is about y = x + 5) on x = 0, 1, ..., 50: a one-unit model, `model.summary()`, Adam
+with lr 0.1, 200 epochs with Keras' per-epoch progress lines (`verbose=1`), and a plot of the
+data with the learned line. The closed-form least-squares line (`tl.solvers.ols`) is drawn
+beside it as the reference.
+
+Picture: `04_fit.png` (data, learned line, closed-form line), `04_loss.png` (loss per epoch).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+import tinygrad_lr as tl
+
+
+def main(out_dir: str | Path = ".", fast: bool = False) -> dict:
+    """Show the summary, train with the progress output, save the pictures; return the key numbers."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    epochs = 20 if fast else 200
+
+    rng = np.random.default_rng(0)
+    x = np.arange(51.0)
+    y = x + 10 * rng.uniform(0.0, 1.0, len(x))
+
+    model = tl.nn.Sequential([tl.nn.Linear(1, 1, seed=0)])
+    model.summary()
+    model.compile(loss="mse", optimizer=tl.optim.Adam(lr=0.1))
+    # batch_size 32 (Keras' default): two steps per epoch, the 51 points shuffled each epoch
+    history = model.fit(x, y, epochs=epochs, verbose=1, seed=0)
+
+    slope, bias = (float(w.reshape(-1)[0]) for w in model.get_weights())
+    (coef,), intercept = tl.solvers.ols(x, y)
+    optimum = float(np.mean((coef * x + intercept - y) ** 2))
+    print()
+    print(f"learned:     y = {slope:.4f}x + {bias:.4f}, loss {model.evaluate(x, y):.4f}")
+    print(f"closed form: y = {coef:.4f}x + {intercept:.4f}, loss {optimum:.4f}")
+    print("expected:    y = x + 5 (the mean of 10·U(0, 1)), loss about 100/12 = 8.33 (its variance)")
+
+    tl.plot.plot_fit(
+        x,
+        y,
+        model.predict,
+        reference=(coef, intercept),
+        title=f"After {epochs} epochs of Adam: y = {slope:.3f}x + {bias:.3f}",
+        path=out_dir / "04_fit.png",
+    )
+    tl.plot.plot_loss(history, title="Adam(lr=0.1), batches of 32", path=out_dir / "04_loss.png")
+    return {
+        "slope": slope,
+        "bias": bias,
+        "loss": history.history["loss"][-1],
+        "ols_coef": float(coef),
+        "ols_intercept": float(intercept),
+        "ols_loss": optimum,
+    }
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out-dir", default=".", help="where to write the PNG pictures (default: here)")
+    parser.add_argument("--fast", action="store_true", help="fewer epochs, for the test suite")
+    args = parser.parse_args()
+    main(args.out_dir, fast=args.fast)

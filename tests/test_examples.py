@@ -1,0 +1,129 @@
+"""The walkthroughs in examples/: each runs to completion (fast mode), writes its pictures, and
+reaches the numbers its prose claims."""
+
+import contextlib
+import importlib.util
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def run_example(name, out_dir):
+    """Import examples/<name>.py by path, run main(out_dir, fast=True); return (results, stdout)."""
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        results = module.main(out_dir=out_dir, fast=True)
+    return results, stdout.getvalue()
+
+
+def assert_pngs(out_dir, names):
+    for name in names:
+        data = (Path(out_dir) / name).read_bytes()
+        assert data[:8] == PNG_SIGNATURE, name
+
+
+def test_every_example_is_tested():
+    scripts = sorted(path.stem for path in EXAMPLES.glob("*.py"))
+    assert scripts == [
+        "01_gradient_descent",
+        "02_l2_minibatch",
+        "03_keras_adam",
+        "04_keras_progress",
+        "05_boston_rooms",
+        "06_polynomial",
+    ]
+
+
+def test_gradient_descent_heads_for_the_closed_form(tmp_path):
+    results, stdout = run_example("01_gradient_descent", tmp_path)
+    assert_pngs(tmp_path, ["01_line_fit.png", "01_loss.png"])
+    assert "Epoch 40: A = " in stdout
+    assert results["A"] == pytest.approx(results["ols_coef"], abs=0.1)
+    assert results["B"] == pytest.approx(results["ols_intercept"], abs=0.6)
+    assert results["ols_coef"] == pytest.approx(3.5, abs=0.1)
+    assert results["ols_intercept"] == pytest.approx(2.0, abs=0.5)
+    assert results["ols_loss"] <= results["loss"] < 1.2 * results["ols_loss"]
+
+
+def test_l2_minibatch_bias_is_stuck_and_both_cures_reach_ridge(tmp_path):
+    results, stdout = run_example("02_l2_minibatch", tmp_path)
+    assert_pngs(tmp_path, ["02_fit.png", "02_loss.png"])
+    b0, ridge_b = results["b_initial"], results["ridge_b"]
+    # without the cure: most of b's way to the optimum is still ahead, and b is not moving
+    assert abs(results["tutorial_b"] - ridge_b) > 0.5 * abs(b0 - ridge_b)
+    assert "changed by" in stdout
+    # why: a huge condition number, and at the largest stable lr b needs ~1e8 steps
+    assert results["condition_number"] > 1e7
+    assert results["stable_lr"] == pytest.approx(3e-8, rel=0.01)
+    assert results["steps_to_move_b"] > 1e7
+    # the cures: W on the ridge optimum, b within the small cycle that two fixed batches leave
+    for cure in ("standardised", "folded"):
+        assert results[f"{cure}_W"] == pytest.approx(results["ridge_W"], abs=1e-5)
+        assert abs(results[f"{cure}_b"] - ridge_b) < 1e-3
+        assert abs(results[f"{cure}_b"] - ridge_b) < 0.25 * abs(results["tutorial_b"] - ridge_b)
+
+
+def test_keras_adam_predicts_70(tmp_path):
+    results, stdout = run_example("03_keras_adam", tmp_path)
+    assert_pngs(tmp_path, ["03_loss.png", "03_fit.png"])
+    assert results["prediction"] == pytest.approx(70.0, abs=1.5)
+    assert results["ols_coef"] == pytest.approx(2.0)
+    assert results["ols_intercept"] == pytest.approx(30.0)
+    assert "weights: [array(" in stdout
+
+
+def test_keras_progress_prints_epochs_and_summary(tmp_path):
+    results, stdout = run_example("04_keras_progress", tmp_path)
+    assert_pngs(tmp_path, ["04_fit.png", "04_loss.png"])
+    assert "Total params: 2" in stdout
+    assert "Epoch 1/20" in stdout and "2/2 [==============================]" in stdout
+    assert results["ols_coef"] == pytest.approx(1.0, abs=0.1)
+    assert results["ols_intercept"] == pytest.approx(5.0, abs=1.5)
+    assert np.isfinite(results["loss"]) and results["loss"] >= results["ols_loss"]
+
+
+def test_boston_rooms_losses_are_finite_and_above_the_optimum(tmp_path):
+    results, _ = run_example("05_boston_rooms", tmp_path)
+    assert_pngs(tmp_path, ["05_loss.png", "05_fit.png"])
+    assert np.isfinite(results["loss"]) and np.isfinite(results["val_loss"])
+    assert results["final_loss"] > results["ols_loss"]
+    assert results["val_loss"] > results["ols_val_loss"]
+    assert len(results["predicted"]) == 5
+    assert np.all(np.diff(results["predicted"]) > 0)  # more rooms, higher price
+    assert results["r2_test"] <= results["ols_r2_test"] + 1e-9
+
+
+def test_polynomial_matches_ols_only_when_standardised(tmp_path):
+    results, _ = run_example("06_polynomial", tmp_path)
+    assert_pngs(tmp_path, ["06_fit.png", "06_loss.png"])
+    assert results["condition_raw"] > 100 * results["condition_standardised"]
+    np.testing.assert_allclose(results["coef"], results["ols_coef"], atol=0.02)
+    assert results["intercept"] == pytest.approx(results["ols_intercept"], abs=0.05)
+    assert abs(results["raw_intercept"] - results["ols_intercept"]) > 1.0  # raw powers: far from done
+
+
+def test_example_runs_as_a_script(tmp_path):
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    done = subprocess.run(
+        [sys.executable, "examples/03_keras_adam.py", "--out-dir", str(tmp_path / "out"), "--fast"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "model.predict([20.0])" in done.stdout
+    assert (tmp_path / "out" / "03_fit.png").exists()
