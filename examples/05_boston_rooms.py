@@ -29,12 +29,6 @@ ROOMS = tl.datasets.BOSTON_FEATURES.index("rm")  # column 5
 LR = 0.005
 
 
-def r2_score(y: np.ndarray, pred: np.ndarray) -> float:
-    """The coefficient of determination: 1 - Σ(y - pred)² / Σ(y - mean(y))²."""
-    y, pred = np.asarray(y).reshape(-1), np.asarray(pred).reshape(-1)
-    return float(1 - np.sum((y - pred) ** 2) / np.sum((y - y.mean()) ** 2))
-
-
 def main(out_dir: str | Path = ".", fast: bool = False) -> dict:
     """Train, print the losses, predictions and the comparison, save the pictures; return the key numbers."""
     out_dir = Path(out_dir)
@@ -91,8 +85,8 @@ def main(out_dir: str | Path = ".", fast: bool = False) -> dict:
     for r, p in zip(rooms, predicted):
         print(f"{r:5.0f}  {p:24.2f}  {coef * r + intercept:11.2f}")
 
-    r2_model = r2_score(y_test, model.predict(x_test))
-    r2_best = r2_score(y_test, coef * x_test + intercept)
+    r2_model = tl.losses.r2_score(y_test, model.predict(x_test))
+    r2_best = tl.losses.r2_score(y_test, coef * x_test + intercept)
     print(f"\nR² on the {len(x_test)} test rows: {r2_model:.3f} (RMSprop), {r2_best:.3f} (closed form)")
 
     # The loss curves, with the closed form's levels as dotted lines: where converged training would end

@@ -241,3 +241,14 @@ def test_numpy_functions_read_a_tensor():
     x = tl.Tensor([1.0, 3.0])
     assert np.asarray(x) is x.data
     assert np.mean(np.asarray(x, dtype=np.float64)) == 2.0
+
+
+def test_a_parameter_never_aliases_the_callers_array_but_data_are_shared():
+    start = np.array([1.0, 2.0])
+    w = tl.Tensor(start, requires_grad=True)
+    (w * 2).sum().backward()
+    opt = tl.optim.SGD([w], lr=0.5)
+    opt.step()
+    np.testing.assert_array_equal(start, [1.0, 2.0])  # the caller's starting point is intact
+    data = np.ones(3)
+    assert tl.Tensor(data).data is data  # plain data are not copied

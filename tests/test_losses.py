@@ -77,3 +77,15 @@ def test_l2_penalty_is_l2_times_sum_of_squares(data, l2):
 
 def test_l2_penalty_of_no_parameters_is_zero():
     assert tl.losses.l2_penalty([], 0.5).item() == 0.0
+
+
+def test_r2_score_is_one_minus_residual_over_total_variance():
+    y = np.array([1.0, 2.0, 4.0, 7.0])
+    pred = np.array([[1.5], [2.0], [3.5], [7.0]])  # a column against a flat target: same samples
+    expected = 1 - np.sum((y - pred[:, 0]) ** 2) / np.sum((y - y.mean()) ** 2)
+    assert tl.losses.r2_score(y, pred) == pytest.approx(expected)
+    assert tl.losses.r2_score(y, y) == 1.0
+    assert tl.losses.r2_score(y, np.full(4, y.mean())) == pytest.approx(0.0)
+    assert np.isnan(tl.losses.r2_score(np.ones(3), np.zeros(3)))
+    with pytest.raises(ValueError, match="r2_score"):
+        tl.losses.r2_score(y, np.zeros(3))

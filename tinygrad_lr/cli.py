@@ -204,6 +204,13 @@ class Dataset:
     y_test: np.ndarray
 
 
+def _split(X: np.ndarray, y: np.ndarray, fraction: float, option: str):
+    try:
+        return tl.data.validation_split(X, y, fraction)
+    except ValueError as error:
+        raise UsageError(f"{option} {fraction:g}: {str(error).removeprefix('validation_split: ')}") from None
+
+
 def load_data(args: argparse.Namespace) -> Dataset:
     if args.csv is None:
         # Keras' boston_housing split, then price against the average number of rooms
@@ -220,23 +227,11 @@ def load_data(args: argparse.Namespace) -> Dataset:
             raise UsageError(f"--csv {args.csv}: cannot read it ({error.strerror or error})") from None
         except ValueError as error:
             raise UsageError(str(error)) from None
-        # the last rows are the test rows, with the arithmetic of Keras' test split
-        n_fit = int(len(X) * (1 - args.test_split))
-        if n_fit == 0 or (args.test_split > 0 and n_fit == len(X)):
-            raise UsageError(
-                f"--test-split {args.test_split:g} of the {len(X)} rows in {args.csv} leaves "
-                + ("no row to train on" if n_fit == 0 else "no test row; use a larger fraction, or 0 for none")
-            )
+        # the last rows are the test rows, cut as Keras cuts a validation split
+        (X_fit, y_fit), (X_test, y_test) = _split(X, y, args.test_split, "--test-split")
         source, target = args.csv, args.target
-        X_fit, y_fit, X_test, y_test = X[:n_fit], y[:n_fit], X[n_fit:], y[n_fit:]
 
-    n_train = math.floor(len(X_fit) * (1 - args.validation_split))  # Keras' validation_split rule
-    if n_train == 0 or (args.validation_split > 0 and n_train == len(X_fit)):
-        raise UsageError(
-            f"--validation-split {args.validation_split:g} of the {len(X_fit)} rows left for training leaves "
-            + ("no row to train on" if n_train == 0 else "no validation row; use a larger fraction, or 0 for none")
-        )
-    (X_train, y_train), (X_val, y_val) = tl.data.validation_split(X_fit, y_fit, args.validation_split)
+    (X_train, y_train), (X_val, y_val) = _split(X_fit, y_fit, args.validation_split, "--validation-split")
     return Dataset(source, target, features, X_train, y_train, X_val, y_val, X_test, y_test)
 
 
@@ -298,12 +293,6 @@ def _objective(X: np.ndarray, y: np.ndarray, coef: np.ndarray, intercept: float,
     return float(np.mean((X @ coef + intercept - y) ** 2) + l2 * np.sum(coef**2))
 
 
-def _r2(y: np.ndarray, pred: np.ndarray) -> float:
-    """Coefficient of determination, 1 - SS_res / SS_tot; NaN for a constant target."""
-    total = float(np.sum((y - y.mean()) ** 2))
-    return 1 - float(np.sum((y - pred) ** 2)) / total if total > 0 else math.nan
-
-
 def train(args: argparse.Namespace, data: Dataset, lr: float, scaler: tl.data.Standardizer | None) -> Result:
     """Fit the model, solve the same objective in closed form, and measure both."""
 
@@ -361,8 +350,8 @@ def train(args: argparse.Namespace, data: Dataset, lr: float, scaler: tl.data.St
         optimum_loss=optimum_loss,
         val_loss=val_loss,
         optimum_val_loss=optimum_val_loss,
-        r2=_r2(y_r2, X_r2 @ coef + intercept),
-        optimum_r2=_r2(y_r2, X_r2 @ optimum_coef + optimum_intercept),
+        r2=tl.losses.r2_score(y_r2, X_r2 @ coef + intercept),
+        optimum_r2=tl.losses.r2_score(y_r2, X_r2 @ optimum_coef + optimum_intercept),
         history=history,
     )
 

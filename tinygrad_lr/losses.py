@@ -1,4 +1,4 @@
-"""Losses: mean squared error (with its own fused op), mean absolute error, the L2 penalty."""
+"""Losses: mean squared error (with its own fused op), mean absolute error, the L2 penalty; and R²."""
 
 from __future__ import annotations
 
@@ -67,3 +67,15 @@ def l2_penalty(params: Iterable[Tensor], l2: float) -> Tensor:
     if total is None:
         return Tensor(0.0)
     return total * l2
+
+
+def r2_score(target: Any, pred: Any) -> float:
+    """The coefficient of determination 1 - Σ(y - ŷ)² / Σ(y - ȳ)², a float (NaN for a constant target).
+
+    target, pred: arrays (or Tensors) of the same samples, with the shape rule of `mse`.
+    1 is a perfect fit; 0 is no better than predicting the mean.
+    """
+    pred, target = _aligned(np.asarray(pred, dtype=np.float64), np.asarray(target, dtype=np.float64), "r2_score")
+    y, residual = target.data, pred.data - target.data
+    total = float(np.sum((y - y.mean(axis=0)) ** 2))
+    return 1 - float(np.sum(residual**2)) / total if total > 0 else float("nan")

@@ -82,14 +82,20 @@ class Tensor:
     """An n-dimensional array that remembers how it was computed, for reverse-mode autodiff.
 
     `Tensor(data, requires_grad=False, dtype=None)`: a floating NumPy array or scalar keeps its
-    dtype; lists, ints and Python floats become float32 unless `dtype` is given.
+    dtype; lists, ints and Python floats become float32 unless `dtype` is given. A NumPy array is
+    shared, not copied, unless `requires_grad=True` (a parameter gets its own copy, since
+    optimizers update it in place).
     """
 
     __slots__ = ("data", "grad", "requires_grad", "_ctx")
     __array_ufunc__ = None  # `ndarray + Tensor` defers to Tensor.__radd__ instead of looping
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None):
-        self.data: np.ndarray = _as_array(data, dtype)
+        array = _as_array(data, dtype)
+        if requires_grad and np.may_share_memory(array, data.data if isinstance(data, Tensor) else data):
+            # a parameter is updated in place: it must not be the caller's array (data are shared, not copied)
+            array = array.copy()
+        self.data: np.ndarray = array
         self.grad: np.ndarray | None = None
         self.requires_grad: bool = bool(requires_grad)
         self._ctx: Function | None = None  # the op that made this tensor; None for a leaf
