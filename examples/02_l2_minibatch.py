@@ -23,7 +23,6 @@ Pictures: `02_fit.png` (the tutorial's line and the optimum over the data),
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
 from pathlib import Path
@@ -251,8 +250,6 @@ def main(out_dir: str | Path = ".", fast: bool = False) -> dict:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out-dir", default=".", help="where to write the PNG pictures (default: here)")
-    parser.add_argument("--fast", action="store_true", help="fewer epochs, for the test suite")
-    args = parser.parse_args()
-    main(args.out_dir, fast=args.fast)
+    import _command_line  # examples/_command_line.py, beside this script
+
+    _command_line.run(main, __doc__)

@@ -14,7 +14,6 @@ Pictures: `03_loss.png` (the loss curve), `03_fit.png` (the six points, the line
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -76,8 +75,6 @@ def main(out_dir: str | Path = ".", fast: bool = False) -> dict:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out-dir", default=".", help="where to write the PNG pictures (default: here)")
-    parser.add_argument("--fast", action="store_true", help="accepted for symmetry; this example is already fast")
-    args = parser.parse_args()
-    main(args.out_dir, fast=args.fast)
+    import _command_line  # examples/_command_line.py, beside this script
+
+    _command_line.run(main, __doc__)

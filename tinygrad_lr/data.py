@@ -14,6 +14,7 @@ import operator
 import os
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -193,8 +194,8 @@ def batch_indices(
     permutation of `range(n)` drawn from `rng` (a `np.random.Generator`, a seed, or None for a
     fresh one), cut into index arrays.
     """
-    n = _count("batch_indices: n", n, minimum=0)
-    batch_size = _count("batch_indices: batch_size", batch_size, minimum=1)
+    n = check_count("batch_indices: n", n, minimum=0)
+    batch_size = check_count("batch_indices: batch_size", batch_size, minimum=1)
     starts = range(0, n, batch_size)
     if not shuffle:
         return [slice(start, min(start + batch_size, n)) for start in starts]
@@ -202,8 +203,8 @@ def batch_indices(
     return [order[start : start + batch_size] for start in starts]
 
 
-def _count(what: str, value, minimum: int) -> int:
-    """`value` as an int >= minimum (bools and floats such as 32.0 are refused)."""
+def check_count(what: str, value: Any, minimum: int = 1) -> int:
+    """`value` as an int >= minimum (bools and floats such as 32.0 are refused); `what` names it in errors."""
     if isinstance(value, bool):
         raise ValueError(f"{what} must be an integer >= {minimum}, got {value!r}")
     try:

@@ -10,11 +10,10 @@ import functools
 import importlib.resources
 import math
 import numbers
-import operator
 
 import numpy as np
 
-from tinygrad_lr.data import load_csv
+from tinygrad_lr.data import check_count, load_csv
 
 BOSTON_FEATURES = (
     "crim",
@@ -48,14 +47,7 @@ def make_line(
     Both float64. The noise comes from `np.random.default_rng(seed)`, so a seed makes it repeatable;
     `noise=0` gives the exact line.
     """
-    if isinstance(n, bool):
-        raise ValueError(f"make_line: n must be an integer >= 1, got {n!r}")
-    try:
-        n = operator.index(n)
-    except TypeError:
-        raise ValueError(f"make_line: n must be an integer >= 1, got {n!r}") from None
-    if n < 1:
-        raise ValueError(f"make_line: n must be an integer >= 1, got {n}")
+    n = check_count("make_line: n", n)
     for what, value in (("slope", slope), ("intercept", intercept), ("noise", noise)):
         _check_finite(what, value)
     if noise < 0:

@@ -178,12 +178,6 @@ def as_samples(model: Module, x: Any, y: Any, caller: str = "fit") -> tuple[np.n
     return x, y
 
 
-def _check_positive_int(value: Any, name: str, caller: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{caller}: {name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
 # ----- the loop -----
 
 
@@ -263,7 +257,7 @@ def fit(
     completed step stay, `model.history.interrupted` is True, and the KeyboardInterrupt goes on.
     """
     compiled = _compiled(model, "fit")
-    epochs = _check_positive_int(epochs, "epochs", "fit")
+    epochs = data.check_count("fit: epochs", epochs)
     x, y = as_samples(model, x, y, "fit")
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
@@ -274,7 +268,7 @@ def fit(
     else:
         x_val = y_val = None
     n = len(x)
-    batch_size = 32 if batch_size is None else _check_positive_int(batch_size, "batch_size", "fit")
+    batch_size = 32 if batch_size is None else data.check_count("fit: batch_size", batch_size)
     steps = -(-n // batch_size)
     rng = np.random.default_rng(seed)
 
