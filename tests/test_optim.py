@@ -170,3 +170,50 @@ def test_bad_hyperparameters_are_refused(make, words):
 def test_binding_something_that_is_not_a_parameter_is_refused():
     with pytest.raises(TypeError, match="parameter 0"):
         tl.optim.Adam([tl.Tensor([1.0])], lr=0.1)
+
+
+def _adam_reference_steps(grads, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8):
+    """Adam on one scalar parameter starting at 0, given its gradient at each of its own steps."""
+    p, m, v = 0.0, 0.0, 0.0
+    for t, g in enumerate(grads, start=1):
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g * g
+        p -= lr * (m / (1 - beta1**t)) / (np.sqrt(v / (1 - beta2**t)) + eps)
+    return p
+
+
+def test_a_parameter_skipped_in_one_step_keeps_its_own_step_count():
+    a = tl.Tensor(np.zeros(1), requires_grad=True)
+    b = tl.Tensor(np.zeros(1), requires_grad=True)
+    opt = tl.optim.Adam([a, b], lr=0.1)
+    (a * 3.0).sum().backward()  # step 1: only a has a gradient
+    opt.step()
+    for g_a, g_b in [(1.0, -2.0), (0.5, 4.0)]:  # steps 2 and 3: both
+        opt.zero_grad()
+        (a * g_a + b * g_b).sum().backward()
+        opt.step()
+    assert a.data[0] == pytest.approx(_adam_reference_steps([3.0, 1.0, 0.5]), rel=1e-12)
+    assert b.data[0] == pytest.approx(_adam_reference_steps([-2.0, 4.0]), rel=1e-12)
+
+
+def test_parameters_of_different_dtypes_are_updated_each_by_the_rule():
+    a = tl.Tensor(np.zeros(2, np.float32), requires_grad=True)
+    b = tl.Tensor(np.zeros(3, np.float64), requires_grad=True)
+    opt = tl.optim.Adam([a, b], lr=0.1)
+    for _ in range(2):
+        opt.zero_grad()
+        ((a * 2.0).sum() + (b * -1.0).sum()).backward()
+        opt.step()
+    assert a.dtype == np.float32 and b.dtype == np.float64
+    np.testing.assert_allclose(a.data, _adam_reference_steps([2.0, 2.0]), rtol=1e-6)
+    np.testing.assert_allclose(b.data, _adam_reference_steps([-1.0, -1.0]), rtol=1e-12)
+
+
+def test_state_is_kept_per_parameter_in_its_shape():
+    model = tl.nn.Linear(3, 2, seed=0)
+    opt = tl.optim.Adam(model.parameters(), lr=0.1)
+    tl.losses.mse(model(np.ones((4, 3))), np.zeros((4, 2))).backward()
+    opt.step()
+    weight_state, bias_state = opt.state
+    assert weight_state["m"].shape == (3, 2) and bias_state["v"].shape == (2,)
+    np.testing.assert_allclose(weight_state["m"], 0.1 * model.weight.grad)  # m = (1-β1)·g after one step

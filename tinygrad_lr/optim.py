@@ -1,5 +1,7 @@
 """Optimizers: one class per update rule, state per parameter, updates in place.
 
+Each rule is its `direction` method, written as the paper's algorithm; `Optimizer` applies it.
+
 The rules are PyTorch's (`torch.optim.SGD`, `Adam`, `RMSprop`; PyTorch's `alpha` is `rho` here).
 An optimizer can be bound to parameters at once, `Adam(model.parameters(), lr=0.1)`, or made
 unbound, `Adam(lr=0.1)`, and bound later (`model.compile` does it).
@@ -7,6 +9,7 @@ unbound, `Adam(lr=0.1)`, and bound later (`model.compile` does it).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from typing import Any
 
@@ -34,10 +37,18 @@ def _diverged(reason: str) -> TrainingDivergedError:
 
 
 class Optimizer:
-    """Base class: keeps the parameters and one state dict per parameter; `update` is the rule.
+    """Base class: keeps the parameters and their state, and applies the rule's step.
 
-    `step()` updates; `safe_step(loss)` does the same but never leaves a non-finite or
-    half-updated parameter behind (see there). `steps` counts the updates made.
+    A rule is one method, `direction(grad, state, t)`: the amount to subtract from a parameter,
+    given its gradient, its state (moments, buffers; updated in place) and the step number t
+    (from 1). `step()` subtracts it from every parameter, in place. `safe_step(loss)` does the same
+    but never leaves a non-finite or half-updated parameter behind.
+
+    The state lives in flat vectors, one entry per scalar parameter; `self.state[i]` holds views of
+    parameter i's part, shaped like it. When every parameter has a gradient (the usual case) the
+    rule runs once over the whole flat vector instead of once per parameter: a linear model has a
+    few tiny arrays, and NumPy's cost is per call, not per element. Otherwise (or when parameters
+    differ in dtype) it runs per parameter on the views; both ways compute the same numbers.
     """
 
     def __init__(self, params: Iterable[Tensor] | None, lr: float):
@@ -52,15 +63,29 @@ class Optimizer:
             if not isinstance(p, Tensor) or not p.requires_grad:
                 raise TypeError(f"{type(self).__name__}: parameter {i} must be a Tensor with requires_grad=True")
         self.params: list[Tensor] = params
-        self.state: list[dict[str, Any]] = [self.init_state(p.data) for p in params]
-        self.steps = 0
+        self.steps = 0  # completed step() calls
         self._backup: list[np.ndarray] = []
+        dtypes = {p.dtype for p in params}
+        ends = np.cumsum([0] + [p.size for p in params])
+        self._slices = [slice(int(a), int(b)) for a, b in itertools.pairwise(ends)]
+        flat_dtype = dtypes.pop() if len(dtypes) == 1 else None
+        if flat_dtype is None:  # mixed dtypes: state per parameter, no flat fast path
+            self._flat_grad = self._flat_state = None
+            self.state = [self.init_state(p.size, p.dtype) for p in params]
+            self.state = [_shaped(state, slice(None), p.shape) for state, p in zip(self.state, params)]
+        else:
+            self._flat_grad = np.empty(int(ends[-1]), flat_dtype)
+            self._flat_state = self.init_state(int(ends[-1]), flat_dtype)
+            self.state = [_shaped(self._flat_state, part, p.shape) for part, p in zip(self._slices, params)]
+        self._t = [0] * len(params)  # each parameter's step number
         return self
 
-    def init_state(self, param: np.ndarray) -> dict[str, Any]:
+    def init_state(self, size: int, dtype: np.dtype) -> dict[str, np.ndarray]:
+        """The rule's state for `size` scalar parameters: flat arrays, usually zeros."""
         return {}
 
-    def update(self, param: np.ndarray, grad: np.ndarray, state: dict[str, Any]) -> None:
+    def direction(self, grad: np.ndarray, state: dict[str, np.ndarray], t: int) -> np.ndarray:
+        """The rule: how much to subtract from the parameter at step t (updating `state` in place)."""
         raise NotImplementedError
 
     def step(self) -> None:
@@ -70,9 +95,18 @@ class Optimizer:
                 f"{type(self).__name__}.step(): no parameters; pass model.parameters() when creating the "
                 "optimizer, or give it to model.compile(optimizer=...)"
             )
-        for p, state in zip(self.params, self.state):
-            if p.grad is not None:
-                self.update(p.data, p.grad, state)
+        params, t = self.params, self._t
+        if self._flat_grad is not None and all(p.grad is not None for p in params) and min(t) == max(t):
+            np.concatenate([p.grad.ravel() for p in params], out=self._flat_grad)
+            change = self.direction(self._flat_grad, self._flat_state, t[0] + 1)
+            for p, part in zip(params, self._slices):
+                p.data -= change[part].reshape(p.data.shape)
+            self._t = [t[0] + 1] * len(params)
+        else:
+            for i, (p, state) in enumerate(zip(params, self.state)):
+                if p.grad is not None:
+                    t[i] += 1
+                    p.data -= self.direction(p.grad, state, t[i])
         self.steps += 1
 
     def safe_step(self, loss: Tensor | float | None = None) -> None:
@@ -96,7 +130,7 @@ class Optimizer:
             self._restore()
             raise
         for i, p in enumerate(self.params):
-            if not np.all(np.isfinite(p.data)):
+            if not np.isfinite(p.data).all():
                 self._restore()
                 self.steps -= 1
                 raise _diverged(
@@ -116,7 +150,12 @@ class Optimizer:
         return f"{type(self).__name__}({', '.join(f'{k}={v}' for k, v in self.hyperparameters().items())})"
 
     def hyperparameters(self) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items() if k not in ("params", "state", "steps", "_backup")}
+        return {k: v for k, v in vars(self).items() if k not in ("params", "state", "steps") and k[0] != "_"}
+
+
+def _shaped(state: dict[str, np.ndarray], part: slice, shape: tuple[int, ...]) -> dict[str, np.ndarray]:
+    """Views of one parameter's part of each flat state vector, in the parameter's shape."""
+    return {name: values[part].reshape(shape) for name, values in state.items()}
 
 
 def _check_range(name: str, value: float, low: float, high: float = np.inf, low_inclusive: bool = True) -> None:
@@ -142,19 +181,17 @@ class GradientDescent(Optimizer):
         self.momentum, self.nesterov = momentum, nesterov
         super().__init__(params, lr)
 
-    def init_state(self, param):
-        return {"momentum_buffer": None}
+    def init_state(self, size, dtype):
+        # a zero buffer makes the first step's buf exactly g, as PyTorch's copy of g does
+        return {"momentum_buffer": np.zeros(size, dtype)} if self.momentum else {}
 
-    def update(self, param, grad, state):
-        if self.momentum:
-            buf = state["momentum_buffer"]
-            if buf is None:
-                buf = state["momentum_buffer"] = np.array(grad, dtype=param.dtype)
-            else:
-                buf *= self.momentum
-                buf += grad
-            grad = grad + self.momentum * buf if self.nesterov else buf
-        param -= self.lr * grad
+    def direction(self, grad, state, t):
+        if not self.momentum:
+            return self.lr * grad
+        buf = state["momentum_buffer"]
+        buf *= self.momentum
+        buf += grad
+        return self.lr * (grad + self.momentum * buf if self.nesterov else buf)
 
 
 SGD = GradientDescent
@@ -163,8 +200,8 @@ SGD = GradientDescent
 class Adam(Optimizer):
     """Adam (Kingma & Ba), bias-corrected.
 
-    m ← β1·m + (1-β1)·g,   v ← β2·v + (1-β2)·g²,   t ← t + 1
-    p ← p - lr · m̂ / (√v̂ + eps)   with m̂ = m/(1-β1ᵗ), v̂ = v/(1-β2ᵗ)
+    m ← β1·m + (1-β1)·g,   v ← β2·v + (1-β2)·g²
+    p ← p - lr · m̂ / (√v̂ + eps)   with m̂ = m/(1-β1ᵗ), v̂ = v/(1-β2ᵗ), t the step number
     """
 
     def __init__(
@@ -180,21 +217,20 @@ class Adam(Optimizer):
         self.betas, self.eps = tuple(betas), eps
         super().__init__(params, lr)
 
-    def init_state(self, param):
-        return {"step": 0, "m": np.zeros_like(param), "v": np.zeros_like(param)}
+    def init_state(self, size, dtype):
+        return {"m": np.zeros(size, dtype), "v": np.zeros(size, dtype)}
 
-    def update(self, param, grad, state):
+    def direction(self, grad, state, t):
         beta1, beta2 = self.betas
         m, v = state["m"], state["v"]
-        state["step"] = t = state["step"] + 1
         m *= beta1
         m += (1 - beta1) * grad
         v *= beta2
         v += (1 - beta2) * grad * grad
-        # p ← p - lr·m̂/(√v̂ + eps), the bias corrections folded into two scalars
+        # lr·m̂/(√v̂ + eps), the bias corrections folded into two scalars
         denom = np.sqrt(v / (1 - beta2**t))
         denom += self.eps
-        param -= (self.lr / (1 - beta1**t)) * m / denom
+        return (self.lr / (1 - beta1**t)) * m / denom
 
 
 class RMSprop(Optimizer):
@@ -218,10 +254,13 @@ class RMSprop(Optimizer):
         self.rho, self.eps, self.momentum = rho, eps, momentum
         super().__init__(params, lr)
 
-    def init_state(self, param):
-        return {"square_avg": np.zeros_like(param), "momentum_buffer": np.zeros_like(param) if self.momentum else None}
+    def init_state(self, size, dtype):
+        state = {"square_avg": np.zeros(size, dtype)}
+        if self.momentum:
+            state["momentum_buffer"] = np.zeros(size, dtype)
+        return state
 
-    def update(self, param, grad, state):
+    def direction(self, grad, state, t):
         square_avg = state["square_avg"]
         square_avg *= self.rho
         square_avg += (1 - self.rho) * grad * grad
@@ -231,4 +270,4 @@ class RMSprop(Optimizer):
             buf *= self.momentum
             buf += scaled
             scaled = buf
-        param -= self.lr * scaled
+        return self.lr * scaled
