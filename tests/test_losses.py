@@ -89,3 +89,16 @@ def test_r2_score_is_one_minus_residual_over_total_variance():
     assert np.isnan(tl.losses.r2_score(np.ones(3), np.zeros(3)))
     with pytest.raises(ValueError, match="r2_score"):
         tl.losses.r2_score(y, np.zeros(3))
+
+
+@given(data=st.data(), block=st.integers(1, 5))
+def test_mse_sums_in_blocks_without_changing_the_value(data, block):
+    shape = data.draw(shapes)
+    pred, target = data.draw(arrays(shape)), data.draw(arrays(shape))
+    original = tl.losses.MeanSquaredError.block
+    tl.losses.MeanSquaredError.block = block  # tiny blocks: many of them, and a ragged last one
+    try:
+        loss = tl.losses.mse(tl.Tensor(pred), target).item()
+    finally:
+        tl.losses.MeanSquaredError.block = original
+    np.testing.assert_allclose(loss, np.mean((pred - target) ** 2), rtol=1e-12, atol=1e-300)

@@ -57,14 +57,21 @@ def test_only_the_training_part_is_shuffled_each_epoch_reproducibly():
 
     def epochs_seen(seed):
         model, spy = _spy_model()
-        model.fit(x, x, epochs=3, batch_size=20, validation_split=0.25, seed=seed, verbose=0)
-        return [b[:, 0].tolist() for b in spy.training_batches]
+        model.fit(x, x, epochs=3, batch_size=5, validation_split=0.25, seed=seed, verbose=0)
+        batches = [b[:, 0].tolist() for b in spy.training_batches]
+        return [sum(batches[epoch * 3 : epoch * 3 + 3], []) for epoch in range(3)]
 
     orders = epochs_seen(seed=5)
     assert all(sorted(order) == list(range(15)) for order in orders)
     assert orders[0] != orders[1] != orders[2]  # a new permutation each epoch
     assert orders == epochs_seen(seed=5)
     assert orders != epochs_seen(seed=6)
+
+
+def test_a_single_batch_is_not_shuffled_since_its_order_changes_nothing():
+    model, spy = _spy_model()
+    model.fit(np.arange(6.0), np.arange(6.0), epochs=2, batch_size=32, shuffle=True, verbose=0)
+    assert [b[:, 0].tolist() for b in spy.training_batches] == [list(range(6))] * 2
 
 
 def test_shuffle_false_keeps_sample_order():

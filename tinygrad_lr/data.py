@@ -203,6 +203,23 @@ def batch_indices(
     return [order[start : start + batch_size] for start in starts]
 
 
+def first_non_finite(array: np.ndarray) -> tuple[int, ...] | None:
+    """The index of the first NaN or ±inf in `array`, or None when every value is finite.
+
+    Scans a block of rows at a time, so no mask as large as the data is ever made.
+    """
+    if array.dtype.kind not in "fc":
+        return None
+    rows = array.reshape(len(array), -1) if array.ndim else array.reshape(1, 1)
+    step = max(1, (1 << 16) // max(rows.shape[1], 1))
+    for start in range(0, len(rows), step):
+        finite = np.isfinite(rows[start : start + step])
+        if not finite.all():
+            flat = start * rows.shape[1] + int(np.argmin(finite))
+            return tuple(int(i) for i in np.unravel_index(flat, array.shape))
+    return None
+
+
 def check_count(what: str, value: Any, minimum: int = 1) -> int:
     """`value` as an int >= minimum (bools and floats such as 32.0 are refused); `what` names it in errors."""
     if isinstance(value, bool):

@@ -67,7 +67,7 @@ def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
         data = data.data
     if dtype is not None:
         return np.asarray(data, dtype=dtype)
-    if isinstance(data, (np.ndarray, np.floating)) and np.issubdtype(data.dtype, np.floating):
+    if isinstance(data, (np.ndarray, np.floating)) and data.dtype.kind == "f":
         return np.asarray(data)
     array = np.asarray(data)
     if array.dtype.kind not in "biuf":

@@ -138,15 +138,15 @@ def _as_array(values: Any, name: str, caller: str, dtype: np.dtype) -> np.ndarra
         raise ValueError(f"{caller}: {name} has shape {array.shape}; expected (n,) or (n, features)")
     with np.errstate(over="ignore"):  # an overflowing cast is reported just below
         cast = array.astype(dtype, copy=False)
-    for values, problem in ((array, "non-finite values"), (cast, f"values beyond {dtype}")):
-        finite = np.isfinite(values)
-        if not finite.all():
-            first = tuple(int(i) for i in np.argwhere(~finite)[0])
+    # the original first (a NaN is a NaN), then the cast if there was one (1e300 overflows float32)
+    for values, problem in ((array, "non-finite values"), (cast, f"values beyond {dtype}"))[: 1 + (cast is not array)]:
+        first = data.first_non_finite(values)
+        if first is not None:
             raise ValueError(
                 f"{caller}: {name} (shape {array.shape}) has {problem}: the first is {array[first]} at index "
                 f"{first}; remove or impute such samples (or rescale the data) first"
             )
-    return values
+    return cast
 
 
 def as_features(model: Module, x: Any, caller: str = "predict") -> np.ndarray:
@@ -287,7 +287,8 @@ def fit(
             for epoch in range(epochs):
                 for cb in callbacks:
                     cb.on_epoch_begin(epoch, {})
-                batches = data.batch_indices(n, batch_size, shuffle=shuffle, rng=rng)
+                # one batch of everything: its order changes nothing, so it is not shuffled (nor copied)
+                batches = data.batch_indices(n, batch_size, shuffle=shuffle and batch_size < n, rng=rng)
                 logs, steps_done = _train_epoch(model, compiled, x, y, batches, callbacks, epoch)
                 if x_val is not None:
                     val_logs = _evaluate_arrays(model, compiled, x_val, y_val)
@@ -322,6 +323,7 @@ def _train_epoch(
 ) -> tuple[dict[str, float], int]:
     """One pass over the batches: the hand-written loop. Returns the epoch's logs and the steps taken."""
     optimizer = compiled.optimizer
+    batch_callbacks = [cb for cb in callbacks if type(cb).on_batch_end is not Callback.on_batch_end]
     totals = dict.fromkeys(["loss", *compiled.metrics], 0.0)
     seen = 0
     for batch, index in enumerate(batches):
@@ -341,7 +343,7 @@ def _train_epoch(
             with no_grad():
                 for name, metric in compiled.metrics.items():
                     totals[name] += metric(pred, yb).item() * size
-        for cb in callbacks:
+        for cb in batch_callbacks:
             cb.on_batch_end(batch, {"batch": batch, "size": size, "loss": totals["loss"] / seen})
         if model.stop_training:
             break
