@@ -9,12 +9,15 @@ once, in reverse topological order.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 _grad_enabled = True
+_ages = itertools.count()  # every Tensor gets the next number: an op's output is younger than its inputs
 
 
 class no_grad:
@@ -87,11 +90,14 @@ class Tensor:
     optimizers update it in place).
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_ctx")
+    __slots__ = ("_age", "_ctx", "data", "grad", "requires_grad")
     __array_ufunc__ = None  # `ndarray + Tensor` defers to Tensor.__radd__ instead of looping
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None):
-        array = _as_array(data, dtype)
+        if type(data) is np.ndarray and dtype is None and data.dtype.kind == "f":
+            array = data  # the common case, taken first: floating data, shared as they are
+        else:
+            array = _as_array(data, dtype)
         if requires_grad and np.may_share_memory(array, data.data if isinstance(data, Tensor) else data):
             # a parameter is updated in place: it must not be the caller's array (data are shared, not copied)
             array = array.copy()
@@ -99,6 +105,7 @@ class Tensor:
         self.grad: np.ndarray | None = None
         self.requires_grad: bool = bool(requires_grad)
         self._ctx: Function | None = None  # the op that made this tensor; None for a leaf
+        self._age = next(_ages)
 
     # ----- plain properties -----
     @property
@@ -167,17 +174,20 @@ class Tensor:
                     f"backward(): the output has shape {self.shape}, not a single element; "
                     "a gradient must be given: backward(grad) with grad of the same shape"
                 )
-            grad = np.ones_like(self.data)
+            grad = np.ones(self.data.shape, self.data.dtype)
         else:
             grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
             if grad.shape != self.shape:
                 raise RuntimeError(f"backward(): grad has shape {grad.shape} but the output has shape {self.shape}")
 
+        # Youngest first: an op's output is always younger than its inputs, so by the time a tensor
+        # comes out of the heap, every gradient flowing into it has been added up. The heap is the
+        # topological order, found as we go: no recursion, no separate sort.
         grads = {id(self): grad}
-        for node in reversed(_topological_order(self)):
-            node_grad = grads.pop(id(node), None)
-            if node_grad is None:
-                continue
+        heap = [(-self._age, self)]
+        while heap:
+            node = heapq.heappop(heap)[1]
+            node_grad = grads.pop(id(node))
             ctx = node._ctx
             if ctx is None:  # a leaf: accumulate, as PyTorch does (the first gradient is copied: we own it)
                 if node.grad is None:
@@ -186,9 +196,14 @@ class Tensor:
                     node.grad = node.grad + node_grad.astype(node.data.dtype, copy=False)
                 continue
             for parent, parent_grad in zip(ctx.parents, ctx._input_grads(node_grad)):
-                if parent_grad is not None:
-                    previous = grads.get(id(parent))
-                    grads[id(parent)] = parent_grad if previous is None else previous + parent_grad
+                if parent_grad is None:
+                    continue
+                previous = grads.get(id(parent))
+                if previous is None:
+                    grads[id(parent)] = parent_grad
+                    heapq.heappush(heap, (-parent._age, parent))
+                else:
+                    grads[id(parent)] = previous + parent_grad
 
     # ----- ops (each one is a Function in ops.py) -----
     def _lift(self, other: Any) -> Tensor:
@@ -296,30 +311,6 @@ class Tensor:
         return ops.Maximum.apply(self, self._lift(other))
 
 
-def _topological_order(root: Tensor) -> list[Tensor]:
-    """Tensors that `root` depends on through gradient-requiring paths, inputs before outputs.
-
-    An explicit stack instead of recursion, so that a chain of any length works.
-    """
-    order: list[Tensor] = []
-    visited: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
-    while stack:
-        node, inputs_done = stack.pop()
-        if inputs_done:
-            order.append(node)
-            continue
-        if id(node) in visited:
-            continue
-        visited.add(id(node))
-        stack.append((node, True))
-        if node._ctx is not None:
-            for parent in node._ctx.parents:
-                if parent.requires_grad and id(parent) not in visited:
-                    stack.append((parent, False))
-    return order
-
-
 class Function:
     """A differentiable op: subclass it, write `forward` and `backward`, call `MyOp.apply(...)`.
 
@@ -351,6 +342,7 @@ class Function:
         out.grad = None
         out.requires_grad = _grad_enabled and True in needs
         out._ctx = None
+        out._age = next(_ages)
         if out.requires_grad:
             ctx.parents = tensors
             out._ctx = ctx
