@@ -43,9 +43,9 @@ def _aligned(pred: Any, target: Any, name: str) -> tuple[Tensor, Tensor]:
     """
     pred = pred if isinstance(pred, Tensor) else Tensor(pred)
     if not isinstance(target, Tensor):
-        target = Tensor(np.asarray(target, dtype=pred.dtype))
-    if pred.shape != target.shape:
-        p, t = pred.shape, target.shape
+        target = np.asarray(target, dtype=pred.dtype)  # plain data: reshaped as an array, not through the graph
+    p, t = pred.shape, target.shape
+    if p != t:
         if len(p) == 1 and t == (p[0], 1):
             pred = pred.reshape(p[0], 1)
         elif len(t) == 1 and p == (t[0], 1):
@@ -55,7 +55,7 @@ def _aligned(pred: Any, target: Any, name: str) -> tuple[Tensor, Tensor]:
                 f"{name}: prediction has shape {p} but target has shape {t}; they must describe the same "
                 "samples: equal shapes, or (n,) against (n, 1)"
             )
-    return pred, target
+    return pred, (target if isinstance(target, Tensor) else Tensor(target))
 
 
 def mse(pred: Tensor | np.ndarray, target: Tensor | np.ndarray) -> Tensor:
