@@ -13,25 +13,33 @@ from tinygrad_lr.tensor import Function, Tensor
 class MeanSquaredError(Function):
     """mean((pred - target)²) as one op, pred and target of one shape (`mse` sees to that).
 
-    Nothing of the data's size is kept for backward but the inputs themselves, and the squared
-    difference is never formed whole: it is summed a cache-sized block at a time.
+    Nothing of the data's size is kept for backward but the inputs themselves, and the difference
+    is made a cache-sized block at a time, so each pass over it is a pass over cache, not memory.
     """
 
     block = 1 << 15
 
+    def _blocks(self, *arrays: np.ndarray):
+        """Matching flat slices of the arrays, `block` elements at a time."""
+        flat = [a.reshape(-1) for a in arrays]
+        for start in range(0, flat[0].size, self.block):
+            yield [a[start : start + self.block] for a in flat]
+
     def forward(self, pred, target):
         self.pred, self.target = pred, target
-        flat_pred, flat_target = pred.reshape(-1), target.reshape(-1)
         total = 0.0
-        for start in range(0, pred.size, self.block):
-            diff = flat_pred[start : start + self.block] - flat_target[start : start + self.block]
+        for pred_part, target_part in self._blocks(pred, target):
+            diff = pred_part - target_part
             total += float(np.vdot(diff, diff))
         return np.asarray(total / max(pred.size, 1), dtype=np.result_type(pred, target))
 
     def backward(self, grad):
         # d/dpred mean((pred - target)²) = 2·(pred - target) / N, and the target gets the opposite
-        grad_pred = self.pred - self.target
-        grad_pred *= float(grad) * 2 / max(grad_pred.size, 1)
+        scale = float(grad) * 2 / max(self.pred.size, 1)
+        grad_pred = np.empty(self.pred.shape, np.result_type(self.pred, self.target))
+        for out, pred_part, target_part in self._blocks(grad_pred, self.pred, self.target):
+            np.subtract(pred_part, target_part, out=out)
+            out *= scale
         return grad_pred, (-grad_pred if self.needs_input_grad[1] else None)
 
 
