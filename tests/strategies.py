@@ -116,3 +116,29 @@ def polynomial_problems(draw):
     noise = draw(st.sampled_from([0.0, 1e-6, 1.0]))
     y = X @ coef + rng.normal() + noise * rng.normal(size=n)
     return X, y, 0.0, True
+
+
+# near-CSV text for fuzzing the CSV loader: digits, separators, line ends, quotes and junk
+near_csv_text = st.lists(
+    st.sampled_from(
+        ["0", "1", "7", "-", ".", "e", "3.5", ",", ",", "\n", "\r\n", "\r", '"', " ", "nan", "inf", "x", "y", "\x00"]
+    ),
+    max_size=60,
+).map("".join)
+
+
+_finite = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
+
+
+@st.composite
+def feature_matrices(draw):
+    """X of shape (n,) or (n, d), some columns constant."""
+    n = draw(st.integers(1, 20))
+    if draw(st.booleans()):
+        return draw(hnp.arrays(np.float64, (n,), elements=_finite))
+    d = draw(st.integers(1, 4))
+    X = draw(hnp.arrays(np.float64, (n, d), elements=_finite))
+    for j in range(d):
+        if draw(st.booleans()):
+            X[:, j] = draw(_finite)
+    return X

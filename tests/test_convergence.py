@@ -2,26 +2,9 @@
 
 import numpy as np
 from hypothesis import assume, given
-from hypothesis import strategies as st
 
 import tinygrad_lr as tl
-
-
-@st.composite
-def regression_problems(draw):
-    """A random, reasonably conditioned linear regression problem (float64)."""
-    n = draw(st.integers(3, 40))
-    d = draw(st.integers(1, 4))
-    seed = draw(st.integers(0, 2**32 - 1))
-    rng = np.random.default_rng(seed)
-    scale = draw(st.sampled_from([0.1, 1.0, 10.0]))
-    X = scale * rng.normal(size=(n, d)) + draw(st.floats(-3, 3))
-    true_coef = rng.normal(size=d) * 2
-    noise = draw(st.sampled_from([0.0, 0.1, 1.0]))
-    y = X @ true_coef + draw(st.floats(-5, 5)) + noise * rng.normal(size=n)
-    l2 = draw(st.sampled_from([0.0, 1e-3, 0.1, 1.0]))
-    fit_intercept = draw(st.booleans())
-    return X, y, l2, fit_intercept
+from tests.strategies import regression_problems
 
 
 def _train(X, y, l2, fit_intercept, steps):
@@ -37,9 +20,10 @@ def _train(X, y, l2, fit_intercept, steps):
     return model
 
 
-@given(regression_problems())
+@given(regression_problems(one_target=True))
 def test_gradient_descent_at_the_stable_rate_converges_to_ridge(problem):
     X, y, l2, fit_intercept = problem
+    X = X.reshape(len(X), -1)
     condition = tl.solvers.hessian_condition_number(X, l2=l2, fit_intercept=fit_intercept)
     assume(condition < 100)
     # the slowest direction shrinks by (1 - 1/condition) per step at lr = 1/λ_max
@@ -53,9 +37,10 @@ def test_gradient_descent_at_the_stable_rate_converges_to_ridge(problem):
         np.testing.assert_allclose(model.bias.data[0], intercept, atol=1e-7 * scale)
 
 
-@given(regression_problems())
+@given(regression_problems(one_target=True))
 def test_engine_gradient_of_the_objective_vanishes_at_the_closed_form(problem):
     X, y, l2, fit_intercept = problem
+    X = X.reshape(len(X), -1)
     coef, intercept = tl.solvers.ridge(X, y, l2, fit_intercept=fit_intercept)
     model = tl.nn.Linear(X.shape[1], 1, bias=fit_intercept, dtype=np.float64)
     model.set_weights([coef[:, None], np.array([intercept])] if fit_intercept else [coef[:, None]])

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
+from tests.strategies import feature_matrices, near_csv_text
 from tinygrad_lr import data
 
 
@@ -146,14 +146,6 @@ def test_load_csv_missing_file_names_the_path(tmp_path):
         data.load_csv(path, "y")
 
 
-near_csv_text = st.lists(
-    st.sampled_from(
-        ["0", "1", "7", "-", ".", "e", "3.5", ",", ",", "\n", "\r\n", "\r", '"', " ", "nan", "inf", "x", "y", "\x00"]
-    ),
-    max_size=60,
-).map("".join)
-
-
 @given(st.one_of(st.binary(max_size=200), near_csv_text.map(lambda s: s.encode("utf-8"))))
 def test_load_csv_on_any_bytes_returns_or_raises_value_error(tmp_path_factory, content):
     path = tmp_path_factory.mktemp("fuzz") / "fuzz.csv"
@@ -282,22 +274,6 @@ def test_batch_indices_batch_size_must_be_a_positive_integer(batch_size):
 
 
 # ----- Standardizer -----
-
-finite = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
-
-
-@st.composite
-def feature_matrices(draw):
-    """X of shape (n,) or (n, d), some columns constant."""
-    n = draw(st.integers(1, 20))
-    if draw(st.booleans()):
-        return draw(hnp.arrays(np.float64, (n,), elements=finite))
-    d = draw(st.integers(1, 4))
-    X = draw(hnp.arrays(np.float64, (n, d), elements=finite))
-    for j in range(d):
-        if draw(st.booleans()):
-            X[:, j] = draw(finite)
-    return X
 
 
 @given(feature_matrices())
