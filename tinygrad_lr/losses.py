@@ -20,7 +20,10 @@ class MeanSquaredError(Function):
     block = 1 << 15
 
     def _blocks(self, *arrays: np.ndarray):
-        """Matching flat slices of the arrays, `block` elements at a time."""
+        """Matching flat slices of the arrays, `block` elements at a time (small arrays: just them)."""
+        if arrays[0].size <= self.block:
+            yield arrays
+            return
         flat = [a.reshape(-1) for a in arrays]
         for start in range(0, flat[0].size, self.block):
             yield [a[start : start + self.block] for a in flat]
