@@ -184,14 +184,23 @@ def test_ctrl_c_inside_an_update_never_leaves_half_updated_parameters():
                 raise KeyboardInterrupt
             return super().__isub__(change)
 
-    model = _model(n_in=2, optimizer=tl.optim.Adam(lr=0.1))
+    class RecordMoments(tl.callbacks.Callback):
+        def on_batch_end(self, batch, logs=None):
+            self.moments = [(s["m"].copy(), s["v"].copy()) for s in optimizer.state]
+
+    optimizer = tl.optim.Adam(lr=0.1)
+    model = _model(n_in=2, optimizer=optimizer)
     bias = model.layers[0].bias
     bias.data = bias.data.view(InterruptedOnFourthUpdate)
-    recorder = RecordWeights()
+    recorder, moments = RecordWeights(), RecordMoments()
     with pytest.raises(KeyboardInterrupt):
-        model.fit(X_GOOD, Y_GOOD, epochs=10, batch_size=1, verbose=0, callbacks=[recorder])
+        model.fit(X_GOOD, Y_GOOD, epochs=10, batch_size=1, verbose=0, callbacks=[recorder, moments])
     assert len(recorder.after_step) == 3
     assert _same_weights(model.get_weights(), recorder.after_step[-1])
+    for (m, v), state in zip(moments.moments, optimizer.state):  # Adam's moments are those of step 3 too
+        np.testing.assert_array_equal(m, state["m"])
+        np.testing.assert_array_equal(v, state["v"])
+    assert optimizer.steps == 3
     assert model.history.interrupted
 
 

@@ -113,34 +113,42 @@ class Optimizer:
         """`step()`, guarded: nothing non-finite and nothing half-done is ever left in the parameters.
 
         A non-finite `loss` stops before any update. If the update makes a parameter non-finite,
-        or is interrupted (Ctrl-C), every parameter is put back as it was before this step.
+        or is interrupted (Ctrl-C), every parameter and the rule's state are put back as they were
+        before this step.
         Divergence raises `TrainingDivergedError` naming the step.
         """
         if loss is not None:
             value = loss.item() if isinstance(loss, Tensor) else float(loss)
             if not np.isfinite(value):
                 raise _diverged(f"the loss is {value} at step {self.steps + 1}; the parameters were not updated")
-        if len(self._backup) != len(self.params):
-            self._backup = [np.empty_like(p.data) for p in self.params]
-        for saved, p in zip(self._backup, self.params):
-            np.copyto(saved, p.data)
+        arrays = self._changed_by_step()
+        if len(self._backup) != len(arrays):
+            self._backup = [np.empty_like(a) for a in arrays]
+        for saved, a in zip(self._backup, arrays):
+            np.copyto(saved, a)
+        t, steps = list(self._t), self.steps
         try:
             self.step()
+            bad = next((i for i, p in enumerate(self.params) if not np.isfinite(p.data).all()), None)
         except BaseException:
-            self._restore()
+            self._restore(arrays, t, steps)
             raise
-        for i, p in enumerate(self.params):
-            if not np.isfinite(p.data).all():
-                self._restore()
-                self.steps -= 1
-                raise _diverged(
-                    f"parameter {i} (shape {p.shape}) became non-finite at step {self.steps + 1}; "
-                    "the parameters were put back to their values before that step"
-                )
+        if bad is not None:
+            self._restore(arrays, t, steps)
+            raise _diverged(
+                f"parameter {bad} (shape {self.params[bad].shape}) became non-finite at step {steps + 1}; "
+                "the parameters were put back to their values before that step"
+            )
 
-    def _restore(self) -> None:
-        for saved, p in zip(self._backup, self.params):
-            np.copyto(p.data, saved)
+    def _changed_by_step(self) -> list[np.ndarray]:
+        """Every array a step writes to: the parameters, then the rule's state."""
+        states = self.state if self._flat_state is None else [self._flat_state]
+        return [p.data for p in self.params] + [a for state in states for a in state.values()]
+
+    def _restore(self, arrays: list[np.ndarray], t: list[int], steps: int) -> None:
+        for saved, a in zip(self._backup, arrays):
+            np.copyto(a, saved)
+        self._t, self.steps = t, steps
 
     def zero_grad(self) -> None:
         for p in self.params:
