@@ -152,3 +152,10 @@ def test_load_weights_never_unpickles_and_reports_corruption(tmp_path):
     garbage.write_bytes(b"PK\x03\x04 not really a zip file")
     with pytest.raises(ValueError, match="truncated or corrupted"):
         model.load_weights(garbage)
+
+
+def test_modules_lists_every_module_in_registration_order():
+    first, second = tl.nn.Linear(3, 2), tl.nn.Linear(2, 1)
+    model = tl.nn.Sequential([first, second])
+    assert model.modules() == [model, first, second]
+    assert first.modules() == [first]

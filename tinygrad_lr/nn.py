@@ -28,17 +28,28 @@ class Module:
         return self.forward(*args)
 
     # ----- parameters -----
+    def _children(self) -> list[tuple[str, Any]]:
+        """(name, value) of every attribute, a list's items named by their index, in assignment order."""
+        found = []
+        for name, value in vars(self).items():
+            if isinstance(value, (list, tuple)):
+                found.extend((str(i), item) for i, item in enumerate(value))
+            else:
+                found.append((name, value))
+        return found
+
     def named_parameters(self, prefix: str = "") -> list[tuple[str, Tensor]]:
         named = []
-        for name, value in vars(self).items():
-            children = value if isinstance(value, (list, tuple)) else [value]
-            for i, child in enumerate(children):
-                path = f"{prefix}{name}" if child is value else f"{prefix}{i}"
-                if isinstance(child, Tensor) and child.requires_grad:
-                    named.append((path, child))
-                elif isinstance(child, Module):
-                    named.extend(child.named_parameters(prefix=path + "."))
+        for name, child in self._children():
+            if isinstance(child, Tensor) and child.requires_grad:
+                named.append((prefix + name, child))
+            elif isinstance(child, Module):
+                named.extend(child.named_parameters(prefix=f"{prefix}{name}."))
         return named
+
+    def modules(self) -> list[Module]:
+        """This module and every module inside it, in registration order."""
+        return [self] + [m for _, child in self._children() if isinstance(child, Module) for m in child.modules()]
 
     def parameters(self) -> list[Tensor]:
         """Trainable tensors, in registration order (Keras order: kernel, then bias, layer by layer)."""

@@ -55,15 +55,7 @@ def _layers(model: Module) -> list[Module]:
 
 
 def _linear_layers(model: Module) -> list[Linear]:
-    found, stack = [], [model]
-    while stack:
-        module = stack.pop()
-        if isinstance(module, Linear):
-            found.append(module)
-        for value in reversed(list(vars(module).values())):
-            children = value if isinstance(value, (list, tuple)) else [value]
-            stack.extend(reversed([c for c in children if isinstance(c, Module)]))
-    return found
+    return [module for module in model.modules() if isinstance(module, Linear)]
 
 
 def compile(
