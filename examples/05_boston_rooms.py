@@ -84,8 +84,8 @@ def main(out_dir: str | Path = ".", fast: bool = False) -> dict:
     for r, p in zip(rooms, predicted):
         print(f"{r:5.0f}  {p:24.2f}  {coef * r + intercept:11.2f}")
 
-    r2_model = tl.losses.r2_score(y_test, model.predict(x_test))
-    r2_best = tl.losses.r2_score(y_test, coef * x_test + intercept)
+    r2_model = tl.losses.r2_score(model.predict(x_test), y_test)
+    r2_best = tl.losses.r2_score(coef * x_test + intercept, y_test)
     print(f"\nR² on the {len(x_test)} test rows: {r2_model:.3f} (RMSprop), {r2_best:.3f} (closed form)")
 
     # The loss curves, with the closed form's levels as dotted lines: where converged training would end

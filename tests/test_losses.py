@@ -83,12 +83,23 @@ def test_r2_score_is_one_minus_residual_over_total_variance():
     y = np.array([1.0, 2.0, 4.0, 7.0])
     pred = np.array([[1.5], [2.0], [3.5], [7.0]])  # a column against a flat target: same samples
     expected = 1 - np.sum((y - pred[:, 0]) ** 2) / np.sum((y - y.mean()) ** 2)
-    assert tl.losses.r2_score(y, pred) == pytest.approx(expected)
+    assert tl.losses.r2_score(pred, y) == pytest.approx(expected)
     assert tl.losses.r2_score(y, y) == 1.0
-    assert tl.losses.r2_score(y, np.full(4, y.mean())) == pytest.approx(0.0)
-    assert np.isnan(tl.losses.r2_score(np.ones(3), np.zeros(3)))
+    assert tl.losses.r2_score(np.full(4, y.mean()), y) == pytest.approx(0.0)
+    assert np.isnan(tl.losses.r2_score(np.zeros(3), np.ones(3)))  # a constant target has no variance
     with pytest.raises(ValueError, match="r2_score"):
-        tl.losses.r2_score(y, np.zeros(3))
+        tl.losses.r2_score(np.zeros(3), y)
+
+
+def test_r2_score_takes_pred_then_target_like_every_loss():
+    # R² is not symmetric: the total variance is the target's. Swapping the arguments changes it.
+    target = np.array([1.0, 2.0, 4.0, 7.0])
+    pred = np.array([2.0, 2.0, 3.0, 5.0])
+    expected = 1 - np.sum((target - pred) ** 2) / np.sum((target - target.mean()) ** 2)
+    assert tl.losses.r2_score(pred, target) == pytest.approx(expected)
+    assert tl.losses.r2_score(target, pred) != pytest.approx(expected)
+    # a constant prediction is a fine prediction; a constant target is what makes R² undefined
+    assert tl.losses.r2_score(np.full(4, 3.0), target) == pytest.approx(1 - np.sum((target - 3) ** 2) / 21.0)
 
 
 @given(data=st.data(), block=st.integers(1, 5))

@@ -350,8 +350,8 @@ def train(args: argparse.Namespace, data: Dataset, lr: float, scaler: tl.data.St
         optimum_loss=optimum_loss,
         val_loss=val_loss,
         optimum_val_loss=optimum_val_loss,
-        r2=tl.losses.r2_score(y_r2, X_r2 @ coef + intercept),
-        optimum_r2=tl.losses.r2_score(y_r2, X_r2 @ optimum_coef + optimum_intercept),
+        r2=tl.losses.r2_score(X_r2 @ coef + intercept, y_r2),
+        optimum_r2=tl.losses.r2_score(X_r2 @ optimum_coef + optimum_intercept, y_r2),
         history=history,
     )
 

@@ -99,10 +99,11 @@ def l2_penalty(params: Iterable[Tensor], l2: float) -> Tensor:
     return L2Penalty.apply(*params, l2=l2) if params else Tensor(0.0)
 
 
-def r2_score(target: Any, pred: Any) -> float:
+def r2_score(pred: Any, target: Any) -> float:
     """The coefficient of determination 1 - Σ(y - ŷ)² / Σ(y - ȳ)², a float (NaN for a constant target).
 
-    target, pred: arrays (or Tensors) of the same samples, with the shape rule of `mse`.
+    pred, target: arrays (or Tensors) of the same samples, with the shape rule of `mse`; the order
+    is every loss's `(pred, target)` (scikit-learn's `r2_score` takes `(y_true, y_pred)` instead).
     1 is a perfect fit; 0 is no better than predicting the mean.
     """
     pred, target = _aligned(np.asarray(pred, dtype=np.float64), np.asarray(target, dtype=np.float64), "r2_score")
