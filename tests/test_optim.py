@@ -217,3 +217,12 @@ def test_state_is_kept_per_parameter_in_its_shape():
     weight_state, bias_state = opt.state
     assert weight_state["m"].shape == (3, 2) and bias_state["v"].shape == (2,)
     np.testing.assert_allclose(weight_state["m"], 0.1 * model.weight.grad)  # m = (1-β1)·g after one step
+
+
+def test_an_optimizer_bound_to_one_model_refuses_another():
+    first, second = tl.nn.Linear(2, 1, seed=0), tl.nn.Linear(2, 1, seed=1)
+    opt = tl.optim.Adam(first.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match=r"already bound to other parameters.*fresh"):
+        opt.bind(second.parameters())
+    assert opt.params == first.parameters()
+    assert opt.bind(first.parameters()) is opt  # the same parameters again: allowed

@@ -180,6 +180,25 @@ def test_compile_binds_an_unbound_optimizer_to_the_model():
     assert opt.params == model.parameters()
 
 
+def test_one_optimizer_compiled_into_two_models_is_refused():
+    first, second = tl.nn.Sequential([tl.nn.Linear(1, 1)]), tl.nn.Sequential([tl.nn.Linear(1, 1)])
+    opt = tl.optim.Adam(lr=0.1)
+    first.compile(optimizer=opt)
+    with pytest.raises(ValueError, match=r"Adam: this optimizer is already bound.*fresh instance"):
+        second.compile(optimizer=opt)
+    assert getattr(second, "compiled", None) is None
+    history = first.fit([1.0, 2.0], [3.0, 5.0], epochs=3, verbose=0)  # the first model still trains
+    assert len(set(history.history["loss"])) == 3
+
+
+def test_compiling_again_with_the_same_parameters_is_allowed():
+    model = tl.nn.Sequential([tl.nn.Linear(1, 1)])
+    opt = tl.optim.SGD(model.parameters(), lr=0.1)
+    model.compile(optimizer=opt)
+    model.compile(optimizer=opt)
+    assert model.compiled.optimizer is opt and opt.params == model.parameters()
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "words"),
     [

@@ -54,15 +54,21 @@ class Optimizer:
     def __init__(self, params: Iterable[Tensor] | None, lr: float):
         _check_range("lr", lr, low=0.0, low_inclusive=False)
         self.lr = lr
+        self.params: list[Tensor] = []
         self.bind([] if params is None else params)
 
     def bind(self, params: Iterable[Tensor]) -> Optimizer:
-        """Attach the parameters to update (and fresh state for each). Returns self."""
+        """Attach the parameters to update (and fresh state for each). Returns self.
+
+        An optimizer serves one set of parameters: binding it again to the same ones is allowed,
+        to others is refused (it would step only the last model bound, and the first not at all).
+        """
         params = list(params)
         for i, p in enumerate(params):
             if not isinstance(p, Tensor) or not p.requires_grad:
                 raise TypeError(f"{type(self).__name__}: parameter {i} must be a Tensor with requires_grad=True")
-        self.params: list[Tensor] = params
+        self._check_not_bound_elsewhere(params)
+        self.params = params
         self.steps = 0  # completed step() calls
         self._backup: list[np.ndarray] = []
         dtypes = {p.dtype for p in params}
@@ -79,6 +85,15 @@ class Optimizer:
             self.state = [_shaped(self._flat_state, part, p.shape) for part, p in zip(self._slices, params)]
         self._t = [0] * len(params)  # each parameter's step number
         return self
+
+    def _check_not_bound_elsewhere(self, params: list[Tensor]) -> None:
+        same = len(params) == len(self.params) and all(p is q for p, q in zip(params, self.params))
+        if self.params and not same:
+            name = type(self).__name__
+            raise ValueError(
+                f"{name}: this optimizer is already bound to other parameters (another model's); give each model "
+                f"a fresh instance, e.g. model.compile(optimizer=tl.optim.{name}(lr=...))"
+            )
 
     def init_state(self, size: int, dtype: np.dtype) -> dict[str, np.ndarray]:
         """The rule's state for `size` scalar parameters: flat arrays, usually zeros."""
