@@ -159,3 +159,20 @@ def test_modules_lists_every_module_in_registration_order():
     model = tl.nn.Sequential([first, second])
     assert model.modules() == [model, first, second]
     assert first.modules() == [first]
+
+
+def test_a_layer_used_twice_lists_its_parameters_once():
+    shared = tl.nn.Linear(2, 2, seed=0)
+    model = tl.nn.Sequential([shared, shared])
+    assert model.parameters() == [shared.weight, shared.bias]
+    assert [name for name, _ in model.named_parameters()] == ["0.weight", "0.bias"]
+    assert model.modules() == [model, shared]
+    assert list(model.state_dict()) == ["0.weight", "0.bias"]
+
+
+def test_a_tensor_shared_by_two_layers_is_listed_once_at_its_first_place():
+    first, second = tl.nn.Linear(2, 2, seed=0), tl.nn.Linear(2, 2, seed=1)
+    second.weight = first.weight
+    model = tl.nn.Sequential([first, second])
+    assert model.parameters() == [first.weight, first.bias, second.bias]
+    assert [name for name, _ in model.named_parameters()] == ["0.weight", "0.bias", "1.bias"]

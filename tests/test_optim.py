@@ -226,3 +226,27 @@ def test_an_optimizer_bound_to_one_model_refuses_another():
         opt.bind(second.parameters())
     assert opt.params == first.parameters()
     assert opt.bind(first.parameters()) is opt  # the same parameters again: allowed
+
+
+def test_the_same_parameter_given_twice_is_refused():
+    p, q = tl.Tensor([1.0], requires_grad=True), tl.Tensor([2.0], requires_grad=True)
+    with pytest.raises(ValueError, match=r"GradientDescent: parameter 2 is parameter 0 again"):
+        tl.optim.SGD([p, q, p], lr=0.1)
+    with pytest.raises(ValueError, match=r"parameter 1 is parameter 0 again"):
+        tl.optim.Adam(lr=0.1).bind([q, q])
+
+
+@pytest.mark.parametrize("make", [tl.optim.SGD, tl.optim.Adam, tl.optim.RMSprop])
+def test_a_layer_used_twice_is_stepped_once(make):
+    shared = tl.nn.Linear(2, 2, seed=0, dtype=np.float64)
+    model = tl.nn.Sequential([shared, shared])
+    opt = make(model.parameters(), lr=0.1)
+    tl.losses.mse(model(np.ones((3, 2))), np.zeros((3, 2))).backward()
+    before, grads = [p.data.copy() for p in opt.params], [p.grad.copy() for p in opt.params]
+    opt.step()
+    reference = make([tl.Tensor(b, requires_grad=True) for b in before], lr=0.1)
+    for p, g in zip(reference.params, grads):
+        p.grad = g
+    reference.step()
+    for p, r in zip(opt.params, reference.params):
+        np.testing.assert_array_equal(p.data, r.data)

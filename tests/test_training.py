@@ -301,6 +301,36 @@ def test_summary_prints_and_returns_a_keras_like_table(capsys):
     assert "Total params: 61" in text and "Trainable params: 61" in text and "Non-trainable params: 0" in text
 
 
+def test_summary_counts_a_layer_used_twice_once():
+    shared = tl.nn.Linear(2, 2)
+    text = tl.nn.Sequential([shared, shared]).summary(print_fn=None)
+    lines = text.splitlines()
+    assert re.match(r"^ linear \(Linear\) +\(None, 2\) +6$", lines[4])
+    assert re.match(r"^ linear \(Linear\) +\(None, 2\) +0$", lines[5])  # the same layer: counted above
+    assert "Total params: 6" in text
+
+
+def test_a_model_ending_in_a_reused_layer_has_that_layers_outputs():
+    first, second = tl.nn.Linear(2, 3, seed=0), tl.nn.Linear(3, 2, seed=1)
+    model = tl.nn.Sequential([first, second, first])
+    model.compile(optimizer="sgd")
+    x, y = np.ones((4, 2)), np.zeros((4, 3))
+    assert model.predict(x).shape == (4, 3)
+    assert len(model.fit(x, y, epochs=1, verbose=0).history["loss"]) == 1
+    with pytest.raises(ValueError, match="the model has 3 output"):
+        model.evaluate(x, np.zeros((4, 2)))
+
+
+def test_l2_counts_a_layer_used_twice_once():
+    shared = tl.nn.Linear(1, 1, dtype=np.float64)
+    model = tl.nn.Sequential([shared, shared])
+    model.compile(optimizer="sgd", l2=0.5)
+    model.set_weights([np.array([[2.0]]), np.array([1.0])])
+    x, y = np.array([1.0]), np.array([0.0])
+    # (2·(2·1 + 1) + 1)² = 49, plus 0.5·2² once
+    assert model.evaluate(x, y) == pytest.approx(49.0 + 2.0)
+
+
 def test_a_callback_can_stop_training_after_the_current_batch():
     class StopAtSecondBatch(tl.callbacks.Callback):
         def on_batch_end(self, batch, logs=None):

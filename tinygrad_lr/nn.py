@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -38,21 +38,33 @@ class Module:
                 found.append((name, value))
         return found
 
-    def named_parameters(self, prefix: str = "") -> list[tuple[str, Tensor]]:
-        named = []
+    def _walk(self, prefix: str, seen: set[int]) -> Iterator[tuple[str, Module | Tensor]]:
+        """(name, object) for this module, then its parameters and sub-modules, depth first.
+
+        An object met a second time (a layer used twice, a tensor shared by two layers) is skipped,
+        as PyTorch does: it keeps the name of its first place, and nothing is counted or stepped twice.
+        """
+        seen.add(id(self))
+        yield prefix.removesuffix("."), self
         for name, child in self._children():
+            if id(child) in seen:
+                continue
             if isinstance(child, Tensor) and child.requires_grad:
-                named.append((prefix + name, child))
+                seen.add(id(child))
+                yield prefix + name, child
             elif isinstance(child, Module):
-                named.extend(child.named_parameters(prefix=f"{prefix}{name}."))
-        return named
+                yield from child._walk(f"{prefix}{name}.", seen)
+
+    def named_parameters(self, prefix: str = "") -> list[tuple[str, Tensor]]:
+        """(name, parameter) in registration order, each parameter once, e.g. ("0.weight", ...)."""
+        return [(name, item) for name, item in self._walk(prefix, set()) if isinstance(item, Tensor)]
 
     def modules(self) -> list[Module]:
-        """This module and every module inside it, in registration order."""
-        return [self] + [m for _, child in self._children() if isinstance(child, Module) for m in child.modules()]
+        """This module and every module inside it, in registration order, each once."""
+        return [item for _, item in self._walk("", set()) if isinstance(item, Module)]
 
     def parameters(self) -> list[Tensor]:
-        """Trainable tensors, in registration order (Keras order: kernel, then bias, layer by layer)."""
+        """Trainable tensors, in registration order (Keras order: kernel, then bias, layer by layer), each once."""
         return [p for _, p in self.named_parameters()]
 
     def zero_grad(self) -> None:

@@ -67,6 +67,7 @@ class Optimizer:
         for i, p in enumerate(params):
             if not isinstance(p, Tensor) or not p.requires_grad:
                 raise TypeError(f"{type(self).__name__}: parameter {i} must be a Tensor with requires_grad=True")
+        self._check_each_once(params)
         self._check_not_bound_elsewhere(params)
         self.params = params
         self.steps = 0  # completed step() calls
@@ -85,6 +86,16 @@ class Optimizer:
             self.state = [_shaped(self._flat_state, part, p.shape) for part, p in zip(self._slices, params)]
         self._t = [0] * len(params)  # each parameter's step number
         return self
+
+    def _check_each_once(self, params: list[Tensor]) -> None:
+        first_place: dict[int, int] = {}
+        for i, p in enumerate(params):
+            if id(p) in first_place:
+                raise ValueError(
+                    f"{type(self).__name__}: parameter {i} is parameter {first_place[id(p)]} again; give each "
+                    "parameter once (model.parameters() lists a layer used twice once), or it is stepped twice"
+                )
+            first_place[id(p)] = i
 
     def _check_not_bound_elsewhere(self, params: list[Tensor]) -> None:
         same = len(params) == len(self.params) and all(p is q for p, q in zip(params, self.params))

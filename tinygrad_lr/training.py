@@ -110,6 +110,10 @@ def _feature_count(model: Module) -> int | None:
 
 
 def _output_count(model: Module) -> int | None:
+    features = _feature_count(model)
+    if features is not None and all(hasattr(module, "output_shape") for module in model.modules()):
+        # follows the layers in the order they run: a layer used twice may be the last one
+        return model.output_shape((None, features))[-1]
     layers = _linear_layers(model)
     return layers[-1].out_features if layers else None
 
@@ -351,14 +355,19 @@ def summary(model: Module, print_fn: Callable[[str], Any] | None = print) -> str
     rows = []
     shape: tuple = (None, _feature_count(model))
     counts: dict[str, int] = {}
+    names: dict[int, str] = {}  # a layer used twice keeps its name
+    counted: set[int] = set()  # ...and its parameters are counted at its first row only
     for layer in _layers(model):
         kind = type(layer).__name__
-        index = counts.get(kind, 0)
-        counts[kind] = index + 1
-        name = kind.lower() + (f"_{index}" if index else "")
+        if id(layer) not in names:
+            index = counts.get(kind, 0)
+            counts[kind] = index + 1
+            names[id(layer)] = kind.lower() + (f"_{index}" if index else "")
         shape = layer.output_shape(shape) if hasattr(layer, "output_shape") else shape
-        count = sum(p.size for p in layer.parameters())
-        rows.append(f" {f'{name} ({kind})':<28}{shape!s:<26}{count:<11}")
+        new_params = [p for p in layer.parameters() if id(p) not in counted]
+        counted.update(id(p) for p in new_params)
+        count = sum(p.size for p in new_params)
+        rows.append(f" {f'{names[id(layer)]} ({kind})':<28}{shape!s:<26}{count:<11}")
     total = sum(p.size for p in model.parameters())
     lines = [
         f'Model: "{type(model).__name__.lower()}"',
