@@ -329,6 +329,12 @@ def test_l2_counts_a_layer_used_twice_once():
     x, y = np.array([1.0]), np.array([0.0])
     # (2·(2·1 + 1) + 1)² = 49, plus 0.5·2² once
     assert model.evaluate(x, y) == pytest.approx(49.0 + 2.0)
+    other = tl.nn.Linear(1, 1, dtype=np.float64)
+    other.weight = shared.weight  # one weight tensor in two layers: penalised once too
+    model = tl.nn.Sequential([shared, other])
+    model.compile(optimizer="sgd", l2=0.5)
+    model.set_weights([np.array([[2.0]]), np.array([1.0]), np.array([0.0])])
+    assert model.evaluate(x, y) == pytest.approx(36.0 + 2.0)  # (2·(2·1 + 1) + 0)² = 36
 
 
 def test_a_callback_can_stop_training_after_the_current_batch():

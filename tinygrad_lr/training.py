@@ -90,7 +90,8 @@ def compile(
     if not model.parameters():
         raise ValueError("compile: the model has no trainable parameters")
     optimizer.bind(model.parameters())
-    penalized = [layer.weight for layer in _linear_layers(model)]
+    weights = {id(layer.weight): layer.weight for layer in _linear_layers(model)}  # a shared weight once
+    penalized = list(weights.values())
     model.compiled = Compiled(loss=loss, optimizer=optimizer, metrics=chosen, l2=float(l2), penalized=penalized)
 
 
