@@ -176,3 +176,33 @@ def test_a_tensor_shared_by_two_layers_is_listed_once_at_its_first_place():
     model = tl.nn.Sequential([first, second])
     assert model.parameters() == [first.weight, first.bias, second.bias]
     assert [name for name, _ in model.named_parameters()] == ["0.weight", "0.bias", "1.bias"]
+
+
+@pytest.mark.parametrize(
+    ("weights", "words"),
+    [
+        ([np.ones((2, 1)), np.array([1e300])], r"weight 1 has values beyond float32: the first is 1e\+300 at index"),
+        ([np.full((2, 1), -1e39), np.zeros(1)], r"weight 0 has values beyond float32"),
+        ([np.ones((2, 1)), np.array([np.nan])], r"weight 1 has non-finite values: the first is nan"),
+        ([np.ones((2, 1)), np.array([1 + 2j])], r"weight 1 must hold real numbers, got an array of dtype complex128"),
+        ([np.array([["a"], ["b"]]), np.zeros(1)], r"weight 0 must hold real numbers, got an array of dtype <U1"),
+        ([np.ones((2, 1)), np.array([None])], r"weight 1 must hold real numbers, got an array of dtype object"),
+        ([np.ones((2, 1)), [[1.0], 2.0]], r"weight 1 is not a rectangular array"),
+    ],
+)
+def test_set_weights_refuses_what_the_parameters_cannot_hold_and_changes_nothing(weights, words):
+    model = tl.nn.Sequential([tl.nn.Linear(2, 1, seed=0)])
+    before = model.get_weights()
+    with pytest.raises(ValueError, match=words):
+        model.set_weights(weights)
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_set_weights_casts_to_each_parameters_dtype():
+    model = tl.nn.Sequential([tl.nn.Linear(2, 1, dtype=np.float64)])
+    model.set_weights([np.full((2, 1), 1e300), np.array([-1e-320])])  # fine in float64
+    assert model.get_weights()[0][0, 0] == 1e300 and model.get_weights()[1][0] == -1e-320
+    small = tl.nn.Sequential([tl.nn.Linear(2, 1)])
+    small.set_weights([np.full((2, 1), 3), np.array([True])])  # integers and bools are numbers
+    assert small.get_weights()[0].dtype == np.float32

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from tinygrad_lr import data
 from tinygrad_lr.tensor import Function, Tensor
 
 
@@ -76,17 +77,17 @@ class Module:
         return [p.data.copy() for p in self.parameters()]
 
     def set_weights(self, weights: Iterable[Any]) -> None:
-        """Write arrays into the parameters (in place). Checks count and shapes before changing anything."""
+        """Write arrays into the parameters (in place), each cast to its parameter's dtype.
+
+        Every array is checked first (count, real numbers, shape, finite after the cast, so 1e300 is
+        refused by a float32 model); when any is refused, nothing changes.
+        """
         params = self.parameters()
-        weights = [np.asarray(w) for w in weights]
+        weights = list(weights)
         if len(weights) != len(params):
             raise ValueError(f"set_weights: the model has {len(params)} weight arrays, got {len(weights)}")
-        for i, (p, w) in enumerate(zip(params, weights)):
-            if w.shape != p.shape:
-                raise ValueError(f"set_weights: weight {i} must have shape {p.shape}, got {w.shape}")
-            if not np.all(np.isfinite(w)):
-                raise ValueError(f"set_weights: weight {i} has non-finite values")
-        for p, w in zip(params, weights):
+        cast = [_checked_weight(f"set_weights: weight {i}", w, p) for i, (p, w) in enumerate(zip(params, weights))]
+        for p, w in zip(params, cast):
             p.data[...] = w
 
     def state_dict(self) -> dict[str, np.ndarray]:
@@ -171,6 +172,27 @@ class Module:
         from tinygrad_lr import training
 
         return training.summary(self, print_fn=print_fn)
+
+
+def _checked_weight(what: str, value: Any, param: Tensor) -> np.ndarray:
+    """`value` as an array of `param`'s shape and dtype, every value finite; else a ValueError
+    that starts with `what` (which weight of which call)."""
+    try:
+        array = np.asarray(value)
+    except ValueError:  # ragged nested lists
+        raise ValueError(f"{what} is not a rectangular array of numbers") from None
+    if array.dtype.kind not in "biuf":
+        raise ValueError(f"{what} must hold real numbers, got an array of dtype {array.dtype}")
+    if array.shape != param.shape:
+        raise ValueError(f"{what} must have shape {param.shape}, got {array.shape}")
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflowing cast is reported just below
+        cast = array.astype(param.dtype)
+    # the original first (a NaN is a NaN), then the cast (1e300 is finite, but inf in float32)
+    for values, problem in ((array, "non-finite values"), (cast, f"values beyond {param.dtype}")):
+        first = data.first_non_finite(values)
+        if first is not None:
+            raise ValueError(f"{what} has {problem}: the first is {array[first]} at index {first}")
+    return cast
 
 
 class Affine(Function):
