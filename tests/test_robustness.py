@@ -1,6 +1,7 @@
 """Nothing silent, nothing lost: bad input, divergence, interruption, weights on disk, determinism."""
 
 import os
+import zipfile
 
 import numpy as np
 import pytest
@@ -241,6 +242,50 @@ def test_weights_with_other_names_are_refused(tmp_path):
     np.savez(path, **{"0.kernel": np.zeros((2, 1)), "0.bias": np.zeros(1)})
     with pytest.raises(ValueError, match="different model"):
         _model(n_in=2).load_weights(path)
+
+
+def _npy_file(path):
+    """One array in NumPy's .npy format, at exactly `path` (np.save would add .npy to the name)."""
+    with open(path, "wb") as file:
+        np.save(file, np.zeros(3))
+
+
+def _zip_of_raw_members(path, **members):
+    """An .npz-looking zip whose members are raw bytes, not .npy arrays."""
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+
+
+ODD_WEIGHT_FILES = [
+    # (how to write the file at path, words)
+    (_npy_file, r"holds a single array \(an .npy file\)"),
+    (lambda path: _zip_of_raw_members(path, **{"0.weight": b"1 2", "0.bias": b"0"}), r"'0.weight' is not an array"),
+    (
+        lambda path: np.savez(path, **{"0.weight": np.array([["a"], ["b"]]), "0.bias": np.zeros(1)}),
+        r"'0.weight' must hold real numbers, got an array of dtype <U1",
+    ),
+    (
+        lambda path: np.savez(path, **{"0.weight": np.zeros((2, 1)), "0.bias": np.ones(1, complex)}),
+        r"'0.bias' must hold real numbers, got an array of dtype complex128",
+    ),
+    (
+        lambda path: np.savez(path, **{"0.weight": np.zeros((2, 1)), "0.bias": np.array([1e300])}),
+        r"'0.bias' has values beyond float32",
+    ),
+    (lambda path: path.write_text("0.weight,0.bias\n1,2\n"), "cannot read"),
+]
+
+
+@pytest.mark.parametrize(("write", "words"), ODD_WEIGHT_FILES)
+def test_an_odd_weights_file_is_a_value_error_and_changes_nothing(tmp_path, write, words):
+    path = tmp_path / "odd.npz"
+    write(path)
+    model = _model(n_in=2)
+    before = model.get_weights()
+    with pytest.raises(ValueError, match=words):
+        model.load_weights(path)
+    assert _same_weights(before, model.get_weights())
 
 
 def _train(model_seed, fit_seed):

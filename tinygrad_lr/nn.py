@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -119,28 +120,22 @@ class Module:
     def load_weights(self, path: str | os.PathLike) -> None:
         """Read weights written by `save_weights`. Never unpickles; the model is unchanged on any error."""
         path = os.fspath(path)
-        try:
-            with np.load(path, allow_pickle=False) as archive:
-                state = {name: archive[name] for name in archive.files}
-        except FileNotFoundError:
-            raise
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as error:
-            raise ValueError(
-                f"load_weights: cannot read {path!r} as a weights file (truncated or corrupted?): {error}"
-            ) from None
+        state = _read_weights_file(path)
         names = [name for name, _ in self.named_parameters()]
         if sorted(state) != sorted(names):
             raise ValueError(
                 f"load_weights: {path!r} holds weights {sorted(state)} but this model has {names}; "
                 "it was saved from a different model"
             )
+        cast = []
         for name, p in self.named_parameters():
             if state[name].shape != p.shape:
                 raise ValueError(
                     f"load_weights: {path!r} has {name} of shape {state[name].shape}, "
                     f"but this model's {name} has shape {p.shape}"
                 )
-        self.set_weights([state[name] for name in names])
+            cast.append(_checked_weight(f"load_weights: {path!r} member {name!r}", state[name], p))
+        self.set_weights(cast)
 
     # ----- Keras-style training (training.py) -----
     def compile(self, loss: str = "mse", optimizer: Any = "adam", metrics: Iterable[str] = (), l2: float = 0.0):
@@ -172,6 +167,41 @@ class Module:
         from tinygrad_lr import training
 
         return training.summary(self, print_fn=print_fn)
+
+
+def _read_weights_file(path: str) -> dict[str, np.ndarray]:
+    """Name → array of an .npz archive, never unpickling; anything else is a ValueError saying what it is."""
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise
+    except _UNREADABLE as error:
+        raise _unreadable(path, error) from None
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise ValueError(
+            f"load_weights: {path!r} holds a single array (an .npy file), not the named weights of an .npz "
+            "archive; load the file that model.save_weights wrote"
+        )
+    try:
+        with loaded as archive:
+            state = {name: archive[name] for name in archive.files}
+    except _UNREADABLE as error:
+        raise _unreadable(path, error) from None
+    for name, value in state.items():
+        if not isinstance(value, np.ndarray):  # NumPy hands out a member that is not .npy as raw bytes
+            raise ValueError(
+                f"load_weights: {path!r} member {name!r} is not an array (.npy); the file was not written by "
+                "save_weights"
+            )
+    return state
+
+
+# what reading a damaged .npz can raise (a pickled member is a ValueError with allow_pickle=False)
+_UNREADABLE = (OSError, ValueError, EOFError, KeyError, NotImplementedError, zipfile.BadZipFile, zlib.error)
+
+
+def _unreadable(path: str, error: BaseException) -> ValueError:
+    return ValueError(f"load_weights: cannot read {path!r} as a weights file (truncated or corrupted?): {error}")
 
 
 def _checked_weight(what: str, value: Any, param: Tensor) -> np.ndarray:
