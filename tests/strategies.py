@@ -8,6 +8,8 @@ FLOAT_DTYPES = st.sampled_from([np.float32, np.float64])
 
 # shapes from 0-d to 3-d, with size-1 axes common
 shapes = hnp.array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=4)
+# the same, with empty axes (a side of 0) among them
+shapes_with_empty = hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=3)
 # two shapes that broadcast together: rank mismatch and stretched size-1 axes included
 broadcastable_pairs = hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, max_side=4)
 
@@ -20,6 +22,13 @@ _DOMAINS = {
     # maximum: the two sides come from interleaved grids, so they never tie
     "grid": lambda width: st.integers(-4, 4).map(lambda k: k / 2),
     "grid_offset": lambda width: st.integers(-4, 4).map(lambda k: k / 2 + 0.25),
+    # where the conventions at zero apply: bases and exponents of exactly 0, and ordinary values
+    "with_zeros": lambda width: st.one_of(st.just(0.0), st.floats(0.5, 2.0, width=width)),
+    "exponent_with_zeros": lambda width: st.one_of(st.just(0.0), st.floats(-2.0, 2.0, width=width)),
+    # anything NumPy can hold: NaN, ±inf, zeros of both signs, huge and tiny values
+    "special": lambda width: st.one_of(
+        st.sampled_from([np.nan, np.inf, -np.inf, 0.0, -0.0]), st.floats(width=width, allow_subnormal=True)
+    ),
 }
 
 
@@ -31,15 +40,60 @@ def arrays(shape, domain: str = "any", dtype=np.float64):
 
 @st.composite
 def axis_args(draw, ndim: int):
-    """`axis` for a reduction over `ndim` axes: None, an int (maybe negative) or a tuple."""
-    if ndim == 0:
-        return None
+    """`axis` for a reduction over `ndim` axes: None, an int (maybe negative) or a tuple (maybe with
+    negative entries). A 0-d tensor takes axis 0 or -1, alone or in a tuple, as PyTorch."""
     choice = draw(st.sampled_from(["none", "int", "tuple"]))
     if choice == "none":
         return None
+    if ndim == 0:
+        axis = draw(st.sampled_from([0, -1]))
+        return axis if choice == "int" else (axis,)
     if choice == "int":
         return draw(st.integers(-ndim, ndim - 1))
-    return draw(hnp.valid_tuple_axes(ndim, min_size=1))
+    axes = draw(hnp.valid_tuple_axes(ndim, min_size=1))
+    return tuple(a % ndim - ndim if draw(st.booleans()) else a % ndim for a in axes)
+
+
+@st.composite
+def permutations(draw, ndim: int):
+    """A permutation of `ndim` axes for `transpose`, each entry written as a positive or a negative axis."""
+    axes = draw(st.permutations(range(ndim)))
+    return tuple(a - ndim if draw(st.booleans()) else a for a in axes)
+
+
+def noncontiguous(array: np.ndarray, layout: str) -> np.ndarray:
+    """The same values in another memory layout: "C" (as given), "F" (column-major) or "strided"
+    (every other element of a twice-as-large array), so that ops meet views, not just fresh arrays."""
+    if layout == "F" and array.ndim:  # (np.asfortranarray would make a 0-d array 1-d)
+        return np.asfortranarray(array)
+    if layout == "strided" and array.ndim:
+        wide = np.repeat(array, 2, axis=-1)
+        return wide[..., ::2]
+    return array
+
+
+layouts = st.sampled_from(["C", "F", "strided"])
+
+
+@st.composite
+def index_tensors(draw, shape: tuple[int, ...]):
+    """An index into an array of `shape` holding a Tensor, as a user writes one: a boolean mask over
+    the whole array or its first axis, or an integer array (repeats and negatives included) alone or
+    beside an int in a tuple. Returns (the index with Tensors, the same index with NumPy arrays)."""
+    from tinygrad_lr import Tensor
+
+    kind = draw(st.sampled_from(["mask", "row_mask", "integers", "integers_in_tuple"]))
+    if kind == "mask":
+        mask = draw(hnp.arrays(np.bool_, shape))
+        return Tensor(mask, dtype=bool), mask
+    if kind == "row_mask":
+        mask = draw(hnp.arrays(np.bool_, shape[:1]))
+        return Tensor(mask, dtype=bool), mask
+    rows = draw(hnp.arrays(np.int64, draw(st.integers(1, 4)), elements=st.integers(-shape[0], shape[0] - 1)))
+    if kind == "integers" or len(shape) < 2:
+        return Tensor(rows, dtype=np.int64), rows
+    column = draw(st.integers(-shape[1], shape[1] - 1))
+    return (Tensor(rows, dtype=np.int64), column), (rows, column)
 
 
 @st.composite

@@ -252,3 +252,61 @@ def test_a_parameter_never_aliases_the_callers_array_but_data_are_shared():
     np.testing.assert_array_equal(start, [1.0, 2.0])  # the caller's starting point is intact
     data = np.ones(3)
     assert tl.Tensor(data).data is data  # plain data are not copied
+
+
+# ----- defects found by outside testing (issue 10): each the issue's own reproduction -----
+
+
+def test_transpose_with_a_negative_axis_sends_the_gradient_home():
+    w = np.arange(9.0).reshape(3, 3)
+    x = tl.Tensor(np.ones((3, 3)), requires_grad=True)
+    (x.transpose(-1, 0) * w).sum().backward()
+    np.testing.assert_array_equal(x.grad, w.T)
+    x = tl.Tensor(np.ones((2, 3)), requires_grad=True)
+    (x.transpose(-1, 0) * np.arange(6.0).reshape(3, 2)).sum().backward()
+    np.testing.assert_array_equal(x.grad, np.arange(6.0).reshape(3, 2).T)
+    with pytest.raises(ValueError, match="not a permutation|more than once"):
+        x.transpose(0, -2)
+
+
+def test_pow_at_zero_has_pytorchs_gradients():
+    x = tl.Tensor(np.array([0.0, 2.0]), requires_grad=True)
+    (x**0).sum().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0])  # not nan at x = 0
+    y = tl.Tensor(np.array([2.0, 0.0]), requires_grad=True)
+    (tl.Tensor(np.zeros(2)) ** y).sum().backward()
+    np.testing.assert_array_equal(y.grad, [0.0, 0.0])  # not nan and -inf
+
+
+@pytest.mark.parametrize("axis", [0, -1, (0,), (-1,), None])
+@pytest.mark.parametrize("name", ["sum", "mean"])
+def test_reductions_of_a_0d_tensor_take_axis_0_and_minus_1(name, axis):
+    x = tl.Tensor(2.0, requires_grad=True)
+    out = getattr(x, name)(axis=axis)
+    assert out.shape == () and out.item() == 2.0
+    out.backward()
+    assert x.grad == 1.0
+    with pytest.raises(np.exceptions.AxisError, match="out of bounds"):
+        getattr(x, name)(axis=1)
+
+
+def test_relu_keeps_nan():
+    np.testing.assert_array_equal(tl.Tensor([np.nan, 1.0, -1.0]).relu().data, [np.nan, 1.0, 0.0])
+
+
+def test_a_boolean_tensor_is_a_mask_and_an_integer_tensor_picks():
+    data = np.arange(6.0).reshape(3, 2)
+    x = tl.Tensor(data, requires_grad=True)
+    mask = tl.Tensor([True, False, True], dtype=bool)
+    np.testing.assert_array_equal(x[mask].data, data[[0, 2]])  # rows 0 and 2, not rows 1, 0, 1
+    np.testing.assert_array_equal(x[tl.Tensor([2, 0], dtype=np.int64), 0].data, [4.0, 0.0])
+    x[tl.Tensor([2, 2], dtype=np.int64)].sum().backward()
+    np.testing.assert_array_equal(x.grad, [[0, 0], [0, 0], [2, 2]])
+
+
+def test_the_mean_of_nothing_is_nan():
+    assert np.isnan(tl.Tensor(np.zeros(0)).mean().item())
+    assert np.isnan(tl.losses.mse(np.zeros((0, 1)), np.zeros(0)).item())
+    assert np.isnan(tl.losses.mae(np.zeros(0), np.zeros(0)).item())
+    np.testing.assert_array_equal(tl.Tensor(np.zeros((0, 2))).mean(axis=0).data, [np.nan, np.nan])
+    assert tl.Tensor(np.zeros(0)).sum().item() == 0.0

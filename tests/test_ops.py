@@ -4,6 +4,7 @@ One row per op: adding an op means adding a row, and both its forward and its gr
 """
 
 import operator
+import warnings
 
 import numpy as np
 import pytest
@@ -12,7 +13,19 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import tinygrad_lr as tl
-from tests.strategies import FLOAT_DTYPES, arrays, axis_args, broadcastable_pairs, matmul_shapes, shapes
+from tests.strategies import (
+    FLOAT_DTYPES,
+    arrays,
+    axis_args,
+    broadcastable_pairs,
+    index_tensors,
+    layouts,
+    matmul_shapes,
+    noncontiguous,
+    permutations,
+    shapes,
+    shapes_with_empty,
+)
 
 
 def _sigmoid(a):
@@ -59,6 +72,11 @@ SCALAR = {
     "2 ** x": (lambda x: 2**x, lambda a: 2**a, "any"),
     "maximum(x, 0.25)": (lambda x: x.maximum(0.25), lambda a: np.maximum(a, 0.25), "grid"),
 }
+
+
+def _numpy_axis(axis, ndim):
+    """The reference's axis: on a 0-d array NumPy refuses the axis 0 or -1 that PyTorch (and the engine) take."""
+    return None if ndim == 0 else axis
 
 
 def _check_forward(engine_out, reference):
@@ -149,7 +167,7 @@ def test_reduction_forward_and_gradient(name, data, dtype, keepdims):
     a = data.draw(arrays(data.draw(shapes), "any", dtype))
     axis = data.draw(axis_args(a.ndim))
     op = lambda x: getattr(x, name)(axis=axis, keepdims=keepdims)  # noqa: E731
-    _check_forward(op(tl.Tensor(a)), getattr(np, name)(a, axis=axis, keepdims=keepdims))
+    _check_forward(op(tl.Tensor(a)), getattr(np, name)(a, axis=_numpy_axis(axis, a.ndim), keepdims=keepdims))
     assert tl.gradcheck(op, tl.Tensor(a.astype(np.float64), requires_grad=True))
 
 
@@ -164,8 +182,9 @@ def test_reshape_forward_and_gradient(data, dtype):
 
 @given(data=st.data(), dtype=FLOAT_DTYPES)
 def test_transpose_with_any_permutation(data, dtype):
+    """Negative axes included: a permutation written (-1, 0) is (1, 0)."""
     a = data.draw(arrays(data.draw(shapes), "any", dtype))
-    axes = tuple(data.draw(st.permutations(range(a.ndim))))
+    axes = data.draw(permutations(a.ndim))
     _check_forward(tl.Tensor(a).transpose(*axes), np.transpose(a, axes))
     _check_forward(tl.Tensor(a).transpose(), np.transpose(a))
     assert tl.gradcheck(lambda x: x.transpose(axes) * 3, tl.Tensor(a.astype(np.float64), requires_grad=True))
@@ -186,3 +205,150 @@ def test_integer_array_indexing_sums_repeated_picks(data):
     index = data.draw(hnp.integer_array_indices(a.shape))
     _check_forward(tl.Tensor(a)[index], a[index])
     assert tl.gradcheck(lambda x: x[index] * x[index], tl.Tensor(a, requires_grad=True))
+
+
+# ----- the edges of the input space: NaN and inf, zeros, empty arrays, memory layouts, index tensors -----
+
+
+@pytest.mark.parametrize("name", sorted(UNARY))
+@given(data=st.data(), dtype=FLOAT_DTYPES)
+def test_unary_op_propagates_nan_and_inf_as_numpy(name, data, dtype):
+    op, reference, _ = UNARY[name]
+    a = data.draw(arrays(data.draw(shapes), "special", dtype))
+    with np.errstate(all="ignore"):
+        _check_forward(op(tl.Tensor(a)), reference(a))
+
+
+@pytest.mark.parametrize("name", sorted(BINARY))
+@given(data=st.data(), dtype=FLOAT_DTYPES)
+def test_binary_op_propagates_nan_and_inf_as_numpy(name, data, dtype):
+    op, reference, _, _ = BINARY[name]
+    (shape_a, shape_b), _ = data.draw(broadcastable_pairs)
+    a, b = data.draw(arrays(shape_a, "special", dtype)), data.draw(arrays(shape_b, "special", dtype))
+    with np.errstate(all="ignore"):
+        _check_forward(op(tl.Tensor(a), tl.Tensor(b)), reference(a, b))
+
+
+@given(data=st.data())
+def test_pow_at_zero_follows_pytorch(data):
+    """d(a^b)/da is 0 wherever b = 0 (a = 0 included); d(a^b)/db is 0 where a = 0 and b >= 0;
+    everywhere else the textbook formulas, infinities included (0^-1 has slope -inf in a)."""
+    shape = data.draw(shapes)
+    a, b = data.draw(arrays(shape, "with_zeros")), data.draw(arrays(shape, "exponent_with_zeros"))
+    x, y = tl.Tensor(a, requires_grad=True), tl.Tensor(b, requires_grad=True)
+    with np.errstate(all="ignore"):
+        (x**y).sum().backward()
+        expected_x = np.where(b == 0, 0.0, b * a ** (b - 1))
+        expected_y = np.where((a == 0) & (b >= 0), 0.0, a**b * np.log(a))
+    np.testing.assert_allclose(x.grad, expected_x, rtol=1e-12)
+    np.testing.assert_allclose(y.grad, expected_y, rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", sorted(UNARY))
+@given(data=st.data(), dtype=FLOAT_DTYPES)
+def test_unary_op_on_empty_arrays(name, data, dtype):
+    op, reference, _ = UNARY[name]
+    a = np.zeros(data.draw(shapes_with_empty.filter(lambda shape: 0 in shape)), dtype)
+    x = tl.Tensor(a, requires_grad=True)
+    out = op(x)
+    _check_forward(out, reference(a))
+    out.sum().backward()
+    assert x.grad.shape == a.shape and x.grad.dtype == dtype
+
+
+@pytest.mark.parametrize("name", sorted(BINARY))
+@given(data=st.data())
+def test_binary_op_on_empty_arrays_with_broadcasting(name, data):
+    op, reference, _, _ = BINARY[name]
+    (shape_a, shape_b), _ = data.draw(
+        hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=1, max_dims=3, min_side=0, max_side=3).filter(
+            lambda shapes: 0 in shapes.result_shape
+        )
+    )
+    x, y = tl.Tensor(np.ones(shape_a), requires_grad=True), tl.Tensor(np.ones(shape_b), requires_grad=True)
+    out = op(x, y)
+    _check_forward(out, reference(np.ones(shape_a), np.ones(shape_b)))
+    out.sum().backward()
+    assert x.grad.shape == shape_a and y.grad.shape == shape_b
+
+
+@pytest.mark.parametrize("name", ["sum", "mean"])
+@given(data=st.data(), dtype=FLOAT_DTYPES, keepdims=st.booleans())
+def test_reduction_of_empty_arrays_matches_numpy(name, data, dtype, keepdims):
+    """The sum of nothing is 0 and the mean of nothing is nan, as NumPy and PyTorch say."""
+    a = np.zeros(data.draw(shapes_with_empty.filter(lambda shape: 0 in shape)), dtype)
+    axis = data.draw(axis_args(a.ndim))
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # NumPy warns about the empty mean; the engine does not
+        expected = getattr(np, name)(a, axis=_numpy_axis(axis, a.ndim), keepdims=keepdims)
+    x = tl.Tensor(a, requires_grad=True)
+    out = getattr(x, name)(axis=axis, keepdims=keepdims)
+    _check_forward(out, expected)
+    out.backward(np.ones(out.shape, dtype))
+    assert x.grad.shape == a.shape
+
+
+@pytest.mark.parametrize("name", sorted(UNARY))
+@given(data=st.data(), layout=layouts)
+def test_unary_op_is_the_same_on_any_memory_layout(name, data, layout):
+    """A view (column-major or strided) as input, and as the upstream gradient, changes nothing."""
+    op, _, domain = UNARY[name]
+    a = data.draw(arrays(data.draw(shapes), domain))
+    np.testing.assert_array_equal(op(tl.Tensor(noncontiguous(a, layout))).data, op(tl.Tensor(a)).data)
+    grads = []
+    for upstream_layout in ("C", layout):
+        x = tl.Tensor(a, requires_grad=True)
+        out = op(x)
+        upstream = np.arange(1.0, out.size + 1).reshape(out.shape)
+        out.backward(noncontiguous(upstream, upstream_layout))
+        grads.append(x.grad)
+    np.testing.assert_array_equal(grads[0], grads[1])
+
+
+@pytest.mark.parametrize("name", sorted(BINARY))
+@given(data=st.data(), layout=layouts)
+def test_binary_op_is_the_same_with_a_view_as_operand(name, data, layout):
+    op, _, left, right = BINARY[name]
+    (shape_a, shape_b), _ = data.draw(broadcastable_pairs)
+    a, b = data.draw(arrays(shape_a, left)), data.draw(arrays(shape_b, right))
+    grads = []
+    for a_layout in ("C", layout):
+        y = tl.Tensor(b, requires_grad=True)
+        out = op(tl.Tensor(noncontiguous(a, a_layout)), y)
+        out.sum().backward()
+        grads.append((out.data, y.grad))
+    np.testing.assert_array_equal(grads[0][0], grads[1][0])
+    # summing a broadcast gradient may add in another order on another layout: equal up to rounding
+    np.testing.assert_allclose(grads[0][1], grads[1][1], rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("name", sorted(BINARY))
+@given(data=st.data())
+def test_binary_op_with_the_same_tensor_on_both_sides(name, data):
+    """One tensor used twice gets the sum of both paths' gradients."""
+    op, _, left, right = BINARY[name]
+    domain = "positive" if "positive" in (left, right) else "nonzero" if "nonzero" in (left, right) else left
+    if name == "maximum":
+        domain = "any"  # maximum(x, x) ties everywhere: each side gets half, and the halves add to 1
+    x = tl.Tensor(data.draw(arrays(data.draw(shapes), domain)), requires_grad=True)
+    assert tl.gradcheck(lambda x: op(x, x), x)
+
+
+@given(data=st.data())
+def test_tensor_index_acts_as_its_array(data):
+    """A boolean Tensor is a mask, an integer Tensor picks (repeats add up), alone or in a tuple."""
+    a = data.draw(arrays(data.draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4))))
+    index, numpy_index = data.draw(index_tensors(a.shape))
+    _check_forward(tl.Tensor(a)[index], a[numpy_index])
+    x = tl.Tensor(a, requires_grad=True)
+    x[index].sum().backward()
+    expected = np.zeros_like(a)
+    np.add.at(expected, numpy_index, 1.0)
+    np.testing.assert_array_equal(x.grad, expected)
+
+
+def test_a_floating_tensor_is_not_an_index():
+    x = tl.Tensor(np.arange(6.0).reshape(3, 2))
+    for index in (tl.Tensor([2.0, 0.0]), (tl.Tensor([2.0, 0.0]), 0)):
+        with pytest.raises(IndexError, match="float32 cannot be used as an index"):
+            x[index]

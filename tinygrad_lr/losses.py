@@ -34,7 +34,8 @@ class MeanSquaredError(Function):
         for pred_part, target_part in self._blocks(pred, target):
             diff = pred_part - target_part
             total += float(np.vdot(diff, diff))
-        return np.asarray(total / max(pred.size, 1), dtype=np.result_type(pred, target))
+        # the mean of nothing is nan, as NumPy's and PyTorch's
+        return np.asarray(total / pred.size if pred.size else np.nan, dtype=np.result_type(pred, target))
 
     def backward(self, grad):
         # d/dpred mean((pred - target)²) = 2·(pred - target) / N, and the target gets the opposite

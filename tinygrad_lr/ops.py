@@ -69,9 +69,19 @@ class Pow(Function):
 
     def backward(self, grad):
         # d(a^b)/da = b·a^(b-1); d(a^b)/db = a^b·log(a), only asked for when b requires grad
-        # (a constant exponent on a negative base must not produce log of a negative number)
-        grad_a = grad * self.b * self.a ** (self.b - 1) if self.needs_input_grad[0] else None
-        grad_b = grad * self.out * np.log(self.a) if self.needs_input_grad[1] else None
+        # (a constant exponent on a negative base must not produce log of a negative number).
+        # At zero, PyTorch's conventions: a^0 has slope 0 in a everywhere, a = 0 included (not
+        # 0·0^-1 = nan), and 0^b has slope 0 in b wherever b >= 0 (not 0·log 0 = nan or -inf).
+        # The base is replaced by 1 at those points before the power and the log are taken, so no
+        # inf or nan is made there at all.
+        a, b = self.a, self.b
+        grad_a = grad_b = None
+        if self.needs_input_grad[0]:
+            flat = b == 0
+            grad_a = np.where(flat, 0, grad * b * np.where(flat, 1, a) ** (b - 1))
+        if self.needs_input_grad[1]:
+            flat = (a == 0) & (b >= 0)
+            grad_b = np.where(flat, 0, grad * self.out * np.log(np.where(flat, 1, a)))
         return grad_a, grad_b
 
 
@@ -109,19 +119,28 @@ class MatMul(Function):
 # ----- reductions and shape -----
 
 
-def _normalize_axes(axis, ndim: int) -> tuple[int, ...]:
+def normalize_axes(axis, ndim: int) -> tuple[int, ...]:
+    """`axis` (None, an int or a sequence of ints, negative ones counted from the end) as a tuple of
+    distinct non-negative axes. On a 0-d array, axis 0 and -1 name no axis at all, as in PyTorch."""
     if axis is None:
         return tuple(range(ndim))
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
-    return tuple(int(a) % ndim if ndim else int(a) for a in axes)
+    size = max(ndim, 1)
+    for a in axes:
+        if isinstance(a, bool) or not isinstance(a, (int, np.integer)) or not -size <= a < size:
+            raise np.exceptions.AxisError(f"axis {a!r} is out of bounds for a tensor of {ndim} dimension(s)")
+    normalized = tuple(int(a) % size for a in axes) if ndim else ()
+    if len(set(normalized)) != len(normalized):
+        raise ValueError(f"axis {axis!r} names the same axis more than once")
+    return normalized
 
 
 class Sum(Function):
     def forward(self, a, axis=None, keepdims=False):
         self.shape = a.shape
-        self.axes = _normalize_axes(axis, a.ndim)
+        self.axes = normalize_axes(axis, a.ndim)
         self.keepdims = keepdims
-        return np.sum(a, axis=axis, keepdims=keepdims)
+        return np.sum(a, axis=self.axes, keepdims=keepdims)
 
     def backward(self, grad):
         # every summed element gets the gradient of the sum: put back the reduced axes and spread
@@ -132,12 +151,13 @@ class Sum(Function):
 
 class Mean(Sum):
     def forward(self, a, axis=None, keepdims=False):
-        out = super().forward(a, axis, keepdims)
+        total = super().forward(a, axis, keepdims)
         self.count = int(np.prod([a.shape[i] for i in self.axes]))
-        return out / max(self.count, 1)
+        # the mean of nothing is nan (NumPy, PyTorch), not 0/0's warning nor a silent 0
+        return total / self.count if self.count else total * np.nan
 
     def backward(self, grad):
-        # mean = sum / count
+        # mean = sum / count (with no element there is no gradient to spread)
         return super().backward(grad) / max(self.count, 1)
 
 
@@ -152,7 +172,11 @@ class Reshape(Function):
 
 class Transpose(Function):
     def forward(self, a, axes=None):
-        self.axes = tuple(reversed(range(a.ndim))) if axes is None else tuple(axes)
+        if axes is None:
+            axes = tuple(reversed(range(a.ndim)))
+        self.axes = normalize_axes(axes, a.ndim)  # negative axes counted from the end, as NumPy
+        if len(self.axes) != a.ndim:
+            raise ValueError(f"transpose: axes {axes!r} are not a permutation of the {a.ndim} axes of shape {a.shape}")
         return np.transpose(a, self.axes)
 
     def backward(self, grad):
@@ -218,7 +242,7 @@ class Abs(Function):
 class Relu(Function):
     def forward(self, a):
         self.positive = a > 0
-        return np.where(self.positive, a, 0).astype(a.dtype, copy=False)
+        return np.maximum(a, 0)  # NaN stays NaN, as in PyTorch
 
     def backward(self, grad):
         # d relu(a)/da = 1 where a > 0, else 0

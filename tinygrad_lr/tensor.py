@@ -260,8 +260,12 @@ class Tensor:
         return ops.Abs.apply(self)
 
     def __getitem__(self, index) -> Tensor:
-        if isinstance(index, Tensor):
-            index = index.data.astype(np.intp)
+        """ints, slices, None, Ellipsis, integer arrays and boolean masks, as NumPy; a Tensor in the
+        index acts as its array (a boolean Tensor is a mask)."""
+        if isinstance(index, tuple):
+            index = tuple(_index_array(part) if isinstance(part, Tensor) else part for part in index)
+        elif isinstance(index, Tensor):
+            index = _index_array(index)
         return ops.GetItem.apply(self, index=index)
 
     def sum(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
@@ -309,6 +313,16 @@ class Tensor:
 
     def maximum(self, other) -> Tensor:
         return ops.Maximum.apply(self, self._lift(other))
+
+
+def _index_array(index: Tensor) -> np.ndarray:
+    """A Tensor used as an index: its array, which must hold integers or booleans, as NumPy asks."""
+    if index.dtype.kind not in "biu":
+        raise IndexError(
+            f"a Tensor of dtype {index.dtype} cannot be used as an index; indices must be integers or booleans "
+            "(make it with dtype=np.int64 or dtype=bool)"
+        )
+    return index.data
 
 
 class Function:
