@@ -265,7 +265,7 @@ def test_transpose_with_a_negative_axis_sends_the_gradient_home():
     x = tl.Tensor(np.ones((2, 3)), requires_grad=True)
     (x.transpose(-1, 0) * np.arange(6.0).reshape(3, 2)).sum().backward()
     np.testing.assert_array_equal(x.grad, np.arange(6.0).reshape(3, 2).T)
-    with pytest.raises(ValueError, match="not a permutation|more than once"):
+    with pytest.raises(ValueError, match=r"not a permutation|more than once"):
         x.transpose(0, -2)
 
 
