@@ -212,11 +212,11 @@ def test_a_crash_while_saving_leaves_the_previous_file_intact(tmp_path, monkeypa
     saved = model.get_weights()
     model.set_weights([np.full((2, 1), 7.0), np.array([7.0])])
 
-    def crash_halfway(file, **arrays):
-        file.write(b"PK\x03\x04 half of a zip archive")
+    def crash_halfway(file, array, **kwargs):
+        file.write(b"\x93NUMPY half of an array")
         raise OSError("disk full")
 
-    monkeypatch.setattr(np, "savez", crash_halfway)
+    monkeypatch.setattr(np.lib.format, "write_array", crash_halfway)
     with pytest.raises(OSError, match="disk full"):
         model.save_weights(path)
     monkeypatch.undo()
@@ -224,6 +224,63 @@ def test_a_crash_while_saving_leaves_the_previous_file_intact(tmp_path, monkeypa
     fresh = _model(n_in=2, seed=3)
     fresh.load_weights(path)
     assert _same_weights(fresh.get_weights(), saved)
+
+
+def test_saving_over_a_file_keeps_its_mode(tmp_path):
+    path = tmp_path / "model.npz"
+    path.write_bytes(b"old")
+    path.chmod(0o640)
+    _model(n_in=2).save_weights(path)
+    assert path.stat().st_mode & 0o777 == 0o640
+
+
+def test_a_new_weights_file_gets_the_mode_open_would_give(tmp_path):
+    old_umask = os.umask(0o027)
+    try:
+        _model(n_in=2).save_weights(tmp_path / "model.npz")
+        with open(tmp_path / "plain", "wb"):
+            pass
+    finally:
+        os.umask(old_umask)
+    assert (tmp_path / "model.npz").stat().st_mode & 0o777 == (tmp_path / "plain").stat().st_mode & 0o777 == 0o640
+
+
+def test_saving_through_a_symlink_replaces_its_target(tmp_path):
+    (tmp_path / "real").mkdir()
+    target = tmp_path / "real" / "model.npz"
+    target.write_bytes(b"old")
+    link = tmp_path / "link.npz"
+    link.symlink_to(target)
+    model = _model(n_in=2)
+    model.save_weights(link)
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    fresh = _model(n_in=2, seed=3)
+    fresh.load_weights(target)
+    assert _same_weights(fresh.get_weights(), model.get_weights())
+    assert sorted(os.listdir(tmp_path / "real")) == ["model.npz"] and sorted(os.listdir(tmp_path)) == [
+        "link.npz",
+        "real",
+    ]
+
+
+class NamedFile(tl.nn.Module):
+    """A module whose parameters are named like np.savez's keyword arguments."""
+
+    def __init__(self):
+        self.file = tl.Tensor(np.array([1.0, 2.0]), requires_grad=True)
+        self.allow_pickle = tl.Tensor(np.array([3.0]), requires_grad=True)
+
+
+def test_parameter_names_never_collide_with_keywords_when_saving(tmp_path):
+    model = NamedFile()
+    model.save_weights(tmp_path / "named.npz")
+    with np.load(tmp_path / "named.npz") as archive:  # the format np.load reads: one name.npy per array
+        assert sorted(archive.files) == ["allow_pickle", "file"]
+        np.testing.assert_array_equal(archive["file"], [1.0, 2.0])
+    other = NamedFile()
+    other.set_weights([np.zeros(2), np.zeros(1)])
+    other.load_weights(tmp_path / "named.npz")
+    assert _same_weights(other.get_weights(), model.get_weights())
 
 
 def test_a_truncated_weights_file_is_reported(tmp_path):

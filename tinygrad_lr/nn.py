@@ -6,12 +6,14 @@ Keras-style `compile`/`fit`/`evaluate`/`predict` are methods of every Module; th
 
 from __future__ import annotations
 
+import contextlib
 import os
-import tempfile
+import secrets
+import shutil
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -105,14 +107,18 @@ class Module:
     # ----- weights on disk -----
     def save_weights(self, path: str | os.PathLike) -> None:
         """Write the weights to `path` as an .npz of plain arrays, atomically: a temporary file in the
-        same folder, then a rename, so a crash mid-write leaves any previous file intact."""
-        path = os.fspath(path)
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-weights-", suffix=".npz", dir=folder)
+        same folder, then a rename, so a crash mid-write leaves any previous file intact.
+
+        Overwriting a file keeps its mode; a symlink is written through (its target is replaced).
+        """
+        target = os.path.realpath(os.fspath(path))
+        fd, tmp = _new_file_beside(target)
         try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **self.state_dict())
-            os.replace(tmp, path)
+            with os.fdopen(fd, "wb") as file:
+                with contextlib.suppress(FileNotFoundError):  # a new file keeps the mode open() gave it
+                    shutil.copymode(target, tmp)
+                _write_npz(file, self.state_dict())
+            os.replace(tmp, target)
         except BaseException:
             os.unlink(tmp)
             raise
@@ -167,6 +173,31 @@ class Module:
         from tinygrad_lr import training
 
         return training.summary(self, print_fn=print_fn)
+
+
+def _new_file_beside(path: str) -> tuple[int, str]:
+    """A new empty file in `path`'s folder: (its open descriptor, its name), as tempfile.mkstemp
+    returns, but with the mode `open(path, "wb")` would give (0o666 less the umask), not 0o600."""
+    folder = os.path.dirname(path)
+    for _ in range(100):
+        tmp = os.path.join(folder, f".tmp-weights-{secrets.token_hex(8)}.npz")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"save_weights: could not create a temporary file in {folder!r}")
+
+
+def _write_npz(file: BinaryIO, arrays: dict[str, np.ndarray]) -> None:
+    """The .npz format np.load reads: a zip with one `name.npy` member per array, as np.savez writes.
+
+    Written by hand because np.savez(file, **arrays) takes its own keywords (`file`, `allow_pickle`)
+    from the same namespace as the arrays' names, and a parameter may be called `file`.
+    """
+    with zipfile.ZipFile(file, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, array in arrays.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, array, allow_pickle=False)
 
 
 def _read_weights_file(path: str) -> dict[str, np.ndarray]:
