@@ -1,5 +1,7 @@
 """Optimizers against an independent, step-by-step computation of each published update rule."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -250,3 +252,44 @@ def test_a_layer_used_twice_is_stepped_once(make):
     reference.step()
     for p, r in zip(opt.params, reference.params):
         np.testing.assert_array_equal(p.data, r.data)
+
+
+NOT_NUMBERS = ["0.1", None, True, [0.1], 1 + 0j]
+
+
+@pytest.mark.parametrize("value", NOT_NUMBERS)
+@pytest.mark.parametrize(
+    ("make", "name"),
+    [
+        (lambda v: tl.optim.SGD(lr=v), "GradientDescent: lr"),
+        (lambda v: tl.optim.SGD(lr=0.1, momentum=v), "GradientDescent: momentum"),
+        (lambda v: tl.optim.Adam(lr=v), "Adam: lr"),
+        (lambda v: tl.optim.Adam(lr=0.1, betas=(v, 0.999)), r"Adam: betas\[0\]"),
+        (lambda v: tl.optim.Adam(lr=0.1, betas=(0.9, v)), r"Adam: betas\[1\]"),
+        (lambda v: tl.optim.Adam(lr=0.1, eps=v), "Adam: eps"),
+        (lambda v: tl.optim.RMSprop(lr=v), "RMSprop: lr"),
+        (lambda v: tl.optim.RMSprop(lr=0.1, rho=v), "RMSprop: rho"),
+        (lambda v: tl.optim.RMSprop(lr=0.1, eps=v), "RMSprop: eps"),
+        (lambda v: tl.optim.RMSprop(lr=0.1, momentum=v), "RMSprop: momentum"),
+    ],
+)
+def test_a_hyperparameter_that_is_not_a_number_is_a_value_error_naming_it(make, name, value):
+    with pytest.raises(ValueError, match=rf"^{name} must be a finite number .*, got {re.escape(repr(value))}$"):
+        make(value)
+
+
+def test_the_message_for_a_string_learning_rate():
+    with pytest.raises(ValueError, match=re.escape("Adam: lr must be a finite number > 0, got '0.1'")):
+        tl.optim.Adam(lr="0.1")
+
+
+@pytest.mark.parametrize("betas", [(0.9,), (0.9, 0.99, 0.999), 0.9, "ab", None])
+def test_betas_must_be_a_pair(betas):
+    with pytest.raises(ValueError, match=r"Adam: betas must be a pair \(beta1, beta2\), got"):
+        tl.optim.Adam(lr=0.1, betas=betas)
+
+
+def test_numpy_numbers_are_numbers():
+    opt = tl.optim.Adam(lr=np.float32(0.1), betas=np.array([0.9, 0.99]), eps=np.float64(1e-7))
+    assert opt.betas == (0.9, 0.99)
+    tl.optim.SGD(lr=np.int64(1), momentum=np.float16(0.5))

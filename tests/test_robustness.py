@@ -1,6 +1,7 @@
 """Nothing silent, nothing lost: bad input, divergence, interruption, weights on disk, determinism."""
 
 import os
+import re
 import zipfile
 
 import numpy as np
@@ -84,6 +85,48 @@ def test_integer_data_are_accepted_and_converted():
 def test_bad_predict_and_evaluate_input_is_refused(call, words):
     with pytest.raises(ValueError, match=words):
         call(_model(n_in=2))
+
+
+@pytest.mark.parametrize(
+    ("call", "words"),
+    [
+        (lambda m: m.predict(X_GOOD, batch_size=0), "predict: batch_size must be an integer >= 1, got 0"),
+        (lambda m: m.predict(X_GOOD, batch_size=True), "predict: batch_size must be an integer >= 1, got True"),
+        (lambda m: m.evaluate(X_GOOD, Y_GOOD, batch_size=-5), "evaluate: batch_size must be an integer >= 1, got -5"),
+        (lambda m: m.evaluate(X_GOOD, Y_GOOD, batch_size=2.0), "evaluate: batch_size must be an integer >= 1"),
+    ],
+)
+def test_predict_and_evaluate_check_batch_size_like_fit(call, words):
+    with pytest.raises(ValueError, match=re.escape(words)):
+        call(_model(n_in=2))
+
+
+def test_predict_and_evaluate_take_batch_size_none():
+    model = _model(n_in=2)
+    assert model.predict(X_GOOD, batch_size=None).shape == (3, 1)
+    assert isinstance(model.evaluate(X_GOOD, Y_GOOD, batch_size=None), float)
+
+
+def test_a_model_without_layers_cannot_predict_and_says_so():
+    with pytest.raises(ValueError, match=r"predict: the model has no parameters \(no layers with weights\)"):
+        tl.nn.Sequential([]).predict(np.ones((2, 1)))
+
+
+@pytest.mark.parametrize(
+    ("callbacks", "words"),
+    [
+        (tl.callbacks.EarlyStopping(monitor="loss"), r"callbacks must be a list of tl.callbacks.Callback, got one "
+         r"EarlyStopping; wrap it in a list: callbacks=\[...\]"),
+        ([tl.callbacks.History(), "early_stopping"], r"callbacks\[1\] is a str, not a tl.callbacks.Callback"),
+        ("early_stopping", r"callbacks must be a list of tl.callbacks.Callback, got a str"),
+    ],
+)  # fmt: skip
+def test_callbacks_must_be_a_list_of_callbacks(callbacks, words):
+    model = _model(n_in=2)
+    before = model.get_weights()
+    with pytest.raises(TypeError, match=words):
+        model.fit(X_GOOD, Y_GOOD, verbose=0, callbacks=callbacks)
+    assert _same_weights(before, model.get_weights())
 
 
 @pytest.mark.parametrize(

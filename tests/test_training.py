@@ -206,6 +206,10 @@ def test_compiling_again_with_the_same_parameters_is_allowed():
         ({"loss": "huber"}, ValueError, "unknown loss"),
         ({"metrics": ["accuracy"]}, ValueError, "unknown metric"),
         ({"l2": -1.0}, ValueError, "l2 must be"),
+        ({"l2": None}, ValueError, "compile: l2 must be a finite number >= 0, got None"),
+        ({"l2": "0.1"}, ValueError, "compile: l2 must be a finite number >= 0, got '0.1'"),
+        ({"l2": True}, ValueError, "compile: l2 must be a finite number >= 0, got True"),
+        ({"l2": float("inf")}, ValueError, "compile: l2 must be a finite number >= 0, got inf"),
         ({"optimizer": object()}, TypeError, "optimizer must be"),
     ],
 )

@@ -10,6 +10,8 @@ unbound, `Adam(lr=0.1)`, and bound later (`model.compile` does it).
 from __future__ import annotations
 
 import itertools
+import math
+import numbers
 from collections.abc import Iterable
 from typing import Any
 
@@ -52,8 +54,7 @@ class Optimizer:
     """
 
     def __init__(self, params: Iterable[Tensor] | None, lr: float):
-        _check_range("lr", lr, low=0.0, low_inclusive=False)
-        self.lr = lr
+        self.lr = self._number("lr", lr, low=0.0, low_inclusive=False)
         self.params: list[Tensor] = []
         self.bind([] if params is None else params)
 
@@ -86,6 +87,10 @@ class Optimizer:
             self.state = [_shaped(self._flat_state, part, p.shape) for part, p in zip(self._slices, params)]
         self._t = [0] * len(params)  # each parameter's step number
         return self
+
+    def _number(self, name: str, value: Any, **bounds: Any) -> float:
+        """A hyperparameter checked by `check_number`, its errors naming this optimizer."""
+        return check_number(f"{type(self).__name__}: {name}", value, **bounds)
 
     def _check_each_once(self, params: list[Tensor]) -> None:
         first_place: dict[int, int] = {}
@@ -192,11 +197,25 @@ def _shaped(state: dict[str, np.ndarray], part: slice, shape: tuple[int, ...]) -
     return {name: values[part].reshape(shape) for name, values in state.items()}
 
 
-def _check_range(name: str, value: float, low: float, high: float = np.inf, low_inclusive: bool = True) -> None:
-    ok = np.isfinite(value) and (value >= low if low_inclusive else value > low) and value < high
-    if not ok:
-        bound = f"{'>=' if low_inclusive else '>'} {low}" + (f" and < {high}" if high != np.inf else "")
-        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+def check_number(what: str, value: Any, low: float, high: float = np.inf, low_inclusive: bool = True) -> float:
+    """`value` as a float when it is a finite real number in the range, else a ValueError naming `what`
+    (e.g. "Adam: lr"). A bool or a string such as "0.1" is not a number here."""
+    is_number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if not (is_number and math.isfinite(value) and (value >= low if low_inclusive else value > low) and value < high):
+        bound = f"{'>=' if low_inclusive else '>'} {low:g}" + (f" and < {high:g}" if high != np.inf else "")
+        raise ValueError(f"{what} must be a finite number {bound}, got {value!r}")
+    return float(value)
+
+
+def _pair(what: str, value: Any) -> tuple[Any, Any]:
+    """`value` as a 2-tuple (any sequence of two items), else a ValueError naming `what`."""
+    try:
+        pair = None if isinstance(value, str) else tuple(value)
+    except TypeError:
+        pair = None
+    if pair is None or len(pair) != 2:
+        raise ValueError(f"{what} must be a pair (beta1, beta2), got {value!r}")
+    return pair
 
 
 class GradientDescent(Optimizer):
@@ -209,10 +228,9 @@ class GradientDescent(Optimizer):
     def __init__(
         self, params: Iterable[Tensor] | None = None, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False
     ):
-        _check_range("momentum", momentum, low=0.0)
-        if nesterov and momentum == 0:
-            raise ValueError("nesterov=True needs a momentum > 0")
-        self.momentum, self.nesterov = momentum, nesterov
+        self.momentum, self.nesterov = self._number("momentum", momentum, low=0.0), nesterov
+        if nesterov and self.momentum == 0:
+            raise ValueError(f"{type(self).__name__}: nesterov=True needs a momentum > 0")
         super().__init__(params, lr)
 
     def init_state(self, size, dtype):
@@ -245,10 +263,12 @@ class Adam(Optimizer):
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
     ):
-        _check_range("betas[0]", betas[0], low=0.0, high=1.0)
-        _check_range("betas[1]", betas[1], low=0.0, high=1.0)
-        _check_range("eps", eps, low=0.0)
-        self.betas, self.eps = tuple(betas), eps
+        beta1, beta2 = _pair(f"{type(self).__name__}: betas", betas)
+        self.betas = (
+            self._number("betas[0]", beta1, low=0.0, high=1.0),
+            self._number("betas[1]", beta2, low=0.0, high=1.0),
+        )
+        self.eps = self._number("eps", eps, low=0.0)
         super().__init__(params, lr)
 
     def init_state(self, size, dtype):
@@ -282,10 +302,9 @@ class RMSprop(Optimizer):
         eps: float = 1e-8,
         momentum: float = 0.0,
     ):
-        _check_range("rho", rho, low=0.0, high=1.0)
-        _check_range("eps", eps, low=0.0)
-        _check_range("momentum", momentum, low=0.0)
-        self.rho, self.eps, self.momentum = rho, eps, momentum
+        self.rho = self._number("rho", rho, low=0.0, high=1.0)
+        self.eps = self._number("eps", eps, low=0.0)
+        self.momentum = self._number("momentum", momentum, low=0.0)
         super().__init__(params, lr)
 
     def init_state(self, size, dtype):

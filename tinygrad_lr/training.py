@@ -85,14 +85,13 @@ def compile(
         if metric not in METRIC_NAMES:
             raise ValueError(f"compile: unknown metric {metric!r}; choose from {sorted(METRIC_NAMES)}")
         chosen[METRIC_NAMES[metric]] = LOSSES[metric]
-    if not (np.isfinite(l2) and l2 >= 0):
-        raise ValueError(f"compile: l2 must be a finite number >= 0, got {l2!r}")
+    l2 = optim.check_number("compile: l2", l2, low=0.0)
     if not model.parameters():
         raise ValueError("compile: the model has no trainable parameters")
     optimizer.bind(model.parameters())
     weights = {id(layer.weight): layer.weight for layer in _linear_layers(model)}  # a shared weight once
     penalized = list(weights.values())
-    model.compiled = Compiled(loss=loss, optimizer=optimizer, metrics=chosen, l2=float(l2), penalized=penalized)
+    model.compiled = Compiled(loss=loss, optimizer=optimizer, metrics=chosen, l2=l2, penalized=penalized)
 
 
 def _compiled(model: Module, caller: str) -> Compiled:
@@ -148,7 +147,13 @@ def _as_array(values: Any, name: str, caller: str, dtype: np.dtype) -> np.ndarra
 
 def as_features(model: Module, x: Any, caller: str = "predict") -> np.ndarray:
     """x as an (n, features) array of the model's dtype; a 1-D x is n samples of one feature."""
-    dtype = model.parameters()[0].dtype
+    params = model.parameters()
+    if not params:
+        raise ValueError(
+            f"{caller}: the model has no parameters (no layers with weights), so nothing to compute; "
+            "give it layers, e.g. tl.nn.Sequential([tl.nn.Linear(1, 1)])"
+        )
+    dtype = params[0].dtype
     x = _as_array(x, "x", caller, dtype)
     if x.ndim == 1:
         x = x.reshape(-1, 1)
@@ -180,9 +185,16 @@ def as_samples(model: Module, x: Any, y: Any, caller: str = "fit") -> tuple[np.n
 
 def predict(model: Module, x: Any, batch_size: int | None = None) -> np.ndarray:
     """Model outputs for x: (n, features) or (n,) → (n, outputs)."""
+    _check_batch_size("predict", batch_size)
     x = as_features(model, x)
     with no_grad():
         return model(Tensor(x)).data
+
+
+def _check_batch_size(caller: str, batch_size: int | None) -> None:
+    """None (all samples at once) or a count >= 1, as fit's batch_size; one pass computes the same numbers."""
+    if batch_size is not None:
+        data.check_count(f"{caller}: batch_size", batch_size)
 
 
 def _evaluate_arrays(model: Module, compiled: Compiled, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
@@ -196,6 +208,7 @@ def _evaluate_arrays(model: Module, compiled: Compiled, x: np.ndarray, y: np.nda
 def evaluate(model: Module, x: Any, y: Any, batch_size: int | None = None, verbose: int = 0) -> float | dict:
     """The compiled objective (loss plus any L2 term) on (x, y): a float, or a dict with the metrics."""
     compiled = _compiled(model, "evaluate")
+    _check_batch_size("evaluate", batch_size)
     x, y = as_samples(model, x, y, "evaluate")
     logs = _evaluate_arrays(model, compiled, x, y)
     return logs["loss"] if len(logs) == 1 else logs
@@ -255,6 +268,7 @@ def fit(
     """
     compiled = _compiled(model, "fit")
     epochs = data.check_count("fit: epochs", epochs)
+    callbacks = _callback_list(callbacks)
     x, y = as_samples(model, x, y, "fit")
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
@@ -271,7 +285,7 @@ def fit(
 
     history = History()
     model.history = history
-    callbacks = [history, *([ProgressBar()] if verbose else []), *(callbacks or [])]
+    callbacks = [history, *([ProgressBar()] if verbose else []), *callbacks]
     want_grad_norm = any(cb.needs_gradient_norm for cb in callbacks)
     for cb in callbacks:
         cb.set_model(model)
@@ -309,6 +323,23 @@ def fit(
     for cb in callbacks:
         cb.on_train_end({})
     return history
+
+
+def _callback_list(callbacks: Any) -> list[Callback]:
+    """fit's `callbacks`: None, or a list (or tuple) of Callback instances."""
+    if callbacks is None:
+        return []
+    if not isinstance(callbacks, (list, tuple)):
+        got = type(callbacks).__name__
+        got = f"one {got}; wrap it in a list: callbacks=[...]" if isinstance(callbacks, Callback) else f"a {got}"
+        raise TypeError(f"fit: callbacks must be a list of tl.callbacks.Callback, got {got}")
+    for i, callback in enumerate(callbacks):
+        if not isinstance(callback, Callback):
+            raise TypeError(
+                f"fit: callbacks[{i}] is a {type(callback).__name__}, not a tl.callbacks.Callback "
+                "(subclass it and override the hooks you need)"
+            )
+    return list(callbacks)
 
 
 class _DivergenceError(Exception):
