@@ -4,7 +4,6 @@ reaches the numbers its prose claims."""
 import contextlib
 import importlib.util
 import io
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.processes import ROOT, child_env
+
 EXAMPLES = ROOT / "examples"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -115,8 +115,7 @@ def test_polynomial_matches_ols_only_when_standardised(tmp_path):
 
 
 def test_example_runs_as_a_script(tmp_path):
-    env = {**os.environ, "MPLBACKEND": "Agg"}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    env = child_env(MPLBACKEND="Agg")
     done = subprocess.run(
         [sys.executable, "examples/03_keras_adam.py", "--out-dir", str(tmp_path / "out"), "--fast"],
         capture_output=True,

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 import tinygrad_lr as tl
+from tests.processes import ROOT, child_env
 from tinygrad_lr.plot import plot_fit, plot_loss, plot_points
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -34,8 +34,7 @@ def assert_png(path, min_bytes=5_000):
 
 def run_python(code):
     """Run `code` in a fresh interpreter with no display and no MPLBACKEND; return its stdout."""
-    env = {k: v for k, v in os.environ.items() if k not in ("MPLBACKEND", "DISPLAY", "WAYLAND_DISPLAY")}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    env = child_env(drop=("MPLBACKEND", "DISPLAY", "WAYLAND_DISPLAY"))
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     return done.stdout
