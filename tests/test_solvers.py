@@ -4,6 +4,7 @@ data, the learning-rate bound of gradient descent, shapes, and every input error
 
 import math
 import re
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -367,6 +368,29 @@ def test_condition_number_is_accurate_beyond_what_an_eigensolver_on_the_hessian_
     V, _ = np.linalg.qr(rng.normal(size=(2, 2)))
     X = U @ np.diag([1.0, 1e-9]) @ V.T
     assert solvers.hessian_condition_number(X, fit_intercept=False) == pytest.approx(1e18, rel=1e-4)
+
+
+def test_stable_learning_rate_of_huge_features_is_the_tiny_bound_not_zero():
+    # x ~ 1e155: the Hessian's eigenvalue 2·mean(x²) ~ 1e313 overflows float64, its bound ~1e-313 does not
+    x = 1e155 * np.arange(1.0, 51.0)
+    exact = len(x) / sum(Fraction(value) ** 2 for value in x)  # 1/mean(x²), without rounding
+    assert solvers.stable_learning_rate(x, fit_intercept=False) == pytest.approx(float(exact), rel=1e-9, abs=0)
+    assert solvers.stable_learning_rate(x) == pytest.approx(float(exact), rel=1e-9, abs=0)  # the bias adds ~1e-310
+    # an l2 of 1e308 gives an eigenvalue of at least 2e308, beyond float64; its bound is ~1e-308
+    assert solvers.stable_learning_rate(np.arange(5.0), l2=1e308) == pytest.approx(1e-308, rel=1e-9, abs=0)
+
+
+def test_stable_learning_rate_below_the_smallest_float_is_zero_and_above_the_largest_is_inf():
+    x = np.arange(1.0, 51.0)
+    assert solvers.stable_learning_rate(1e200 * x, fit_intercept=False) == 0.0  # ~1e-403
+    assert solvers.stable_learning_rate(1e-200 * x, fit_intercept=False) == math.inf  # ~1e397
+
+
+@pytest.mark.parametrize("scale", [1e-200, 1e200])
+def test_condition_number_does_not_depend_on_the_scale_of_the_features(scale):
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    expected = solvers.hessian_condition_number(X, fit_intercept=False)
+    assert solvers.hessian_condition_number(scale * X, fit_intercept=False) == pytest.approx(expected, rel=1e-9)
 
 
 def test_condition_number_of_a_singular_hessian_is_inf():

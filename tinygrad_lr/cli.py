@@ -7,13 +7,15 @@ It trains `Sequential([Linear(d, 1)])` in float64 with `model.fit`, solves the s
 exactly with `tl.solvers.ols` / `ridge` on the same training rows, and prints both in the data's
 original units with the gap between them, the final losses, and R² on held-out test rows; then it
 writes `fit.png` and `loss.png`. Bad input ends with one line on stderr, `tinygrad-lr: error: ...`,
-and exit code 2.
+and exit code 2; a run that diverges prints its report, then such a line, and exits 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +35,7 @@ DEFAULT_LR = {"adam": 2.0, "rmsprop": 0.1}
 DEFAULT_EPOCHS = 1000
 PROGRESS_LINES = 10  # with more epochs than twice this, only about this many progress reports
 LABEL = 14  # width of the labels in the report ("Closed form:  ")
+HUGE = 1e6  # a percentage or R² this large is shown in scientific notation, not as dozens of digits
 
 
 class UsageError(Exception):
@@ -154,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument(
         "--quiet",
         action="store_true",
-        help="Print the results only: no data summary and no progress lines.",
+        help="Print the results only (notes included): no data summary and no progress lines.",
     )
     return parser
 
@@ -211,6 +214,21 @@ def _split(X: np.ndarray, y: np.ndarray, fraction: float, option: str):
         raise UsageError(f"{option} {fraction:g}: {str(error).removeprefix('validation_split: ')}") from None
 
 
+def _leaves_training_rows(n: int, validation_split: float) -> bool:
+    """Whether `tl.data.validation_split` of n rows keeps at least one to train on (Keras' arithmetic)."""
+    return math.floor(n * (1.0 - validation_split)) >= 1
+
+
+def _check_training_rows(args: argparse.Namespace, n_fit: int, n_rows: int) -> None:
+    """Blame --test-split when it, and not --validation-split alone, leaves no row to train on."""
+    v = args.validation_split
+    if args.test_split > 0 and not _leaves_training_rows(n_fit, v) and _leaves_training_rows(n_rows, v):
+        raise UsageError(
+            f"--test-split {args.test_split:g} leaves {n_fit} of the {n_rows} rows for training and validation, "
+            f"too few to train on after --validation-split {v:g}; use a smaller --test-split"
+        )
+
+
 def load_data(args: argparse.Namespace) -> Dataset:
     if args.csv is None:
         # Keras' boston_housing split, then price against the average number of rooms
@@ -231,6 +249,7 @@ def load_data(args: argparse.Namespace) -> Dataset:
         (X_fit, y_fit), (X_test, y_test) = _split(X, y, args.test_split, "--test-split")
         source, target = args.csv, args.target
 
+    _check_training_rows(args, len(X_fit), len(X_fit) + len(X_test))
     (X_train, y_train), (X_val, y_val) = _split(X_fit, y_fit, args.validation_split, "--validation-split")
     return Dataset(source, target, features, X_train, y_train, X_val, y_val, X_test, y_test)
 
@@ -242,6 +261,7 @@ def load_data(args: argparse.Namespace) -> Dataset:
 class Result:
     """Learned and closed-form (coef (d,), intercept) in original units, objectives, R² and the history."""
 
+    initial_loss: float  # the training objective at the initial weights
     coef: np.ndarray
     intercept: float
     optimum_coef: np.ndarray
@@ -253,6 +273,11 @@ class Result:
     r2: float
     optimum_r2: float
     history: tl.callbacks.History
+
+    @property
+    def diverged(self) -> bool:
+        """Training made the objective worse than at the initial weights, or beyond float64."""
+        return not math.isfinite(self.train_loss) or self.train_loss > self.initial_loss
 
 
 class SparseProgress(tl.callbacks.ProgressBar):
@@ -279,18 +304,44 @@ class SparseProgress(tl.callbacks.ProgressBar):
             super().on_epoch_end(epoch, logs)
 
 
+def _progress_every(epochs: int) -> int:
+    """Show every epoch when there are few, else about PROGRESS_LINES of them (integers: any --epochs)."""
+    return 1 if epochs <= 2 * PROGRESS_LINES else -(-epochs // PROGRESS_LINES)
+
+
+TOO_LARGE_FOR_GD = (
+    "the features are too large for plain gradient descent at any representable learning rate "
+    "(its stability bound 2/λ_max is below the smallest float64); standardise them with --standardize "
+    "or rescale the columns"
+)
+
+
 def _default_lr(optimizer: str, X_train: np.ndarray, l2: float) -> float:
     if optimizer in DEFAULT_LR:
         return DEFAULT_LR[optimizer]
     # Plain gradient descent on this quadratic converges for lr < 2/λ_max; 1/λ_max (the classic
     # 1/L step) keeps a factor of two from that edge, which mini-batches need.
     bound = tl.solvers.stable_learning_rate(X_train, l2=l2)
-    return bound / 2 if math.isfinite(bound) else 0.01
+    if not math.isfinite(bound):
+        return 0.01
+    if bound / 2 == 0:
+        raise UsageError(TOO_LARGE_FOR_GD)
+    return bound / 2
+
+
+def _mean_square(r: np.ndarray) -> float:
+    """mean(r²), overflowing only where the answer does: r is scaled by its largest entry first."""
+    scale = float(np.max(np.abs(r)))
+    if not 0 < scale < math.inf:
+        return scale * scale  # 0, inf or nan
+    return scale * (scale * float(np.mean((r / scale) ** 2)))
 
 
 def _objective(X: np.ndarray, y: np.ndarray, coef: np.ndarray, intercept: float, l2: float) -> float:
     """mean((X @ coef + intercept - y)²) + l2·Σcoef², the training objective, in float64."""
-    return float(np.mean((X @ coef + intercept - y) ** 2) + l2 * np.sum(coef**2))
+    loss = _mean_square(X @ coef + intercept - y)
+    # the penalty only where there is one: 0 · (a coef² beyond float64) would be nan
+    return loss + float(np.sum((math.sqrt(l2) * coef) ** 2)) if l2 > 0 else loss
 
 
 def train(args: argparse.Namespace, data: Dataset, lr: float, scaler: tl.data.Standardizer | None) -> Result:
@@ -303,22 +354,27 @@ def train(args: argparse.Namespace, data: Dataset, lr: float, scaler: tl.data.St
     d = Z_train.shape[1]
     model = tl.nn.Sequential([tl.nn.Linear(d, 1, seed=args.seed, dtype=np.float64)])
     model.compile(loss="mse", optimizer=OPTIMIZERS[args.optimizer](lr=lr), l2=args.l2)
-    every = 1 if args.epochs <= 2 * PROGRESS_LINES else math.ceil(args.epochs / PROGRESS_LINES)
-    try:
-        history = model.fit(
-            Z_train,
-            data.y_train,
-            epochs=args.epochs,
-            batch_size=args.batch_size or len(Z_train),
-            validation_data=(Z_val, data.y_val) if len(Z_val) else None,
-            verbose=0,
-            callbacks=[] if args.quiet else [SparseProgress(every)],
-            seed=args.seed,
-        )
-    except tl.TrainingDivergedError as error:
-        raise UsageError(str(error).removeprefix("fit: ")) from None
-
     layer = model.layers[0]
+    initial_loss = _objective(Z_train, data.y_train, layer.weight.data[:, 0], float(layer.bias.data[0]), args.l2)
+    engine_loss = model.evaluate(Z_train, data.y_train)  # as fit's first step will compute it
+    if not math.isfinite(engine_loss):
+        raise UsageError(
+            f"the training loss is {engine_loss} in float64 already at the initial weights: features up to "
+            f"{np.max(np.abs(Z_train)):.3g} and targets up to {np.max(np.abs(data.y_train)):.3g} are too large "
+            "to train on; standardise the features with --standardize, or rescale the columns"
+        )
+    # a tl.TrainingDivergedError goes on up: main reports it and exits 1
+    history = model.fit(
+        Z_train,
+        data.y_train,
+        epochs=args.epochs,
+        batch_size=args.batch_size or len(Z_train),
+        validation_data=(Z_val, data.y_val) if len(Z_val) else None,
+        verbose=0,
+        callbacks=[] if args.quiet else [SparseProgress(_progress_every(args.epochs))],
+        seed=args.seed,
+    )
+
     coef_m, intercept_m = layer.weight.data[:, 0].copy(), float(layer.bias.data[0])
     # The closed form of exactly the objective fit minimised: the same rows, in the same
     # (possibly standardised) units, with the same l2 on the weights.
@@ -340,8 +396,15 @@ def train(args: argparse.Namespace, data: Dataset, lr: float, scaler: tl.data.St
 
     coef, intercept = original_units(coef_m, intercept_m)
     optimum_coef, optimum_intercept = original_units(*optimum_m)
+    for which, weights in (("closed-form", optimum_coef), ("learned", coef)):
+        if not np.all(np.isfinite(weights)):
+            raise UsageError(
+                f"the {which} weights in the data's original units are beyond float64 ({_number(weights.flat[0])}, "
+                "...): the features are too small for the target's scale; rescale the feature columns"
+            )
     X_r2, y_r2 = (data.X_test, data.y_test) if len(data.X_test) else (data.X_train, data.y_train)
     return Result(
+        initial_loss=initial_loss,
         coef=coef,
         intercept=intercept,
         optimum_coef=optimum_coef,
@@ -413,7 +476,9 @@ def _number(value: float) -> str:
 
 
 def _percent(value: float) -> str:
-    """'+4.5e-14%', '+0.076%', '+29%', '+14,892%'."""
+    """'+4.5e-14%', '+0.076%', '+29%', '+14,892%', '+2.3e+74%'."""
+    if not abs(value) < HUGE:
+        return f"{value:+.2g}%"
     if abs(value) >= 100:
         return f"{value:+,.0f}%"
     return f"{value:+.2g}%" if abs(value) >= 0.01 else f"{value:+.1e}%"
@@ -480,15 +545,19 @@ def report(args: argparse.Namespace, data: Dataset, result: Result) -> list[str]
         )
     lines.append(_line("Final loss:", losses + (", l2 term included" if args.l2 > 0 else "")))
 
-    def r2(value: float) -> str:
-        return "undefined (the target is constant)" if math.isnan(value) else f"{value:.4f}"
-
     if len(data.X_test):
-        where, label = f"{len(data.X_test)} test rows", "R² on test:"
+        where, label, y_r2 = f"{len(data.X_test)} test rows", "R² on test:", data.y_test
     else:
         where, label = f"{n_train} training rows; --test-split 0 leaves no test rows", "R² on train:"
+        y_r2 = data.y_train
+
+    def r2(value: float) -> str:
+        if math.isnan(value):
+            return "undefined (the target is constant)" if np.ptp(y_r2) == 0 else "undefined (beyond float64)"
+        return f"{value:.4f}" if abs(value) < HUGE else f"{value:.4g}"
+
     lines.append(_line(label, f"{r2(result.r2)}   (closed form {r2(result.optimum_r2)}; {where})"))
-    if not args.quiet and excess > 1e-3 * max(result.optimum_loss, 1e-12):
+    if not result.diverged and excess > 1e-3 * max(result.optimum_loss, 1e-12):
         lines.append(
             _line(
                 "Note:",
@@ -529,31 +598,83 @@ def run_fit(args: argparse.Namespace) -> None:
     result = train(args, data, lr, scaler)
     for line in report(args, data, result):
         print(line)
+    diverged = _divergence_message(args, result, Z_train, lr) if result.diverged else None
     try:
         paths = write_pictures(args, data, result, out_dir)
-    except OSError as error:
-        where = error.filename or args.out_dir
-        raise UsageError(f"cannot write the pictures to {where} ({error.strerror or error})") from None
+    except (OSError, ValueError, OverflowError) as error:
+        if diverged:  # the pictures of a diverged run are a bonus; the divergence is the news
+            raise tl.TrainingDivergedError(diverged) from None
+        if isinstance(error, OSError):
+            where = error.filename or args.out_dir
+            raise UsageError(f"cannot write the pictures to {where} ({error.strerror or error})") from None
+        # matplotlib gives up on some values near the ends of float64 (its tick labels, its log scale)
+        raise UsageError(f"cannot draw the pictures of values this extreme ({error}); try --standardize") from None
     names = " and ".join(path.name for path in paths)
     print(_line("Wrote:", f"{names} in {out_dir.resolve()}"))
+    if diverged:
+        raise tl.TrainingDivergedError(diverged)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the command line with `argv` (default: sys.argv[1:]); returns the exit code."""
+def _divergence_message(args: argparse.Namespace, result: Result, Z_train: np.ndarray, lr: float) -> str:
+    """What rose, from where to where, and which --lr would not have diverged."""
+    rose = (
+        f"training diverged: the training loss rose from {_number(result.initial_loss)} at the initial weights "
+        f"to {_number(result.train_loss)} after {args.epochs} epoch{'s' if args.epochs > 1 else ''} "
+        f"of {args.optimizer} (lr {lr:g})"
+    )
+    if args.optimizer != "gd":
+        return f"{rose}; lower --lr or use --standardize"
+    bound = tl.solvers.stable_learning_rate(Z_train, l2=args.l2)
+    if bound == 0:
+        return f"{rose}; {TOO_LARGE_FOR_GD}"
+    return f"{rose}; the largest stable --lr for gd on these rows is {bound:.3g}: use a smaller one, or --standardize"
+
+
+def _error(message: str) -> None:
+    one_line = " ".join(message.split())  # one line, whatever the message held
+    print(f"{PROG}: error: {one_line}", file=sys.stderr)
+
+
+def _run(argv: list[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
         if args.command is None:
             parser.print_help(sys.stderr)
             return 2
-        run_fit(args)
+        # Values beyond float64 show as inf or nan in the report, and as a divergence or an error;
+        # NumPy's warnings about them would only add lines of noise on stderr.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            run_fit(args)
     except UsageError as error:
-        message = " ".join(str(error).split())  # one line, whatever the message held
-        print(f"{PROG}: error: {message}", file=sys.stderr)
+        _error(str(error))
         return 2
+    except tl.TrainingDivergedError as error:
+        _error(str(error).removeprefix("fit: "))
+        return 1
     except SystemExit as exit_:  # --help and --version
         return exit_.code if isinstance(exit_.code, int) else 0
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def _silence_stdout() -> None:
+    """Point stdout at os.devnull, so that Python's last flush at exit has nowhere to fail."""
+    # (a stdout without a file descriptor, as when captured, has no exit flush to fail)
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line with `argv` (default: sys.argv[1:]); returns the exit code."""
+    # A reader that goes away (`tinygrad-lr fit | head -2`) ends the run quietly, as the Python docs
+    # recommend for SIGPIPE: no traceback, and exit code 1, since the run did not finish.
+    try:
+        code = _run(argv)
+        sys.stdout.flush()  # a closed pipe shows here at the latest, while it can still be caught
+    except BrokenPipeError:
+        _silence_stdout()
+        return 1
+    return code

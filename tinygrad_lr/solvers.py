@@ -148,25 +148,31 @@ def ridge(X: Any, y: Any, l2: float, fit_intercept: bool = True) -> tuple[np.nda
 # ----- what gradient descent sees -----
 
 
-def _hessian_eigenvalues(caller: str, X: Any, l2: Any, fit_intercept: bool) -> np.ndarray:
-    """The eigenvalues of H = (2/n)·AᵀA + 2·l2·D, largest first (A = [X, 1] with an intercept, else X;
-    D = I on the weights, 0 on the bias), the Hessian of mean((X@w + b - y)**2) + l2·sum(w**2).
+def _hessian_singular_values(caller: str, X: Any, l2: Any, fit_intercept: bool) -> tuple[float, np.ndarray]:
+    """(s, σ): the Hessian H = (2/n)·AᵀA + 2·l2·D of mean((X@w + b - y)**2) + l2·sum(w**2) has the
+    eigenvalues 2·(s·σ)², largest first (A = [X, 1] with an intercept, else X; D = I on the
+    weights, 0 on the bias).
 
-    H = 2·BᵀB with B = [A / sqrt(n); sqrt(l2)·D], so its eigenvalues are 2·σ² for the singular
-    values σ of B. Taking them from B rather than from H keeps the small ones accurate: an
-    eigensolver on H cannot resolve eigenvalues below about 1e-16 times the largest.
+    H = 2·BᵀB with B = [A / sqrt(n); sqrt(l2)·D], so its eigenvalues are 2·σ_B² for the singular
+    values σ_B of B. Taking them from B rather than from H keeps the small ones accurate: an
+    eigensolver on H cannot resolve eigenvalues below about 1e-16 times the largest. B is first
+    divided by its largest entry s, so that σ = σ_B / s lies in [0, sqrt(B.size)]: squaring σ_B
+    itself would overflow for features above ~1e154 and underflow below ~1e-154.
     """
     X, _ = _validate(caller, X)
     l2 = _check_l2(caller, l2)
     n, d = X.shape
     A = np.hstack([X, np.ones((n, 1))]) if fit_intercept else X
     B = np.vstack([A / np.sqrt(n), np.sqrt(l2) * np.eye(d, A.shape[1])]) if l2 > 0 else A / np.sqrt(n)
-    sigma = np.linalg.svd(B, compute_uv=False)
+    scale = float(np.abs(B).max())
+    if scale == 0:
+        return 0.0, np.zeros(A.shape[1])
+    sigma = np.linalg.svd(B / scale, compute_uv=False)
     # B may have fewer rows than columns; the eigenvalues it does not reach are 0. A singular
     # value below the rank tolerance of numpy.linalg.matrix_rank is rounding noise: 0 as well.
     sigma = np.concatenate([sigma, np.zeros(A.shape[1] - len(sigma))])
     sigma[sigma <= sigma[0] * max(B.shape) * np.finfo(np.float64).eps] = 0.0
-    return 2 * sigma**2
+    return scale, sigma
 
 
 def stable_learning_rate(X: Any, l2: float = 0.0, fit_intercept: bool = True) -> float:
@@ -176,11 +182,18 @@ def stable_learning_rate(X: Any, l2: float = 0.0, fit_intercept: bool = True) ->
     quadratic multiplies the error along each eigenvector of the Hessian H by (1 - lr·λ), so it
     converges for every lr strictly below 2/λ_max and diverges above it. H = (2/n)·AᵀA + 2·l2·D,
     with A = [X, 1] when `fit_intercept` (else X) and D = I on the weights, 0 on the bias.
-    Returns 2/λ_max (inf when H is zero). For one target column; with k targets averaged by the
-    mse loss the data term is divided by k as well.
+    Returns 2/λ_max (inf when H is zero; 0.0 or inf where 2/λ_max itself is beyond float64's
+    range). For one target column; with k targets averaged by the mse loss the data term is
+    divided by k as well.
     """
-    largest = _hessian_eigenvalues("stable_learning_rate", X, l2, fit_intercept)[0]
-    return float(2 / largest) if largest > 0 else float("inf")
+    scale, sigma = _hessian_singular_values("stable_learning_rate", X, l2, fit_intercept)
+    if sigma[0] == 0:
+        return float("inf")
+    # 2/λ_max = 1/(scale·σ_max)², where scale² alone overflows for features beyond ~1e154: 1/σ_max²
+    # lies in [1/B.size, 1], and dividing it by scale twice keeps the intermediate between that and
+    # the answer, so it leaves float64's range only where the answer does.
+    with np.errstate(over="ignore", under="ignore"):
+        return float(np.float64(1 / sigma[0] ** 2) / scale / scale)
 
 
 def hessian_condition_number(X: Any, l2: float = 0.0, fit_intercept: bool = True) -> float:
@@ -191,5 +204,8 @@ def hessian_condition_number(X: Any, l2: float = 0.0, fit_intercept: bool = True
     (1 - 2/condition number) per step: unscaled features (x in 0..9999 next to a bias of 1) make
     this number huge and gradient descent crawl; standardising the features brings it near 1.
     """
-    eigenvalues = _hessian_eigenvalues("hessian_condition_number", X, l2, fit_intercept)
-    return float(eigenvalues[0] / eigenvalues[-1]) if eigenvalues[-1] > 0 else float("inf")
+    _, sigma = _hessian_singular_values("hessian_condition_number", X, l2, fit_intercept)
+    if sigma[-1] == 0:
+        return float("inf")
+    with np.errstate(over="ignore"):  # a ratio beyond 1e154 squares to inf, as it should
+        return float((sigma[0] / sigma[-1]) ** 2)
