@@ -1,6 +1,5 @@
 """The command line, `tinygrad-lr fit`: what it prints, what it writes, and how it refuses bad input."""
 
-import os
 import re
 import subprocess
 import sys
@@ -10,10 +9,10 @@ import numpy as np
 import pytest
 
 import tinygrad_lr as tl
+from tests.processes import ROOT, child_env
 from tinygrad_lr import cli
 from tinygrad_lr.cli import main
 
-ROOT = Path(__file__).resolve().parent.parent
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 OPTIONS = [
     "--csv",
@@ -102,8 +101,7 @@ def test_fit_without_options_trains_on_boston_rooms_and_reaches_the_closed_form(
 
 
 def test_module_runs_as_a_program_and_writes_valid_pngs(tmp_path):
-    env = {**os.environ, "MPLBACKEND": "Agg"}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env = child_env(MPLBACKEND="Agg")
     done = subprocess.run(
         [sys.executable, "-m", "tinygrad_lr", "fit", "--out-dir", "pictures"],
         cwd=tmp_path,
@@ -459,7 +457,7 @@ def test_csv_errors_keep_the_loaders_message(capsys, tmp_path, bad_inputs):
 
 
 def test_bad_input_from_the_program_has_no_traceback(tmp_path):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    env = child_env()
     done = subprocess.run(
         [sys.executable, "-m", "tinygrad_lr", "fit", "--csv", "missing.csv", "--target", "y"],
         cwd=tmp_path,
@@ -480,8 +478,7 @@ def test_a_closed_stdout_ends_quietly(tmp_path):
     path = tmp_path / "wide.csv"
     np.savetxt(path, rng.normal(size=(40, len(columns))), delimiter=",", header=",".join(columns), comments="")
     argv = ["fit", "--csv", str(path), "--target", "y", "--epochs", "5", "--out-dir", str(tmp_path)]
-    env = {**os.environ, "MPLBACKEND": "Agg"}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env = child_env(MPLBACKEND="Agg")
     child = subprocess.Popen(
         [sys.executable, "-m", "tinygrad_lr", *argv], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
