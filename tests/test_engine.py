@@ -310,3 +310,77 @@ def test_the_mean_of_nothing_is_nan():
     assert np.isnan(tl.losses.mae(np.zeros(0), np.zeros(0)).item())
     np.testing.assert_array_equal(tl.Tensor(np.zeros((0, 2))).mean(axis=0).data, [np.nan, np.nan])
     assert tl.Tensor(np.zeros(0)).sum().item() == 0.0
+
+
+def test_repr_shows_values_dtype_and_requires_grad():
+    assert repr(tl.Tensor([1.0, 2.5])) == "Tensor([1. , 2.5], dtype=float32)"
+    assert repr(tl.Tensor(np.array([[1.0, 2.0]]), requires_grad=True)) == (
+        "Tensor([[1., 2.]], dtype=float64, requires_grad=True)"
+    )
+
+
+def test_no_grad_decorator_passes_arguments_on():
+    @tl.no_grad()
+    def scaled(x, factor=1.0):
+        return x * factor
+
+    y = scaled(tl.Tensor([1.0, 2.0], requires_grad=True), factor=3.0)
+    np.testing.assert_array_equal(y.data, [3.0, 6.0])
+    assert not y.requires_grad and scaled.__name__ == "scaled"
+
+
+def test_numpy_reads_a_tensor_in_the_dtype_it_asks_for():
+    x = tl.Tensor([1.5, 2.5])
+    assert np.asarray(x).dtype == np.float32 and np.asarray(x) is x.data
+    as_float64 = np.asarray(x, dtype=np.float64)
+    assert as_float64.dtype == np.float64
+    np.testing.assert_array_equal(as_float64, [1.5, 2.5])
+
+
+def test_zero_grad_and_abs():
+    x = tl.Tensor([-2.0, 0.0, 3.0], requires_grad=True)
+    y = abs(x)
+    np.testing.assert_array_equal(y.data, [2.0, 0.0, 3.0])
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad, [-1.0, 0.0, 1.0])  # the kink at 0 gets slope 0, not a division by 0
+    x.zero_grad()
+    assert x.grad is None
+
+
+def test_a_function_without_forward_or_backward_says_which():
+    class Half(tl.Function):
+        pass
+
+    with pytest.raises(NotImplementedError, match=r"^Half\.forward is not written$"):
+        Half.apply(tl.Tensor([1.0]))
+
+    class OnlyForward(tl.Function):
+        def forward(self, x):
+            return x
+
+    y = OnlyForward.apply(tl.Tensor([1.0], requires_grad=True))
+    with pytest.raises(NotImplementedError, match=r"^OnlyForward\.backward is not written$"):
+        y.sum().backward()
+
+
+def test_the_message_for_a_floating_index():
+    message = (
+        "a Tensor of dtype float64 cannot be used as an index; indices must be integers or booleans "
+        "(make it with dtype=np.int64 or dtype=bool)"
+    )
+    with pytest.raises(IndexError) as error:
+        tl.Tensor([1.0, 2.0])[tl.Tensor(np.array([0.0]))]
+    assert str(error.value) == message
+
+
+def test_indexing_accumulates_repeated_picks_in_the_gradients_dtype():
+    """Picking one float32 element three times adds the three gradients in float64 when they are
+    float64, and in float32 when they are float32 (as PyTorch's index backward does)."""
+    tiny = 2.0**-24  # half a float32 ulp of 1: 1 + tiny rounds back to 1 in float32, not in float64
+    upstream = np.array([1.0, tiny, tiny])
+    x = tl.Tensor(np.zeros(2, np.float32), requires_grad=True)
+    (x[np.array([0, 0, 0])] * upstream).sum().backward()  # the float64 upstream makes the gradient float64
+    assert x.grad[0] == np.float32(1.0 + 2 * tiny)
+    x = tl.Tensor(np.zeros(2, np.float32), requires_grad=True)
+    x[np.array([0, 0, 0])].backward(upstream.astype(np.float32))
+    assert x.grad[0] == np.float32(1.0)

@@ -113,3 +113,15 @@ def test_mse_sums_in_blocks_without_changing_the_value(data, block):
     finally:
         tl.losses.MeanSquaredError.block = original
     np.testing.assert_allclose(loss, np.mean((pred - target) ** 2), rtol=1e-12, atol=1e-300)
+
+
+@pytest.mark.parametrize("loss", [tl.losses.mse, tl.losses.mae, tl.losses.r2_score])
+def test_a_shape_mismatch_names_the_loss_and_both_shapes(loss):
+    name = loss.__name__
+    message = (
+        f"{name}: prediction has shape (3,) but target has shape (2,); they must describe the same samples: "
+        "equal shapes, or (n,) against (n, 1)"
+    )
+    with pytest.raises(ValueError) as error:
+        loss(np.zeros(3), np.zeros(2))
+    assert str(error.value) == message
