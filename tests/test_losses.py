@@ -106,12 +106,12 @@ def test_r2_score_takes_pred_then_target_like_every_loss():
 def test_mse_sums_in_blocks_without_changing_the_value(data, block):
     shape = data.draw(shapes)
     pred, target = data.draw(arrays(shape)), data.draw(arrays(shape))
-    original = tl.losses.MeanSquaredError.block
-    tl.losses.MeanSquaredError.block = block  # tiny blocks: many of them, and a ragged last one
+    original = tl.ops.MeanSquaredError.block
+    tl.ops.MeanSquaredError.block = block  # tiny blocks: many of them, and a ragged last one
     try:
         loss = tl.losses.mse(tl.Tensor(pred), target).item()
     finally:
-        tl.losses.MeanSquaredError.block = original
+        tl.ops.MeanSquaredError.block = original
     np.testing.assert_allclose(loss, np.mean((pred - target) ** 2), rtol=1e-12, atol=1e-300)
 
 

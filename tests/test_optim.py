@@ -112,7 +112,7 @@ def test_updates_happen_in_place(make):
     opt = make(model.parameters())
 
     def state_arrays():
-        return [id(v) for s in opt.state for v in s.values() if isinstance(v, np.ndarray)]
+        return [id(v) for s in opt.state.values() for v in s.values() if isinstance(v, np.ndarray)]
 
     preallocated = state_arrays()
     before = [a.copy() for a in arrays]
@@ -216,8 +216,9 @@ def test_state_is_kept_per_parameter_in_its_shape():
     opt = tl.optim.Adam(model.parameters(), lr=0.1)
     tl.losses.mse(model(np.ones((4, 3))), np.zeros((4, 2))).backward()
     opt.step()
-    weight_state, bias_state = opt.state
+    weight_state, bias_state = opt.state[model.weight], opt.state[model.bias]
     assert weight_state["m"].shape == (3, 2) and bias_state["v"].shape == (2,)
+    assert weight_state["step"] == bias_state["step"] == 1
     np.testing.assert_allclose(weight_state["m"], 0.1 * model.weight.grad)  # m = (1-β1)·g after one step
 
 

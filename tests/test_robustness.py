@@ -230,7 +230,7 @@ def test_ctrl_c_inside_an_update_never_leaves_half_updated_parameters():
 
     class RecordMoments(tl.callbacks.Callback):
         def on_batch_end(self, batch, logs=None):
-            self.moments = [(s["m"].copy(), s["v"].copy()) for s in optimizer.state]
+            self.moments = [(s["m"].copy(), s["v"].copy()) for s in optimizer.state.values()]
 
     optimizer = tl.optim.Adam(lr=0.1)
     model = _model(n_in=2, optimizer=optimizer)
@@ -241,7 +241,7 @@ def test_ctrl_c_inside_an_update_never_leaves_half_updated_parameters():
         model.fit(X_GOOD, Y_GOOD, epochs=10, batch_size=1, verbose=0, callbacks=[recorder, moments])
     assert len(recorder.after_step) == 3
     assert _same_weights(model.get_weights(), recorder.after_step[-1])
-    for (m, v), state in zip(moments.moments, optimizer.state):  # Adam's moments are those of step 3 too
+    for (m, v), state in zip(moments.moments, optimizer.state.values()):  # Adam's moments are those of step 3 too
         np.testing.assert_array_equal(m, state["m"])
         np.testing.assert_array_equal(v, state["v"])
     assert optimizer.steps == 3

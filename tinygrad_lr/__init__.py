@@ -4,8 +4,8 @@ Layers, lowest first: tensor/ops (the engine) ← gradcheck, losses, nn, optim, 
 datasets ← callbacks, training ← plot, cli. A module never imports one above it.
 """
 
-from tinygrad_lr import callbacks, data, datasets, losses, nn, optim, plot, solvers
-from tinygrad_lr.gradcheck import GradcheckError, gradcheck
+from tinygrad_lr import autograd, callbacks, data, datasets, losses, nn, ops, optim, plot, solvers
+from tinygrad_lr.gradcheck import GradcheckError, gradcheck, gradgradcheck
 from tinygrad_lr.tensor import Function, Tensor, is_grad_enabled, no_grad
 from tinygrad_lr.training import TrainingDivergedError
 
@@ -16,14 +16,17 @@ __all__ = [
     "GradcheckError",
     "Tensor",
     "TrainingDivergedError",
+    "autograd",
     "callbacks",
     "data",
     "datasets",
     "gradcheck",
+    "gradgradcheck",
     "is_grad_enabled",
     "losses",
     "nn",
     "no_grad",
+    "ops",
     "optim",
     "plot",
     "solvers",

@@ -36,6 +36,42 @@ class Callback:
     def on_train_end(self, logs: dict | None = None) -> None: ...
 
 
+class CallbackList:
+    """The callbacks of one `fit`, called as one, in order (Keras' CallbackList).
+
+    It gives each callback the model and `params` (epochs, steps per epoch, samples, verbose).
+    """
+
+    def __init__(self, callbacks: list[Callback], model: Any, params: dict[str, Any]):
+        self.callbacks = callbacks
+        for callback in callbacks:
+            callback.set_model(model)
+            callback.params = dict(params)
+
+    @property
+    def needs_gradient_norm(self) -> bool:
+        return any(callback.needs_gradient_norm for callback in self.callbacks)
+
+    def _call(self, hook: str, *args: Any) -> None:
+        for callback in self.callbacks:
+            getattr(callback, hook)(*args)
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self._call("on_train_begin", logs)
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._call("on_epoch_begin", epoch, logs)
+
+    def on_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self._call("on_batch_end", batch, logs)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self._call("on_epoch_end", epoch, logs)
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        self._call("on_train_end", logs)
+
+
 class History(Callback):
     """Per-epoch lists of every logged value: `history.history["loss"]`, `["val_loss"]`, metrics.
 
@@ -57,7 +93,7 @@ class History(Callback):
         return f"History(epochs={len(self.epoch)}, last={last})"
 
 
-def _format_logs(logs: dict[str, float]) -> str:
+def format_logs(logs: dict[str, float]) -> str:
     # Keras prints 4 decimals, and switches to scientific notation for tiny values
     return "".join(
         f" - {key}: {value:.4f}" if abs(value) > 1e-3 else f" - {key}: {value:.4e}" for key, value in logs.items()
@@ -89,28 +125,37 @@ class ProgressBar(Callback):
         self.interactive = hasattr(self.out, "isatty") and self.out.isatty()
         self.out.write(f"Epoch {epoch + 1}/{self.params['epochs']}\n")
         self.start = time.perf_counter()
-
-    def _bar(self, done: int) -> str:
-        steps = self.params["steps"]
-        filled = int(self.width * done / steps)
-        arrow = ("=" * (filled - 1) + (">" if done < steps else "=")) if filled else ""
-        return f"{done:{len(str(steps))}d}/{steps} [{arrow}{'.' * (self.width - filled)}]"
+        self.done = 0  # batches finished this epoch
 
     def on_batch_end(self, batch, logs=None):
-        if self.interactive and batch + 1 < self.params["steps"]:
+        self.done = batch + 1
+        if self.interactive and self.done < self.params["steps"]:
             elapsed = time.perf_counter() - self.start
-            eta = elapsed / (batch + 1) * (self.params["steps"] - batch - 1)
+            eta = elapsed / self.done * (self.params["steps"] - self.done)
             shown = {"loss": logs["loss"]} if logs else {}
-            self.out.write(f"\r{self._bar(batch + 1)} - ETA: {eta:.0f}s{_format_logs(shown)}")
+            bar = progress_bar(self.done, self.params["steps"], self.width)
+            self.out.write(f"\r{bar} - ETA: {eta:.0f}s{format_logs(shown)}")
             self.out.flush()
 
     def on_epoch_end(self, epoch, logs=None):
         elapsed = time.perf_counter() - self.start
-        steps_done = self.params.get("steps_done", self.params["steps"])
         shown = {key: value for key, value in (logs or {}).items() if key != "grad_norm"}
-        line = f"{self._bar(steps_done)} - {elapsed:.0f}s {_format_step_time(elapsed / max(steps_done, 1))}"
-        self.out.write(("\r" if self.interactive else "") + line + _format_logs(shown) + "\n")
+        line = progress_line(self.done, self.params["steps"], elapsed, shown, self.width)
+        self.out.write(("\r" if self.interactive else "") + line + "\n")
         self.out.flush()
+
+
+def progress_bar(done: int, steps: int, width: int = 30) -> str:
+    """`2/3 [===================>..........]`"""
+    filled = int(width * done / steps)
+    arrow = ("=" * (filled - 1) + (">" if done < steps else "=")) if filled else ""
+    return f"{done:{len(str(steps))}d}/{steps} [{arrow}{'.' * (width - filled)}]"
+
+
+def progress_line(done: int, steps: int, seconds: float, logs: dict[str, float], width: int = 30) -> str:
+    """Keras' line for finished work: `2/2 [==============================] - 0s 2ms/step - loss: 83.4503`."""
+    per_step = _format_step_time(seconds / max(done, 1))
+    return f"{progress_bar(done, steps, width)} - {seconds:.0f}s {per_step}{format_logs(logs)}"
 
 
 class EarlyStopping(Callback):

@@ -1,4 +1,5 @@
-"""Check the engine's gradients against central finite differences, in float64."""
+"""Check the engine's derivatives against central finite differences, in float64: the gradients
+(`gradcheck`) and the second derivatives (`gradgradcheck`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_lr.tensor import Tensor, no_grad
+from tinygrad_lr import autograd
+from tinygrad_lr.tensor import Tensor, _recording, no_grad
+
+__all__ = ["GradcheckError", "gradcheck", "gradgradcheck"]
 
 
 class GradcheckError(RuntimeError):
@@ -18,6 +22,10 @@ def _describe_nonfinite(array: np.ndarray) -> str:
     bad = np.argwhere(~np.isfinite(array))
     index = tuple(int(i) for i in bad[0])
     return f"{len(bad)} non-finite value(s), the first {array[index]} at element {index}"
+
+
+def _float64_copy(x: Tensor) -> Tensor:
+    return Tensor(x.data.astype(np.float64), requires_grad=x.requires_grad)
 
 
 def _output_array(fn: Callable[..., Tensor], inputs: list[Any], where: str) -> np.ndarray:
@@ -83,7 +91,7 @@ def gradcheck(
         if isinstance(x, Tensor):
             if not np.all(np.isfinite(x.data)):
                 raise GradcheckError(f"gradcheck: input {i} has {_describe_nonfinite(x.data)}")
-            x = Tensor(x.data.astype(np.float64), requires_grad=x.requires_grad)
+            x = _float64_copy(x)
         copies.append(x)
     wrt = [(i, x) for i, x in enumerate(copies) if isinstance(x, Tensor) and x.requires_grad]
     if not wrt:
@@ -109,4 +117,49 @@ def gradcheck(
                     f"{jacobian[j, k]:.8g} but numerical = {numerical[j, k]:.8g} "
                     f"({int(bad.sum())} of {bad.size} Jacobian entries differ)"
                 )
+    return True
+
+
+def gradgradcheck(
+    fn: Callable[..., Tensor],
+    *inputs: Any,
+    grad_outputs: Any = None,
+    eps: float = 1e-6,
+    atol: float = 1e-5,
+    rtol: float = 1e-3,
+) -> bool:
+    """Compare the engine's second derivatives of `fn(*inputs)` with central finite differences of
+    its first derivatives, in float64 (as `torch.autograd.gradgradcheck`).
+
+    The first derivatives are the vector-Jacobian products vᵀ·∂fn/∂input (v = `grad_outputs`, a
+    fixed random vector when not given), built with `create_graph=True`; each is then checked by
+    `gradcheck`: its Jacobian from the engine's second backward sweep against central differences.
+    Returns True; raises `GradcheckError` naming the gradient, the input, the element and both values.
+    """
+    copies = [
+        Tensor(x.data.astype(np.float64), requires_grad=x.requires_grad) if isinstance(x, Tensor) else x for x in inputs
+    ]
+    wrt = [i for i, x in enumerate(copies) if isinstance(x, Tensor) and x.requires_grad]
+    if not wrt:
+        raise ValueError("gradgradcheck: no input is a Tensor with requires_grad=True; nothing to check")
+    out = fn(*copies)
+    if not isinstance(out, Tensor):
+        raise TypeError(f"gradgradcheck: fn must return a Tensor, got {type(out).__name__}")
+    if grad_outputs is None:
+        v = np.random.default_rng(0).normal(size=out.shape)
+    else:
+        v = np.asarray(grad_outputs.data if isinstance(grad_outputs, Tensor) else grad_outputs, dtype=np.float64)
+
+    for k, i in enumerate(wrt):
+
+        def first_derivative(*xs: Any, k: int = k) -> Tensor:
+            with _recording():  # gradcheck differentiates numerically under no_grad; this needs a graph
+                targets = [xs[j] for j in wrt]
+                return autograd.grad(fn(*xs), targets, grad_outputs=v, create_graph=True)[k]
+
+        try:
+            gradcheck(first_derivative, *copies, eps=eps, atol=atol, rtol=rtol)
+        except GradcheckError as error:
+            detail = str(error).removeprefix("gradcheck: ")
+            raise GradcheckError(f"gradgradcheck: the derivative of the gradient for input {i}: {detail}") from None
     return True

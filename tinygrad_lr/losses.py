@@ -1,4 +1,4 @@
-"""Losses: mean squared error (with its own fused op), mean absolute error, the L2 penalty; and R²."""
+"""Losses: mean squared error, mean absolute error, the L2 penalty (their fused ops are in ops.py); and R²."""
 
 from __future__ import annotations
 
@@ -7,44 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_lr.tensor import Function, Tensor
-
-
-class MeanSquaredError(Function):
-    """mean((pred - target)²) as one op, pred and target of one shape (`mse` sees to that).
-
-    Nothing of the data's size is kept for backward but the inputs themselves, and the difference
-    is made a cache-sized block at a time, so each pass over it is a pass over cache, not memory.
-    """
-
-    block = 1 << 15
-
-    def _blocks(self, *arrays: np.ndarray):
-        """Matching flat slices of the arrays, `block` elements at a time (small arrays: just them)."""
-        if arrays[0].size <= self.block:
-            yield arrays
-            return
-        flat = [a.reshape(-1) for a in arrays]
-        for start in range(0, flat[0].size, self.block):
-            yield [a[start : start + self.block] for a in flat]
-
-    def forward(self, pred, target):
-        self.pred, self.target = pred, target
-        total = 0.0
-        for pred_part, target_part in self._blocks(pred, target):
-            diff = pred_part - target_part
-            total += float(np.vdot(diff, diff))
-        # the mean of nothing is nan, as NumPy's and PyTorch's
-        return np.asarray(total / pred.size if pred.size else np.nan, dtype=np.result_type(pred, target))
-
-    def backward(self, grad):
-        # d/dpred mean((pred - target)²) = 2·(pred - target) / N, and the target gets the opposite
-        scale = float(grad) * 2 / max(self.pred.size, 1)
-        grad_pred = np.empty(self.pred.shape, np.result_type(self.pred, self.target))
-        for out, pred_part, target_part in self._blocks(grad_pred, self.pred, self.target):
-            np.subtract(pred_part, target_part, out=out)
-            out *= scale
-        return grad_pred, (-grad_pred if self.needs_input_grad[1] else None)
+from tinygrad_lr import ops
+from tinygrad_lr.tensor import Tensor
 
 
 def _aligned(pred: Any, target: Any, name: str) -> tuple[Tensor, Tensor]:
@@ -72,7 +36,7 @@ def _aligned(pred: Any, target: Any, name: str) -> tuple[Tensor, Tensor]:
 
 def mse(pred: Tensor | np.ndarray, target: Tensor | np.ndarray) -> Tensor:
     """Mean squared error, a scalar Tensor. pred, target: (n,), (n, 1) or (n, k)."""
-    return MeanSquaredError.apply(*_aligned(pred, target, "mse"))
+    return ops.MeanSquaredError.apply(*_aligned(pred, target, "mse"))
 
 
 def mae(pred: Tensor | np.ndarray, target: Tensor | np.ndarray) -> Tensor:
@@ -81,23 +45,10 @@ def mae(pred: Tensor | np.ndarray, target: Tensor | np.ndarray) -> Tensor:
     return (pred - target).abs().mean()
 
 
-class L2Penalty(Function):
-    """l2 · Σ w² over several tensors as one op (one dot product per tensor, no temporaries)."""
-
-    def forward(self, *weights, l2):
-        self.weights, self.l2 = weights, l2
-        return np.asarray(l2 * sum(float(np.vdot(w, w)) for w in weights), dtype=weights[0].dtype)
-
-    def backward(self, grad):
-        # d/dw (l2·Σw²) = 2·l2·w
-        scale = 2 * self.l2 * float(grad)
-        return tuple(scale * w for w in self.weights)
-
-
 def l2_penalty(params: Iterable[Tensor], l2: float) -> Tensor:
     """`l2 · Σ w²` over the given parameters (by convention the weights, not the biases)."""
     params = list(params)
-    return L2Penalty.apply(*params, l2=l2) if params else Tensor(0.0)
+    return ops.L2Penalty.apply(*params, l2=l2) if params else Tensor(0.0)
 
 
 def r2_score(pred: Any, target: Any) -> float:

@@ -17,8 +17,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from tinygrad_lr import data
-from tinygrad_lr.tensor import Function, Tensor
+from tinygrad_lr import data, ops
+from tinygrad_lr.tensor import Tensor
 
 
 class Module:
@@ -256,30 +256,6 @@ def _checked_weight(what: str, value: Any, param: Tensor) -> np.ndarray:
     return cast
 
 
-class Affine(Function):
-    """x @ w + b as one op, with its hand-derived backward. x: (..., in), w: (in, out), b: (out,)."""
-
-    # np.dot rather than @: for these shapes it is the same product, but NumPy's matmul takes a slow
-    # path when an axis has length 1 ((5000, 1) @ (1, 1): 27 µs against 1.8 µs) and is ~10% slower
-    # on tall matrices too.
-
-    def forward(self, x, w, b):
-        self.x, self.w = x, w
-        out = np.dot(x, w)
-        out += b
-        return out
-
-    def backward(self, grad):
-        # y = x w + b:  dL/dx = grad wᵀ,  dL/dw = xᵀ grad,  dL/db = Σ_rows grad
-        # (leading axes of x are rows: flatten them so that one product sums over every sample)
-        x, w = self.x, self.w
-        grad_rows = grad.reshape(-1, w.shape[1])
-        grad_x = np.dot(grad, w.T) if self.needs_input_grad[0] else None
-        grad_w = np.dot(x.reshape(-1, w.shape[0]).T, grad_rows) if self.needs_input_grad[1] else None
-        grad_b = np.add.reduce(grad_rows, axis=0) if self.needs_input_grad[2] else None
-        return grad_x, grad_w, grad_b
-
-
 class Linear(Module):
     """A dense layer, `y = x @ weight + bias`, in Keras' layout.
 
@@ -309,7 +285,7 @@ class Linear(Module):
             )
         if self.bias is None:
             return x @ self.weight
-        return Affine.apply(x, self.weight, self.bias)
+        return ops.Affine.apply(x, self.weight, self.bias)
 
     def output_shape(self, input_shape: tuple) -> tuple:
         return (*input_shape[:-1], self.out_features)

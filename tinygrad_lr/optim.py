@@ -1,56 +1,73 @@
 """Optimizers: one class per update rule, state per parameter, updates in place.
 
-Each rule is its `direction` method, written as the paper's algorithm; `Optimizer` applies it.
-
-The rules are PyTorch's (`torch.optim.SGD`, `Adam`, `RMSprop`; PyTorch's `alpha` is `rho` here).
-An optimizer can be bound to parameters at once, `Adam(model.parameters(), lr=0.1)`, or made
-unbound, `Adam(lr=0.1)`, and bound later (`model.compile` does it).
+Each rule is its `update` method, written as the paper's algorithm; `Optimizer` runs it for every
+parameter. The rules are PyTorch's (`torch.optim.SGD`, `Adam`, `RMSprop`; PyTorch's `alpha` is
+`rho` here). An optimizer can be bound to parameters at once, `Adam(model.parameters(), lr=0.1)`,
+or made unbound, `Adam(lr=0.1)`, and bound later (`model.compile` does it). `Newton` takes a step
+with the engine's exact Hessian.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 import numbers
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 
+from tinygrad_lr import autograd
 from tinygrad_lr.tensor import Tensor
+
+__all__ = [
+    "SGD",
+    "Adam",
+    "GradientDescent",
+    "Newton",
+    "Optimizer",
+    "RMSprop",
+    "TrainingDivergedError",
+    "check_number",
+]
+
+_ADVICE = (
+    "Lower the learning rate (tl.solvers.stable_learning_rate(X) is the bound for plain gradient descent on a "
+    "linear model) or standardise the features"
+)
 
 
 class TrainingDivergedError(RuntimeError):
     """The loss or a parameter became non-finite; the last finite weights were put back.
 
-    `reason` says what happened and where, without the advice that follows it in the message.
+    Its facts: `reason` (what happened), `step` (the optimizer step, from 1) and, when `fit` raised
+    it, `epoch` and `batch` (from 1); `advice` says what to try.
     """
 
-    reason: str = ""
+    def __init__(
+        self,
+        reason: str,
+        step: int | None = None,
+        epoch: int | None = None,
+        batch: int | None = None,
+        advice: str | None = None,
+    ):
+        super().__init__(reason)
+        self.reason, self.step, self.epoch, self.batch, self.advice = reason, step, epoch, batch, advice
 
-
-def _diverged(reason: str) -> TrainingDivergedError:
-    error = TrainingDivergedError(
-        f"{reason}. Lower the learning rate (tl.solvers.stable_learning_rate(X) is the bound for plain "
-        "gradient descent on a linear model) or standardise the features"
-    )
-    error.reason = reason
-    return error
+    def __str__(self) -> str:
+        message = self.reason + (f". {self.advice}" if self.advice else "")
+        if self.epoch is None:
+            return message
+        return f"fit: training diverged at epoch {self.epoch}, batch {self.batch}: {message}"
 
 
 class Optimizer:
-    """Base class: keeps the parameters and their state, and applies the rule's step.
+    """Base class: the parameters, a state for each, and the loop that applies the rule.
 
-    A rule is one method, `direction(grad, state, t)`: the amount to subtract from a parameter,
-    given its gradient, its state (moments, buffers; updated in place) and the step number t
-    (from 1). `step()` subtracts it from every parameter, in place. `safe_step(loss)` does the same
-    but never leaves a non-finite or half-updated parameter behind.
-
-    The state lives in flat vectors, one entry per scalar parameter; `self.state[i]` holds views of
-    parameter i's part, shaped like it. When every parameter has a gradient (the usual case) the
-    rule runs once over the whole flat vector instead of once per parameter: a linear model has a
-    few tiny arrays, and NumPy's cost is per call, not per element. Otherwise (or when parameters
-    differ in dtype) it runs per parameter on the views; both ways compute the same numbers.
+    A rule is one method, `update(p, grad, state)`: change `p.data` in place, given the gradient and
+    the parameter's state (a dict: moments, buffers, and `state["step"]`, the number of this step,
+    from 1). `step()` calls it for every parameter that has a gradient. `safe_step(loss)` does the
+    same but never leaves a non-finite or half-updated parameter behind.
     """
 
     def __init__(self, params: Iterable[Tensor] | None, lr: float):
@@ -71,21 +88,8 @@ class Optimizer:
         self._check_each_once(params)
         self._check_not_bound_elsewhere(params)
         self.params = params
+        self.state: dict[Tensor, dict[str, Any]] = {p: self.init_state(p) for p in params}
         self.steps = 0  # completed step() calls
-        self._backup: list[np.ndarray] = []
-        dtypes = {p.dtype for p in params}
-        ends = np.cumsum([0] + [p.size for p in params])
-        self._slices = [slice(int(a), int(b)) for a, b in itertools.pairwise(ends)]
-        flat_dtype = dtypes.pop() if len(dtypes) == 1 else None
-        if flat_dtype is None:  # mixed dtypes: state per parameter, no flat fast path
-            self._flat_grad = self._flat_state = None
-            self.state = [self.init_state(p.size, p.dtype) for p in params]
-            self.state = [_shaped(state, slice(None), p.shape) for state, p in zip(self.state, params)]
-        else:
-            self._flat_grad = np.empty(int(ends[-1]), flat_dtype)
-            self._flat_state = self.init_state(int(ends[-1]), flat_dtype)
-            self.state = [_shaped(self._flat_state, part, p.shape) for part, p in zip(self._slices, params)]
-        self._t = [0] * len(params)  # each parameter's step number
         return self
 
     def _number(self, name: str, value: Any, **bounds: Any) -> float:
@@ -111,13 +115,13 @@ class Optimizer:
                 f"a fresh instance, e.g. model.compile(optimizer=tl.optim.{name}(lr=...))"
             )
 
-    def init_state(self, size: int, dtype: np.dtype) -> dict[str, np.ndarray]:
-        """The rule's state for `size` scalar parameters: flat arrays, usually zeros."""
-        return {}
+    def init_state(self, p: Tensor) -> dict[str, Any]:
+        """A parameter's state before its first step: the step count, and the rule's buffers."""
+        return {"step": 0}
 
-    def direction(self, grad: np.ndarray, state: dict[str, np.ndarray], t: int) -> np.ndarray:
-        """The rule: how much to subtract from the parameter at step t (updating `state` in place)."""
-        raise NotImplementedError
+    def update(self, p: Tensor, grad: np.ndarray, state: dict[str, Any]) -> None:
+        """The rule: change p.data in place (and the state)."""
+        raise NotImplementedError(f"{type(self).__name__}.update is not written")
 
     def step(self) -> None:
         """Update every parameter that has a gradient, in place."""
@@ -126,60 +130,51 @@ class Optimizer:
                 f"{type(self).__name__}.step(): no parameters; pass model.parameters() when creating the "
                 "optimizer, or give it to model.compile(optimizer=...)"
             )
-        params, t = self.params, self._t
-        if self._flat_grad is not None and all(p.grad is not None for p in params) and min(t) == max(t):
-            np.concatenate([p.grad.ravel() for p in params], out=self._flat_grad)
-            change = self.direction(self._flat_grad, self._flat_state, t[0] + 1)
-            for p, part in zip(params, self._slices):
-                p.data -= change[part].reshape(p.data.shape)
-            self._t = [t[0] + 1] * len(params)
-        else:
-            for i, (p, state) in enumerate(zip(params, self.state)):
-                if p.grad is not None:
-                    t[i] += 1
-                    p.data -= self.direction(p.grad, state, t[i])
+        for p in self.params:
+            if p.grad is not None:
+                state = self.state[p]
+                state["step"] += 1
+                self.update(p, p.grad, state)
         self.steps += 1
 
     def safe_step(self, loss: Tensor | float | None = None) -> None:
         """`step()`, guarded: nothing non-finite and nothing half-done is ever left in the parameters.
 
         A non-finite `loss` stops before any update. If the update makes a parameter non-finite,
-        or is interrupted (Ctrl-C), every parameter and the rule's state are put back as they were
-        before this step.
-        Divergence raises `TrainingDivergedError` naming the step.
+        or is interrupted (Ctrl-C), every parameter and its state are put back as they were before
+        this step. Divergence raises `TrainingDivergedError` naming the step.
         """
+        step = self.steps + 1
         if loss is not None:
             value = loss.item() if isinstance(loss, Tensor) else float(loss)
-            if not np.isfinite(value):
-                raise _diverged(f"the loss is {value} at step {self.steps + 1}; the parameters were not updated")
-        arrays = self._changed_by_step()
-        if len(self._backup) != len(arrays):
-            self._backup = [np.empty_like(a) for a in arrays]
-        for saved, a in zip(self._backup, arrays):
-            np.copyto(saved, a)
-        t, steps = list(self._t), self.steps
+            if not math.isfinite(value):
+                raise TrainingDivergedError(
+                    f"the loss is {value} at step {step}; the parameters were not updated", step
+                )
+        saved = self._copy_of_what_a_step_changes()
         try:
             self.step()
-            bad = next((i for i, p in enumerate(self.params) if not np.isfinite(p.data).all()), None)
         except BaseException:
-            self._restore(arrays, t, steps)
+            self._put_back(saved)
             raise
+        bad = next((i for i, p in enumerate(self.params) if not np.isfinite(p.data).all()), None)
         if bad is not None:
-            self._restore(arrays, t, steps)
-            raise _diverged(
-                f"parameter {bad} (shape {self.params[bad].shape}) became non-finite at step {steps + 1}; "
-                "the parameters were put back to their values before that step"
+            self._put_back(saved)
+            raise TrainingDivergedError(
+                f"parameter {bad} (shape {self.params[bad].shape}) became non-finite at step {step}; "
+                "the parameters were put back to their values before that step",
+                step,
+                advice=_ADVICE,
             )
 
-    def _changed_by_step(self) -> list[np.ndarray]:
-        """Every array a step writes to: the parameters, then the rule's state."""
-        states = self.state if self._flat_state is None else [self._flat_state]
-        return [p.data for p in self.params] + [a for state in states for a in state.values()]
+    def _copy_of_what_a_step_changes(self) -> list[tuple[np.ndarray, dict[str, Any]]]:
+        """Each parameter's values and state, copied."""
+        return [(p.data.copy(), {key: np.copy(value) for key, value in self.state[p].items()}) for p in self.params]
 
-    def _restore(self, arrays: list[np.ndarray], t: list[int], steps: int) -> None:
-        for saved, a in zip(self._backup, arrays):
-            np.copyto(a, saved)
-        self._t, self.steps = t, steps
+    def _put_back(self, saved: list[tuple[np.ndarray, dict[str, Any]]]) -> None:
+        for p, (data, state) in zip(self.params, saved):
+            np.copyto(p.data, data)
+            self.state[p] = {key: value if np.ndim(value) else value.item() for key, value in state.items()}
 
     def zero_grad(self) -> None:
         for p in self.params:
@@ -190,11 +185,6 @@ class Optimizer:
 
     def hyperparameters(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if k not in ("params", "state", "steps") and k[0] != "_"}
-
-
-def _shaped(state: dict[str, np.ndarray], part: slice, shape: tuple[int, ...]) -> dict[str, np.ndarray]:
-    """Views of one parameter's part of each flat state vector, in the parameter's shape."""
-    return {name: values[part].reshape(shape) for name, values in state.items()}
 
 
 def check_number(what: str, value: Any, low: float, high: float = np.inf, low_inclusive: bool = True) -> float:
@@ -233,17 +223,22 @@ class GradientDescent(Optimizer):
             raise ValueError(f"{type(self).__name__}: nesterov=True needs a momentum > 0")
         super().__init__(params, lr)
 
-    def init_state(self, size, dtype):
+    def init_state(self, p):
         # a zero buffer makes the first step's buf exactly g, as PyTorch's copy of g does
-        return {"momentum_buffer": np.zeros(size, dtype)} if self.momentum else {}
+        return (
+            {**super().init_state(p), "momentum_buffer": np.zeros_like(p.data)}
+            if self.momentum
+            else super().init_state(p)
+        )
 
-    def direction(self, grad, state, t):
+    def update(self, p, grad, state):
         if not self.momentum:
-            return self.lr * grad
+            p.data -= self.lr * grad
+            return
         buf = state["momentum_buffer"]
         buf *= self.momentum
         buf += grad
-        return self.lr * (grad + self.momentum * buf if self.nesterov else buf)
+        p.data -= self.lr * (grad + self.momentum * buf if self.nesterov else buf)
 
 
 SGD = GradientDescent
@@ -271,12 +266,12 @@ class Adam(Optimizer):
         self.eps = self._number("eps", eps, low=0.0)
         super().__init__(params, lr)
 
-    def init_state(self, size, dtype):
-        return {"m": np.zeros(size, dtype), "v": np.zeros(size, dtype)}
+    def init_state(self, p):
+        return {**super().init_state(p), "m": np.zeros_like(p.data), "v": np.zeros_like(p.data)}
 
-    def direction(self, grad, state, t):
+    def update(self, p, grad, state):
         beta1, beta2 = self.betas
-        m, v = state["m"], state["v"]
+        m, v, t = state["m"], state["v"], state["step"]
         m *= beta1
         m += (1 - beta1) * grad
         v *= beta2
@@ -284,7 +279,7 @@ class Adam(Optimizer):
         # lr·m̂/(√v̂ + eps), the bias corrections folded into two scalars
         denom = np.sqrt(v / (1 - beta2**t))
         denom += self.eps
-        return (self.lr / (1 - beta1**t)) * m / denom
+        p.data -= (self.lr / (1 - beta1**t)) * m / denom
 
 
 class RMSprop(Optimizer):
@@ -307,13 +302,13 @@ class RMSprop(Optimizer):
         self.momentum = self._number("momentum", momentum, low=0.0)
         super().__init__(params, lr)
 
-    def init_state(self, size, dtype):
-        state = {"square_avg": np.zeros(size, dtype)}
+    def init_state(self, p):
+        state = {**super().init_state(p), "square_avg": np.zeros_like(p.data)}
         if self.momentum:
-            state["momentum_buffer"] = np.zeros(size, dtype)
+            state["momentum_buffer"] = np.zeros_like(p.data)
         return state
 
-    def direction(self, grad, state, t):
+    def update(self, p, grad, state):
         square_avg = state["square_avg"]
         square_avg *= self.rho
         square_avg += (1 - self.rho) * grad * grad
@@ -323,4 +318,51 @@ class RMSprop(Optimizer):
             buf *= self.momentum
             buf += scaled
             scaled = buf
-        return self.lr * scaled
+        p.data -= self.lr * scaled
+
+
+class Newton(Optimizer):
+    """Newton's method with the engine's exact Hessian of all parameters laid end to end.
+
+    p ← p - lr·(H + damping·I)⁻¹·g, g and H the gradient and Hessian of the loss that
+    `step(closure)` gets from the closure (which recomputes and returns it, as for
+    `torch.optim.LBFGS`). On a quadratic, such as `mse + l2_penalty` of a linear model, one step of
+    lr 1 lands on the minimum (`tl.solvers.ridge`). A singular H gets the least-squares
+    (minimum-norm) step. H has as many rows as there are scalar parameters: meant for small models.
+    """
+
+    def __init__(self, params: Iterable[Tensor] | None = None, lr: float = 1.0, damping: float = 0.0):
+        self.damping = self._number("damping", damping, low=0.0)
+        super().__init__(params, lr)
+
+    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor:  # type: ignore[override]
+        """One Newton step on the loss `closure()` returns; returns that loss (before the step)."""
+        if closure is None:
+            raise TypeError(
+                "Newton.step needs a closure that recomputes and returns the loss: opt.step(lambda: loss_fn())"
+            )
+        if not self.params:
+            raise RuntimeError("Newton.step(): no parameters; pass model.parameters() when creating the optimizer")
+        loss = closure()
+        gradients = autograd.grad(loss, self.params, create_graph=True)
+        g = np.concatenate([gradient.data.ravel() for gradient in gradients])
+        rows = []
+        for gradient in gradients:  # row k of H: the gradient of the k-th entry of the gradient
+            flat = gradient.reshape(-1)
+            for k in range(flat.size):
+                row = (
+                    autograd.grad(flat[k], self.params)
+                    if flat.requires_grad
+                    else [np.zeros(p.shape) for p in self.params]
+                )
+                rows.append(np.concatenate([np.ravel(r.data if isinstance(r, Tensor) else r) for r in row]))
+        hessian = np.array(rows, dtype=np.float64).reshape(g.size, g.size)
+        system = hessian + self.damping * np.eye(g.size)
+        direction = np.linalg.lstsq(system, g.astype(np.float64), rcond=None)[0]
+        start = 0
+        for p in self.params:
+            p.data -= (self.lr * direction[start : start + p.size]).reshape(p.shape).astype(p.dtype)
+            self.state[p]["step"] += 1
+            start += p.size
+        self.steps += 1
+        return loss

@@ -4,29 +4,37 @@ A Tensor holds a NumPy array. Every differentiable op is a `Function` subclass (
 `forward` computes the result from arrays, `backward` turns the gradient of the result into one
 gradient per input. `Function.apply` runs the forward, and when a gradient will be needed it
 links the result to the Function, which keeps its inputs. `Tensor.backward` walks those links
-once, in reverse topological order.
+once, from the output back to the leaves.
+
+A derivative is written once and serves every order. Inside `backward`, `self.inputs`,
+`self.output` and `grad` are NumPy arrays when only gradients are wanted (`backward()`): plain
+NumPy speed, no graph. Under `tl.autograd.grad(..., create_graph=True)` they are Tensors instead,
+and the same formula, run as Tensor ops, records a graph of its own that can be differentiated
+again. A Function whose backward is written in NumPy only says so by keeping
+`differentiable_backward = False` (the default): it serves first-order gradients, and asking it
+for a graph of its gradient is an error naming it.
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+__all__ = ["Function", "Tensor", "is_grad_enabled", "no_grad", "unbroadcast"]
+
 _grad_enabled = True
-_ages = itertools.count()  # every Tensor gets the next number: an op's output is younger than its inputs
 
 
 class no_grad:
     """Context manager (and decorator) inside which ops record no graph: `with tl.no_grad(): ...`."""
 
+    recording = False
+
     def __enter__(self) -> None:
         global _grad_enabled
-        self._previous = _grad_enabled
-        _grad_enabled = False
+        self._previous, _grad_enabled = _grad_enabled, self.recording
 
     def __exit__(self, *exc_info: object) -> None:
         global _grad_enabled
@@ -34,11 +42,17 @@ class no_grad:
 
     def __call__(self, func):
         def wrapper(*args, **kwargs):
-            with no_grad():
+            with type(self)():
                 return func(*args, **kwargs)
 
         wrapper.__name__, wrapper.__doc__ = func.__name__, func.__doc__
         return wrapper
+
+
+class _recording(no_grad):
+    """The opposite of no_grad: ops record a graph (a gradient's own graph, under create_graph=True)."""
+
+    recording = True
 
 
 def is_grad_enabled() -> bool:
@@ -46,8 +60,8 @@ def is_grad_enabled() -> bool:
     return _grad_enabled
 
 
-def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Sum `grad` back to `shape`, undoing NumPy broadcasting.
+def unbroadcast(grad, shape: tuple[int, ...]):
+    """Sum `grad` (an array or a Tensor) back to `shape`, undoing NumPy broadcasting.
 
     Broadcasting may have added leading axes and stretched axes of size 1; the gradient of a
     value that was used many times is the sum over its copies.
@@ -64,7 +78,7 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return grad.reshape(shape)
 
 
-def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
+def _tensor_data(data: Any, dtype: Any = None) -> np.ndarray:
     """The array a Tensor stores: floating NumPy data keep their dtype, the rest become float32."""
     if isinstance(data, Tensor):
         data = data.data
@@ -90,14 +104,14 @@ class Tensor:
     optimizers update it in place).
     """
 
-    __slots__ = ("_age", "_ctx", "data", "grad", "requires_grad")
+    __slots__ = ("_ctx", "data", "grad", "requires_grad")
     __array_ufunc__ = None  # `ndarray + Tensor` defers to Tensor.__radd__ instead of looping
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None):
         if type(data) is np.ndarray and dtype is None and data.dtype.kind == "f":
             array = data  # the common case, taken first: floating data, shared as they are
         else:
-            array = _as_array(data, dtype)
+            array = _tensor_data(data, dtype)
         if requires_grad and np.may_share_memory(array, data.data if isinstance(data, Tensor) else data):
             # a parameter is updated in place: it must not be the caller's array (data are shared, not copied)
             array = array.copy()
@@ -105,7 +119,6 @@ class Tensor:
         self.grad: np.ndarray | None = None
         self.requires_grad: bool = bool(requires_grad)
         self._ctx: Function | None = None  # the op that made this tensor; None for a leaf
-        self._age = next(_ages)
 
     # ----- plain properties -----
     @property
@@ -149,6 +162,10 @@ class Tensor:
             raise ValueError(f"item(): tensor of shape {self.shape} has {self.data.size} elements, not 1")
         return self.data.item()
 
+    def tolist(self) -> Any:
+        """The values as nested Python lists (a number for a 0-d tensor), as `ndarray.tolist`."""
+        return self.data.tolist()
+
     def detach(self) -> Tensor:
         """A tensor sharing this one's data, cut from the graph (no gradient flows through it)."""
         return Tensor(self.data)
@@ -179,31 +196,14 @@ class Tensor:
             grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
             if grad.shape != self.shape:
                 raise RuntimeError(f"backward(): grad has shape {grad.shape} but the output has shape {self.shape}")
-
-        # Youngest first: an op's output is always younger than its inputs, so by the time a tensor
-        # comes out of the heap, every gradient flowing into it has been added up. The heap is the
-        # topological order, found as we go: no recursion, no separate sort.
-        grads = {id(self): grad}
-        heap = [(-self._age, self)]
-        while heap:
-            node = heapq.heappop(heap)[1]
-            node_grad = grads.pop(id(node))
-            ctx = node._ctx
-            if ctx is None:  # a leaf: accumulate, as PyTorch does (the first gradient is copied: we own it)
-                if node.grad is None:
-                    node.grad = np.array(node_grad, dtype=node.data.dtype)
+        with no_grad():
+            for leaf, leaf_grad in backpropagate(self, grad, create_graph=False):
+                if leaf._ctx is not None:
+                    continue  # only leaves keep their gradient, accumulated as PyTorch does
+                if leaf.grad is None:  # (the first gradient is copied: we own it)
+                    leaf.grad = np.array(leaf_grad, dtype=leaf.data.dtype)
                 else:
-                    node.grad = node.grad + node_grad.astype(node.data.dtype, copy=False)
-                continue
-            for parent, parent_grad in zip(ctx.parents, ctx._input_grads(node_grad)):
-                if parent_grad is None:
-                    continue
-                previous = grads.get(id(parent))
-                if previous is None:
-                    grads[id(parent)] = parent_grad
-                    heapq.heappush(heap, (-parent._age, parent))
-                else:
-                    grads[id(parent)] = previous + parent_grad
+                    leaf.grad = leaf.grad + leaf_grad.astype(leaf.data.dtype, copy=False)
 
     # ----- ops (each one is a Function in ops.py) -----
     def _lift(self, other: Any) -> Tensor:
@@ -274,11 +274,32 @@ class Tensor:
     def mean(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
         return ops.Mean.apply(self, axis=axis, keepdims=keepdims)
 
+    def max(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        """The largest value along `axis`; tied maxima share the gradient equally (PyTorch's amax)."""
+        return ops.Max.apply(self, axis=axis, keepdims=keepdims)
+
+    def min(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        """The smallest value along `axis`; tied minima share the gradient equally (PyTorch's amin)."""
+        return ops.Min.apply(self, axis=axis, keepdims=keepdims)
+
     def reshape(self, *shape) -> Tensor:
         """`x.reshape(2, 3)` or `x.reshape((2, 3))`, as NumPy."""
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         return ops.Reshape.apply(self, shape=shape)
+
+    def flatten(self) -> Tensor:
+        """The values as one axis, in row-major order."""
+        return self.reshape(-1)
+
+    def squeeze(self, axis: int | Sequence[int] | None = None) -> Tensor:
+        """Remove axes of length 1 (all of them, or those named; naming a longer one is an error, as NumPy)."""
+        axes = ops.normalize_axes(axis, self.ndim)
+        if axis is not None:
+            longer = [a for a in axes if self.shape[a] != 1]
+            if longer:
+                raise ValueError(f"squeeze: axis {longer[0]} of shape {self.shape} has length {self.shape[longer[0]]}")
+        return self.reshape(tuple(n for i, n in enumerate(self.shape) if not (i in axes and n == 1)))
 
     def transpose(self, *axes) -> Tensor:
         """Permute axes as `numpy.transpose`; no axes reverses them."""
@@ -314,6 +335,10 @@ class Tensor:
     def maximum(self, other) -> Tensor:
         return ops.Maximum.apply(self, self._lift(other))
 
+    def clip(self, low: float | None = None, high: float | None = None) -> Tensor:
+        """Values limited to [low, high], as `numpy.clip`; the gradient is 0 where a value was clipped."""
+        return ops.Clip.apply(self, low=low, high=high)
+
 
 def _index_array(index: Tensor) -> np.ndarray:
     """A Tensor used as an index: its array, which must hold integers or booleans, as NumPy asks."""
@@ -329,14 +354,23 @@ class Function:
     """A differentiable op: subclass it, write `forward` and `backward`, call `MyOp.apply(...)`.
 
     `forward(self, *arrays, **options)` gets the inputs' NumPy arrays and returns the result
-    array; keep on `self` what backward needs. `backward(self, grad)` gets the gradient of the
-    result and returns one gradient per input (an array, or None where the input needs none;
-    a single array when there is one input). Gradients may have the broadcast shape: `apply`
-    sums them back to each input's shape. `self.needs_input_grad` tells which inputs need one.
+    array; keep on `self` what backward needs (or read `self.inputs` and `self.output` there).
+    `backward(self, grad)` gets the gradient of the result and returns one gradient per input (an
+    array, or None where the input needs none; a single array when there is one input).
+    Gradients may have the broadcast shape: `apply` sums them back to each input's shape.
+    `self.needs_input_grad` tells which inputs need one.
+
+    Set `differentiable_backward = True` when backward uses only `grad`, `self.inputs`,
+    `self.output` and operations that Tensors have too (+, *, @, .sum, .reshape, other ops'
+    `apply`): under `create_graph=True` those three are Tensors, and the gradient it returns can
+    be differentiated again. Left False, backward serves first-order gradients only.
     """
 
+    differentiable_backward = False
     parents: tuple[Tensor, ...]
     needs_input_grad: tuple[bool, ...]
+    inputs: tuple[Any, ...] | None = None  # set during backward: arrays, or Tensors under create_graph
+    output: Any = None
 
     def forward(self, *arrays: np.ndarray, **options: Any) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__}.forward is not written")
@@ -349,39 +383,49 @@ class Function:
         """Run the op on tensors (other inputs are wrapped) and record it when a gradient is needed."""
         tensors = tuple([x if isinstance(x, Tensor) else Tensor(x) for x in inputs])
         ctx = cls()
-        ctx.needs_input_grad = needs = tuple([t.requires_grad for t in tensors])
-        data = ctx.forward(*[t.data for t in tensors], **options)
-        out = Tensor.__new__(Tensor)
-        out.data = data if type(data) is np.ndarray else np.asarray(data)
-        out.grad = None
-        out.requires_grad = _grad_enabled and True in needs
-        out._ctx = None
-        out._age = next(_ages)
-        if out.requires_grad:
+        ctx.needs_input_grad = tuple([t.requires_grad for t in tensors])
+        out = Tensor(ctx.forward(*[t.data for t in tensors], **options))
+        if _grad_enabled and True in ctx.needs_input_grad:
             ctx.parents = tensors
-            out._ctx = ctx
+            out.requires_grad, out._ctx = True, ctx
         return out
 
-    def _input_grads(self, grad: np.ndarray) -> list[np.ndarray | None]:
-        """Run backward, then sum each gradient to its input's shape (the one broadcasting rule)."""
+    def _input_grads(self, out: Tensor, grad: Any, create_graph: bool) -> list[Any]:
+        """Run backward on arrays (or, with create_graph, on Tensors), then sum each gradient to
+        its input's shape (the one broadcasting rule)."""
+        if create_graph:
+            if not self.differentiable_backward:
+                raise RuntimeError(
+                    f"{type(self).__name__}.backward is written for arrays only, so the gradient through it "
+                    "cannot be differentiated again (create_graph=True); write it with Tensor operations on "
+                    "grad, self.inputs and self.output and set differentiable_backward = True"
+                )
+            self.inputs, self.output = self.parents, out
+        else:
+            self.inputs, self.output = tuple([p.data for p in self.parents]), out.data
         grads = self.backward(grad)
+        self.inputs = self.output = None  # (an output kept here would be a reference cycle)
         if type(grads) is not tuple:
             grads = (grads,)
         if len(grads) != len(self.parents):
             raise RuntimeError(
                 f"{type(self).__name__}.backward returned {len(grads)} gradients for {len(self.parents)} inputs"
             )
-        result: list[np.ndarray | None] = []
+        result: list[Any] = []
         for i, (parent, parent_grad) in enumerate(zip(self.parents, grads)):
             if parent_grad is None or not parent.requires_grad:
                 result.append(None)
-            elif type(parent_grad) is np.ndarray and parent_grad.shape == parent.data.shape:
-                result.append(parent_grad)  # the common case: nothing to sum
-            else:
-                result.append(self._summed_to_input(i, np.asarray(parent_grad), parent.data.shape))
+                continue
+            if create_graph:
+                parent_grad = parent_grad if isinstance(parent_grad, Tensor) else Tensor(np.asarray(parent_grad))
+            elif type(parent_grad) is not np.ndarray:
+                parent_grad = np.asarray(parent_grad.data if isinstance(parent_grad, Tensor) else parent_grad)
+            if parent_grad.shape != parent.data.shape:
+                parent_grad = self._summed_to_input(i, parent_grad, parent.data.shape)
+            result.append(parent_grad)
         return result
 
-    def _summed_to_input(self, i: int, grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    def _summed_to_input(self, i: int, grad: Any, shape: tuple[int, ...]) -> Any:
         try:
             return unbroadcast(grad, shape)
         except ValueError:
@@ -389,6 +433,60 @@ class Function:
                 f"{type(self).__name__}.backward: gradient {i} has shape {grad.shape}, "
                 f"which does not sum to the input's shape {shape}"
             ) from None
+
+
+def _consumers(root: Tensor) -> dict[int, int]:
+    """How many times each tensor in `root`'s graph is an input of an op of that graph."""
+    counts: dict[int, int] = {}
+    stack = [root]
+    while stack:
+        ctx = stack.pop()._ctx
+        if ctx is None:
+            continue
+        for parent in ctx.parents:
+            if not parent.requires_grad:
+                continue
+            if id(parent) in counts:
+                counts[id(parent)] += 1
+            else:
+                counts[id(parent)] = 1
+                stack.append(parent)
+    return counts
+
+
+def backpropagate(root: Tensor, grad: Any, create_graph: bool):
+    """Send `grad` (d something / d root) back through root's graph, and yield (tensor, gradient)
+    for every tensor of it that requires grad, each once, when its gradient is complete: arrays,
+    or Tensors with a graph of their own when `create_graph`.
+
+    The order is HIPS autograd's: count how many ops of the graph use each tensor, then start from
+    the root and release a tensor once all its users have sent their gradient back. No recursion,
+    no global clock; each op's backward runs once, on the sum of what came in.
+    """
+    pending = _consumers(root)
+    grads = {id(root): grad}
+    ready = [root]
+    while ready:
+        node = ready.pop()
+        node_grad = grads.pop(id(node), None)
+        ctx = node._ctx
+        if node_grad is not None:
+            yield node, node_grad
+        if ctx is None:
+            continue
+        if node_grad is None:  # nothing came in: the inputs still learn that this user is done
+            parent_grads = [None] * len(ctx.parents)
+        else:
+            parent_grads = ctx._input_grads(node, node_grad, create_graph)
+        for parent, parent_grad in zip(ctx.parents, parent_grads):
+            if not parent.requires_grad:
+                continue
+            if parent_grad is not None:
+                key = id(parent)
+                grads[key] = grads[key] + parent_grad if key in grads else parent_grad
+            pending[id(parent)] -= 1
+            if pending[id(parent)] == 0:
+                ready.append(parent)
 
 
 from tinygrad_lr import ops  # noqa: E402  (ops.py builds on Function above)

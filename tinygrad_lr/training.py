@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_lr import data, losses, optim, solvers
-from tinygrad_lr.callbacks import Callback, History, ProgressBar
+from tinygrad_lr import autograd, data, losses, optim, solvers
+from tinygrad_lr.callbacks import Callback, CallbackList, History, ProgressBar
 from tinygrad_lr.nn import Linear, Module, Sequential
 from tinygrad_lr.optim import TrainingDivergedError
 from tinygrad_lr.tensor import Tensor, no_grad
@@ -215,16 +215,10 @@ def evaluate(model: Module, x: Any, y: Any, batch_size: int | None = None, verbo
 
 
 def gradient_norm(model: Module, compiled: Compiled, x: np.ndarray, y: np.ndarray) -> float:
-    """‖∇θ objective‖ over the whole of (x, y), leaving the parameters' .grad as they were."""
+    """‖∇θ objective‖ over the whole of (x, y); no parameter's .grad is touched."""
     params = model.parameters()
-    saved = [p.grad for p in params]
-    for p in params:
-        p.grad = None
-    compiled.objective(model(Tensor(x)), y).backward()
-    norm = float(np.sqrt(sum(float(np.sum(p.grad.astype(np.float64) ** 2)) for p in params if p.grad is not None)))
-    for p, grad in zip(params, saved):
-        p.grad = grad
-    return norm
+    gradients = autograd.grad(compiled.objective(model(Tensor(x)), y), params)
+    return float(np.sqrt(sum(float(np.sum(g.data.astype(np.float64) ** 2)) for g in gradients)))
 
 
 def _divergence_hint(model: Module, x: np.ndarray, compiled: Compiled) -> str:
@@ -285,43 +279,35 @@ def fit(
 
     history = History()
     model.history = history
-    callbacks = [history, *([ProgressBar()] if verbose else []), *callbacks]
-    want_grad_norm = any(cb.needs_gradient_norm for cb in callbacks)
-    for cb in callbacks:
-        cb.set_model(model)
-        cb.params = {"epochs": epochs, "steps": steps, "samples": n, "verbose": verbose}
+    params = {"epochs": epochs, "steps": steps, "samples": n, "verbose": verbose}
+    callbacks = CallbackList([history, *([ProgressBar()] if verbose else []), *callbacks], model, params)
     model.stop_training = False
-    for cb in callbacks:
-        cb.on_train_begin({})
+    callbacks.on_train_begin({})
     try:
         with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below, once
             for epoch in range(epochs):
-                for cb in callbacks:
-                    cb.on_epoch_begin(epoch, {})
+                callbacks.on_epoch_begin(epoch, {})
                 # one batch of everything: its order changes nothing, so it is not shuffled (nor copied)
                 batches = data.batch_indices(n, batch_size, shuffle=shuffle and batch_size < n, rng=rng)
-                logs, steps_done = _train_epoch(model, compiled, x, y, batches, callbacks, epoch)
+                logs = _train_epoch(model, compiled, x, y, batches, callbacks, epoch)
                 if x_val is not None:
                     val_logs = _evaluate_arrays(model, compiled, x_val, y_val)
                     logs.update({f"val_{name}": value for name, value in val_logs.items()})
-                if want_grad_norm:
+                if callbacks.needs_gradient_norm:
                     logs["grad_norm"] = gradient_norm(model, compiled, x, y)
-                for cb in callbacks:
-                    cb.params["steps_done"] = steps_done
-                    cb.on_epoch_end(epoch, logs)
+                callbacks.on_epoch_end(epoch, logs)
                 if model.stop_training:
                     break
-    except _DivergenceError as diverged:
-        message = f"fit: training diverged {diverged}. {_divergence_hint(model, x, compiled)}"
+    except TrainingDivergedError as error:  # safe_step put the last finite weights back
+        error.advice = _divergence_hint(model, x, compiled)
         if raise_on_divergence:
-            raise TrainingDivergedError(message) from None
-        warnings.warn(message, RuntimeWarning, stacklevel=2)
+            raise
+        warnings.warn(str(error), RuntimeWarning, stacklevel=2)
     except KeyboardInterrupt:
         # safe_step never leaves a half-done update: the weights are those of the last completed step
         history.interrupted = True
         raise
-    for cb in callbacks:
-        cb.on_train_end({})
+    callbacks.on_train_end({})
     return history
 
 
@@ -342,16 +328,17 @@ def _callback_list(callbacks: Any) -> list[Callback]:
     return list(callbacks)
 
 
-class _DivergenceError(Exception):
-    """Internal: carries a divergence out of the loop, to become TrainingDivergedError (or a warning)."""
-
-
 def _train_epoch(
-    model: Module, compiled: Compiled, x: np.ndarray, y: np.ndarray, batches: list, callbacks: list, epoch: int
-) -> tuple[dict[str, float], int]:
-    """One pass over the batches: the hand-written loop. Returns the epoch's logs and the steps taken."""
+    model: Module,
+    compiled: Compiled,
+    x: np.ndarray,
+    y: np.ndarray,
+    batches: list,
+    callbacks: CallbackList,
+    epoch: int,
+) -> dict[str, float]:
+    """One pass over the batches: the hand-written loop. Returns the epoch's logs."""
     optimizer = compiled.optimizer
-    batch_callbacks = [cb for cb in callbacks if type(cb).on_batch_end is not Callback.on_batch_end]
     totals = dict.fromkeys(["loss", *compiled.metrics], 0.0)
     seen = 0
     for batch, index in enumerate(batches):
@@ -363,7 +350,8 @@ def _train_epoch(
         try:
             optimizer.safe_step(loss)  # checks the loss and the new weights; undoes a bad step
         except TrainingDivergedError as error:
-            raise _DivergenceError(f"at epoch {epoch + 1}, batch {batch + 1}: {error.reason}") from None
+            error.epoch, error.batch = epoch + 1, batch + 1
+            raise
         size = len(yb)
         seen += size
         totals["loss"] += loss.item() * size
@@ -371,11 +359,10 @@ def _train_epoch(
             with no_grad():
                 for name, metric in compiled.metrics.items():
                     totals[name] += metric(pred, yb).item() * size
-        for cb in batch_callbacks:
-            cb.on_batch_end(batch, {"batch": batch, "size": size, "loss": totals["loss"] / seen})
+        callbacks.on_batch_end(batch, {"batch": batch, "size": size, "loss": totals["loss"] / seen})
         if model.stop_training:
             break
-    return {name: total / seen for name, total in totals.items()}, batch + 1
+    return {name: total / seen for name, total in totals.items()}
 
 
 # ----- summary -----
