@@ -32,10 +32,15 @@ _DOMAINS = {
 }
 
 
-def arrays(shape, domain: str = "any", dtype=np.float64):
-    """An array of `shape` with values drawn from one of the named domains."""
+def arrays(shape, domain: str = "any", dtype=np.float64, unique: bool = False):
+    """An array of `shape` with values drawn from one of the named domains (all different with `unique`)."""
     width = 8 * np.dtype(dtype).itemsize
-    return hnp.arrays(dtype, shape, elements=_DOMAINS[domain](width), fill=st.nothing())
+    return hnp.arrays(dtype, shape, elements=_DOMAINS[domain](width), fill=st.nothing(), unique=unique)
+
+
+# small shapes for derivatives of derivatives, whose checks cost a backward sweep per element
+small_shapes = hnp.array_shapes(min_dims=0, max_dims=2, min_side=1, max_side=3)
+small_broadcastable_pairs = hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=2, max_side=3)
 
 
 @st.composite

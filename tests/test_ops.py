@@ -8,7 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -25,6 +25,8 @@ from tests.strategies import (
     permutations,
     shapes,
     shapes_with_empty,
+    small_broadcastable_pairs,
+    small_shapes,
 )
 
 
@@ -45,6 +47,11 @@ UNARY = {
     "T": (lambda x: x.T, lambda a: a.T, "any"),
     "square": (lambda x: x**2, lambda a: a**2, "any"),
     "cube_root": (lambda x: x ** (1 / 3), lambda a: a ** (1 / 3), "positive"),
+    "squeeze": (tl.Tensor.squeeze, np.squeeze, "any"),
+    "flatten": (tl.Tensor.flatten, lambda a: a.flatten(), "any"),
+    # the bounds sit between the values hypothesis favours, away from the kinks
+    "clip": (lambda x: x.clip(-0.7071, 0.6180), lambda a: np.clip(a, -0.7071, 0.6180), "any"),
+    "clip_low": (lambda x: x.clip(low=-0.7071), lambda a: np.clip(a, -0.7071, None), "any"),
 }
 
 # name: (engine, NumPy reference, left domain, right domain)
@@ -352,3 +359,141 @@ def test_a_floating_tensor_is_not_an_index():
     for index in (tl.Tensor([2.0, 0.0]), (tl.Tensor([2.0, 0.0]), 0)):
         with pytest.raises(IndexError, match="float32 cannot be used as an index"):
             x[index]
+
+
+# ----- max and min: reductions whose ties share the gradient -----
+
+
+@pytest.mark.parametrize("name", ["max", "min"])
+@given(data=st.data(), dtype=FLOAT_DTYPES, keepdims=st.booleans())
+def test_max_and_min_forward_and_gradient(name, data, dtype, keepdims):
+    a = data.draw(arrays(data.draw(shapes), "grid", dtype, unique=True))  # distinct values: no tie, no kink
+    axis = data.draw(axis_args(a.ndim))
+    op = lambda x: getattr(x, name)(axis=axis, keepdims=keepdims)  # noqa: E731
+    _check_forward(op(tl.Tensor(a)), getattr(np, name)(a, axis=_numpy_axis(axis, a.ndim), keepdims=keepdims))
+    assert tl.gradcheck(op, tl.Tensor(a.astype(np.float64), requires_grad=True))
+
+
+@pytest.mark.parametrize("name", ["max", "min"])
+def test_tied_extremes_share_the_gradient_equally(name):
+    x = tl.Tensor(np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]]) * (1 if name == "max" else -1), requires_grad=True)
+    getattr(x, name)(axis=1).sum().backward()
+    np.testing.assert_allclose(x.grad, [[0.0, 0.5, 0.5], [1 / 3, 1 / 3, 1 / 3]])
+    y = tl.Tensor(np.array([np.nan, 1.0]), requires_grad=True)
+    assert np.isnan(getattr(y, name)().item())  # NaN propagates, as NumPy's max
+
+
+def test_squeeze_names_axes_as_numpy_and_refuses_a_long_one():
+    x = tl.Tensor(np.zeros((1, 3, 1)))
+    assert x.squeeze().shape == (3,) and x.squeeze(0).shape == (3, 1) and x.squeeze((-1, 0)).shape == (3,)
+    with pytest.raises(ValueError, match="axis 1 of shape"):
+        x.squeeze(1)
+    assert tl.Tensor([[1.0, 2.0]]).tolist() == [[1.0, 2.0]] and tl.Tensor(2.0).tolist() == 2.0
+
+
+# ----- derivatives of derivatives: every op again, through gradgradcheck -----
+
+SMOOTH = ["exp", "log", "tanh", "sigmoid", "square", "cube_root"]
+second_order = settings(max_examples=15)
+
+
+@pytest.mark.parametrize("name", sorted(UNARY))
+@second_order
+@given(data=st.data())
+def test_unary_op_second_derivative_passes_gradgradcheck(name, data):
+    op, _, domain = UNARY[name]
+    x = tl.Tensor(data.draw(arrays(data.draw(small_shapes), domain)), requires_grad=True)
+    assert tl.gradgradcheck(op, x)
+
+
+@pytest.mark.parametrize("name", SMOOTH)
+@second_order
+@given(data=st.data())
+def test_smooth_op_third_derivative_passes_gradgradcheck(name, data):
+    """The second derivatives of the gradient: third derivatives of the op."""
+    op, _, domain = UNARY[name]
+    x = tl.Tensor(data.draw(arrays(data.draw(small_shapes), domain)), requires_grad=True)
+
+    def gradient(x):
+        return tl.autograd.grad(op(x).sum(), x, create_graph=True)[0]
+
+    assert tl.gradgradcheck(gradient, x)
+
+
+@pytest.mark.parametrize("name", sorted(BINARY))
+@second_order
+@given(data=st.data())
+def test_binary_op_second_derivative_passes_gradgradcheck(name, data):
+    op, _, left, right = BINARY[name]
+    (shape_a, shape_b), _ = data.draw(small_broadcastable_pairs)
+    a = tl.Tensor(data.draw(arrays(shape_a, left)), requires_grad=True)
+    b = tl.Tensor(data.draw(arrays(shape_b, right)), requires_grad=True)
+    assert tl.gradgradcheck(op, a, b)
+
+
+@second_order
+@given(data=st.data())
+def test_pow_third_derivative_in_both_operands(data):
+    (shape_a, shape_b), _ = data.draw(small_broadcastable_pairs)
+    a = tl.Tensor(data.draw(arrays(shape_a, "positive")), requires_grad=True)
+    b = tl.Tensor(data.draw(arrays(shape_b, "any")), requires_grad=True)
+
+    def gradient(a, b):
+        grad_a, grad_b = tl.autograd.grad((a**b).sum(), [a, b], create_graph=True)
+        return grad_a.sum() * 0.5 + grad_b.sum()
+
+    assert tl.gradgradcheck(gradient, a, b)
+
+
+@pytest.mark.parametrize("name", sorted(SCALAR))
+@second_order
+@given(data=st.data())
+def test_python_scalar_op_second_derivative(name, data):
+    op, _, domain = SCALAR[name]
+    x = tl.Tensor(data.draw(arrays(data.draw(small_shapes), domain)), requires_grad=True)
+    assert tl.gradgradcheck(op, x)
+
+
+@second_order
+@given(data=st.data())
+def test_matmul_second_derivative(data):
+    shape_a, shape_b = data.draw(matmul_shapes())
+    a = tl.Tensor(data.draw(arrays(shape_a)), requires_grad=True)
+    b = tl.Tensor(data.draw(arrays(shape_b)), requires_grad=True)
+    assert tl.gradgradcheck(lambda a, b: (a @ b) * (a @ b), a, b)
+
+
+@pytest.mark.parametrize("name", ["sum", "mean", "max", "min"])
+@second_order
+@given(data=st.data(), keepdims=st.booleans())
+def test_reduction_second_derivative(name, data, keepdims):
+    a = data.draw(arrays(data.draw(small_shapes), "grid_offset", unique=True))  # no two squares tie
+    axis = data.draw(axis_args(a.ndim))
+    x = tl.Tensor(a + 3.0, requires_grad=True)  # all positive: distinct values have distinct squares
+    assert tl.gradgradcheck(lambda x: getattr(x * x, name)(axis=axis, keepdims=keepdims), x)
+
+
+@second_order
+@given(data=st.data())
+def test_shape_ops_and_indexing_second_derivative(data):
+    a = data.draw(arrays(data.draw(hnp.array_shapes(min_dims=1, max_dims=2, max_side=3))))
+    axes = data.draw(permutations(a.ndim))
+    basic = data.draw(hnp.basic_indices(a.shape, allow_newaxis=True, allow_ellipsis=True))
+    picks = data.draw(hnp.integer_array_indices(a.shape))
+    x = tl.Tensor(a, requires_grad=True)
+    assert tl.gradgradcheck(lambda x: (x * x).transpose(axes).reshape(-1), x)
+    assert tl.gradgradcheck(lambda x: (x * x)[basic], x)
+    assert tl.gradgradcheck(lambda x: (x * x)[picks] * x[picks], x)
+
+
+@pytest.mark.parametrize("name", sorted(UNARY))
+@second_order
+@given(data=st.data(), dtype=FLOAT_DTYPES)
+def test_first_derivative_is_the_same_with_and_without_a_graph(name, data, dtype):
+    """backward() runs each backward on arrays; create_graph=True runs the same lines on Tensors."""
+    op, _, domain = UNARY[name]
+    a = data.draw(arrays(data.draw(shapes), domain, dtype))
+    x = tl.Tensor(a, requires_grad=True)
+    op(x).sum().backward()
+    (with_graph,) = tl.autograd.grad(op(x).sum(), x, create_graph=True)
+    np.testing.assert_allclose(with_graph.data, x.grad, rtol=1e-6 if dtype == np.float32 else 1e-12)

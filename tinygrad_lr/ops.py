@@ -172,24 +172,22 @@ class Div(Op):
 class Pow(Op):
     def forward(self, a, b):
         # PyTorch's conventions at zero: a^0 has slope 0 in a everywhere, a = 0 included (not
-        # 0·0^-1 = nan), and 0^b has slope 0 in b wherever b >= 0 (not 0·log 0 = nan or -inf).
-        self.flat_in_a = b == 0
-        self.flat_in_b = (a == 0) & (b >= 0)
+        # 0·0^-1 = nan), and 0^b has slope 0 in b wherever b >= 0 (not 0·log 0 = nan or -inf). At
+        # those points backward takes the base as 1: its formulas then give exactly 0 there, make
+        # no inf or nan, and keep their own derivatives right everywhere else.
+        self.base_one_for_a = (b == 0) & ((a == 0) | np.isnan(a))
+        self.base_one_for_b = (a == 0) & (b >= 0)
         return a**b
 
     def backward(self, grad):
         a, b = self.inputs
         # d(a^b)/da = b·a^(b-1); d(a^b)/db = a^b·log(a), only asked for when b requires grad
-        # (a constant exponent on a negative base must not produce log of a negative number).
-        # Where a convention says 0, the base is first replaced by 1, so that no inf or nan is made
-        # there at all: not in this gradient, nor in the gradient of this gradient.
+        # (a constant exponent on a negative base must not produce log of a negative number)
         grad_a = grad_b = None
         if self.needs_input_grad[0]:
-            safe_a = where(self.flat_in_a, 1, a)
-            grad_a = where(self.flat_in_a, 0, grad * b * safe_a ** (b - 1))
+            grad_a = grad * b * where(self.base_one_for_a, 1, a) ** (b - 1)
         if self.needs_input_grad[1]:
-            safe_a = where(self.flat_in_b, 1, a)
-            grad_b = where(self.flat_in_b, 0, grad * self.output * log(safe_a))
+            grad_b = grad * self.output * log(where(self.base_one_for_b, 1, a))
         return grad_a, grad_b
 
 

@@ -1,0 +1,258 @@
+"""Derivatives as values (tl.autograd): gradients of gradients, Jacobians, Hessians, their
+products, gradgradcheck, and Newton's method landing on the closed form."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tinygrad_lr as tl
+from tests.strategies import arrays, regression_problems, small_shapes
+
+second_order = settings(max_examples=20)
+
+
+# ----- grad -----
+
+
+def test_grad_returns_gradients_and_touches_no_grad():
+    x = tl.Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    unused = tl.Tensor(np.array([5.0]), requires_grad=True)
+    (gx, gu) = tl.autograd.grad((x**3).sum(), [x, unused])
+    np.testing.assert_array_equal(gx.data, 3 * x.data**2)
+    np.testing.assert_array_equal(gu.data, [0.0])  # not used by the output: zeros
+    assert x.grad is None and unused.grad is None
+    assert isinstance(gx, tl.Tensor) and not gx.requires_grad
+
+
+def test_a_gradient_with_a_graph_can_be_differentiated_again_and_again():
+    x = tl.Tensor(np.array([0.5, -1.0]), requires_grad=True)
+    (g,) = tl.autograd.grad((x**4).sum(), x, create_graph=True)  # 4x³
+    (h,) = tl.autograd.grad(g.sum(), x, create_graph=True)  # 12x²
+    (t,) = tl.autograd.grad(h.sum(), x, create_graph=True)  # 24x
+    (f,) = tl.autograd.grad(t.sum(), x)  # 24
+    np.testing.assert_allclose(g.data, 4 * x.data**3)
+    np.testing.assert_allclose(h.data, 12 * x.data**2)
+    np.testing.assert_allclose(t.data, 24 * x.data)
+    np.testing.assert_allclose(f.data, [24.0, 24.0])
+
+
+def test_grad_of_a_non_scalar_needs_grad_outputs():
+    x = tl.Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    with pytest.raises(RuntimeError, match="pass grad_outputs"):
+        tl.autograd.grad(x * 2, x)
+    (g,) = tl.autograd.grad(x * x, x, grad_outputs=np.array([1.0, 10.0]))
+    np.testing.assert_array_equal(g.data, [2.0, 40.0])
+    with pytest.raises(RuntimeError, match="grad_outputs has shape"):
+        tl.autograd.grad(x * x, x, grad_outputs=np.ones(3))
+
+
+def test_grad_refuses_inputs_that_do_not_require_grad():
+    x = tl.Tensor(np.array([1.0]))
+    with pytest.raises(RuntimeError, match=r"input 0 .* does not require grad"):
+        tl.autograd.grad(x * 2, x)
+
+
+def test_grad_inside_no_grad_still_builds_the_graph_it_was_asked_for():
+    x = tl.Tensor(np.array([2.0]), requires_grad=True)
+    y = (x**3).sum()
+    with tl.no_grad():
+        (g,) = tl.autograd.grad(y, x, create_graph=True)
+    assert g.requires_grad
+    np.testing.assert_allclose(tl.autograd.grad(g.sum(), x)[0].data, [12.0])
+
+
+def test_grad_with_respect_to_an_intermediate_tensor():
+    x = tl.Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    hidden = x * 3
+    (g,) = tl.autograd.grad((hidden * hidden).sum(), hidden)
+    np.testing.assert_allclose(g.data, 2 * hidden.data)
+
+
+# ----- jacobian, hessian, vjp, hvp: torch.autograd.functional's shapes -----
+
+
+def test_jacobian_shapes_follow_torch():
+    x, y = np.arange(1.0, 4.0), np.arange(1.0, 3.0)  # shapes (3,) and (2,)
+    J = tl.autograd.jacobian(lambda x: x.exp(), x)
+    assert J.shape == (3, 3)
+    np.testing.assert_allclose(J.data, np.diag(np.exp(x)))
+    Jx, Jy = tl.autograd.jacobian(lambda x, y: x.sum() * y, x, y)  # output (2,)
+    assert Jx.shape == (2, 3) and Jy.shape == (2, 2)
+    (Ja, Jb), (Jc, Jd) = tl.autograd.jacobian(lambda x, y: (x * 2, y.sum()), x, y)
+    assert Ja.shape == (3, 3) and Jb.shape == (3, 2) and Jc.shape == (3,) and Jd.shape == (2,)
+    np.testing.assert_allclose(Jb.data, 0.0)
+
+
+@second_order
+@given(data=st.data())
+def test_jacobian_of_a_composite_matches_finite_differences(data):
+    a = data.draw(arrays(data.draw(small_shapes)))
+    w = np.linspace(-1.0, 1.0, a.size).reshape(a.shape)
+
+    def fn(x):
+        return (x * w).tanh() * x.exp() + (x * x).sum()
+
+    J = tl.autograd.jacobian(fn, a).data.reshape(a.size, a.size)
+    eps, numerical = 1e-6, np.zeros((a.size, a.size))
+    for k in range(a.size):
+        step = np.zeros(a.size)
+        step[k] = eps
+        plus = fn(tl.Tensor(a + step.reshape(a.shape))).data.ravel()
+        minus = fn(tl.Tensor(a - step.reshape(a.shape))).data.ravel()
+        numerical[:, k] = (plus - minus) / (2 * eps)
+    np.testing.assert_allclose(J, numerical, rtol=1e-5, atol=1e-7)
+
+
+def _hessian_by_formula(X, l2, fit_intercept):
+    """2·AᵀA/n + 2·l2·D, A = [X 1] (or X), D = I on the weights and 0 on the bias."""
+    n, d = X.shape
+    A = np.hstack([X, np.ones((n, 1))]) if fit_intercept else X
+    penalty = np.diag([1.0] * d + [0.0] * (A.shape[1] - d))
+    return 2 * A.T @ A / n + 2 * l2 * penalty
+
+
+def _objective(X, y, l2):
+    def loss(w, b=None):
+        pred = tl.ops.Affine.apply(X, w, b) if b is not None else tl.Tensor(X) @ w
+        return tl.losses.mse(pred, y) + tl.losses.l2_penalty([w], l2)
+
+    return loss
+
+
+@settings(max_examples=30)
+@given(problem=regression_problems(one_target=True))
+def test_hessian_of_mse_plus_l2_of_a_linear_model_is_the_closed_form_matrix(problem):
+    X, y, l2, fit_intercept = problem
+    X = X.reshape(len(X), -1)
+    d = X.shape[1]
+    w, b = np.zeros((d, 1)), np.zeros(1)
+    expected = _hessian_by_formula(X, l2, fit_intercept)
+    if fit_intercept:
+        (Hww, Hwb), (Hbw, Hbb) = tl.autograd.hessian(_objective(X, y, l2), w, b)
+        H = np.block(
+            [[Hww.data.reshape(d, d), Hwb.data.reshape(d, 1)], [Hbw.data.reshape(1, d), Hbb.data.reshape(1, 1)]]
+        )
+    else:
+        H = tl.autograd.hessian(_objective(X, y, l2), w).data.reshape(d, d)
+    np.testing.assert_allclose(H, expected, rtol=1e-10, atol=1e-12)
+
+
+@settings(max_examples=30)
+@given(problem=regression_problems(one_target=True), data=st.data())
+def test_hvp_is_the_hessian_times_v_and_vjp_is_v_times_the_jacobian(problem, data):
+    X, y, l2, _ = problem
+    X = X.reshape(len(X), -1)
+    d = X.shape[1]
+    w = data.draw(arrays((d, 1)))
+    v = data.draw(arrays((d, 1)))
+    loss = _objective(X, y, l2)
+    H = tl.autograd.hessian(loss, w).data.reshape(d, d)
+    value, Hv = tl.autograd.hvp(loss, w, v)
+    np.testing.assert_allclose(Hv.data.reshape(d), H @ v.reshape(d), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(value.item(), loss(tl.Tensor(w)).item())
+    upstream = data.draw(arrays((len(X), 1)))
+    out, vJ = tl.autograd.vjp(lambda w: tl.Tensor(X) @ w, w, upstream)
+    np.testing.assert_allclose(vJ.data, X.T @ upstream, rtol=1e-12, atol=1e-12)
+    assert out.shape == (len(X), 1) and not out.requires_grad
+
+
+# ----- your own op, once or twice differentiable -----
+
+
+class SinOnce(tl.Function):
+    """Written in NumPy: first-order gradients only."""
+
+    def forward(self, x):
+        self.x = x
+        return np.sin(x)
+
+    def backward(self, grad):
+        return grad * np.cos(self.x)
+
+
+class Sin(tl.Function):
+    differentiable_backward = True
+
+    def forward(self, x):
+        return np.sin(x)
+
+    def backward(self, grad):
+        (x,) = self.inputs
+        return grad * Cos.apply(x)
+
+
+class Cos(tl.Function):
+    differentiable_backward = True
+
+    def forward(self, x):
+        return np.cos(x)
+
+    def backward(self, grad):
+        (x,) = self.inputs
+        return -grad * Sin.apply(x)
+
+
+def test_a_numpy_backward_serves_first_order_and_names_itself_for_more():
+    x = tl.Tensor(np.array([0.3, 1.2]), requires_grad=True)
+    assert tl.gradcheck(SinOnce.apply, x)
+    with pytest.raises(RuntimeError, match=r"SinOnce\.backward is written for arrays only.*differentiable_backward"):
+        tl.autograd.grad(SinOnce.apply(x).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="SinOnce"):
+        tl.autograd.hessian(lambda x: SinOnce.apply(x).sum(), x.data)
+
+
+def test_a_backward_written_with_tensor_ops_is_differentiable_any_number_of_times():
+    x = tl.Tensor(np.array([0.3, 1.2]), requires_grad=True)
+    assert tl.gradcheck(Sin.apply, x)
+    assert tl.gradgradcheck(Sin.apply, x)
+    H = tl.autograd.hessian(lambda x: Sin.apply(x).sum(), x.data)
+    np.testing.assert_allclose(H.data, np.diag(-np.sin(x.data)), rtol=1e-12)
+
+
+def test_gradgradcheck_catches_a_wrong_second_derivative():
+    class Square(tl.Function):
+        """x², with a right first derivative whose own derivative is wrong: 2x is built as 2·(a constant copy of x)."""
+
+        differentiable_backward = True
+
+        def forward(self, x):
+            return x * x
+
+        def backward(self, grad):
+            (x,) = self.inputs
+            return grad * 2 * tl.Tensor(np.asarray(x)) if isinstance(x, tl.Tensor) else grad * 2 * x
+
+    x = tl.Tensor(np.array([0.5, 1.5]), requires_grad=True)
+    assert tl.gradcheck(Square.apply, x)
+    with pytest.raises(tl.GradcheckError, match="gradgradcheck: the derivative of the gradient for input 0"):
+        tl.gradgradcheck(Square.apply, x)
+
+
+# ----- Newton's method -----
+
+
+@settings(max_examples=30)
+@given(problem=regression_problems(one_target=True))
+def test_one_newton_step_lands_on_ridge(problem):
+    X, y, l2, fit_intercept = problem
+    X = X.reshape(len(X), -1)
+    model = tl.nn.Linear(X.shape[1], 1, bias=fit_intercept, seed=0, dtype=np.float64)
+    opt = tl.optim.Newton(model.parameters())
+    loss = opt.step(lambda: tl.losses.mse(model(X), y) + tl.losses.l2_penalty([model.weight], l2))
+    assert loss.requires_grad  # the loss before the step, as the closure returned it
+    coef, intercept = tl.solvers.ridge(X, y, l2, fit_intercept=fit_intercept)
+    np.testing.assert_allclose(model.weight.data[:, 0], coef, rtol=1e-8, atol=1e-8)
+    if fit_intercept:
+        assert model.bias.data[0] == pytest.approx(intercept, rel=1e-8, abs=1e-8)
+
+
+def test_newton_needs_a_closure_and_checks_damping():
+    p = tl.Tensor(np.array([1.0]), requires_grad=True)
+    with pytest.raises(TypeError, match="closure"):
+        tl.optim.Newton([p]).step()
+    with pytest.raises(ValueError, match="Newton: damping must be a finite number >= 0"):
+        tl.optim.Newton([p], damping=-1.0)
+    opt = tl.optim.Newton([p], lr=0.5, damping=1.0)
+    opt.step(lambda: (p * p).sum())  # H = 2, g = 2: p ← 1 - 0.5·2/(2 + 1)
+    np.testing.assert_allclose(p.data, [1 - 0.5 * 2 / 3])
