@@ -20,8 +20,6 @@ from workloads import Result, Workload
 
 import tinygrad_lr as tl
 
-OPTIMIZERS = {"adam": tl.optim.Adam, "rmsprop": tl.optim.RMSprop, "gd": tl.optim.GradientDescent}
-
 
 def available() -> str | None:
     return None
@@ -49,7 +47,7 @@ class Loop:
     def prepare(workload: Workload) -> Callable[[], Result]:
         X, y, l2 = workload.X, workload.y, workload.l2
         X_val, y_val = workload.X_val, workload.y_val
-        make_optimizer = OPTIMIZERS[workload.optimizer]
+        make_optimizer = tl.optim.BY_NAME[workload.optimizer][0]
 
         def train() -> Result:
             model = _model(workload)
@@ -107,7 +105,7 @@ class Fit:
 
     @staticmethod
     def prepare(workload: Workload) -> Callable[[], Result]:
-        make_optimizer = OPTIMIZERS[workload.optimizer]
+        make_optimizer = tl.optim.BY_NAME[workload.optimizer][0]
         if workload.X_val is not None:
             # fit cuts the validation rows off the end itself, as Keras' validation_split does
             x_all = np.concatenate([workload.X, workload.X_val])

@@ -41,7 +41,7 @@ def phase_loop(workload: workloads.Workload, mark) -> None:
     """The benchmark's hand-written loop with `mark(i)` called after line i (and `mark(-1)` before each step)."""
     X, y, l2 = workload.X, workload.y, workload.l2
     model = impl_tinygrad._model(workload)
-    optimizer = impl_tinygrad.OPTIMIZERS[workload.optimizer](model.parameters(), lr=workload.lr)
+    optimizer = tl.optim.BY_NAME[workload.optimizer][0](model.parameters(), lr=workload.lr)
     for epoch in workload.schedule:
         for batch in epoch:
             mark(-1)

@@ -12,11 +12,10 @@ from hypothesis.extra import numpy as hnp
 
 import tinygrad_lr as tl
 from tests.strategies import FLOAT_DTYPES, arrays
-from tinygrad_lr.training import OPTIMIZERS
 
 # ----- small strategies of this file -----
 
-OPTIMIZER_NAMES = st.sampled_from(sorted(OPTIMIZERS))
+OPTIMIZER_NAMES = st.sampled_from(sorted(tl.optim.BY_NAME))
 
 
 def edge_values(dtype):
@@ -157,7 +156,7 @@ def test_an_optimizer_given_a_parameter_twice_always_refuses(count, name, bound_
     given_params = [tensors[i] for i in picks]
     second = next(i for i in range(len(picks)) if picks[i] in picks[:i])
     first = picks.index(picks[second])
-    optimizer_class, lr = OPTIMIZERS[name]
+    optimizer_class, lr = tl.optim.BY_NAME[name]
     with pytest.raises(ValueError, match=rf"parameter {second} is parameter {first} again"):
         if bound_later:
             optimizer_class(lr=lr).bind(given_params)
@@ -175,7 +174,7 @@ def test_an_optimizer_given_a_parameter_twice_always_refuses(count, name, bound_
 def test_an_optimizer_serving_one_model_always_refuses_a_second(first, second, name, bound_by, borrow_a_layer):
     if borrow_a_layer:  # the second model shares a layer with the first, but has parameters of its own too
         second = tl.nn.Sequential([*first.layers, tl.nn.Linear(first.layers[-1].out_features, 1)])
-    optimizer_class, lr = OPTIMIZERS[name]
+    optimizer_class, lr = tl.optim.BY_NAME[name]
     optimizer = optimizer_class(first.parameters() if bound_by == "constructor" else None, lr=lr)
     first.compile(optimizer=optimizer)
     with pytest.raises(ValueError, match=r"already bound to other parameters .*fresh instance"):

@@ -25,7 +25,7 @@ import numpy as np
 import tinygrad_lr as tl
 
 PROG = "tinygrad-lr"
-OPTIMIZERS = {"gd": tl.optim.GradientDescent, "adam": tl.optim.Adam, "rmsprop": tl.optim.RMSprop}
+OPTIMIZERS = ("gd", "adam", "rmsprop")  # names in tl.optim.BY_NAME
 # Default learning rates. Adam and RMSprop move each parameter by about `lr` per step, whatever the
 # gradient's scale, and on the Boston data the bias has to travel ~30 units: with lr 2, Adam's
 # 1000 full-batch steps reach the closed form; RMSprop, having no momentum, ends hovering within
@@ -353,7 +353,7 @@ def train(args: argparse.Namespace, data: Dataset, lr: float, scaler: tl.data.St
     Z_train, Z_val = model_space(data.X_train), model_space(data.X_val)
     d = Z_train.shape[1]
     model = tl.nn.Sequential([tl.nn.Linear(d, 1, seed=args.seed, dtype=np.float64)])
-    model.compile(loss="mse", optimizer=OPTIMIZERS[args.optimizer](lr=lr), l2=args.l2)
+    model.compile(loss="mse", optimizer=tl.optim.BY_NAME[args.optimizer][0](lr=lr), l2=args.l2)
     layer = model.layers[0]
     initial_loss = _objective(Z_train, data.y_train, layer.weight.data[:, 0], float(layer.bias.data[0]), args.l2)
     engine_loss = model.evaluate(Z_train, data.y_train)  # as fit's first step will compute it

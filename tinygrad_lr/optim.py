@@ -20,6 +20,7 @@ from tinygrad_lr import autograd
 from tinygrad_lr.tensor import Tensor
 
 __all__ = [
+    "BY_NAME",
     "SGD",
     "Adam",
     "GradientDescent",
@@ -366,3 +367,13 @@ class Newton(Optimizer):
             start += p.size
         self.steps += 1
         return loss
+
+
+# The one table of optimizer names (compile, the command line and the benchmarks read it):
+# name -> (the rule, Keras' default learning rate for it)
+BY_NAME: dict[str, tuple[type[Optimizer], float]] = {
+    "sgd": (GradientDescent, 0.01),
+    "gd": (GradientDescent, 0.01),
+    "adam": (Adam, 0.001),
+    "rmsprop": (RMSprop, 0.001),
+}

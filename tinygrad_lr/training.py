@@ -19,13 +19,6 @@ from tinygrad_lr.nn import Linear, Module, Sequential
 from tinygrad_lr.optim import TrainingDivergedError
 from tinygrad_lr.tensor import Tensor, no_grad
 
-# name: (optimizer class, Keras' default learning rate)
-OPTIMIZERS: dict[str, tuple[type[optim.Optimizer], float]] = {
-    "sgd": (optim.GradientDescent, 0.01),
-    "gd": (optim.GradientDescent, 0.01),
-    "adam": (optim.Adam, 0.001),
-    "rmsprop": (optim.RMSprop, 0.001),
-}
 LOSSES: dict[str, Callable[[Tensor, Any], Tensor]] = {
     "mse": losses.mse,
     "mean_squared_error": losses.mse,
@@ -72,9 +65,9 @@ def compile(
             raise ValueError(f"compile: unknown loss {loss!r}; choose one of {sorted(LOSSES)} or pass a function")
         loss = LOSSES[loss]
     if isinstance(optimizer, str):
-        if optimizer.lower() not in OPTIMIZERS:
-            raise ValueError(f"compile: unknown optimizer {optimizer!r}; choose one of {sorted(OPTIMIZERS)}")
-        optimizer_class, lr = OPTIMIZERS[optimizer.lower()]
+        if optimizer.lower() not in optim.BY_NAME:
+            raise ValueError(f"compile: unknown optimizer {optimizer!r}; choose one of {sorted(optim.BY_NAME)}")
+        optimizer_class, lr = optim.BY_NAME[optimizer.lower()]
         optimizer = optimizer_class(lr=lr)
     if not isinstance(optimizer, optim.Optimizer):
         raise TypeError(f"compile: optimizer must be a name or a tl.optim optimizer, got {type(optimizer).__name__}")
