@@ -43,6 +43,7 @@ def test_every_example_is_tested():
         "04_keras_progress",
         "05_boston_rooms",
         "06_polynomial",
+        "07_newton_and_curvature",
     ]
 
 
@@ -126,3 +127,53 @@ def test_example_runs_as_a_script(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "model.predict([20.0])" in done.stdout
     assert (tmp_path / "out" / "03_fit.png").exists()
+
+
+# ----- walkthrough 7: the curvature from the engine's second derivatives, and Newton's method -----
+
+DATA_SETS = ("boston", "stuck_bias")
+
+
+@pytest.fixture(scope="module")
+def newton_and_curvature(tmp_path_factory):
+    out_dir = tmp_path_factory.mktemp("example_7")
+    results, stdout = run_example("07_newton_and_curvature", out_dir)
+    return results, stdout, out_dir
+
+
+def test_newton_and_curvature_runs_and_writes_its_pictures(newton_and_curvature):
+    results, stdout, out_dir = newton_and_curvature
+    assert_pngs(out_dir, ["07_loss.png", "07_paths.png"])
+    assert str(out_dir / "07_loss.png") in stdout
+    assert "not within 100 epochs" in stdout  # fast mode: gradient descent on the stuck bias is capped
+    for key in DATA_SETS:
+        assert results[f"{key}_newton_epochs"] == 1
+
+
+def test_engine_hessian_of_mse_plus_l2_is_the_closed_form_matrix(newton_and_curvature):
+    results, _, _ = newton_and_curvature
+    for key in DATA_SETS:
+        np.testing.assert_allclose(results[f"{key}_hessian"], results[f"{key}_hessian_closed_form"], rtol=1e-8)
+        assert results[f"{key}_hessian_max_difference"] < 1e-8 * np.abs(results[f"{key}_hessian_closed_form"]).max()
+
+
+def test_power_iteration_on_hvp_gives_the_stable_learning_rate(newton_and_curvature):
+    results, _, _ = newton_and_curvature
+    for key in DATA_SETS:
+        assert results[f"{key}_power_lr"] == pytest.approx(results[f"{key}_stable_lr"], rel=1e-5)
+        assert results[f"{key}_lambda_max"] == pytest.approx(max(results[f"{key}_eigenvalues"]), rel=1e-8)
+    assert results["stuck_bias_stable_lr"] == pytest.approx(3e-8, rel=0.01)  # walkthrough 2's bound
+    assert results["stuck_bias_condition_number"] > 1e7
+    assert 1e3 < results["boston_condition_number"] < 1e4
+
+
+def test_one_newton_step_lands_on_ridge(newton_and_curvature):
+    results, _, _ = newton_and_curvature
+    for key in DATA_SETS:
+        assert results[f"{key}_newton_coef"] == pytest.approx(results[f"{key}_ridge_coef"], rel=1e-8)
+        assert results[f"{key}_newton_intercept"] == pytest.approx(results[f"{key}_ridge_intercept"], rel=1e-8)
+        # gradient descent and Adam, a few hundred epochs in (fast mode), are nowhere near yet
+        assert results[f"{key}_gd_epochs"] is None and results[f"{key}_adam_epochs"] is None
+    # what the condition number implies: ~2e4 epochs of gradient descent on Boston, ~3e8 on the stuck bias
+    assert 1e4 < results["boston_gd_epochs_implied"] < 1e5
+    assert results["stuck_bias_gd_epochs_implied"] > 1e8
