@@ -71,61 +71,70 @@ def train(X, y, W, b, lr: float, epochs: int, after_epoch) -> None:
         after_epoch(epoch)
 
 
-def main(out_dir: str | Path = ".", fast: bool = False) -> dict:
-    """Run the tutorial, the diagnosis and both cures; save the pictures; return the key numbers."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    x = np.arange(10000.0)
-    y = 3.657 * x + 0.33 * rng.standard_normal(len(x))
-    X, Y = x.reshape(-1, 1), y.reshape(-1, 1)
-    W0, b0 = truncated_normal((1, 1), 0.01, rng), truncated_normal((1, 1), 0.01, rng)
+class Problem:
+    """The tutorial's data and starting point, the exact optimum, and every run so far."""
 
-    # The exact minimiser of the tutorial's loss: every run below is measured against it
-    (ridge_W,), ridge_b = tl.solvers.ridge(x, y, l2=L2)
-    ridge_loss = objective(X, Y, ridge_W, ridge_b)
-    runs = {}  # name -> (W, b) after each epoch, in x's units
+    def __init__(self):
+        rng = np.random.default_rng(0)
+        self.x = np.arange(10000.0)  # (n,)
+        self.y = 3.657 * self.x + 0.33 * rng.standard_normal(len(self.x))  # (n,)
+        self.X, self.Y = self.x.reshape(-1, 1), self.y.reshape(-1, 1)  # (n, 1)
+        self.W0 = truncated_normal((1, 1), 0.01, rng)  # where every run starts
+        self.b0 = truncated_normal((1, 1), 0.01, rng)
+        # The exact minimiser of the tutorial's loss: every run is measured against it
+        (self.ridge_W,), self.ridge_b = tl.solvers.ridge(self.x, self.y, l2=L2)
+        self.ridge_loss = objective(self.X, self.Y, self.ridge_W, self.ridge_b)
+        self.runs = {}  # name -> (W, b) after each epoch, in x's units
+        self.labels = {}  # name -> its row in the side-by-side table
 
-    def recorder(name: str, every: int, read):
+    def recorder(self, name: str, label: str, every: int, read):
         """An after_epoch hook: store `read()` = (W, b) in x's units, print it every `every` epochs."""
-        runs[name] = []
+        self.runs[name] = []
+        self.labels[name] = label
 
         def after_epoch(epoch: int) -> None:
             w_value, b_value = read()
-            runs[name].append((w_value, b_value))
+            self.runs[name].append((w_value, b_value))
             if epoch % every == 0:
-                loss = objective(X, Y, w_value, b_value)
+                loss = objective(self.X, self.Y, w_value, b_value)
                 print(f"Epoch {epoch}: W = {w_value:.6f}, b = {b_value:.6f}, loss = {loss:.6f}")
 
         return after_epoch
 
-    # ----- 1. the tutorial: unscaled x, lr 1e-10 -----
-    epochs = 200 if fast else EPOCHS
+
+def run_tutorial(problem: Problem, epochs: int) -> float:
+    """1. The tutorial as written, on unscaled x with lr 1e-10; returns the seconds per step."""
     print(f"1. The tutorial: unscaled x, lr {LR:g}, batches of {BATCH_SIZE}, {epochs} epochs")
     # Copies: a Tensor shares the memory of a float64 array, and the optimizer updates in place
-    W = tl.Tensor(W0.copy(), requires_grad=True)
-    b = tl.Tensor(b0.copy(), requires_grad=True)
+    W = tl.Tensor(problem.W0.copy(), requires_grad=True)
+    b = tl.Tensor(problem.b0.copy(), requires_grad=True)
+    label = f"1. tutorial, {epochs} epochs"
+    after_epoch = problem.recorder("tutorial", label, PRINT_EVERY, lambda: (W.item(), b.item()))
     start = time.perf_counter()
-    train(tl.Tensor(X), tl.Tensor(Y), W, b, LR, epochs, recorder("tutorial", PRINT_EVERY, lambda: (W.item(), b.item())))
+    train(tl.Tensor(problem.X), tl.Tensor(problem.Y), W, b, LR, epochs, after_epoch)
     seconds_per_step = (time.perf_counter() - start) / (2 * epochs)
-    tutorial_W, tutorial_b = runs["tutorial"][-1]
+    run = problem.runs["tutorial"]
+    b_initial, tutorial_b = problem.b0.item(), run[-1][1]
     # b did move early on, while W was far off and every residual pulled it the same way; once W
     # had settled, b stopped. Its remaining distance to the optimum is what the loss cannot shake.
-    late_change = tutorial_b - runs["tutorial"][epochs // 2 - 1][1]
-    remaining = (ridge_b - tutorial_b) / (ridge_b - b0.item())
+    late_change = tutorial_b - run[epochs // 2 - 1][1]
+    remaining = (problem.ridge_b - tutorial_b) / (problem.ridge_b - b_initial)
     print(
-        f"b: started at {b0.item():.6f}, changed by {late_change:.1e} over the last {epochs // 2} epochs, "
-        f"optimum {ridge_b:.6f}: {remaining:.0%} of its way is left"
+        f"b: started at {b_initial:.6f}, changed by {late_change:.1e} over the last {epochs // 2} epochs, "
+        f"optimum {problem.ridge_b:.6f}: {remaining:.0%} of its way is left"
     )
+    return seconds_per_step
 
-    # ----- 2. why: the curvature of the loss along W and along b -----
+
+def explain_stuck_bias(problem: Problem, seconds_per_step: float) -> dict[str, float]:
+    """2. The curvature of the loss along W and along b; returns the numbers that show why b is stuck."""
     # The loss is a quadratic bowl in (W, b). Its Hessian has a steep eigenvalue λ_max (mostly W,
     # whose input x is in the thousands) and a flat one λ_min (mostly b, whose input is 1).
     # Gradient descent is stable only for lr < 2/λ_max, and each step shrinks the error along the
     # flat direction by the factor (1 - lr·λ_min): with λ_min/λ_max ≈ 1e-8, b is left behind at
     # every stable lr. W meanwhile settles where it best makes up for the wrong b.
-    lr_max = tl.solvers.stable_learning_rate(X, l2=L2)
-    condition = tl.solvers.hessian_condition_number(X, l2=L2)
+    lr_max = tl.solvers.stable_learning_rate(problem.X, l2=L2)
+    condition = tl.solvers.hessian_condition_number(problem.X, l2=L2)
     curvature_max = 2 / lr_max
     curvature_min = curvature_max / condition
     print("\n2. Why the bias barely moves")
@@ -139,10 +148,17 @@ def main(out_dir: str | Path = ".", fast: bool = False) -> dict:
         hours = steps * seconds_per_step / 3600
         print(f"at {name} {lr:.3g}, a step moves b {lr * curvature_min:.2g} of its remaining way;")
         print(f"  90% of the way takes {steps:.2g} steps = {steps / 2:.2g} epochs = {hours:,.0f} hours at this speed")
+    return {
+        "stable_lr": lr_max,
+        "condition_number": condition,
+        "steps_to_move_b": steps_at["the largest stable lr"],
+    }
 
-    # ----- 3a. the cure: standardise x -----
+
+def standardise_x(problem: Problem) -> None:
+    """3a. The first cure: standardise x, and gradient descent converges in a few dozen epochs."""
     scaler = tl.data.Standardizer()
-    Z = scaler.fit_transform(X)  # (x - mean) / std: mean 0, variance 1
+    Z = scaler.fit_transform(problem.X)  # (x - mean) / std: mean 0, variance 1
     print("\n3a. Standardise x: z = (x - mean) / std")
     print(
         f"condition number {tl.solvers.hessian_condition_number(Z, l2=L2):.3g}, "
@@ -150,26 +166,22 @@ def main(out_dir: str | Path = ".", fast: bool = False) -> dict:
     )
     # The penalty now falls on the weight of z, which is std(x) = 2887 times the weight of x: a
     # slightly different objective, whose optimum b differs from ridge's by about 2e-6.
-    W = tl.Tensor(W0.copy(), requires_grad=True)
-    b = tl.Tensor(b0.copy(), requires_grad=True)
+    W = tl.Tensor(problem.W0.copy(), requires_grad=True)
+    b = tl.Tensor(problem.b0.copy(), requires_grad=True)
 
     def standardised_in_x_units() -> tuple[float, float]:
         (coef,), intercept = tl.data.unscale_linear(W.data[:, 0], b.item(), scaler)
         return float(coef), intercept
 
-    standardised_lr, standardised_epochs = 0.1, 50
-    print(f"gradient descent, lr {standardised_lr}, same batches and starting point; W, b in x's units:")
-    train(
-        tl.Tensor(Z),
-        tl.Tensor(Y),
-        W,
-        b,
-        standardised_lr,
-        standardised_epochs,
-        recorder("standardised", 10, standardised_in_x_units),
-    )
+    lr, epochs = 0.1, 50
+    print(f"gradient descent, lr {lr}, same batches and starting point; W, b in x's units:")
+    label = f"3a. standardised, {epochs} epochs"
+    after_epoch = problem.recorder("standardised", label, 10, standardised_in_x_units)
+    train(tl.Tensor(Z), tl.Tensor(problem.Y), W, b, lr, epochs, after_epoch)
 
-    # ----- 3b. fold the bias into the weights -----
+
+def fold_bias_into_weights(problem: Problem) -> None:
+    """3b. The second cure: a constant column for the bias, scaled up to x's size."""
     # X1 = [x, 1] and W1 = [W; b] give the same predictions X1 @ W1 = xW + b, hence the same bowl
     # and the same condition number: folding alone fixes nothing. What it buys is freedom: the
     # constant column may hold any constant c, with b = c·W1[1]. With c = the root mean square of
@@ -177,76 +189,102 @@ def main(out_dir: str | Path = ".", fast: bool = False) -> dict:
     # positive, so its column and the constant one still point in similar directions (centring x,
     # as 3a does, removes that too).
     print("\n3b. Fold the bias into the weights: X1 = [x, c], W1 = [W; b/c]")
-    rms = float(np.sqrt(np.mean(x**2)))
+    rms = float(np.sqrt(np.mean(problem.x**2)))
     for c in (1.0, rms):
-        X1 = np.hstack([X, np.full_like(X, c)])
+        X1 = np.hstack([problem.X, np.full_like(problem.X, c)])
         condition_1 = tl.solvers.hessian_condition_number(X1, l2=L2, fit_intercept=False)
         print(f"c = {c:<8.6g} condition number {condition_1:.3g}")
     c = rms  # X1 now holds this column
     # The second batch (x = 5000..9999) is the steeper one; half its bound keeps both stable
-    folded_lr = 0.5 * min(
+    lr = 0.5 * min(
         tl.solvers.stable_learning_rate(X1[batch], l2=L2, fit_intercept=False)
         for batch in tl.data.batch_indices(len(X1), BATCH_SIZE)
     )
-    W1 = tl.Tensor(np.vstack([W0, b0 / c]), requires_grad=True)
+    W1 = tl.Tensor(np.vstack([problem.W0, problem.b0 / c]), requires_grad=True)
 
     def folded_in_x_units() -> tuple[float, float]:
         return float(W1.data[0, 0]), float(c * W1.data[1, 0])
 
-    folded_epochs = 200
-    print(f"gradient descent with c = {c:.6g}, lr {folded_lr:.3g}, same batches and starting point:")
-    train(tl.Tensor(X1), tl.Tensor(Y), W1, None, folded_lr, folded_epochs, recorder("folded", 40, folded_in_x_units))
+    epochs = 200
+    print(f"gradient descent with c = {c:.6g}, lr {lr:.3g}, same batches and starting point:")
+    after_epoch = problem.recorder("folded", f"3b. folded, c = {c:.0f}, {epochs} epochs", 40, folded_in_x_units)
+    train(tl.Tensor(X1), tl.Tensor(problem.Y), W1, None, lr, epochs, after_epoch)
 
-    # ----- 4. side by side -----
+
+def compare_runs(problem: Problem) -> None:
+    """4. Side by side: each run's final W, b and loss, and the optimum."""
     print(f"\n{'':36}{'W':>9}{'b':>11}{'loss':>11}")
-    rows = {
-        "tutorial": f"1. tutorial, {epochs} epochs",
-        "standardised": f"3a. standardised, {standardised_epochs} epochs",
-        "folded": f"3b. folded, c = {c:.0f}, {folded_epochs} epochs",
-    }
-    for key, label in rows.items():
-        w_value, b_value = runs[key][-1]
-        print(f"{label:36}{w_value:9.6f}{b_value:11.6f}{objective(X, Y, w_value, b_value):11.6f}")
-    print(f"{'optimum (tl.solvers.ridge)':36}{ridge_W:9.6f}{ridge_b:11.6f}{ridge_loss:11.6f}")
+    for key, label in problem.labels.items():
+        w_value, b_value = problem.runs[key][-1]
+        print(f"{label:36}{w_value:9.6f}{b_value:11.6f}{objective(problem.X, problem.Y, w_value, b_value):11.6f}")
+    print(f"{'optimum (tl.solvers.ridge)':36}{problem.ridge_W:9.6f}{problem.ridge_b:11.6f}{problem.ridge_loss:11.6f}")
     # With two fixed batches each step pulls towards its own batch's optimum, so gradient descent at
     # a fixed lr ends on a small cycle around the optimum rather than on it
     print("(the cures end within 0.001 of the optimal b: with two fixed batches, gradient descent at a fixed")
     print(" lr circles the optimum, each batch pulling towards its own; one batch of 10000 lands on it)")
 
+
+def draw_pictures(problem: Problem, out_dir: Path) -> None:
+    """02_fit.png, the tutorial's line over the data, and 02_loss.png, every run's loss above the optimum."""
+    tutorial = problem.runs["tutorial"]  # one (W, b) per epoch
+    tutorial_W, tutorial_b = tutorial[-1]
     sign = "-" if tutorial_b < 0 else "+"
     tl.plot.plot_fit(
-        x,
-        y,
+        problem.x,
+        problem.y,
         coef=tutorial_W,
         intercept=tutorial_b,
-        reference=(ridge_W, ridge_b),
+        reference=(problem.ridge_W, problem.ridge_b),
         # b's error, 0.005, is invisible next to y's range: only the loss and the numbers show it
-        title=f"After {epochs} epochs: y = {tutorial_W:.4f}x {sign} {abs(tutorial_b):.4f} (optimal b: {ridge_b:.4f})",
+        title=(
+            f"After {len(tutorial)} epochs: y = {tutorial_W:.4f}x {sign} {abs(tutorial_b):.4f} "
+            f"(optimal b: {problem.ridge_b:.4f})"
+        ),
         path=out_dir / "02_fit.png",
     )
+
+    def excess(run: list[tuple[float, float]]) -> list[float]:
+        return [objective(problem.X, problem.Y, *wb) - problem.ridge_loss for wb in run]
+
     # The loss above the optimum per epoch, the tutorial's curve drawn by tl.plot and the cures added
     figure = tl.plot.plot_loss(
-        {"loss - optimum": [objective(X, Y, *wb) - ridge_loss for wb in runs["tutorial"]]},
+        {"loss - optimum": excess(tutorial)},
         title="Loss above the optimum: the tutorial's stalls because b is stuck",
     )
     ax = figure.axes[0]
     ax.lines[0].set_label("1. tutorial (unscaled x)")
     for color, key in (("C1", "standardised"), ("C2", "folded")):
-        excess = [objective(X, Y, *wb) - ridge_loss for wb in runs[key]]
-        ax.plot(range(1, len(excess) + 1), excess, color=color, label=rows[key].split(",")[0])
+        losses = excess(problem.runs[key])
+        ax.plot(range(1, len(losses) + 1), losses, color=color, label=problem.labels[key].split(",")[0])
     ax.set_xscale("log")
     ax.legend(frameon=False)
     figure.savefig(out_dir / "02_loss.png", dpi=120)
-    results = {f"{key}_{name}": value for key, run in runs.items() for name, value in zip(("W", "b"), run[-1])}
+
+
+def key_numbers(problem: Problem, diagnosis: dict[str, float]) -> dict:
+    """Every run's final W and b, the starting b, the optimum, and the diagnosis's numbers."""
+    results = {f"{key}_{name}": value for key, run in problem.runs.items() for name, value in zip(("W", "b"), run[-1])}
     results.update(
-        b_initial=float(b0.item()),
-        ridge_W=float(ridge_W),
-        ridge_b=float(ridge_b),
-        stable_lr=lr_max,
-        condition_number=condition,
-        steps_to_move_b=steps_at["the largest stable lr"],
+        b_initial=float(problem.b0.item()),
+        ridge_W=float(problem.ridge_W),
+        ridge_b=float(problem.ridge_b),
+        **diagnosis,
     )
     return results
+
+
+def main(out_dir: str | Path = ".", fast: bool = False) -> dict:
+    """Run the tutorial, the diagnosis and both cures; save the pictures; return the key numbers."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    problem = Problem()
+    seconds_per_step = run_tutorial(problem, epochs=200 if fast else EPOCHS)
+    diagnosis = explain_stuck_bias(problem, seconds_per_step)
+    standardise_x(problem)
+    fold_bias_into_weights(problem)
+    compare_runs(problem)
+    draw_pictures(problem, out_dir)
+    return key_numbers(problem, diagnosis)
 
 
 if __name__ == "__main__":

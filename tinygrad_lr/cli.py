@@ -5,9 +5,10 @@
 
 It trains `Sequential([Linear(d, 1)])` in float64 with `model.fit`, solves the same objective
 exactly with `tl.solvers.ols` / `ridge` on the same training rows, and prints both in the data's
-original units with the gap between them, the final losses, and R² on held-out test rows; then it
-writes `fit.png` and `loss.png`. Bad input ends with one line on stderr, `tinygrad-lr: error: ...`,
-and exit code 2; a run that diverges prints its report, then such a line, and exits 1.
+original units with the gap between them, the final losses, and R² on held-out test rows (the
+lines of `tinygrad_lr.report`); then it writes `fit.png` and `loss.png`. Bad input ends with one
+line on stderr, `tinygrad-lr: error: ...`, and exit code 2; a run that diverges prints its report,
+then such a line, and exits 1.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ import contextlib
 import math
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 import tinygrad_lr as tl
+from tinygrad_lr.report import Dataset, Result, line, number, report
+
+__all__ = ["build_parser", "main"]
 
 PROG = "tinygrad-lr"
 OPTIMIZERS = ("gd", "adam", "rmsprop")  # names in tl.optim.BY_NAME
@@ -34,8 +37,6 @@ OPTIMIZERS = ("gd", "adam", "rmsprop")  # names in tl.optim.BY_NAME
 DEFAULT_LR = {"adam": 2.0, "rmsprop": 0.1}
 DEFAULT_EPOCHS = 1000
 PROGRESS_LINES = 10  # with more epochs than twice this, only about this many progress reports
-LABEL = 14  # width of the labels in the report ("Closed form:  ")
-HUGE = 1e6  # a percentage or R² this large is shown in scientific notation, not as dozens of digits
 
 
 class UsageError(Exception):
@@ -192,21 +193,6 @@ def _check_options(args: argparse.Namespace) -> None:
 # ----- the data -----
 
 
-@dataclass
-class Dataset:
-    """The rows split three ways, in the data's original units. X: (n, d), y: (n,)."""
-
-    source: str  # "Boston housing (bundled)" or the CSV path
-    target: str
-    features: list[str]
-    X_train: np.ndarray
-    y_train: np.ndarray
-    X_val: np.ndarray
-    y_val: np.ndarray
-    X_test: np.ndarray
-    y_test: np.ndarray
-
-
 def _split(X: np.ndarray, y: np.ndarray, fraction: float, option: str):
     try:
         return tl.data.validation_split(X, y, fraction)
@@ -255,29 +241,6 @@ def load_data(args: argparse.Namespace) -> Dataset:
 
 
 # ----- training and the closed form -----
-
-
-@dataclass
-class Result:
-    """Learned and closed-form (coef (d,), intercept) in original units, objectives, R² and the history."""
-
-    initial_loss: float  # the training objective at the initial weights
-    coef: np.ndarray
-    intercept: float
-    optimum_coef: np.ndarray
-    optimum_intercept: float
-    train_loss: float
-    optimum_loss: float
-    val_loss: float | None
-    optimum_val_loss: float | None
-    r2: float
-    optimum_r2: float
-    history: tl.callbacks.History
-
-    @property
-    def diverged(self) -> bool:
-        """Training made the objective worse than at the initial weights, or beyond float64."""
-        return not math.isfinite(self.train_loss) or self.train_loss > self.initial_loss
 
 
 class SparseProgress(tl.callbacks.ProgressBar):
@@ -399,7 +362,7 @@ def train(args: argparse.Namespace, data: Dataset, lr: float, scaler: tl.data.St
     for which, weights in (("closed-form", optimum_coef), ("learned", coef)):
         if not np.all(np.isfinite(weights)):
             raise UsageError(
-                f"the {which} weights in the data's original units are beyond float64 ({_number(weights.flat[0])}, "
+                f"the {which} weights in the data's original units are beyond float64 ({number(weights.flat[0])}, "
                 "...): the features are too small for the target's scale; rescale the feature columns"
             )
     X_r2, y_r2 = (data.X_test, data.y_test) if len(data.X_test) else (data.X_train, data.y_train)
@@ -464,109 +427,6 @@ def write_pictures(args: argparse.Namespace, data: Dataset, result: Result, out_
     return [fit_path, loss_path]
 
 
-# ----- the report -----
-
-
-def _line(label: str, text: str) -> str:
-    return f"{label:<{LABEL}}{text}"
-
-
-def _number(value: float) -> str:
-    return f"{value:.6g}"
-
-
-def _percent(value: float) -> str:
-    """'+4.5e-14%', '+0.076%', '+29%', '+14,892%', '+2.3e+74%'."""
-    if not abs(value) < HUGE:
-        return f"{value:+.2g}%"
-    if abs(value) >= 100:
-        return f"{value:+,.0f}%"
-    return f"{value:+.2g}%" if abs(value) >= 0.01 else f"{value:+.1e}%"
-
-
-def _equation(target: str, features: list[str], coef: np.ndarray, intercept: float) -> str:
-    """'medv = 8.60187 * rm - 31.7951'."""
-    text = ""
-    for name, w in zip(features, coef):
-        if not text:
-            text = f"{_number(w)} * {name}"
-        else:
-            text += f" {'-' if w < 0 else '+'} {_number(abs(w))} * {name}"
-    return f"{target} = {text} {'-' if intercept < 0 else '+'} {_number(abs(intercept))}"
-
-
-def _table(features: list[str], result: Result) -> list[str]:
-    """One row per weight and one for the bias: learned, closed form, and their distance."""
-    rows = [("", "learned", "closed form", "|Δ|")]
-    for name, w, w_star in zip(features, result.coef, result.optimum_coef):
-        rows.append((name, _number(w), _number(w_star), f"{abs(w - w_star):.2g}"))
-    gap = abs(result.intercept - result.optimum_intercept)
-    rows.append(("(bias)", _number(result.intercept), _number(result.optimum_intercept), f"{gap:.2g}"))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = []
-    for name, *numbers in rows:
-        cells = [name.ljust(widths[0])] + [cell.rjust(width) for cell, width in zip(numbers, widths[1:])]
-        lines.append(" " * LABEL + "  ".join(cells))
-    return lines
-
-
-def report(args: argparse.Namespace, data: Dataset, result: Result) -> list[str]:
-    """The lines printed after training."""
-    n_train = len(data.X_train)
-    solver = "ols" if args.l2 == 0 else f"ridge (l2 {args.l2:g})"
-    rows = f"{n_train} {'standardised ' if args.standardize else ''}training rows"
-    how = f"({solver} on the same {rows}{', back in original units' if args.standardize else ''})"
-    lines = []
-    if len(data.features) == 1:
-        lines.append(_line("Learned:", _equation(data.target, data.features, result.coef, result.intercept)))
-        closed = _equation(data.target, data.features, result.optimum_coef, result.optimum_intercept)
-        lines.append(_line("Closed form:", f"{closed}   {how}"))
-    else:
-        lines.append(_line("Weights:", f"learned, beside the closed form {how}"))
-        lines.extend(_table(data.features, result))
-    weight_gap = float(np.max(np.abs(result.coef - result.optimum_coef)))
-    bias_gap = abs(result.intercept - result.optimum_intercept)
-    excess = result.train_loss - result.optimum_loss
-    relative = _percent(100 * excess / result.optimum_loss) if result.optimum_loss > 0 else f"{excess:+.2g}"
-    max_ = "max " if len(data.features) > 1 else ""
-    lines.append(
-        _line(
-            "Gap:",
-            f"{max_}|Δweight| = {weight_gap:.2g}, |Δbias| = {bias_gap:.2g}; "
-            f"train loss {_number(result.train_loss)} vs optimum {_number(result.optimum_loss)} ({relative})",
-        )
-    )
-    if result.val_loss is None:
-        losses = f"train {_number(result.train_loss)}; no validation rows (--validation-split 0)"
-    else:
-        losses = (
-            f"train {_number(result.train_loss)}, validation {_number(result.val_loss)}   "
-            f"(closed form: validation {_number(result.optimum_val_loss)})"
-        )
-    lines.append(_line("Final loss:", losses + (", l2 term included" if args.l2 > 0 else "")))
-
-    if len(data.X_test):
-        where, label, y_r2 = f"{len(data.X_test)} test rows", "R² on test:", data.y_test
-    else:
-        where, label = f"{n_train} training rows; --test-split 0 leaves no test rows", "R² on train:"
-        y_r2 = data.y_train
-
-    def r2(value: float) -> str:
-        if math.isnan(value):
-            return "undefined (the target is constant)" if np.ptp(y_r2) == 0 else "undefined (beyond float64)"
-        return f"{value:.4f}" if abs(value) < HUGE else f"{value:.4g}"
-
-    lines.append(_line(label, f"{r2(result.r2)}   (closed form {r2(result.optimum_r2)}; {where})"))
-    if not result.diverged and excess > 1e-3 * max(result.optimum_loss, 1e-12):
-        lines.append(
-            _line(
-                "Note:",
-                "training stopped short of the optimum; try more --epochs, another --lr, or --standardize",
-            )
-        )
-    return lines
-
-
 # ----- the command -----
 
 
@@ -590,14 +450,14 @@ def run_fit(args: argparse.Namespace) -> None:
         features = ", ".join(data.features)
         counts = f"{len(data.X_train)} train / {len(data.X_val)} validation / {len(data.X_test)} test rows"
         plural = "s" if len(data.features) > 1 else ""
-        print(_line("Data:", f"{data.source}, target {data.target}, feature{plural} {features}; {counts}"))
+        print(line("Data:", f"{data.source}, target {data.target}, feature{plural} {features}; {counts}"))
         batch = f"batches of {args.batch_size}" if args.batch_size else f"full batch ({len(data.X_train)} rows)"
         scaled = ", features standardised" if args.standardize else ""
         settings = f"{args.optimizer} (lr {lr:g}), {args.epochs} epochs, {batch}, l2 {args.l2:g}, seed {args.seed}"
-        print(_line("Training:", settings + scaled))
+        print(line("Training:", settings + scaled))
     result = train(args, data, lr, scaler)
-    for line in report(args, data, result):
-        print(line)
+    for text in report(args, data, result):
+        print(text)
     diverged = _divergence_message(args, result, Z_train, lr) if result.diverged else None
     try:
         paths = write_pictures(args, data, result, out_dir)
@@ -610,7 +470,7 @@ def run_fit(args: argparse.Namespace) -> None:
         # matplotlib gives up on some values near the ends of float64 (its tick labels, its log scale)
         raise UsageError(f"cannot draw the pictures of values this extreme ({error}); try --standardize") from None
     names = " and ".join(path.name for path in paths)
-    print(_line("Wrote:", f"{names} in {out_dir.resolve()}"))
+    print(line("Wrote:", f"{names} in {out_dir.resolve()}"))
     if diverged:
         raise tl.TrainingDivergedError(diverged)
 
@@ -618,8 +478,8 @@ def run_fit(args: argparse.Namespace) -> None:
 def _divergence_message(args: argparse.Namespace, result: Result, Z_train: np.ndarray, lr: float) -> str:
     """What rose, from where to where, and which --lr would not have diverged."""
     rose = (
-        f"training diverged: the training loss rose from {_number(result.initial_loss)} at the initial weights "
-        f"to {_number(result.train_loss)} after {args.epochs} epoch{'s' if args.epochs > 1 else ''} "
+        f"training diverged: the training loss rose from {number(result.initial_loss)} at the initial weights "
+        f"to {number(result.train_loss)} after {args.epochs} epoch{'s' if args.epochs > 1 else ''} "
         f"of {args.optimizer} (lr {lr:g})"
     )
     if args.optimizer != "gd":
