@@ -226,7 +226,7 @@ def test_values_beyond_the_dtype_are_refused_and_change_nothing(dtype, data):
     index = data.draw(st.integers(0, len(weights) - 1))
     place = data.draw(st.integers(0, weights[index].size - 1))
     weights[index].flat[place] = data.draw(beyond(dtype))
-    problem = rf"has (non-finite values|values beyond {np.dtype(dtype)}): the first is \S+ at index"
+    problem = rf"\(shape .*\) has (non-finite values|values beyond {np.dtype(dtype)}): the first is \S+ at index"
     before = model.get_weights()
     with pytest.raises(ValueError, match=rf"set_weights: weight {index} {problem}"):
         model.set_weights(weights)

@@ -181,9 +181,12 @@ def test_a_tensor_shared_by_two_layers_is_listed_once_at_its_first_place():
 @pytest.mark.parametrize(
     ("weights", "words"),
     [
-        ([np.ones((2, 1)), np.array([1e300])], r"weight 1 has values beyond float32: the first is 1e\+300 at index"),
-        ([np.full((2, 1), -1e39), np.zeros(1)], r"weight 0 has values beyond float32"),
-        ([np.ones((2, 1)), np.array([np.nan])], r"weight 1 has non-finite values: the first is nan"),
+        (
+            [np.ones((2, 1)), np.array([1e300])],
+            r"weight 1 \(shape \(1,\)\) has values beyond float32: the first is 1e\+300 at index",
+        ),
+        ([np.full((2, 1), -1e39), np.zeros(1)], r"weight 0 \(shape \(2, 1\)\) has values beyond float32"),
+        ([np.ones((2, 1)), np.array([np.nan])], r"weight 1 \(shape \(1,\)\) has non-finite values: the first is nan"),
         ([np.ones((2, 1)), np.array([1 + 2j])], r"weight 1 must hold real numbers, got an array of dtype complex128"),
         ([np.array([["a"], ["b"]]), np.zeros(1)], r"weight 0 must hold real numbers, got an array of dtype <U1"),
         ([np.ones((2, 1)), np.array([None])], r"weight 1 must hold real numbers, got an array of dtype object"),

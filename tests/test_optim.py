@@ -286,7 +286,7 @@ def test_the_message_for_a_string_learning_rate():
 
 @pytest.mark.parametrize("betas", [(0.9,), (0.9, 0.99, 0.999), 0.9, "ab", None])
 def test_betas_must_be_a_pair(betas):
-    with pytest.raises(ValueError, match=r"Adam: betas must be a pair \(beta1, beta2\), got"):
+    with pytest.raises(ValueError, match=r"Adam: betas \(beta1, beta2\) must be a pair, got"):
         tl.optim.Adam(lr=0.1, betas=betas)
 
 

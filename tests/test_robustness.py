@@ -41,8 +41,8 @@ BAD_FIT_INPUTS = [
     (np.ones((3, 3)), Y_GOOD, {}, ValueError, r"shape \(3, 3\), 3 feature\(s\) per sample, but the model takes 2"),
     (np.ones(3), Y_GOOD, {}, ValueError, "1-D x is read as n samples of one feature"),
     (np.ones((3, 2, 1)), Y_GOOD, {}, ValueError, r"expected \(n,\) or \(n, features\)"),
-    (np.array([["a", "b"]] * 3), Y_GOOD, {}, TypeError, "must hold numbers"),
-    (None, Y_GOOD, {}, TypeError, "must hold numbers"),
+    (np.array([["a", "b"]] * 3), Y_GOOD, {}, TypeError, "must hold real numbers"),
+    (None, Y_GOOD, {}, TypeError, "must hold real numbers"),
     ([[1.0, 2.0], [3.0]], [1.0, 2.0], {}, ValueError, "not a rectangular array"),
     (X_GOOD, np.ones((3, 2)), {}, ValueError, r"y has shape \(3, 2\) but the model has 1 output"),
     (X_GOOD, Y_GOOD, {"epochs": 0}, ValueError, "epochs must be an integer >= 1"),
@@ -371,7 +371,7 @@ ODD_WEIGHT_FILES = [
     ),
     (
         lambda path: np.savez(path, **{"0.weight": np.zeros((2, 1)), "0.bias": np.array([1e300])}),
-        r"'0.bias' has values beyond float32",
+        r"'0.bias' \(shape \(1,\)\) has values beyond float32",
     ),
     (lambda path: path.write_text("0.weight,0.bias\n1,2\n"), "cannot read"),
 ]

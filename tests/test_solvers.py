@@ -426,10 +426,16 @@ BAD_X = {
     "0-d": (np.float64(3.0), r"X must be 1-D .* or 2-D .*; got shape \(\)"),
     "no samples": (np.ones((0, 2)), r"no samples \(X has shape \(0, 2\)\)"),
     "no features": (np.ones((10, 0)), r"X has no features \(shape \(10, 0\)\)"),
-    "nan": (_with_value(GOOD_X, (3, 1), np.nan), r"X has 1 non-finite value\(s\), the first nan at index \(3, 1\)"),
-    "inf": (_with_value(GOOD_X[:, 0], 7, -np.inf), r"X has 1 non-finite value\(s\), the first -inf at index 7"),
-    "strings": (np.array([["a", "b"]] * 10), r"X must hold real numbers; got an array of dtype <U1"),
-    "complex": (GOOD_X + 1j, r"X must hold real numbers; got an array of dtype complex128"),
+    "nan": (
+        _with_value(GOOD_X, (3, 1), np.nan),
+        r"X \(shape \(10, 2\)\) has non-finite values: the first is nan at index \(3, 1\)",
+    ),
+    "inf": (
+        _with_value(GOOD_X[:, 0], 7, -np.inf),
+        r"X \(shape \(10,\)\) has non-finite values: the first is -inf at index \(7,\)",
+    ),
+    "strings": (np.array([["a", "b"]] * 10), r"X must hold real numbers, got an array of dtype <U1"),
+    "complex": (GOOD_X + 1j, r"X must hold real numbers, got an array of dtype complex128"),
 }
 
 
@@ -448,8 +454,11 @@ BAD_Y = {
     "0-d": (np.float64(1.0), r"y must be 1-D .* or 2-D .*; got shape \(\)"),
     "3-d": (np.ones((10, 1, 1)), r"y must be 1-D .* or 2-D .*; got shape \(10, 1, 1\)"),
     "no targets": (np.ones((10, 0)), r"y has no target columns \(shape \(10, 0\)\)"),
-    "nan": (_with_value(GOOD_Y, 4, np.nan), r"y has 1 non-finite value\(s\), the first nan at index 4"),
-    "infs": (_with_value(np.ones((10, 2)), (slice(2, 5), 1), np.inf), r"y has 3 .*, the first inf at index \(2, 1\)"),
+    "nan": (
+        _with_value(GOOD_Y, 4, np.nan),
+        r"y \(shape \(10,\)\) has non-finite values: the first is nan at index \(4,\)",
+    ),
+    "infs": (_with_value(np.ones((10, 2)), (slice(2, 5), 1), np.inf), r"y .* the first is inf at index \(2, 1\)"),
 }
 
 
@@ -471,7 +480,7 @@ def test_empty_data_is_rejected_even_when_lengths_match():
 @pytest.mark.parametrize("function", WITH_L2)
 @pytest.mark.parametrize("l2", [-0.1, -1e-300, np.nan, np.inf, -np.inf, "big", None, [0.1, 0.2]])
 def test_l2_must_be_a_finite_number_at_least_zero(function, l2):
-    message = re.escape(f"{function}: l2 must be a finite number >= 0; got {l2!r}")
+    message = re.escape(f"{function}: l2 must be a finite number >= 0, got {l2!r}")
     with pytest.raises(ValueError, match=f"^{message}$"):
         ALL[function](GOOD_X, GOOD_Y, l2=l2)
 

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from tinygrad_lr.checks import check_count, check_number
+
 
 class Callback:
     """Base class: override the hooks you need. `self.model` and `self.params` are set by fit."""
@@ -177,8 +179,7 @@ class EarlyStopping(Callback):
     ):
         if mode not in ("min", "max"):
             raise ValueError(f"EarlyStopping: mode must be 'min' or 'max', got {mode!r}")
-        if patience < 0:
-            raise ValueError(f"EarlyStopping: patience must be >= 0, got {patience}")
+        patience = check_count("EarlyStopping: patience", patience, minimum=0)
         self.monitor, self.patience, self.min_delta = monitor, patience, abs(min_delta)
         self.restore_best_weights, self.mode = restore_best_weights, mode
 
@@ -230,9 +231,7 @@ class GradientNormStop(Callback):
     needs_gradient_norm = True
 
     def __init__(self, tol: float = 1e-4):
-        if not tol > 0:
-            raise ValueError(f"GradientNormStop: tol must be > 0, got {tol}")
-        self.tol = tol
+        self.tol = check_number("GradientNormStop: tol", tol, low=0.0, low_inclusive=False)
         self.stopped_epoch: int | None = None
 
     def on_epoch_end(self, epoch, logs=None):

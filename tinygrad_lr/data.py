@@ -9,14 +9,13 @@ from __future__ import annotations
 import csv
 import io
 import math
-import numbers
-import operator
 import os
 import re
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
+
+from tinygrad_lr.checks import as_real_array, check_count, check_fraction
 
 # A plain decimal number: optional sign, ASCII digits with an optional point, optional exponent.
 # Stricter than float(), which would also take "nan", "inf", "1_000" and non-ASCII digits.
@@ -160,13 +159,7 @@ def validation_split(x, y, fraction: float) -> tuple[tuple[np.ndarray, np.ndarra
             f"validation_split: x has shape {x.shape} and y has shape {y.shape}; "
             "they must hold the same number of samples along the first axis"
         )
-    if (
-        isinstance(fraction, bool)
-        or not isinstance(fraction, numbers.Real)
-        or not math.isfinite(fraction)
-        or not 0 <= fraction < 1
-    ):
-        raise ValueError(f"validation_split: fraction must be a number with 0 <= fraction < 1, got {fraction!r}")
+    fraction = check_fraction("validation_split: fraction", fraction)
     n = len(x)
     # Keras' rule: the FIRST floor(n * (1 - fraction)) samples train and the LAST ones validate, split
     # before any shuffling, with exactly Keras 3's arithmetic (train_validation_split), float rounding
@@ -201,36 +194,6 @@ def batch_indices(
         return [slice(start, min(start + batch_size, n)) for start in starts]
     order = np.random.default_rng(rng).permutation(n)
     return [order[start : start + batch_size] for start in starts]
-
-
-def first_non_finite(array: np.ndarray) -> tuple[int, ...] | None:
-    """The index of the first NaN or ±inf in `array`, or None when every value is finite.
-
-    Scans a block of rows at a time, so no mask as large as the data is ever made.
-    """
-    if array.dtype.kind not in "fc":
-        return None
-    rows = array.reshape(len(array), -1) if array.ndim else array.reshape(1, 1)
-    step = max(1, (1 << 16) // max(rows.shape[1], 1))
-    for start in range(0, len(rows), step):
-        finite = np.isfinite(rows[start : start + step])
-        if not finite.all():
-            flat = start * rows.shape[1] + int(np.argmin(finite))
-            return tuple(int(i) for i in np.unravel_index(flat, array.shape))
-    return None
-
-
-def check_count(what: str, value: Any, minimum: int = 1) -> int:
-    """`value` as an int >= minimum (bools and floats such as 32.0 are refused); `what` names it in errors."""
-    if isinstance(value, bool):
-        raise ValueError(f"{what} must be an integer >= {minimum}, got {value!r}")
-    try:
-        count = operator.index(value)
-    except TypeError:
-        raise ValueError(f"{what} must be an integer >= {minimum}, got {value!r}") from None
-    if count < minimum:
-        raise ValueError(f"{what} must be an integer >= {minimum}, got {count}")
-    return count
 
 
 # ----- scaling -----
@@ -281,12 +244,9 @@ class Standardizer:
 
     def _check(self, X, method: str, fitted: bool = False) -> np.ndarray:
         X = np.asarray(X)
-        if X.dtype.kind not in "biuf":
-            raise ValueError(f"Standardizer.{method}: expected numbers, got an array of dtype {X.dtype}")
+        X = as_real_array(f"Standardizer.{method}: X", X, _float_dtype(X) if X.dtype.kind in "biuf" else None)
         if X.ndim not in (1, 2):
             raise ValueError(f"Standardizer.{method}: X must have shape (n,) or (n, d), got {X.shape}")
-        if not np.all(np.isfinite(X)):
-            raise ValueError(f"Standardizer.{method}: X contains NaN or inf")
         if fitted:
             if self.mean is None:
                 raise ValueError(f"Standardizer.{method}: call fit(X) first")

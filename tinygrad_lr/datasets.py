@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
-import math
-import numbers
 
 import numpy as np
 
-from tinygrad_lr.data import check_count, load_csv
+from tinygrad_lr.checks import check_count, check_fraction, check_number
+from tinygrad_lr.data import load_csv
 
 BOSTON_FEATURES = (
     "crim",
@@ -49,25 +48,20 @@ def make_line(
     """
     n = check_count("make_line: n", n)
     for what, value in (("slope", slope), ("intercept", intercept), ("noise", noise)):
-        _check_finite(what, value)
+        check_number(f"make_line: {what}", value)
     if noise < 0:
         raise ValueError(f"make_line: noise is a standard deviation and must be >= 0, got {noise}")
     try:
         low, high = x_range
     except (TypeError, ValueError):
         raise ValueError(f"make_line: x_range must be a pair (low, high), got {x_range!r}") from None
-    _check_finite("x_range low", low)
-    _check_finite("x_range high", high)
+    check_number("make_line: x_range low", low)
+    check_number("make_line: x_range high", high)
 
     x = np.linspace(float(low), float(high), n, dtype=np.float64)
     rng = np.random.default_rng(seed)
     y = float(slope) * x + float(intercept) + float(noise) * rng.standard_normal(n)
     return x, y
-
-
-def _check_finite(what: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ValueError(f"make_line: {what} must be a finite number, got {value!r}")
 
 
 def load_boston_housing(
@@ -78,15 +72,7 @@ def load_boston_housing(
     `x: (n, 13)` (columns `BOSTON_FEATURES`), `y: (n,)` (`BOSTON_TARGET`, median value in $1000s),
     float64. The defaults give 404 training and 102 test rows, the same rows in the same order as Keras.
     """
-    if (
-        isinstance(test_split, bool)
-        or not isinstance(test_split, numbers.Real)
-        or not math.isfinite(test_split)
-        or not 0 <= test_split < 1
-    ):
-        raise ValueError(
-            f"load_boston_housing: test_split must be a number with 0 <= test_split < 1, got {test_split!r}"
-        )
+    test_split = check_fraction("load_boston_housing: test_split", test_split)
     x, y = _boston_arrays()
     # Keras' recipe, step by step: shuffle the row indices with a legacy RandomState(seed), then
     # the first int(n * (1 - test_split)) shuffled rows train and the rest test.

@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from tinygrad_lr import data, ops
+from tinygrad_lr import checks, ops
 from tinygrad_lr.tensor import Tensor
 
 
@@ -236,24 +236,12 @@ def _unreadable(path: str, error: BaseException) -> ValueError:
 
 
 def _checked_weight(what: str, value: Any, param: Tensor) -> np.ndarray:
-    """`value` as an array of `param`'s shape and dtype, every value finite; else a ValueError
-    that starts with `what` (which weight of which call)."""
-    try:
-        array = np.asarray(value)
-    except ValueError:  # ragged nested lists
-        raise ValueError(f"{what} is not a rectangular array of numbers") from None
-    if array.dtype.kind not in "biuf":
-        raise ValueError(f"{what} must hold real numbers, got an array of dtype {array.dtype}")
+    """`value` as an array of `param`'s dtype and shape, every value finite after the cast; else a
+    ValueError that starts with `what` (which weight of which call)."""
+    array = checks.as_real_array(what, value, param.dtype)
     if array.shape != param.shape:
         raise ValueError(f"{what} must have shape {param.shape}, got {array.shape}")
-    with np.errstate(over="ignore", invalid="ignore"):  # an overflowing cast is reported just below
-        cast = array.astype(param.dtype)
-    # the original first (a NaN is a NaN), then the cast (1e300 is finite, but inf in float32)
-    for values, problem in ((array, "non-finite values"), (cast, f"values beyond {param.dtype}")):
-        first = data.first_non_finite(values)
-        if first is not None:
-            raise ValueError(f"{what} has {problem}: the first is {array[first]} at index {first}")
-    return cast
+    return array
 
 
 class Linear(Module):

@@ -10,13 +10,13 @@ with the engine's exact Hessian.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 
 from tinygrad_lr import autograd
+from tinygrad_lr.checks import check_number, check_pair
 from tinygrad_lr.tensor import Tensor
 
 __all__ = [
@@ -28,7 +28,6 @@ __all__ = [
     "Optimizer",
     "RMSprop",
     "TrainingDivergedError",
-    "check_number",
 ]
 
 _ADVICE = (
@@ -188,27 +187,6 @@ class Optimizer:
         return {k: v for k, v in vars(self).items() if k not in ("params", "state", "steps") and k[0] != "_"}
 
 
-def check_number(what: str, value: Any, low: float, high: float = np.inf, low_inclusive: bool = True) -> float:
-    """`value` as a float when it is a finite real number in the range, else a ValueError naming `what`
-    (e.g. "Adam: lr"). A bool or a string such as "0.1" is not a number here."""
-    is_number = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if not (is_number and math.isfinite(value) and (value >= low if low_inclusive else value > low) and value < high):
-        bound = f"{'>=' if low_inclusive else '>'} {low:g}" + (f" and < {high:g}" if high != np.inf else "")
-        raise ValueError(f"{what} must be a finite number {bound}, got {value!r}")
-    return float(value)
-
-
-def _pair(what: str, value: Any) -> tuple[Any, Any]:
-    """`value` as a 2-tuple (any sequence of two items), else a ValueError naming `what`."""
-    try:
-        pair = None if isinstance(value, str) else tuple(value)
-    except TypeError:
-        pair = None
-    if pair is None or len(pair) != 2:
-        raise ValueError(f"{what} must be a pair (beta1, beta2), got {value!r}")
-    return pair
-
-
 class GradientDescent(Optimizer):
     """Gradient descent, optionally with (Nesterov) momentum.
 
@@ -259,7 +237,7 @@ class Adam(Optimizer):
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
     ):
-        beta1, beta2 = _pair(f"{type(self).__name__}: betas", betas)
+        beta1, beta2 = check_pair(f"{type(self).__name__}: betas (beta1, beta2)", betas)
         self.betas = (
             self._number("betas[0]", beta1, low=0.0, high=1.0),
             self._number("betas[1]", beta2, low=0.0, high=1.0),

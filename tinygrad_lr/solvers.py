@@ -22,42 +22,25 @@ from typing import Any
 
 import numpy as np
 
+from tinygrad_lr.checks import as_real_array, check_number
+
 __all__ = ["hessian_condition_number", "ols", "ridge", "stable_learning_rate"]
 
 
 # ----- input checks, shared by every public function -----
 
 
-def _as_real_array(caller: str, name: str, data: Any) -> np.ndarray:
-    """`data` as a float64 array; anything that is not real numbers is a ValueError."""
-    array = np.asarray(data)
-    if array.dtype.kind not in "biuf":
-        raise ValueError(f"{caller}: {name} must hold real numbers; got an array of dtype {array.dtype}")
-    return array.astype(np.float64)
-
-
-def _check_finite(caller: str, name: str, array: np.ndarray) -> None:
-    finite = np.isfinite(array)
-    if not finite.all():
-        first = np.unravel_index(np.argmin(finite), array.shape)
-        where = int(first[0]) if array.ndim == 1 else tuple(int(i) for i in first)
-        count = int(array.size - finite.sum())
-        raise ValueError(
-            f"{caller}: {name} has {count} non-finite value(s), the first {array[first]} at index {where}; "
-            "remove or impute those samples first"
-        )
-
-
 def _validate(caller: str, X: Any, y: Any = None) -> tuple[np.ndarray, np.ndarray | None]:
     """Check and normalise the data: X as float64 (n, d) (a 1-D X is one feature), y as float64
-    (n,) or (n, k) as given, or None when there is no y. Every failure is a ValueError naming `caller`."""
-    X = _as_real_array(caller, "X", X)
+    (n,) or (n, k) as given, or None when there is no y. Errors name `caller`: a TypeError for what is not
+    real numbers, a ValueError for anything else."""
+    X = as_real_array(f"{caller}: X", X)
     if X.ndim not in (1, 2):
         raise ValueError(
             f"{caller}: X must be 1-D (n samples of one feature) or 2-D (n samples, d features); got shape {X.shape}"
         )
     if y is not None:
-        y = _as_real_array(caller, "y", y)
+        y = as_real_array(f"{caller}: y", y)
         if y.ndim not in (1, 2):
             raise ValueError(f"{caller}: y must be 1-D (n targets) or 2-D (n samples, k targets); got shape {y.shape}")
         if len(y) != len(X):
@@ -71,21 +54,12 @@ def _validate(caller: str, X: Any, y: Any = None) -> tuple[np.ndarray, np.ndarra
         raise ValueError(f"{caller}: X has no features (shape {X.shape}); at least one column is needed")
     if y is not None and y.ndim == 2 and y.shape[1] == 0:
         raise ValueError(f"{caller}: y has no target columns (shape {y.shape}); at least one is needed")
-    _check_finite(caller, "X", X)
-    if y is not None:
-        _check_finite(caller, "y", y)
     return (X[:, None] if X.ndim == 1 else X), y
 
 
 def _check_l2(caller: str, l2: Any) -> float:
     """The penalty as a float: a finite number >= 0."""
-    try:
-        value = float(l2) if np.ndim(l2) == 0 else None
-    except (TypeError, ValueError):
-        value = None
-    if value is None or not np.isfinite(value) or value < 0:
-        raise ValueError(f"{caller}: l2 must be a finite number >= 0; got {l2!r}")
-    return value
+    return check_number(f"{caller}: l2", l2.item() if isinstance(l2, np.ndarray) and l2.ndim == 0 else l2, low=0.0)
 
 
 # ----- the closed form -----

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_lr import autograd, data, losses, optim, solvers
+from tinygrad_lr import autograd, checks, data, losses, optim, solvers
 from tinygrad_lr.callbacks import Callback, CallbackList, History, ProgressBar
 from tinygrad_lr.nn import Linear, Module, Sequential
 from tinygrad_lr.optim import TrainingDivergedError
@@ -78,7 +78,7 @@ def compile(
         if metric not in METRIC_NAMES:
             raise ValueError(f"compile: unknown metric {metric!r}; choose from {sorted(METRIC_NAMES)}")
         chosen[METRIC_NAMES[metric]] = LOSSES[metric]
-    l2 = optim.check_number("compile: l2", l2, low=0.0)
+    l2 = checks.check_number("compile: l2", l2, low=0.0)
     if not model.parameters():
         raise ValueError("compile: the model has no trainable parameters")
     optimizer.bind(model.parameters())
@@ -112,30 +112,13 @@ def _output_count(model: Module) -> int | None:
 
 
 def _as_array(values: Any, name: str, caller: str, dtype: np.dtype) -> np.ndarray:
-    """A finite float array of the model's dtype; integer data are accepted and converted."""
-    if isinstance(values, Tensor):
-        values = values.data
-    try:
-        array = np.asarray(values)
-    except ValueError as error:  # ragged nested lists
-        raise ValueError(f"{caller}: {name} is not a rectangular array of numbers ({error})") from None
-    if array.dtype.kind not in "biuf":
-        raise TypeError(f"{caller}: {name} must hold numbers, got an array of dtype {array.dtype}")
+    """A finite array of the model's dtype, (n,) or (n, columns) with n >= 1."""
+    array = checks.as_real_array(f"{caller}: {name}", values, dtype, not_numbers=TypeError)
     if array.ndim == 0 or array.shape[0] == 0:
         raise ValueError(f"{caller}: {name} has shape {array.shape}; it must hold at least one sample")
     if array.ndim > 2:
         raise ValueError(f"{caller}: {name} has shape {array.shape}; expected (n,) or (n, features)")
-    with np.errstate(over="ignore"):  # an overflowing cast is reported just below
-        cast = array.astype(dtype, copy=False)
-    # the original first (a NaN is a NaN), then the cast if there was one (1e300 overflows float32)
-    for values, problem in ((array, "non-finite values"), (cast, f"values beyond {dtype}"))[: 1 + (cast is not array)]:
-        first = data.first_non_finite(values)
-        if first is not None:
-            raise ValueError(
-                f"{caller}: {name} (shape {array.shape}) has {problem}: the first is {array[first]} at index "
-                f"{first}; remove or impute such samples (or rescale the data) first"
-            )
-    return cast
+    return array
 
 
 def as_features(model: Module, x: Any, caller: str = "predict") -> np.ndarray:
@@ -187,7 +170,7 @@ def predict(model: Module, x: Any, batch_size: int | None = None) -> np.ndarray:
 def _check_batch_size(caller: str, batch_size: int | None) -> None:
     """None (all samples at once) or a count >= 1, as fit's batch_size; one pass computes the same numbers."""
     if batch_size is not None:
-        data.check_count(f"{caller}: batch_size", batch_size)
+        checks.check_count(f"{caller}: batch_size", batch_size)
 
 
 def _evaluate_arrays(model: Module, compiled: Compiled, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
@@ -254,7 +237,7 @@ def fit(
     completed step stay, `model.history.interrupted` is True, and the KeyboardInterrupt goes on.
     """
     compiled = _compiled(model, "fit")
-    epochs = data.check_count("fit: epochs", epochs)
+    epochs = checks.check_count("fit: epochs", epochs)
     callbacks = _callback_list(callbacks)
     x, y = as_samples(model, x, y, "fit")
     if validation_data is not None:
@@ -266,7 +249,7 @@ def fit(
     else:
         x_val = y_val = None
     n = len(x)
-    batch_size = 32 if batch_size is None else data.check_count("fit: batch_size", batch_size)
+    batch_size = 32 if batch_size is None else checks.check_count("fit: batch_size", batch_size)
     steps = -(-n // batch_size)
     rng = np.random.default_rng(seed)
 
