@@ -384,3 +384,15 @@ def test_indexing_accumulates_repeated_picks_in_the_gradients_dtype():
     x = tl.Tensor(np.zeros(2, np.float32), requires_grad=True)
     x[np.array([0, 0, 0])].backward(upstream.astype(np.float32))
     assert x.grad[0] == np.float32(1.0)
+
+
+def test_every_public_module_shows_its_api_and_only_its_api():
+    import importlib
+
+    for name in ["autograd", "callbacks", "checks", "data", "datasets", "gradcheck", "losses", "nn", "ops",
+                 "optim", "plot", "solvers", "tensor", "training", "report", "cli"]:  # fmt: skip
+        module = importlib.import_module(f"tinygrad_lr.{name}")
+        assert all(hasattr(module, public) for public in module.__all__), name
+        assert "np" not in module.__all__ and "os" not in module.__all__
+    assert dir(tl.nn) == ["Linear", "Module", "Sequential"]
+    assert "np" not in dir(tl.optim) and "Adam" in dir(tl.optim)

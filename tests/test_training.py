@@ -305,12 +305,12 @@ def test_summary_prints_and_returns_a_keras_like_table(capsys):
     assert "Total params: 61" in text and "Trainable params: 61" in text and "Non-trainable params: 0" in text
 
 
-def test_summary_counts_a_layer_used_twice_once():
+def test_summary_lists_a_layer_used_twice_once():
     shared = tl.nn.Linear(2, 2)
     text = tl.nn.Sequential([shared, shared]).summary(print_fn=None)
     lines = text.splitlines()
     assert re.match(r"^ linear \(Linear\) +\(None, 2\) +6$", lines[4])
-    assert re.match(r"^ linear \(Linear\) +\(None, 2\) +0$", lines[5])  # the same layer: counted above
+    assert lines[5].startswith("=")  # one layer, one set of weights
     assert "Total params: 6" in text
 
 
@@ -469,3 +469,26 @@ def test_gradient_norm_stop_ends_training_at_a_flat_point():
     coef, intercept = tl.solvers.ols(x, y)
     np.testing.assert_allclose(model.layers[0].weight.data[0, 0], coef[0], atol=1e-5)
     np.testing.assert_allclose(model.layers[0].bias.data[0], intercept, atol=1e-5)
+
+
+def test_predict_and_evaluate_honour_batch_size_and_verbose(capsys):
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(10, 2)), rng.normal(size=10)
+    model = tl.nn.Sequential([tl.nn.Linear(2, 1, seed=0, dtype=np.float64)])
+    model.compile(optimizer="sgd", metrics=["mae"], l2=0.1)
+    whole = model.predict(x)
+    np.testing.assert_allclose(model.predict(x, batch_size=3), whole, rtol=1e-15)
+    at_once = model.evaluate(x, y)
+    in_batches = model.evaluate(x, y, batch_size=4)  # sizes 4, 4, 2: Keras' size-weighted average
+    for name in ("loss", "mae"):
+        assert in_batches[name] == pytest.approx(at_once[name], rel=1e-12)
+    capsys.readouterr()
+    model.predict(x, batch_size=3, verbose=1)
+    assert re.fullmatch(r"4/4 \[=+\] - \d+s \d+(us|ms)/step\n", capsys.readouterr().out)
+    model.evaluate(x, y, batch_size=5, verbose=1)
+    assert re.fullmatch(
+        r"2/2 \[=+\] - \d+s \d+(us|ms)/step - loss: \d+\.\d{4} - mae: \d+\.\d{4}\n", capsys.readouterr().out
+    )
+    model.predict(x)
+    model.evaluate(x, y)
+    assert capsys.readouterr().out == ""  # verbose=0 by default: nothing printed

@@ -16,6 +16,18 @@ import numpy as np
 
 from tinygrad_lr.checks import check_count, check_number
 
+__all__ = [
+    "Callback",
+    "CallbackList",
+    "EarlyStopping",
+    "GradientNormStop",
+    "History",
+    "ProgressBar",
+    "format_logs",
+    "progress_bar",
+    "progress_line",
+]
+
 
 class Callback:
     """Base class: override the hooks you need. `self.model` and `self.params` are set by fit."""

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 import tinygrad_lr as tl
+from tinygrad_lr import checks
 from tinygrad_lr.report import Dataset, Result, line, number, report
 
 __all__ = ["build_parser", "main"]
@@ -172,22 +173,18 @@ def _check_options(args: argparse.Namespace) -> None:
     elif args.target is None:
         raise UsageError("--csv needs --target COL, the column to predict")
 
-    def fraction(option: str, value: float) -> None:
-        if not (math.isfinite(value) and 0 <= value < 1):
-            raise UsageError(f"{option} must be a fraction in [0, 1), got {value:g}")
-
-    fraction("--test-split", args.test_split)
-    fraction("--validation-split", args.validation_split)
-    if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
-        raise UsageError(f"--lr must be a number > 0, got {args.lr:g}")
-    if args.epochs < 1:
-        raise UsageError(f"--epochs must be an integer >= 1, got {args.epochs}")
-    if args.batch_size is not None and args.batch_size < 1:
-        raise UsageError(f"--batch-size must be an integer >= 1, got {args.batch_size}")
-    if not (math.isfinite(args.l2) and args.l2 >= 0):
-        raise UsageError(f"--l2 must be a number >= 0, got {args.l2:g}")
-    if args.seed < 0:
-        raise UsageError(f"--seed must be an integer >= 0, got {args.seed}")
+    try:  # the package's own checks, so that the options say what its functions would say
+        checks.check_fraction("--test-split", args.test_split)
+        checks.check_fraction("--validation-split", args.validation_split)
+        if args.lr is not None:
+            checks.check_number("--lr", args.lr, low=0.0, low_inclusive=False)
+        checks.check_count("--epochs", args.epochs)
+        if args.batch_size is not None:
+            checks.check_count("--batch-size", args.batch_size)
+        checks.check_number("--l2", args.l2, low=0.0)
+        checks.check_count("--seed", args.seed, minimum=0)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
 
 
 # ----- the data -----

@@ -17,6 +17,8 @@ import numpy as np
 
 from tinygrad_lr.checks import as_real_array, check_count, check_fraction
 
+__all__ = ["Standardizer", "batch_indices", "load_csv", "unscale_linear", "validation_split"]
+
 # A plain decimal number: optional sign, ASCII digits with an optional point, optional exponent.
 # Stricter than float(), which would also take "nan", "inf", "1_000" and non-ASCII digits.
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")

@@ -14,6 +14,8 @@ import numpy as np
 from tinygrad_lr.checks import check_count, check_fraction, check_number
 from tinygrad_lr.data import load_csv
 
+__all__ = ["BOSTON_FEATURES", "BOSTON_TARGET", "load_boston_housing", "make_line"]
+
 BOSTON_FEATURES = (
     "crim",
     "zn",

@@ -10,6 +10,8 @@ import numpy as np
 from tinygrad_lr import ops
 from tinygrad_lr.tensor import Tensor
 
+__all__ = ["l2_penalty", "mae", "mse", "r2_score"]
+
 
 def _aligned(pred: Any, target: Any, name: str) -> tuple[Tensor, Tensor]:
     """Both operands as Tensors of one shape; the target takes the prediction's dtype.

@@ -20,6 +20,8 @@ import numpy as np
 from tinygrad_lr import checks, ops
 from tinygrad_lr.tensor import Tensor
 
+__all__ = ["Linear", "Module", "Sequential"]
+
 
 class Module:
     """Base class: parameters are Tensor attributes with requires_grad=True, found in the order
@@ -166,7 +168,7 @@ class Module:
         """Outputs for the samples x, as an (n, out) array (see training.predict)."""
         from tinygrad_lr import training
 
-        return training.predict(self, x, batch_size=batch_size)
+        return training.predict(self, x, batch_size=batch_size, verbose=verbose)
 
     def summary(self, print_fn=print) -> str:
         """Print (and return) a Keras-like table of layers, output shapes and parameter counts."""

@@ -6,6 +6,7 @@ step), with Keras' conventions for batches, validation and the per-epoch history
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -14,10 +15,12 @@ from typing import Any
 import numpy as np
 
 from tinygrad_lr import autograd, checks, data, losses, optim, solvers
-from tinygrad_lr.callbacks import Callback, CallbackList, History, ProgressBar
-from tinygrad_lr.nn import Linear, Module, Sequential
+from tinygrad_lr.callbacks import Callback, CallbackList, History, ProgressBar, progress_line
+from tinygrad_lr.nn import Linear, Module
 from tinygrad_lr.optim import TrainingDivergedError
 from tinygrad_lr.tensor import Tensor, no_grad
+
+__all__ = ["Compiled", "as_features", "as_samples", "compile", "evaluate", "fit", "gradient_norm", "predict", "summary"]
 
 LOSSES: dict[str, Callable[[Tensor, Any], Tensor]] = {
     "mse": losses.mse,
@@ -41,10 +44,6 @@ class Compiled:
     def objective(self, pred: Tensor, y: Any) -> Tensor:
         loss = self.loss(pred, y)
         return loss + losses.l2_penalty(self.penalized, self.l2) if self.l2 else loss
-
-
-def _layers(model: Module) -> list[Module]:
-    return list(model.layers) if isinstance(model, Sequential) else [model]
 
 
 def _linear_layers(model: Module) -> list[Linear]:
@@ -159,18 +158,23 @@ def as_samples(model: Module, x: Any, y: Any, caller: str = "fit") -> tuple[np.n
 # ----- the loop -----
 
 
-def predict(model: Module, x: Any, batch_size: int | None = None) -> np.ndarray:
-    """Model outputs for x: (n, features) or (n,) → (n, outputs)."""
-    _check_batch_size("predict", batch_size)
+def predict(model: Module, x: Any, batch_size: int | None = None, verbose: int = 0) -> np.ndarray:
+    """Model outputs for x: (n, features) or (n,) → (n, outputs), `batch_size` samples at a time
+    (all at once when None); `verbose=1` prints Keras' progress line."""
     x = as_features(model, x)
+    batches = _batches("predict", len(x), batch_size)
+    start = time.perf_counter()
     with no_grad():
-        return model(Tensor(x)).data
+        outputs = [model(Tensor(x[index])).data for index in batches]
+    if verbose:
+        print(progress_line(len(batches), len(batches), time.perf_counter() - start, {}))
+    return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
 
 
-def _check_batch_size(caller: str, batch_size: int | None) -> None:
-    """None (all samples at once) or a count >= 1, as fit's batch_size; one pass computes the same numbers."""
-    if batch_size is not None:
-        checks.check_count(f"{caller}: batch_size", batch_size)
+def _batches(caller: str, n: int, batch_size: int | None) -> list[slice]:
+    """Contiguous batches of `batch_size` samples (one of all n when None), for predict and evaluate."""
+    size = n if batch_size is None else checks.check_count(f"{caller}: batch_size", batch_size)
+    return data.batch_indices(n, size)
 
 
 def _evaluate_arrays(model: Module, compiled: Compiled, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
@@ -182,11 +186,24 @@ def _evaluate_arrays(model: Module, compiled: Compiled, x: np.ndarray, y: np.nda
 
 
 def evaluate(model: Module, x: Any, y: Any, batch_size: int | None = None, verbose: int = 0) -> float | dict:
-    """The compiled objective (loss plus any L2 term) on (x, y): a float, or a dict with the metrics."""
+    """The compiled objective (loss plus any L2 term) on (x, y): a float, or a dict with the metrics.
+
+    With `batch_size`, computed a batch at a time and averaged weighted by batch size (as Keras);
+    `verbose=1` prints Keras' progress line with the results."""
     compiled = _compiled(model, "evaluate")
-    _check_batch_size("evaluate", batch_size)
     x, y = as_samples(model, x, y, "evaluate")
-    logs = _evaluate_arrays(model, compiled, x, y)
+    batches = _batches("evaluate", len(x), batch_size)
+    start = time.perf_counter()
+    if len(batches) == 1:
+        logs = _evaluate_arrays(model, compiled, x, y)
+    else:  # Keras' average over batches, weighted by their sizes
+        totals: dict[str, float] = {}
+        for index in batches:
+            for name, value in _evaluate_arrays(model, compiled, x[index], y[index]).items():
+                totals[name] = totals.get(name, 0.0) + value * len(y[index])
+        logs = {name: total / len(y) for name, total in totals.items()}
+    if verbose:
+        print(progress_line(len(batches), len(batches), time.perf_counter() - start, logs))
     return logs["loss"] if len(logs) == 1 else logs
 
 
@@ -348,21 +365,17 @@ def summary(model: Module, print_fn: Callable[[str], Any] | None = print) -> str
     """A Keras-like table: layer name (type), output shape, parameter count; then the totals."""
     width = 65
     rows = []
-    shape: tuple = (None, _feature_count(model))
     counts: dict[str, int] = {}
-    names: dict[int, str] = {}  # a layer used twice keeps its name
-    counted: set[int] = set()  # ...and its parameters are counted at its first row only
-    for layer in _layers(model):
+    # every layer once (a layer used twice is one layer with one set of weights), in registration order
+    layers = [module for module in model.modules() if len(module.modules()) == 1]
+    for layer in layers:
         kind = type(layer).__name__
-        if id(layer) not in names:
-            index = counts.get(kind, 0)
-            counts[kind] = index + 1
-            names[id(layer)] = kind.lower() + (f"_{index}" if index else "")
-        shape = layer.output_shape(shape) if hasattr(layer, "output_shape") else shape
-        new_params = [p for p in layer.parameters() if id(p) not in counted]
-        counted.update(id(p) for p in new_params)
-        count = sum(p.size for p in new_params)
-        rows.append(f" {f'{names[id(layer)]} ({kind})':<28}{shape!s:<26}{count:<11}")
+        index = counts.get(kind, 0)
+        counts[kind] = index + 1
+        name = kind.lower() + (f"_{index}" if index else "")
+        shape = layer.output_shape((None, None)) if hasattr(layer, "output_shape") else (None, None)
+        count = sum(p.size for p in layer.parameters())
+        rows.append(f" {f'{name} ({kind})':<28}{shape!s:<26}{count:<11}")
     total = sum(p.size for p in model.parameters())
     lines = [
         f'Model: "{type(model).__name__.lower()}"',
