@@ -70,9 +70,8 @@ def grad(
         elif isinstance(seed, Tensor):
             seed = seed.data
         with _recording() if create_graph else no_grad():
-            for tensor, tensor_grad in backpropagate(outputs, seed, create_graph):
-                if id(tensor) in wanted:
-                    wanted[id(tensor)] = tensor_grad
+            for tensor, tensor_grad in backpropagate(outputs, seed, create_graph, wanted=set(wanted)):
+                wanted[id(tensor)] = tensor_grad
     return tuple(_gradient_tensor(wanted[id(x)], x) for x in inputs)
 
 

@@ -464,11 +464,15 @@ class MeanSquaredError(Op):
     block = 1 << 15
 
     def forward(self, pred, target):
-        flat_pred, flat_target = pred.reshape(-1), target.reshape(-1)
-        total = 0.0
-        for start in range(0, flat_pred.size, self.block):
-            diff = flat_pred[start : start + self.block] - flat_target[start : start + self.block]
-            total += float(np.vdot(diff, diff))
+        if pred.size <= self.block:
+            diff = pred - target
+            total = float(np.vdot(diff, diff))
+        else:
+            flat_pred, flat_target = pred.reshape(-1), target.reshape(-1)
+            total = 0.0
+            for start in range(0, flat_pred.size, self.block):
+                diff = flat_pred[start : start + self.block] - flat_target[start : start + self.block]
+                total += float(np.vdot(diff, diff))
         # the mean of nothing is nan, as NumPy's and PyTorch's
         return np.asarray(total / pred.size if pred.size else np.nan, dtype=np.result_type(pred, target))
 

@@ -169,12 +169,12 @@ class Optimizer:
 
     def _copy_of_what_a_step_changes(self) -> list[tuple[np.ndarray, dict[str, Any]]]:
         """Each parameter's values and state, copied."""
-        return [(p.data.copy(), {key: np.copy(value) for key, value in self.state[p].items()}) for p in self.params]
+        return [(p.data.copy(), _copy_state(self.state[p])) for p in self.params]
 
     def _put_back(self, saved: list[tuple[np.ndarray, dict[str, Any]]]) -> None:
         for p, (data, state) in zip(self.params, saved):
             np.copyto(p.data, data)
-            self.state[p] = {key: value if np.ndim(value) else value.item() for key, value in state.items()}
+            self.state[p] = state
 
     def zero_grad(self) -> None:
         for p in self.params:
@@ -185,6 +185,11 @@ class Optimizer:
 
     def hyperparameters(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if k not in ("params", "state", "steps") and k[0] != "_"}
+
+
+def _copy_state(state: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a parameter's state: its arrays copied, its step count as it is."""
+    return {key: value.copy() if isinstance(value, np.ndarray) else value for key, value in state.items()}
 
 
 class GradientDescent(Optimizer):

@@ -197,13 +197,12 @@ class Tensor:
             if grad.shape != self.shape:
                 raise RuntimeError(f"backward(): grad has shape {grad.shape} but the output has shape {self.shape}")
         with no_grad():
-            for leaf, leaf_grad in backpropagate(self, grad, create_graph=False):
-                if leaf._ctx is not None:
-                    continue  # only leaves keep their gradient, accumulated as PyTorch does
-                if leaf.grad is None:  # (the first gradient is copied: we own it)
-                    leaf.grad = np.array(leaf_grad, dtype=leaf.data.dtype)
-                else:
-                    leaf.grad = leaf.grad + leaf_grad.astype(leaf.data.dtype, copy=False)
+            leaves = backpropagate(self, grad, create_graph=False)
+        for leaf, leaf_grad in leaves:  # accumulate, as PyTorch does
+            if leaf.grad is None:  # (the first gradient is copied: we own it)
+                leaf.grad = leaf_grad.astype(leaf.data.dtype)
+            else:
+                leaf.grad = leaf.grad + leaf_grad.astype(leaf.data.dtype, copy=False)
 
     # ----- ops (each one is a Function in ops.py) -----
     def _lift(self, other: Any) -> Tensor:
@@ -369,8 +368,8 @@ class Function:
     differentiable_backward = False
     parents: tuple[Tensor, ...]
     needs_input_grad: tuple[bool, ...]
-    inputs: tuple[Any, ...] | None = None  # set during backward: arrays, or Tensors under create_graph
-    output: Any = None
+    inputs: Sequence[Any]  # the inputs' arrays (Tensors while backward runs under create_graph)
+    output: Any  # the output's array (its Tensor while backward runs under create_graph)
 
     def forward(self, *arrays: np.ndarray, **options: Any) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__}.forward is not written")
@@ -384,9 +383,10 @@ class Function:
         tensors = tuple([x if isinstance(x, Tensor) else Tensor(x) for x in inputs])
         ctx = cls()
         ctx.needs_input_grad = tuple([t.requires_grad for t in tensors])
-        out = Tensor(ctx.forward(*[t.data for t in tensors], **options))
+        arrays = [t.data for t in tensors]
+        out = Tensor(ctx.forward(*arrays, **options))
         if _grad_enabled and True in ctx.needs_input_grad:
-            ctx.parents = tensors
+            ctx.parents, ctx.inputs, ctx.output = tensors, arrays, out.data
             out.requires_grad, out._ctx = True, ctx
         return out
 
@@ -400,11 +400,14 @@ class Function:
                     "cannot be differentiated again (create_graph=True); write it with Tensor operations on "
                     "grad, self.inputs and self.output and set differentiable_backward = True"
                 )
-            self.inputs, self.output = self.parents, out
+            arrays, output = self.inputs, self.output
+            self.inputs, self.output = self.parents, out  # the same formula, now on Tensors
+            try:
+                grads = self.backward(grad)
+            finally:
+                self.inputs, self.output = arrays, output  # (keeping `out` here would be a reference cycle)
         else:
-            self.inputs, self.output = tuple([p.data for p in self.parents]), out.data
-        grads = self.backward(grad)
-        self.inputs = self.output = None  # (an output kept here would be a reference cycle)
+            grads = self.backward(grad)
         if type(grads) is not tuple:
             grads = (grads,)
         if len(grads) != len(self.parents):
@@ -454,10 +457,10 @@ def _consumers(root: Tensor) -> dict[int, int]:
     return counts
 
 
-def backpropagate(root: Tensor, grad: Any, create_graph: bool):
-    """Send `grad` (d something / d root) back through root's graph, and yield (tensor, gradient)
-    for every tensor of it that requires grad, each once, when its gradient is complete: arrays,
-    or Tensors with a graph of their own when `create_graph`.
+def backpropagate(root: Tensor, grad: Any, create_graph: bool, wanted: set[int] | None = None) -> list[tuple]:
+    """Send `grad` (d something / d root) back through root's graph. Returns (tensor, gradient) for
+    every leaf reached, or, with `wanted` (ids), for those tensors, leaves or not; the gradients are
+    arrays, or Tensors with a graph of their own when `create_graph`.
 
     The order is HIPS autograd's: count how many ops of the graph use each tensor, then start from
     the root and release a tensor once all its users have sent their gradient back. No recursion,
@@ -466,27 +469,28 @@ def backpropagate(root: Tensor, grad: Any, create_graph: bool):
     pending = _consumers(root)
     grads = {id(root): grad}
     ready = [root]
+    found = []
     while ready:
         node = ready.pop()
         node_grad = grads.pop(id(node), None)
         ctx = node._ctx
-        if node_grad is not None:
-            yield node, node_grad
+        if node_grad is not None and (id(node) in wanted if wanted is not None else ctx is None):
+            found.append((node, node_grad))
         if ctx is None:
             continue
         if node_grad is None:  # nothing came in: the inputs still learn that this user is done
-            parent_grads = [None] * len(ctx.parents)
+            parent_grads: list[Any] = [None] * len(ctx.parents)
         else:
             parent_grads = ctx._input_grads(node, node_grad, create_graph)
         for parent, parent_grad in zip(ctx.parents, parent_grads):
-            if not parent.requires_grad:
-                continue
-            if parent_grad is not None:
+            if parent.requires_grad:
                 key = id(parent)
-                grads[key] = grads[key] + parent_grad if key in grads else parent_grad
-            pending[id(parent)] -= 1
-            if pending[id(parent)] == 0:
-                ready.append(parent)
+                if parent_grad is not None:
+                    grads[key] = grads[key] + parent_grad if key in grads else parent_grad
+                pending[key] -= 1
+                if not pending[key]:
+                    ready.append(parent)
+    return found
 
 
 from tinygrad_lr import ops  # noqa: E402  (ops.py builds on Function above)
