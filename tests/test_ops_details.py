@@ -11,6 +11,7 @@ import pytest
 
 import tinygrad_lr as tl
 from tinygrad_lr import ops
+from tinygrad_lr.ops import normalize_axes
 
 
 class _warnings_are_errors:
@@ -164,3 +165,118 @@ def test_scatter_add_adds_repeated_positions_and_its_gradient_picks_them_back():
     np.testing.assert_array_equal(out.data, [2.0, 0.0, 0.0, 5.0, 0.0])
     out.backward(np.array([10.0, 20.0, 30.0, 40.0, 50.0]))
     np.testing.assert_array_equal(a.grad, [40.0, 10.0, 40.0])
+
+
+# ----- axes: which ones a reduction accepts, and what it says about the others -----
+
+
+@pytest.mark.parametrize(
+    ("shape", "axis", "message"),
+    [
+        ((2, 3), 2, "axis 2 is out of bounds for a tensor of 2 dimension(s)"),
+        ((2, 3), -3, "axis -3 is out of bounds for a tensor of 2 dimension(s)"),
+        ((2, 3), True, "axis True is out of bounds for a tensor of 2 dimension(s)"),
+        ((2, 3), (1.0,), "axis 1.0 is out of bounds for a tensor of 2 dimension(s)"),
+        ((3,), 1, "axis 1 is out of bounds for a tensor of 1 dimension(s)"),
+        ((3,), -2, "axis -2 is out of bounds for a tensor of 1 dimension(s)"),
+        ((), 1, "axis 1 is out of bounds for a tensor of 0 dimension(s)"),
+        ((), -2, "axis -2 is out of bounds for a tensor of 0 dimension(s)"),
+    ],
+)
+def test_an_axis_out_of_bounds_is_an_axis_error_naming_it(shape, axis, message):
+    x = tl.Tensor(np.zeros(shape))
+    for reduce in (x.sum, x.mean, x.max):
+        with pytest.raises(np.exceptions.AxisError) as error:
+            reduce(axis=axis)
+        assert str(error.value) == message
+
+
+@pytest.mark.parametrize("axis", [(0, -2), (1, 1)])
+def test_an_axis_named_twice_is_refused(axis):
+    with pytest.raises(ValueError) as error:
+        tl.Tensor(np.zeros((2, 3))).sum(axis=axis)
+    assert str(error.value) == f"axis {axis!r} names the same axis more than once"
+
+
+def test_every_axis_from_minus_ndim_to_ndim_minus_one_is_accepted():
+    a = np.arange(24.0).reshape(2, 3, 4)
+    x = tl.Tensor(a)
+    for axis in range(-3, 3):
+        np.testing.assert_array_equal(x.sum(axis=axis).data, a.sum(axis=axis))
+    np.testing.assert_array_equal(x.sum(axis=np.int64(-1)).data, a.sum(axis=-1))
+    assert normalize_axes((-1, 0), 3) == (2, 0) and normalize_axes(None, 2) == (0, 1)
+    assert normalize_axes(0, 0) == () and normalize_axes(-1, 0) == ()
+
+
+# ----- matmul: shapes it refuses, batches on either side, gradients only where needed -----
+
+
+@pytest.mark.parametrize(
+    ("left", "right"), [((2, 3), (4,)), ((2, 3), (2, 3)), ((), (3,)), ((3,), ()), ((2, 3, 4), (3, 4))]
+)
+def test_matmul_of_mismatched_shapes_says_which_axes_must_match(left, right):
+    with pytest.raises(ValueError) as error:
+        tl.Tensor(np.zeros(left)) @ tl.Tensor(np.zeros(right))
+    assert str(error.value) == (
+        f"matmul: cannot multiply shapes {left} and {right}; the last axis of the left operand must match "
+        "the first (1-D) or second-to-last axis of the right operand"
+    )
+
+
+@pytest.mark.parametrize(("left", "right"), [((2, 3), (4, 3, 5)), ((3,), (4, 3, 5)), ((4, 2, 3), (3, 5))])
+def test_matmul_broadcasts_a_batch_on_either_side(left, right):
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=left), rng.normal(size=right)
+    x, y = tl.Tensor(a, requires_grad=True), tl.Tensor(b, requires_grad=True)
+    out = x @ y
+    np.testing.assert_allclose(out.data, np.matmul(a, b), rtol=1e-12)
+    assert out.shape == np.matmul(a, b).shape
+    upstream = rng.normal(size=out.shape)
+    out.backward(upstream)
+    a2, up = (a[None, :] if a.ndim == 1 else a), (upstream[..., None, :] if a.ndim == 1 else upstream)
+    expected_b = np.matmul(np.swapaxes(a2, -1, -2), up)
+    expected_a = np.matmul(up, np.swapaxes(b, -1, -2))
+    np.testing.assert_allclose(y.grad, expected_b.reshape((-1, *b.shape)).sum(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(x.grad, expected_a.reshape((-1, *a.shape)).sum(axis=0), rtol=1e-12)
+
+
+@pytest.mark.parametrize("right", [(3,), (3, 2)])
+def test_matmul_by_a_constant_gives_only_the_left_gradient(right):
+    a = tl.Tensor(np.array([[1.0, 2.0, 3.0]]), requires_grad=True)
+    b = np.arange(1.0, 1.0 + np.prod(right)).reshape(right)
+    (a @ tl.Tensor(b)).sum().backward()
+    np.testing.assert_array_equal(a.grad, b.reshape(3, -1).sum(axis=1)[None, :])
+
+
+def test_matmul_computes_no_gradient_for_a_constant_operand():
+    """Only the gradients asked for are formed: the one nobody asked for would overflow here."""
+    with np.errstate(all="raise"):
+        w = tl.Tensor(np.array([[1e300]]), requires_grad=True)
+        (tl.Tensor(np.array([[1e-300]])) @ w).backward(np.array([[1e300]]))
+        np.testing.assert_allclose(w.grad, [[1.0]], rtol=1e-12)
+        x = tl.Tensor(np.array([[1e300]]), requires_grad=True)
+        (x @ tl.Tensor(np.array([[1e-300]]))).backward(np.array([[1e300]]))
+        np.testing.assert_allclose(x.grad, [[1.0]], rtol=1e-12)
+
+
+# ----- pow at zero, NaN and negative bases -----
+
+
+def test_pow_gradients_at_zero_and_nan_bases_follow_pytorch():
+    """a^0 has slope 0 in a (a = 0 or NaN included); 0^b has slope 0 in b where b >= 0; elsewhere the
+    textbook b·a^(b-1) and a^b·log(a), infinities and NaN included."""
+    a = tl.Tensor(np.array([0.0, 0.0, 0.0, np.nan, 2.0, 0.0, -2.0]), requires_grad=True)
+    b = tl.Tensor(np.array([0.0, 0.5, 2.0, 0.0, 3.0, -1.0, 2.0]), requires_grad=True)
+    with np.errstate(all="ignore"):
+        out = a**b
+        out.backward(np.ones(7))
+    np.testing.assert_array_equal(out.data, [1.0, 0.0, 0.0, 1.0, 8.0, np.inf, 4.0])
+    np.testing.assert_array_equal(a.grad, [0.0, np.inf, 0.0, 0.0, 12.0, -np.inf, -4.0])
+    np.testing.assert_array_equal(b.grad, [0.0, 0.0, 0.0, np.nan, 8 * np.log(2.0), -np.inf, np.nan])
+
+
+def test_pow_with_a_constant_exponent_takes_no_log_of_a_negative_base():
+    x = tl.Tensor(np.array([-2.0, 0.0, 3.0]), requires_grad=True)
+    with np.errstate(all="raise"):
+        (x**2.0).sum().backward()
+    np.testing.assert_array_equal(x.grad, [-4.0, 0.0, 6.0])
