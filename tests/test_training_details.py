@@ -1,5 +1,7 @@
 """The fine print of training and its callbacks: exact messages, defaults, boundaries, printed text."""
 
+import io
+
 import numpy as np
 import pytest
 
@@ -252,3 +254,130 @@ def test_gradient_norm_stop_refuses_a_tolerance_that_is_not_positive(tol, messag
     with pytest.raises(ValueError) as caught:
         tl.callbacks.GradientNormStop(tol=tol)
     assert str(caught.value) == message
+
+
+# ----- the progress line -----
+
+
+def test_progress_bar_draws_done_over_steps_with_an_arrow_while_unfinished():
+    assert tl.callbacks.progress_bar(0, 3) == "0/3 [..............................]"
+    assert tl.callbacks.progress_bar(1, 3) == "1/3 [=========>....................]"
+    assert tl.callbacks.progress_bar(3, 3, width=10) == "3/3 [==========]"
+    assert tl.callbacks.progress_bar(2, 12, width=10) == " 2/12 [>.........]"
+
+
+def test_logs_show_four_decimals_above_1e_minus_3_and_scientific_notation_at_or_below():
+    logs = {"loss": 0.001, "mae": -0.0005, "val_loss": 12.34567, "r2": -0.5}
+    assert tl.callbacks.format_logs(logs) == " - loss: 1.0000e-03 - mae: -5.0000e-04 - val_loss: 12.3457 - r2: -0.5000"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "per_step"),
+    [
+        (2.0, "2s/step"),
+        (1.0, "1s/step"),
+        (0.9, "900ms/step"),
+        (1e-3, "1ms/step"),
+        (0.0005004999, "500us/step"),
+        (0.0, "0us/step"),
+    ],
+)
+def test_time_per_step_is_in_seconds_milliseconds_or_microseconds(seconds, per_step):
+    line = tl.callbacks.progress_line(1, 1, seconds, {})
+    assert line == f"1/1 [==============================] - {seconds:.0f}s {per_step}"
+
+
+def test_progress_line_divides_the_time_by_the_steps_done_and_takes_the_bar_width():
+    assert tl.callbacks.progress_line(2, 4, 1.0, {"loss": 2.5}) == (
+        "2/4 [==============>...............] - 1s 500ms/step - loss: 2.5000"
+    )
+    assert tl.callbacks.progress_line(0, 5, 3.0, {}, width=10) == "0/5 [..........] - 3s 3s/step"
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+class Clock:
+    """A stand-in for `time` whose perf_counter reads the given instants, one per call."""
+
+    def __init__(self, *instants):
+        self.instants = iter(instants)
+
+    def perf_counter(self):
+        return next(self.instants)
+
+
+def test_progress_bar_on_a_terminal_redraws_with_eta_then_ends_with_the_epochs_line(monkeypatch):
+    monkeypatch.setattr(tl.callbacks, "time", Clock(100.0, 102.0, 104.0, 106.0, 112.0))
+    bar = tl.callbacks.ProgressBar(Terminal())
+    bar.params = {"epochs": 3, "steps": 4, "samples": 8, "verbose": 1}
+    bar.on_epoch_begin(1, {})
+    bar.on_batch_end(0, {"batch": 0, "size": 2, "loss": 2.5})  # 2 s for 1 step: 3 more take 6 s
+    bar.on_batch_end(1, {})  # 4 s for 2 steps: 2 more take 4 s
+    bar.on_batch_end(2, None)  # 6 s for 3 steps
+    bar.on_batch_end(3, {"loss": 1.0})  # the last batch: the epoch's line follows
+    bar.on_epoch_end(1, {"loss": 1.5, "grad_norm": 0.25, "val_loss": 2.0})  # 12 s for 4 steps
+    assert bar.stream.getvalue() == (
+        "Epoch 2/3\n"
+        "\r1/4 [======>.......................] - ETA: 6s - loss: 2.5000"
+        "\r2/4 [==============>...............] - ETA: 4s"
+        "\r3/4 [=====================>........] - ETA: 2s"
+        "\r4/4 [==============================] - 12s 3s/step - loss: 1.5000 - val_loss: 2.0000\n"
+    )
+
+
+def test_progress_bar_draws_at_its_width(monkeypatch):
+    monkeypatch.setattr(tl.callbacks, "time", Clock(0.0, 1.0, 2.0))
+    bar = tl.callbacks.ProgressBar(Terminal())
+    bar.width = 10
+    bar.params = {"epochs": 1, "steps": 2, "samples": 2, "verbose": 1}
+    bar.on_epoch_begin(0, {})
+    bar.on_batch_end(0, {"loss": 1.0})
+    bar.on_batch_end(1, {"loss": 1.0})
+    bar.on_epoch_end(0, {"loss": 1.0})
+    assert bar.stream.getvalue() == (
+        "Epoch 1/1\n\r1/2 [====>.....] - ETA: 1s - loss: 1.0000\r2/2 [==========] - 2s 1s/step - loss: 1.0000\n"
+    )
+
+
+def test_progress_bar_for_an_epoch_without_batches_shows_none_done(monkeypatch):
+    monkeypatch.setattr(tl.callbacks, "time", Clock(5.0, 5.0))
+    stream = io.StringIO()
+    bar = tl.callbacks.ProgressBar(stream)
+    bar.params = {"epochs": 1, "steps": 3, "samples": 3, "verbose": 1}
+    bar.on_epoch_begin(0, {})
+    bar.on_epoch_end(0, {})
+    assert stream.getvalue() == "Epoch 1/1\n0/3 [..............................] - 0s 0us/step\n"
+
+
+# ----- predict -----
+
+
+def test_predict_prints_nothing_unless_asked(capsys):
+    model = _model()
+    tl.training.predict(model, np.arange(3.0))
+    assert capsys.readouterr().out == ""
+
+
+def test_predict_in_two_batches_returns_every_sample():
+    model = _model()
+    x = np.arange(5.0)
+    np.testing.assert_array_equal(tl.training.predict(model, x, batch_size=3), model.predict(x))
+    assert tl.training.predict(model, x, batch_size=3).shape == (5, 1)
+
+
+class Total(tl.nn.Module):
+    """A model whose output is one number for the whole batch."""
+
+    def __init__(self):
+        self.weight = tl.Tensor(np.ones(1), requires_grad=True)
+
+    def forward(self, x):
+        return (x * self.weight).sum()
+
+
+def test_predict_in_one_batch_returns_the_models_output_as_it_is():
+    assert tl.training.predict(Total(), np.arange(4.0)) == np.float64(6.0)
+    assert tl.training.predict(Total(), np.arange(4.0)).shape == ()
