@@ -381,3 +381,337 @@ class Total(tl.nn.Module):
 def test_predict_in_one_batch_returns_the_models_output_as_it_is():
     assert tl.training.predict(Total(), np.arange(4.0)) == np.float64(6.0)
     assert tl.training.predict(Total(), np.arange(4.0)).shape == ()
+
+
+# ----- what the boundaries refuse, word for word -----
+
+
+def _linear(n_in=1, n_out=1):
+    return tl.nn.Sequential([tl.nn.Linear(n_in, n_out, seed=0)])
+
+
+def _compiled(n_in=1, n_out=1):
+    model = _linear(n_in, n_out)
+    model.compile()
+    return model
+
+
+def _fit(**kwargs):
+    return lambda: _compiled().fit([1.0, 2.0], [1.0, 2.0], verbose=0, **kwargs)
+
+
+NOT_COMPILED = "the model must be compiled first: model.compile(loss='mse', optimizer='adam')"
+NAMES = "['mae', 'mean_absolute_error', 'mean_squared_error', 'mse']"
+REFUSED = [
+    (lambda: _linear().compile(loss="huber"), ValueError,
+     f"compile: unknown loss 'huber'; choose one of {NAMES} or pass a function"),
+    (lambda: _linear().compile(optimizer="adamw"), ValueError,
+     "compile: unknown optimizer 'adamw'; choose one of ['adam', 'gd', 'rmsprop', 'sgd']"),
+    (lambda: _linear().compile(optimizer=object()), TypeError,
+     "compile: optimizer must be a name or a tl.optim optimizer, got object"),
+    (lambda: _linear().compile(metrics=["accuracy"]), ValueError,
+     f"compile: unknown metric 'accuracy'; choose from {NAMES}"),
+    (lambda: _linear().compile(metrics="accuracy"), ValueError,
+     f"compile: unknown metric 'accuracy'; choose from {NAMES}"),
+    (lambda: tl.nn.Sequential([]).compile(), ValueError, "compile: the model has no trainable parameters"),
+    (lambda: _linear().evaluate([1.0], [1.0]), RuntimeError, f"evaluate: {NOT_COMPILED}"),
+    (lambda: _linear().fit([1.0], [1.0]), RuntimeError, f"fit: {NOT_COMPILED}"),
+    (lambda: tl.nn.Sequential([]).predict([1.0]), ValueError,
+     "predict: the model has no parameters (no layers with weights), so nothing to compute; "
+     "give it layers, e.g. tl.nn.Sequential([tl.nn.Linear(1, 1)])"),
+    (lambda: _linear().predict(1.0), ValueError, "predict: x has shape (); it must hold at least one sample"),
+    (lambda: _linear().predict([]), ValueError, "predict: x has shape (0,); it must hold at least one sample"),
+    (lambda: _linear().predict(np.ones((2, 1, 1))), ValueError,
+     "predict: x has shape (2, 1, 1); expected (n,) or (n, features)"),
+    (lambda: _linear().predict(["a"]), TypeError, "predict: x must hold real numbers, got an array of dtype <U1"),
+    (lambda: _linear(3).predict(np.ones((3, 2))), ValueError,
+     "predict: x has shape (3, 2), 2 feature(s) per sample, but the model takes 3"),
+    (lambda: _linear(3).predict(np.ones(3)), ValueError,
+     "predict: x has shape (3, 1), 1 feature(s) per sample, but the model takes 3; "
+     "a 1-D x is read as n samples of one feature"),
+    (lambda: _compiled().predict([1.0, 2.0], batch_size=0), ValueError,
+     "predict: batch_size must be an integer >= 1, got 0"),
+    (lambda: _compiled().evaluate([1.0, 2.0], [1.0, 2.0], batch_size=0), ValueError,
+     "evaluate: batch_size must be an integer >= 1, got 0"),
+    (lambda: _compiled().evaluate([1.0, 2.0], [1.0]), ValueError,
+     "evaluate: x has 2 samples (shape (2, 1)) but y has 1 (shape (1, 1))"),
+    (lambda: _compiled().fit([1.0, 2.0], [1.0]), ValueError,
+     "fit: x has 2 samples (shape (2, 1)) but y has 1 (shape (1, 1))"),
+    (lambda: _compiled().fit([1.0, 2.0], [[1.0, 2.0], [1.0, 2.0]]), ValueError,
+     "fit: y has shape (2, 2) but the model has 1 output(s)"),
+    (lambda: _compiled().fit(["a"], [1.0]), TypeError, "fit: x must hold real numbers, got an array of dtype <U1"),
+    (lambda: _compiled().fit([1.0], ["a"]), TypeError, "fit: y must hold real numbers, got an array of dtype <U1"),
+    (lambda: _compiled().fit([1.0], [np.nan]), ValueError,
+     "fit: y (shape (1,)) has non-finite values: the first is nan at index (0,); remove or impute such samples first"),
+    (lambda: _compiled().fit([1.0], []), ValueError, "fit: y has shape (0,); it must hold at least one sample"),
+    (lambda: _compiled().fit([1.0], [[[1.0]]]), ValueError,
+     "fit: y has shape (1, 1, 1); expected (n,) or (n, features)"),
+    (_fit(epochs=0), ValueError, "fit: epochs must be an integer >= 1, got 0"),
+    (_fit(batch_size=0), ValueError, "fit: batch_size must be an integer >= 1, got 0"),
+    (_fit(validation_data=[1.0]), ValueError, "fit: validation_data must be a pair (x_val, y_val)"),
+    (_fit(validation_data=([1.0], [1.0], [1.0])), ValueError, "fit: validation_data must be a pair (x_val, y_val)"),
+    (_fit(validation_data=([1.0], [1.0, 2.0])), ValueError,
+     "fit (validation_data): x has 1 samples (shape (1, 1)) but y has 2 (shape (2, 1))"),
+    (_fit(callbacks=tl.callbacks.EarlyStopping()), TypeError,
+     "fit: callbacks must be a list of tl.callbacks.Callback, got one EarlyStopping; "
+     "wrap it in a list: callbacks=[...]"),
+    (_fit(callbacks={}), TypeError, "fit: callbacks must be a list of tl.callbacks.Callback, got a dict"),
+    (_fit(callbacks=[tl.callbacks.History(), 3]), TypeError,
+     "fit: callbacks[1] is a int, not a tl.callbacks.Callback (subclass it and override the hooks you need)"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("call", "error", "message"), REFUSED)
+def test_each_refusal_says_what_was_expected_and_what_was_given(call, error, message):
+    with pytest.raises(error) as caught:
+        call()
+    assert type(caught.value) is error and str(caught.value) == message
+
+
+# ----- compile -----
+
+
+def test_compile_reads_optimizer_names_in_any_case():
+    model = _linear()
+    model.compile(optimizer="RMSprop")
+    assert type(model.compiled.optimizer) is tl.optim.RMSprop and model.compiled.optimizer.lr == 0.001
+
+
+def test_compile_takes_loss_and_metric_aliases_and_a_single_metric_name():
+    model = _linear()
+    model.compile(loss="mean_absolute_error", metrics="mean_squared_error")
+    assert model.compiled.loss is tl.losses.mae and model.compiled.metrics == {"mse": tl.losses.mse}
+    model.compile(loss="mae", metrics=("mean_absolute_error", "mse"))
+    assert model.compiled.metrics == {"mae": tl.losses.mae, "mse": tl.losses.mse}
+
+
+def test_compile_keeps_a_loss_function_and_penalises_only_the_weights():
+    def loss(pred, y):
+        return tl.losses.mae(pred, y)
+
+    first, second = tl.nn.Linear(2, 3), tl.nn.Linear(3, 1)
+    model = tl.nn.Sequential([first, second])
+    model.compile(loss=loss, l2=1)
+    compiled = model.compiled
+    assert compiled.loss is loss and compiled.l2 == 1.0 and type(compiled.l2) is float
+    assert compiled.penalized == [first.weight, second.weight] and compiled.optimizer.params == model.parameters()
+
+
+def test_without_l2_the_objective_is_the_loss_alone():
+    model = _model()
+    model.set_weights([np.array([[2.0]]), np.array([1.0])])
+    compiled = model.compiled
+    assert compiled.objective(tl.Tensor(np.array([[3.0]])), np.array([[1.0]])).item() == 4.0
+    model.compile(optimizer="sgd", l2=0.5)
+    assert model.compiled.objective(tl.Tensor(np.array([[3.0]])), np.array([[1.0]])).item() == 4.0 + 0.5 * 4.0
+
+
+# ----- fit -----
+
+
+class Recorder(tl.callbacks.Callback):
+    """Records every hook's arguments, copied."""
+
+    def __init__(self):
+        self.calls = []
+
+    def on_train_begin(self, logs=None):
+        self.calls.append(("train_begin", logs, self.model.stop_training))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.calls.append(("epoch_begin", epoch, logs))
+
+    def on_batch_end(self, batch, logs=None):
+        self.calls.append(("batch_end", batch, dict(logs)))
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.calls.append(("epoch_end", epoch, dict(logs)))
+
+    def on_train_end(self, logs=None):
+        self.calls.append(("train_end", logs))
+
+
+def test_fit_gives_callbacks_the_run_parameters_and_the_logs_of_each_hook():
+    x = np.array([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0])
+    model = _model(metrics=["mae"])
+    model.set_weights([np.ones((1, 1)), np.zeros(1)])
+    model.compile(optimizer=tl.optim.SGD(lr=1e-300), metrics=["mae"])  # the weights stay put
+    model.stop_training = True  # left over from an earlier run: fit starts afresh
+    recorder = Recorder()
+    history = model.fit(x, x + 1, epochs=2, batch_size=3, validation_split=0.25, shuffle=False, verbose=0,
+                        callbacks=(recorder,))  # fmt: skip
+    assert recorder.params == {"epochs": 2, "steps": 2, "samples": 6, "verbose": 0}
+    assert recorder.model is model
+    epoch_logs = {"loss": 1.0, "mae": 1.0, "val_loss": 1.0, "val_mae": 1.0}
+    per_epoch = [
+        ("batch_end", 0, {"batch": 0, "size": 3, "loss": 1.0}),
+        ("batch_end", 1, {"batch": 1, "size": 3, "loss": 1.0}),
+    ]
+    assert recorder.calls == [
+        ("train_begin", {}, False),
+        ("epoch_begin", 0, {}), *per_epoch, ("epoch_end", 0, epoch_logs),
+        ("epoch_begin", 1, {}), *per_epoch, ("epoch_end", 1, epoch_logs),
+        ("train_end", {}),
+    ]  # fmt: skip
+    assert history.history == {key: [value, value] for key, value in epoch_logs.items()}
+
+
+def test_fit_batch_logs_carry_the_running_size_weighted_mean_loss():
+    x = np.array([1.0, 1.0, 1.0, 3.0, 3.0])
+    model = _model()
+    model.set_weights([np.ones((1, 1)), np.zeros(1)])
+    model.compile(optimizer=tl.optim.SGD(lr=1e-300), metrics="mae")
+    recorder = Recorder()
+    history = model.fit(x, np.zeros(5), batch_size=3, shuffle=False, verbose=0, callbacks=[recorder])
+    assert [call[2] for call in recorder.calls if call[0] == "batch_end"] == [
+        {"batch": 0, "size": 3, "loss": 1.0},
+        {"batch": 1, "size": 2, "loss": (3 * 1.0 + 2 * 9.0) / 5},
+    ]
+    assert history.history == {"loss": [(3 * 1.0 + 2 * 9.0) / 5], "mae": [(3 * 1.0 + 2 * 3.0) / 5]}
+
+
+def test_fit_defaults_to_one_epoch_of_shuffled_batches_of_32_with_the_progress_line(capsys):
+    x = np.arange(40.0)
+    recorder = Recorder()
+    history = _model().fit(x, x, callbacks=[recorder], seed=0)
+    assert recorder.params == {"epochs": 1, "steps": 2, "samples": 40, "verbose": 1}
+    lines = capsys.readouterr().out.splitlines()
+    assert (
+        lines[0] == "Epoch 1/1" and lines[1].startswith("2/2 [==============================] - ") and len(lines) == 2
+    )
+    assert history.epoch == [0]
+    model = _model()
+    model.fit(x, x, batch_size=None, verbose=0, callbacks=[recorder])
+    assert recorder.params["steps"] == 2
+
+
+def test_fit_shuffles_the_batches_by_default():
+    model = _model(optimizer=tl.optim.SGD(lr=1e-300))
+    seen = []
+
+    class Batches(tl.callbacks.Callback):
+        def on_batch_end(self, batch, logs=None):
+            seen.append(logs["loss"])
+
+    x = np.arange(6.0)
+    model.set_weights([np.ones((1, 1)), np.zeros(1)])
+    model.fit(x, np.zeros(6), batch_size=2, seed=3, verbose=0, callbacks=[Batches()])
+    in_order = [np.mean(x[:2] ** 2), np.mean(x[:4] ** 2)]
+    assert seen[:2] != pytest.approx(in_order)
+
+
+def test_fit_logs_the_gradient_norm_only_when_a_callback_asks():
+    x = np.array([1.0, 2.0])
+    model = _model()
+    model.set_weights([np.ones((1, 1)), np.zeros(1)])
+    model.compile(optimizer=tl.optim.SGD(lr=1e-300))
+    assert set(model.fit(x, 3 * x, verbose=0).history) == {"loss"}
+    history = model.fit(x, 3 * x, verbose=0, callbacks=[tl.callbacks.GradientNormStop(tol=1e-9)])
+    # residuals pred - y = (-2, -4): d/dw mean(r²) = mean(2 r x) = -10, d/db = mean(2 r) = -6
+    assert history.history["grad_norm"] == [pytest.approx(np.sqrt(10.0**2 + 6.0**2), rel=1e-12)]
+
+
+def test_gradient_norm_sums_in_float64_and_leaves_grad_alone():
+    model = tl.nn.Sequential([tl.nn.Linear(1, 1, dtype=np.float32)])
+    model.compile(optimizer="sgd")
+    model.set_weights([np.ones((1, 1)), np.zeros(1)])
+    x, y = np.array([[1.0]], np.float32), np.array([[1.0 + 1e20]], np.float32)
+    # the gradient is about (-2e20, -2e20): its squares overflow float32 but not float64
+    assert tl.training.gradient_norm(model, model.compiled, x, y) == pytest.approx(2e20 * np.sqrt(2), rel=1e-6)
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_divergence_without_raising_warns_from_the_callers_line_and_returns_the_history():
+    model = _model(optimizer=tl.optim.SGD(lr=1e200))
+    recorder = Recorder()
+    x = np.arange(4.0)
+    with pytest.warns(RuntimeWarning) as warned:
+        history = tl.training.fit(model, x, 2 * x, epochs=3, verbose=0, callbacks=[recorder], raise_on_divergence=False)
+    assert [str(w.message) for w in warned] == [DIVERGED_AT_STEP_2 + ONE_LAYER_ADVICE.format(bound="0.238")]
+    assert warned[0].filename == __file__
+    assert history is model.history and len(history.history["loss"]) == 1 and not history.interrupted
+    assert recorder.calls[-1] == ("train_end", {})
+
+
+def test_divergence_error_carries_its_epoch_batch_step_and_advice():
+    model = _model(optimizer=tl.optim.SGD(lr=1e200))
+    recorder = Recorder()
+    with pytest.raises(tl.optim.TrainingDivergedError) as caught:
+        model.fit(np.arange(4.0), np.arange(4.0), epochs=3, batch_size=2, verbose=0, callbacks=[recorder])
+    error = caught.value
+    assert (error.epoch, error.batch, error.step) == (1, 2, 2)
+    assert error.advice.startswith("Lower the learning rate (now 1e+200): for plain gradient descent")
+    assert recorder.calls[-1][0] == "batch_end"  # no epoch end, no train end
+
+
+def test_ctrl_c_marks_the_history_interrupted_and_goes_on():
+    class CtrlC(tl.callbacks.Callback):
+        def on_batch_end(self, batch, logs=None):
+            if batch == 1:
+                raise KeyboardInterrupt
+
+    model = _model()
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(np.arange(6.0), np.arange(6.0), batch_size=2, verbose=0, callbacks=[CtrlC()])
+    assert model.history.interrupted is True and model.history.epoch == []
+
+
+def test_fit_with_validation_split_trains_on_the_first_samples():
+    recorder = Recorder()
+    x = np.arange(10.0)
+    _model().fit(x, x, validation_split=0.3, verbose=0, callbacks=[recorder])
+    assert recorder.params["samples"] == 7
+
+
+# ----- evaluate and predict -----
+
+
+def test_evaluate_in_batches_is_the_size_weighted_mean(monkeypatch):
+    model = _model(metrics=["mae"])
+    model.set_weights([np.ones((1, 1)), np.zeros(1)])
+    x = np.array([1.0, 1.0, 3.0])
+    assert model.evaluate(x, np.zeros(3), batch_size=2) == {"loss": 11 / 3, "mae": 5 / 3}
+    plain = _model()
+    plain.set_weights([np.ones((1, 1)), np.zeros(1)])
+    assert plain.evaluate(x, np.zeros(3), batch_size=2) == 11 / 3
+    assert plain.evaluate(x, np.zeros(3)) == pytest.approx(11 / 3)
+
+
+def test_evaluate_and_predict_print_the_progress_line_when_verbose(monkeypatch, capsys):
+    model = _model(metrics=["mae"])
+    model.set_weights([np.ones((1, 1)), np.zeros(1)])
+    x = np.array([1.0, 1.0, 3.0])
+    monkeypatch.setattr(tl.training, "time", Clock(10.0, 14.0, 20.0, 21.0))
+    assert model.evaluate(x, np.zeros(3), batch_size=2, verbose=1) == {"loss": 11 / 3, "mae": 5 / 3}
+    assert capsys.readouterr().out == (
+        "2/2 [==============================] - 4s 2s/step - loss: 3.6667 - mae: 1.6667\n"
+    )
+    model.predict(x, verbose=1)
+    assert capsys.readouterr().out == "1/1 [==============================] - 1s 1s/step\n"
+
+
+class Doubler(tl.nn.Module):
+    """A layer without output_shape: the output count falls back to the last Linear's."""
+
+    def __init__(self):
+        self.factor = tl.Tensor(np.array(2.0), requires_grad=True)
+
+    def forward(self, x):
+        return x * self.factor
+
+
+def test_the_output_count_without_output_shapes_is_the_last_linear_layers():
+    model = tl.nn.Sequential([tl.nn.Linear(2, 3, seed=0), Doubler(), tl.nn.Linear(3, 2, seed=1), Doubler()])
+    model.compile()
+    assert model.evaluate(np.ones((4, 2)), np.zeros((4, 2))) > 0
+    with pytest.raises(ValueError) as caught:
+        model.evaluate(np.ones((4, 2)), np.zeros((4, 3)))
+    assert str(caught.value) == "evaluate: y has shape (4, 3) but the model has 2 output(s)"
+
+
+def test_a_model_without_linear_layers_takes_any_number_of_features_and_outputs():
+    model = Doubler()
+    model.compile(optimizer="sgd")
+    np.testing.assert_array_equal(model.predict(np.ones((2, 3))), np.full((2, 3), 2.0))
+    assert model.evaluate(np.ones((2, 3)), np.full((2, 3), 2.0)) == 0.0
+    assert model.evaluate([1.0, 2.0], [2.0, 4.0]) == 0.0
