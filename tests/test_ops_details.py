@@ -280,3 +280,222 @@ def test_pow_with_a_constant_exponent_takes_no_log_of_a_negative_base():
     with np.errstate(all="raise"):
         (x**2.0).sum().backward()
     np.testing.assert_array_equal(x.grad, [-4.0, 0.0, 6.0])
+
+
+def test_pow_sends_no_gradient_to_a_tensor_that_started_requiring_one_after_the_op():
+    """The graph is recorded when the op runs: switching requires_grad on afterwards changes nothing."""
+    base, exponent = tl.Tensor(np.array([2.0])), tl.Tensor(np.array([3.0]), requires_grad=True)
+    out = base**exponent
+    base.requires_grad = True
+    out.backward(np.ones(1))
+    assert base.grad is None
+    np.testing.assert_allclose(exponent.grad, [8 * np.log(2.0)], rtol=1e-15)
+    base, exponent = tl.Tensor(np.array([2.0]), requires_grad=True), tl.Tensor(np.array([3.0]))
+    out = base**exponent
+    exponent.requires_grad = True
+    out.backward(np.ones(1))
+    assert exponent.grad is None
+    np.testing.assert_array_equal(base.grad, [12.0])
+
+
+def test_pow_second_derivatives_in_base_and_exponent():
+    """d²(x³)/dx² = 6x and d²(2^y)/dy² = 2^y·log(2)²: the masks at zero are constants, the rest a graph."""
+    x = tl.Tensor(np.array([2.0, -1.0]), requires_grad=True)
+    (slope,) = tl.autograd.grad((x**3.0).sum(), x, create_graph=True)
+    np.testing.assert_array_equal(slope.data, [12.0, 3.0])
+    np.testing.assert_array_equal(tl.autograd.grad(slope.sum(), x)[0].data, [12.0, -6.0])
+    y = tl.Tensor(np.array([3.0]), requires_grad=True)
+    (slope,) = tl.autograd.grad((tl.Tensor(np.array([2.0])) ** y).sum(), y, create_graph=True)
+    np.testing.assert_allclose(tl.autograd.grad(slope.sum(), y)[0].data, [8 * np.log(2.0) ** 2], rtol=1e-15)
+
+
+# ----- the helpers that serve arrays and Tensors alike -----
+
+
+def test_helpers_give_arrays_for_arrays_and_ops_for_a_tensor_on_either_side():
+    """expand, where, log, matmul, scatter_add: NumPy's result for arrays; with a Tensor anywhere, a
+    Tensor whose graph reaches it (so that a gradient written with them is differentiable again)."""
+    a, m = np.array([1.0, 2.0]), np.array([[1.0], [2.0]])
+    condition = np.array([True, False])
+    assert type(ops.expand(a, (3, 2))) is np.ndarray
+    assert type(ops.where(condition, a, 0)) is np.ndarray
+    assert type(ops.log(a)) is np.ndarray
+    assert type(ops.matmul(a, m)) is np.ndarray
+    assert type(ops.scatter_add(a, np.array([0, 0]), (3,))) is np.ndarray
+    np.testing.assert_array_equal(ops.scatter_add(a, np.array([0, 0]), (3,)), [3.0, 0.0, 0.0])
+    x = tl.Tensor(a, requires_grad=True)
+    results = {
+        "expand": ops.expand(x, (3, 2)),
+        "where x, 0": ops.where(condition, x, 0),
+        "where 0, x": ops.where(condition, 0, x),
+        "log": ops.log(x),
+        "matmul x, m": ops.matmul(x, m),
+        "matmul m.T, x": ops.matmul(m.T, x),
+        "scatter_add": ops.scatter_add(x, np.array([0, 0]), (3,)),
+    }
+    expected = {
+        "expand": np.broadcast_to(a, (3, 2)),
+        "where x, 0": [1.0, 0.0],
+        "where 0, x": [0.0, 2.0],
+        "log": np.log(a),
+        "matmul x, m": [5.0],
+        "matmul m.T, x": 5.0,
+        "scatter_add": [3.0, 0.0, 0.0],
+    }
+    for name, out in results.items():
+        assert isinstance(out, tl.Tensor) and out.requires_grad, name
+        np.testing.assert_array_equal(out.data, expected[name], err_msg=name)
+
+
+def test_the_second_derivative_of_a_sum_spreads_through_its_expand():
+    """d²/dx² (Σx)² = 2 everywhere: Sum's backward, run on Tensors, is an Expand op in the graph."""
+    x = tl.Tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
+    hessian = tl.autograd.hessian(lambda x: x.sum() ** 2.0, x)
+    np.testing.assert_array_equal(hessian.data, np.full((3, 3), 2.0))
+
+
+def test_matmul_second_derivative_in_both_operands():
+    """f = (x·w)²: d/dw of Σ df/dx = 2·x·Σw + 2·(x·w)·1, with x (1, 2) and w (2, 1)."""
+    x = tl.Tensor(np.array([[1.0, 2.0]]), requires_grad=True)
+    w = tl.Tensor(np.array([[3.0], [4.0]]), requires_grad=True)
+    (slope,) = tl.autograd.grad(((x @ w) ** 2.0).sum(), x, create_graph=True)
+    np.testing.assert_array_equal(slope.data, [[66.0, 88.0]])
+    np.testing.assert_array_equal(tl.autograd.grad(slope.sum(), w)[0].data, [[36.0], [50.0]])
+
+
+# ----- matmul: which NumPy routine, exactly -----
+
+
+def test_matmul_is_numpy_dot_up_to_two_axes_and_numpy_matmul_for_batches_bit_for_bit():
+    """The module's rule: np.dot for operands of at most two axes (its fast path), np.matmul beyond.
+    On strided operands the two round differently, so the results are checked bit for bit."""
+    rng = np.random.default_rng(0)
+
+    def strided(shape):  # every other element of a wider array
+        return np.repeat(rng.normal(size=shape), 2, axis=-1)[..., ::2]
+
+    for a, b in [
+        (strided((5, 7)), rng.normal(size=7)),
+        (rng.normal(size=33), strided((33, 20))),
+        (strided((40, 33)), strided((33, 20))),
+    ]:
+        np.testing.assert_array_equal((tl.Tensor(a) @ tl.Tensor(b)).data, np.dot(a, b))
+    for a, b in [(rng.normal(size=(3, 4, 5)), rng.normal(size=(5, 6))), (rng.normal(size=(3, 4, 5)), strided(5))]:
+        np.testing.assert_array_equal((tl.Tensor(a) @ tl.Tensor(b)).data, np.matmul(a, b))
+
+
+@pytest.mark.parametrize(("left", "right"), [((3,), (3, 2)), ((2, 3), (3,)), ((4, 2, 3), (3,)), ((3,), (3,))])
+def test_matmul_gradients_with_a_vector_operand(left, right):
+    """A 1-D operand is a row on the left and a column on the right; its gradient comes back 1-D."""
+    a = np.arange(1.0, 1.0 + np.prod(left)).reshape(left)
+    b = np.arange(2.0, 2.0 + np.prod(right)).reshape(right)
+    x, y = tl.Tensor(a, requires_grad=True), tl.Tensor(b, requires_grad=True)
+    out = x @ y
+    upstream = np.arange(1.0, 1.0 + out.size).reshape(out.shape) if out.ndim else np.array(1.5)
+    out.backward(upstream)
+    a2 = a[None, :] if a.ndim == 1 else a
+    b2 = b[:, None] if b.ndim == 1 else b
+    up = upstream.reshape(np.matmul(a2, b2).shape)
+    grad_a = np.matmul(up, b2.T)
+    grad_b = np.matmul(np.swapaxes(a2, -1, -2), up)
+    np.testing.assert_array_equal(x.grad, grad_a.reshape(a.shape))
+    np.testing.assert_array_equal(y.grad, grad_b.reshape((-1, *b2.shape)).sum(axis=0).reshape(b.shape))
+
+
+# ----- Sum, Mean and Reshape gradients along chosen axes -----
+
+
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_sum_and_mean_gradients_spread_along_the_reduced_axes_only(keepdims):
+    a = np.arange(24.0).reshape(2, 3, 4)
+    for name, scale in (("sum", 1.0), ("mean", 1 / 8)):  # 2·4 elements in each mean
+        x = tl.Tensor(a, requires_grad=True)
+        out = getattr(x, name)(axis=(0, -1), keepdims=keepdims)
+        np.testing.assert_allclose(out.data, getattr(a, name)(axis=(0, 2), keepdims=keepdims), rtol=1e-15)
+        out.backward(np.array([1.0, 2.0, 3.0]).reshape(out.shape))
+        np.testing.assert_allclose(x.grad, np.broadcast_to(np.array([1.0, 2.0, 3.0])[:, None], a.shape) * scale)
+
+
+def test_reshape_gradient_comes_back_in_the_input_shape():
+    x = tl.Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    out = x.reshape(3, 2)
+    np.testing.assert_array_equal(out.data, np.arange(6.0).reshape(3, 2))
+    out.backward(np.arange(10.0, 16.0).reshape(3, 2))
+    np.testing.assert_array_equal(x.grad, np.arange(10.0, 16.0).reshape(2, 3))
+    (slope,) = tl.autograd.grad((x.reshape(-1) ** 2.0).sum(), x, create_graph=True)
+    assert slope.shape == (2, 3)
+    np.testing.assert_array_equal(tl.autograd.grad(slope.sum(), x)[0].data, np.full((2, 3), 2.0))
+
+
+# ----- the fused ops: Affine, MeanSquaredError, L2Penalty -----
+
+
+def test_affine_is_x_at_w_plus_b_with_leading_axes_as_rows():
+    x_data = np.arange(12.0).reshape(2, 3, 2)
+    w_data, b_data = np.array([[1.0, -1.0, 2.0], [0.5, 3.0, -2.0]]), np.array([10.0, 20.0, 30.0])
+    x, w, b = (tl.Tensor(v, requires_grad=True) for v in (x_data, w_data, b_data))
+    out = ops.Affine.apply(x, w, b)
+    np.testing.assert_array_equal(out.data, x_data @ w_data + b_data)
+    upstream = np.arange(18.0).reshape(2, 3, 3) - 5
+    out.backward(upstream)
+    np.testing.assert_array_equal(x.grad, upstream @ w_data.T)
+    np.testing.assert_array_equal(w.grad, x_data.reshape(-1, 2).T @ upstream.reshape(-1, 3))
+    np.testing.assert_array_equal(b.grad, upstream.reshape(-1, 3).sum(axis=0))
+
+
+def test_affine_computes_only_the_gradients_asked_for():
+    """Each gradient nobody asked for would overflow here; none is formed."""
+    with np.errstate(all="raise"):
+        w = tl.Tensor(np.array([[1e300]]), requires_grad=True)
+        ops.Affine.apply(np.full((2, 1), 1e-300), w, np.zeros(1)).backward(np.full((2, 1), 1e308))
+        np.testing.assert_allclose(w.grad, [[2e8]], rtol=1e-12)
+        x = tl.Tensor(np.full((1, 1), 1e300), requires_grad=True)
+        ops.Affine.apply(x, np.array([[1e-300]]), np.zeros(1)).backward(np.array([[1e300]]))
+        np.testing.assert_allclose(x.grad, [[1.0]], rtol=1e-12)
+
+
+def test_mean_squared_error_value_gradient_and_dtype():
+    pred = tl.Tensor(np.array([1.0, 2.0, 3.0, 4.0], np.float32), requires_grad=True)
+    target = tl.Tensor(np.array([0.0, 0.0, 1.0, 1.0], np.float32), requires_grad=True)
+    loss = ops.MeanSquaredError.apply(pred, target)
+    assert loss.shape == () and loss.dtype == np.float32 and loss.item() == 4.5
+    loss.backward(np.array(2.0, np.float32))
+    np.testing.assert_array_equal(pred.grad, [1.0, 2.0, 2.0, 3.0])  # 2·2·(pred - target)/4
+    np.testing.assert_array_equal(target.grad, [-1.0, -2.0, -2.0, -3.0])
+    one = tl.Tensor(np.array([5.0]), requires_grad=True)
+    ops.MeanSquaredError.apply(one, np.array([2.0])).backward()
+    np.testing.assert_array_equal(one.grad, [6.0])  # 2·(5 - 2)/1
+
+
+@pytest.mark.parametrize(
+    ("pred_dtype", "target_dtype", "dtype"),
+    [(np.float32, np.float64, np.float64), (np.float64, np.float32, np.float64), (np.float32, np.float32, np.float32)],
+)
+def test_mean_squared_error_takes_the_common_dtype_of_its_operands(pred_dtype, target_dtype, dtype):
+    loss = ops.MeanSquaredError.apply(np.ones(3, pred_dtype), np.zeros(3, target_dtype))
+    assert loss.dtype == dtype and loss.item() == 1.0
+
+
+def test_mean_squared_error_of_nothing_is_nan():
+    loss = ops.MeanSquaredError.apply(np.zeros((0, 2)), np.zeros((0, 2)))
+    assert loss.shape == () and np.isnan(loss.item())
+
+
+@pytest.mark.parametrize("extra", [0, 5])
+def test_mean_squared_error_over_many_blocks_is_exact(extra):
+    """Past one block the sum runs block by block: every element counted once, from the first."""
+    n = 3 * ops.MeanSquaredError.block + extra
+    diff = (np.arange(n) % 7 - 3).astype(np.float64)  # small integers: every partial sum is exact
+    target = np.arange(n, dtype=np.float64)
+    loss = ops.MeanSquaredError.apply((target + diff).reshape(-1, 1), target.reshape(-1, 1))
+    assert loss.item() == np.sum(diff * diff) / n
+
+
+def test_l2_penalty_value_dtype_and_gradient():
+    w1 = tl.Tensor(np.array([1.0, 2.0], np.float32), requires_grad=True)
+    w2 = tl.Tensor(np.array([[3.0]]), requires_grad=True)
+    penalty = ops.L2Penalty.apply(w1, w2, l2=0.25)
+    assert penalty.shape == () and penalty.dtype == np.float32 and penalty.item() == 3.5  # 0.25·(1+4+9)
+    penalty.backward(np.array(4.0, np.float32))
+    np.testing.assert_array_equal(w1.grad, [2.0, 4.0])  # 4·2·0.25·w
+    np.testing.assert_array_equal(w2.grad, [[6.0]])
