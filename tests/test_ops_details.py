@@ -57,7 +57,7 @@ def test_mean_of_nothing_is_nan_without_a_warning():
             out = x.mean()
             kept = x.mean(axis=-1, keepdims=True)
         assert np.isnan(out.item()) and out.dtype == a.dtype
-        assert kept.shape == a.shape[:-1] + (1,) and np.isnan(kept.data).all()
+        assert kept.shape == (*a.shape[:-1], 1) and np.isnan(kept.data).all()
 
 
 @pytest.mark.parametrize("name", ["max", "min"])
