@@ -901,3 +901,62 @@ def test_gradcheck_with_zero_tolerances_accepts_an_exact_match():
     # 2x at 0.5 with a step of 0.25: every value is exact in binary, so both derivatives are exactly 2
     x = tl.Tensor(np.array([0.5]), requires_grad=True)
     assert tl.gradcheck(lambda x: x * 2, x, eps=0.25, atol=0.0, rtol=0.0) is True
+
+
+# ----- gradients of gradients through a user op -----
+
+
+class _Exp(tl.Function):
+    """eᵃ, whose derivative reads the output: the same formula on arrays and on Tensors."""
+
+    differentiable_backward = True
+
+    def forward(self, a):
+        return np.exp(a)
+
+    def backward(self, grad):
+        return grad * self.output
+
+
+def test_a_differentiable_backward_sees_the_output_as_a_tensor_under_create_graph():
+    x = tl.Tensor(np.array([0.0, 1.0]), requires_grad=True)
+    (g,) = tl.autograd.grad(_Exp.apply(x).sum(), [x], create_graph=True)
+    np.testing.assert_allclose(g.data, np.exp([0.0, 1.0]), rtol=1e-15)
+    (gg,) = tl.autograd.grad(g.sum(), [x])
+    np.testing.assert_allclose(gg.data, np.exp([0.0, 1.0]), rtol=1e-15)
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_a_backward_may_return_plain_numbers_in_either_mode(create_graph):
+    class Linear(tl.Function):
+        """3a + b, whose backward ignores the upstream gradient and returns plain Python values."""
+
+        differentiable_backward = True
+
+        def forward(self, a, b):
+            return a * 3 + b
+
+        def backward(self, grad):
+            return [3.0, 3.0], 1.0
+
+    a = tl.Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    b = tl.Tensor(np.array(5.0), requires_grad=True)
+    da, db = tl.autograd.grad(Linear.apply(a, b), [a, b], grad_outputs=np.ones(2), create_graph=create_graph)
+    np.testing.assert_array_equal(da.data, [3.0, 3.0])
+    assert db.shape == () and db.item() == 1.0
+
+
+def test_an_array_gradient_under_create_graph_is_a_constant_tensor():
+    class Doubled(tl.Function):
+        differentiable_backward = True
+
+        def forward(self, a):
+            return a * 2
+
+        def backward(self, grad):
+            return np.full(grad.shape, 2.0)  # a constant array, whatever the mode
+
+    x = tl.Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    (g,) = tl.autograd.grad(Doubled.apply(x).sum(), [x], create_graph=True)
+    assert isinstance(g, tl.Tensor) and not g.requires_grad
+    np.testing.assert_array_equal(g.data, [2.0, 2.0])
