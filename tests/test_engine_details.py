@@ -786,6 +786,41 @@ def test_gradcheck_messages_for_a_non_finite_output_say_where_it_was_evaluated()
     )
 
 
+def test_gradcheck_leaves_no_gradient_on_the_tensors_fn_sees():
+    grads_seen = []
+
+    def fn(x):
+        grads_seen.append(x.grad)
+        return x * x
+
+    assert tl.gradcheck(fn, tl.Tensor(np.array([1.0, 2.0]), requires_grad=True)) is True
+    assert grads_seen == [None] * 5
+
+
+def test_gradcheck_checks_a_single_element_input():
+    x = tl.Tensor(np.array(0.5), requires_grad=True)
+    with pytest.raises(tl.GradcheckError) as error:
+        tl.gradcheck(_linear_with_slope_error(2.0, 1.0), x)
+    assert str(error.value) == (
+        "gradcheck: input 0 (shape ()), element (), output element (): "
+        "analytic d(out)/d(in) = 3 but numerical = 2 (1 of 1 Jacobian entries differ)"
+    )
+
+
+def test_gradcheck_checks_the_inputs_after_an_empty_one():
+    empty = tl.Tensor(np.zeros(0), requires_grad=True)
+    x = tl.Tensor(np.array([0.5]), requires_grad=True)
+    wrong = _linear_with_slope_error(2.0, 1.0)
+    with pytest.raises(tl.GradcheckError, match=r"^gradcheck: input 1 \(shape \(1,\)\)"):
+        tl.gradcheck(lambda e, x: wrong(x) + e.sum(), empty, x)
+
+
+def test_gradcheck_with_zero_tolerances_accepts_an_exact_match():
+    # 2x at 0.5 with a step of 0.25: every value is exact in binary, so both derivatives are exactly 2
+    x = tl.Tensor(np.array([0.5]), requires_grad=True)
+    assert tl.gradcheck(lambda x: x * 2, x, eps=0.25, atol=0.0, rtol=0.0) is True
+
+
 # ----- gradgradcheck -----
 
 
@@ -866,41 +901,6 @@ def test_gradgradcheck_messages_for_bad_arguments():
     with pytest.raises(TypeError) as error:
         tl.gradgradcheck(lambda x: [x], tl.Tensor([1.0], requires_grad=True))
     assert str(error.value) == "gradgradcheck: fn must return a Tensor, got list"
-
-
-def test_gradcheck_leaves_no_gradient_on_the_tensors_fn_sees():
-    grads_seen = []
-
-    def fn(x):
-        grads_seen.append(x.grad)
-        return x * x
-
-    assert tl.gradcheck(fn, tl.Tensor(np.array([1.0, 2.0]), requires_grad=True)) is True
-    assert grads_seen == [None] * 5
-
-
-def test_gradcheck_checks_a_single_element_input():
-    x = tl.Tensor(np.array(0.5), requires_grad=True)
-    with pytest.raises(tl.GradcheckError) as error:
-        tl.gradcheck(_linear_with_slope_error(2.0, 1.0), x)
-    assert str(error.value) == (
-        "gradcheck: input 0 (shape ()), element (), output element (): "
-        "analytic d(out)/d(in) = 3 but numerical = 2 (1 of 1 Jacobian entries differ)"
-    )
-
-
-def test_gradcheck_checks_the_inputs_after_an_empty_one():
-    empty = tl.Tensor(np.zeros(0), requires_grad=True)
-    x = tl.Tensor(np.array([0.5]), requires_grad=True)
-    wrong = _linear_with_slope_error(2.0, 1.0)
-    with pytest.raises(tl.GradcheckError, match=r"^gradcheck: input 1 \(shape \(1,\)\)"):
-        tl.gradcheck(lambda e, x: wrong(x) + e.sum(), empty, x)
-
-
-def test_gradcheck_with_zero_tolerances_accepts_an_exact_match():
-    # 2x at 0.5 with a step of 0.25: every value is exact in binary, so both derivatives are exactly 2
-    x = tl.Tensor(np.array([0.5]), requires_grad=True)
-    assert tl.gradcheck(lambda x: x * 2, x, eps=0.25, atol=0.0, rtol=0.0) is True
 
 
 # ----- gradients of gradients through a user op -----
