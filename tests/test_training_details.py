@@ -2,6 +2,7 @@
 
 import io
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -785,3 +786,55 @@ def test_the_output_count_without_output_shapes_is_that_of_the_last_of_several_l
     model = tl.nn.Sequential(layers)
     model.compile()
     assert model.evaluate(np.ones((4, 2)), np.zeros((4, 5))) > 0
+
+
+def test_divergence_is_reported_once_without_numpy_warnings_on_the_way():
+    model = tl.nn.Sequential([tl.nn.Linear(1, 1, dtype=np.float32)])
+    model.compile(optimizer=tl.optim.SGD(lr=0.1))
+    model.set_weights([np.array([[2.0]]), np.zeros(1)])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = model.fit(np.array([3e38, -3e38]), np.zeros(2), epochs=2, verbose=0, raise_on_divergence=False)
+    assert [str(warning.message) for warning in caught] == [
+        "fit: training diverged at epoch 1, batch 1: the loss is inf at step 1; the parameters were not updated. "
+        "Lower the learning rate (now 0.1): for plain gradient descent on this data the largest stable learning "
+        "rate is 1.11e-77 (tl.solvers.stable_learning_rate); or standardise the features"
+    ]
+    assert history.history == {} and model.get_weights()[0][0, 0] == 2.0
+
+
+@pytest.mark.filterwarnings("error")
+def test_a_step_that_overflows_is_undone_without_numpy_warnings():
+    model = tl.nn.Sequential([tl.nn.Linear(1, 1, seed=0)])
+    model.compile(loss="mae", optimizer=tl.optim.SGD(lr=1e39))
+    with pytest.raises(tl.optim.TrainingDivergedError):
+        model.fit(np.arange(4.0), np.arange(4.0), verbose=0)
+
+
+def test_one_batch_of_exactly_all_samples_is_not_shuffled():
+    model = Inputs()
+    model.compile(optimizer=tl.optim.SGD(lr=1e-300))
+    model.fit(np.arange(5.0), np.zeros(5), epochs=2, batch_size=5, seed=0, verbose=0)
+    assert model.seen == [[0.0, 1.0, 2.0, 3.0, 4.0]] * 2
+
+
+def test_stopping_mid_epoch_logs_the_batches_done_and_still_ends_training():
+    class StopAfterFirstBatch(tl.callbacks.Callback):
+        def on_batch_end(self, batch, logs=None):
+            self.model.stop_training = True
+
+    model = _model(optimizer=tl.optim.SGD(lr=1e-300))
+    model.set_weights([np.ones((1, 1)), np.zeros(1)])
+    recorder = Recorder()
+    history = model.fit(np.array([1.0, 1.0, 5.0]), np.zeros(3), epochs=3, batch_size=2, shuffle=False, verbose=0,
+                        validation_data=([1.0], [0.0]), callbacks=[StopAfterFirstBatch(), recorder])  # fmt: skip
+    assert history is model.history and history.history == {"loss": [1.0], "val_loss": [1.0]}
+    assert recorder.calls[-2:] == [("epoch_end", 0, {"loss": 1.0, "val_loss": 1.0}), ("train_end", {})]
+
+
+def test_stopping_at_an_epoch_end_still_ends_training_and_returns_the_history():
+    model = _model()
+    recorder = Recorder()
+    stopper = tl.callbacks.GradientNormStop(tol=1e9)  # any gradient is small enough: stop after epoch 0
+    history = model.fit([1.0, 2.0], [1.0, 2.0], epochs=50, verbose=0, callbacks=[stopper, recorder])
+    assert history is model.history and history.epoch == [0] and recorder.calls[-1] == ("train_end", {})
