@@ -415,6 +415,7 @@ REFUSED = [
      f"compile: unknown metric 'accuracy'; choose from {NAMES}"),
     (lambda: _linear().compile(metrics="accuracy"), ValueError,
      f"compile: unknown metric 'accuracy'; choose from {NAMES}"),
+    (lambda: _linear().compile(l2=-1.0), ValueError, "compile: l2 must be a finite number >= 0, got -1.0"),
     (lambda: tl.nn.Sequential([]).compile(), ValueError, "compile: the model has no trainable parameters"),
     (lambda: _linear().evaluate([1.0], [1.0]), RuntimeError, f"evaluate: {NOT_COMPILED}"),
     (lambda: _linear().fit([1.0], [1.0]), RuntimeError, f"fit: {NOT_COMPILED}"),
@@ -654,9 +655,10 @@ def test_divergence_without_raising_warns_from_the_callers_line_and_returns_the_
     with pytest.warns(RuntimeWarning) as warned:
         history = tl.training.fit(model, x, 2 * x, epochs=3, verbose=0, callbacks=[recorder], raise_on_divergence=False)
     assert [str(w.message) for w in warned] == [DIVERGED_AT_STEP_2 + ONE_LAYER_ADVICE.format(bound="0.238")]
+    assert warned[0].filename != tl.training.__file__
     if "MUTANT_UNDER_TEST" not in os.environ:  # under mutmut's trampolines add a frame between the caller and fit
         assert warned[0].filename == __file__
-    assert history is model.history and len(history.history["loss"]) == 1 and not history.interrupted
+    assert history is model.history and len(history.history["loss"]) == 1 and history.interrupted is False
     assert recorder.calls[-1] == ("train_end", {})
 
 
@@ -838,3 +840,36 @@ def test_stopping_at_an_epoch_end_still_ends_training_and_returns_the_history():
     stopper = tl.callbacks.GradientNormStop(tol=1e9)  # any gradient is small enough: stop after epoch 0
     history = model.fit([1.0, 2.0], [1.0, 2.0], epochs=50, verbose=0, callbacks=[stopper, recorder])
     assert history is model.history and history.epoch == [0] and recorder.calls[-1] == ("train_end", {})
+
+
+def test_the_output_count_follows_the_layers_as_they_run():
+    first, second = tl.nn.Linear(2, 3, seed=0), tl.nn.Linear(3, 2, seed=1)
+    model = tl.nn.Sequential([first, second, first])
+    model.compile(optimizer="sgd")
+    assert model.evaluate(np.ones((4, 2)), np.zeros((4, 3))) > 0
+    with pytest.raises(ValueError) as caught:
+        model.evaluate(np.ones((4, 2)), np.zeros((4, 2)))
+    assert str(caught.value) == "evaluate: y has shape (4, 2) but the model has 3 output(s)"
+
+
+class Unflatten(tl.nn.Module):
+    """(n, 6) → (n, 2, 3): the model's outputs are the last axis of its output shape."""
+
+    def forward(self, x):
+        raise AssertionError("not reached: the targets are refused first")
+
+    def output_shape(self, input_shape):
+        return (*input_shape[:-1], 2, 3)
+
+
+def test_the_output_count_is_the_last_axis_of_the_output_shape():
+    model = tl.nn.Sequential([tl.nn.Linear(2, 6), Unflatten()])
+    model.compile()
+    with pytest.raises(ValueError) as caught:
+        model.evaluate(np.ones((4, 2)), np.zeros((4, 2)))
+    assert str(caught.value) == "evaluate: y has shape (4, 2) but the model has 3 output(s)"
+
+
+def test_fit_with_verbose_zero_prints_nothing(capsys):
+    tl.training.fit(_model(), [1.0, 2.0], [1.0, 2.0], epochs=2, verbose=0)
+    assert capsys.readouterr().out == ""
