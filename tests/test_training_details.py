@@ -83,6 +83,7 @@ def test_summary_is_the_exact_keras_table_and_unknown_shapes_read_none(capsys):
 
 # ----- the advice when training diverges -----
 
+
 ONE_LAYER_ADVICE = (
     "Lower the learning rate (now 1e+200): for plain gradient descent on this data the largest stable "
     "learning rate is {bound} (tl.solvers.stable_learning_rate); or standardise the features"
@@ -159,7 +160,7 @@ def test_early_stopping_patience_zero_can_stop_at_epoch_one():
 
 def test_early_stopping_never_stops_at_epoch_zero():
     callback = tl.callbacks.EarlyStopping(patience=0)
-    assert _drive(callback, [np.nan, 6.0, 7.0]) == (3, 2)  # epoch 1 improves on nothing-yet; epoch 2 misses
+    assert _drive(callback, [np.nan, 6.0, 7.0]) == (3, 2)  # epoch 0 misses yet goes on; 1 improves; 2 misses
     assert callback.stopped_epoch == 2
 
 
@@ -175,7 +176,7 @@ def test_early_stopping_restores_the_first_epochs_weights_when_no_epoch_improved
     assert callback.best_epoch is None and callback.stopped_epoch is None
 
 
-def test_early_stopping_restores_only_when_asked_at_training_end():
+def test_early_stopping_reads_restore_best_weights_when_training_ends():
     callback = tl.callbacks.EarlyStopping(patience=5, restore_best_weights=True)
     model = FakeModel()
     callback.set_model(model)
@@ -354,37 +355,6 @@ def test_progress_bar_for_an_epoch_without_batches_shows_none_done(monkeypatch):
     assert stream.getvalue() == "Epoch 1/1\n0/3 [..............................] - 0s 0us/step\n"
 
 
-# ----- predict -----
-
-
-def test_predict_prints_nothing_unless_asked(capsys):
-    model = _model()
-    tl.training.predict(model, np.arange(3.0))
-    assert capsys.readouterr().out == ""
-
-
-def test_predict_in_two_batches_returns_every_sample():
-    model = _model()
-    x = np.arange(5.0)
-    np.testing.assert_array_equal(tl.training.predict(model, x, batch_size=3), model.predict(x))
-    assert tl.training.predict(model, x, batch_size=3).shape == (5, 1)
-
-
-class Total(tl.nn.Module):
-    """A model whose output is one number for the whole batch."""
-
-    def __init__(self):
-        self.weight = tl.Tensor(np.ones(1), requires_grad=True)
-
-    def forward(self, x):
-        return (x * self.weight).sum()
-
-
-def test_predict_in_one_batch_returns_the_models_output_as_it_is():
-    assert tl.training.predict(Total(), np.arange(4.0)) == np.float64(6.0)
-    assert tl.training.predict(Total(), np.arange(4.0)).shape == ()
-
-
 # ----- what the boundaries refuse, word for word -----
 
 
@@ -403,7 +373,11 @@ def _fit(**kwargs):
 
 
 NOT_COMPILED = "the model must be compiled first: model.compile(loss='mse', optimizer='adam')"
+
+
 NAMES = "['mae', 'mean_absolute_error', 'mean_squared_error', 'mse']"
+
+
 REFUSED = [
     (lambda: _linear().compile(loss="huber"), ValueError,
      f"compile: unknown loss 'huber'; choose one of {NAMES} or pass a function"),
@@ -471,7 +445,106 @@ def test_each_refusal_says_what_was_expected_and_what_was_given(call, error, mes
     assert type(caught.value) is error and str(caught.value) == message
 
 
+# ----- data at the boundary -----
+
+
+def test_samples_take_the_models_dtype_and_become_columns():
+    model = _linear()  # float32
+    x, y = tl.training.as_samples(model, np.array([1.0, 2.0]), np.array([1, 2]))
+    assert (x.dtype, y.dtype, x.shape, y.shape) == (np.float32, np.float32, (2, 1), (2, 1))
+    assert model.predict(np.array([1.0, 2.0])).dtype == np.float32
+    with pytest.raises(ValueError) as caught:
+        tl.training.as_samples(model, [1.0, 2.0], [1.0])
+    assert str(caught.value) == "fit: x has 2 samples (shape (2, 1)) but y has 1 (shape (1, 1))"
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda model: model.predict([1e300]),
+         "predict: x (shape (1,)) has values beyond float32: the first is 1e+300 at index (0,); "
+         "rescale the data first"),
+        (lambda model: tl.training.as_samples(model, [1.0], [1e300]),
+         "fit: y (shape (1,)) has values beyond float32: the first is 1e+300 at index (0,); rescale the data first"),
+    ],
+)  # fmt: skip
+def test_values_beyond_a_float32_models_range_are_refused(call, message):
+    with pytest.raises(ValueError) as caught:
+        call(_linear())
+    assert str(caught.value) == message
+
+
+def test_the_output_count_follows_the_layers_as_they_run():
+    first, second = tl.nn.Linear(2, 3, seed=0), tl.nn.Linear(3, 2, seed=1)
+    model = tl.nn.Sequential([first, second, first])
+    model.compile(optimizer="sgd")
+    assert model.evaluate(np.ones((4, 2)), np.zeros((4, 3))) > 0
+    with pytest.raises(ValueError) as caught:
+        model.evaluate(np.ones((4, 2)), np.zeros((4, 2)))
+    assert str(caught.value) == "evaluate: y has shape (4, 2) but the model has 3 output(s)"
+
+
+class Unflatten(tl.nn.Module):
+    """(n, 6) → (n, 2, 3): the model's outputs are the last axis of its output shape."""
+
+    def forward(self, x):
+        raise AssertionError("not reached: the targets are refused first")
+
+    def output_shape(self, input_shape):
+        return (*input_shape[:-1], 2, 3)
+
+
+def test_the_output_count_is_the_last_axis_of_the_output_shape():
+    model = tl.nn.Sequential([tl.nn.Linear(2, 6), Unflatten()])
+    model.compile()
+    with pytest.raises(ValueError) as caught:
+        model.evaluate(np.ones((4, 2)), np.zeros((4, 2)))
+    assert str(caught.value) == "evaluate: y has shape (4, 2) but the model has 3 output(s)"
+
+
+class Doubler(tl.nn.Module):
+    """A layer without output_shape: the output count falls back to the last Linear's."""
+
+    def __init__(self):
+        self.factor = tl.Tensor(np.array(2.0), requires_grad=True)
+
+    def forward(self, x):
+        return x * self.factor
+
+
+def test_the_output_count_without_output_shapes_is_the_last_linear_layers():
+    model = tl.nn.Sequential([tl.nn.Linear(2, 3, seed=0), Doubler(), tl.nn.Linear(3, 2, seed=1), Doubler()])
+    model.compile()
+    assert model.evaluate(np.ones((4, 2)), np.zeros((4, 2))) > 0
+    with pytest.raises(ValueError) as caught:
+        model.evaluate(np.ones((4, 2)), np.zeros((4, 3)))
+    assert str(caught.value) == "evaluate: y has shape (4, 3) but the model has 2 output(s)"
+
+
+def test_the_output_count_without_output_shapes_is_that_of_the_last_of_several_linear_layers():
+    layers = [tl.nn.Linear(2, 3, seed=0), Doubler(), tl.nn.Linear(3, 4, seed=1), tl.nn.Linear(4, 5, seed=2)]
+    model = tl.nn.Sequential(layers)
+    model.compile()
+    assert model.evaluate(np.ones((4, 2)), np.zeros((4, 5))) > 0
+
+
+def test_a_model_without_linear_layers_takes_any_number_of_features_and_outputs():
+    model = Doubler()
+    model.compile(optimizer="sgd")
+    np.testing.assert_array_equal(model.predict(np.ones((2, 3))), np.full((2, 3), 2.0))
+    assert model.evaluate(np.ones((2, 3)), np.full((2, 3), 2.0)) == 0.0
+    assert model.evaluate([1.0, 2.0], [2.0, 4.0]) == 0.0
+
+
 # ----- compile -----
+
+
+def test_compile_defaults_are_mse_and_adam_without_metrics_or_l2():
+    model = _linear()
+    tl.training.compile(model)
+    compiled = model.compiled
+    assert compiled.loss is tl.losses.mse and compiled.metrics == {} and compiled.l2 == 0.0
+    assert type(compiled.optimizer) is tl.optim.Adam and compiled.optimizer.lr == 0.001
 
 
 def test_compile_reads_optimizer_names_in_any_case():
@@ -586,6 +659,11 @@ def test_fit_defaults_to_one_epoch_of_batches_of_32_with_the_progress_line(capsy
     assert recorder.params["steps"] == 2
 
 
+def test_fit_with_verbose_zero_prints_nothing(capsys):
+    tl.training.fit(_model(), [1.0, 2.0], [1.0, 2.0], epochs=2, verbose=0)
+    assert capsys.readouterr().out == ""
+
+
 class Inputs(tl.nn.Module):
     """y = x · weight, recording the inputs of every call."""
 
@@ -611,20 +689,18 @@ def test_fit_shuffles_by_default_and_the_seed_makes_it_reproducible():
     assert first_epoch != [[0, 1], [2, 3], [4, 5]]
 
 
-def test_evaluate_and_predict_call_the_model_once_per_batch():
+def test_one_batch_of_exactly_all_samples_is_not_shuffled():
     model = Inputs()
-    model.compile(optimizer="sgd")
-    x = np.array([1.0, 2.0, 3.0])
-    model.evaluate(x, x, batch_size=2)
-    model.evaluate(x, x)
-    model.evaluate(x, x, batch_size=1)
-    tl.training.predict(model, x, batch_size=2)
-    assert model.seen == [[1.0, 2.0], [3.0], [1.0, 2.0, 3.0], [1.0], [2.0], [3.0], [1.0, 2.0], [3.0]]
+    model.compile(optimizer=tl.optim.SGD(lr=1e-300))
+    model.fit(np.arange(5.0), np.zeros(5), epochs=2, batch_size=5, seed=0, verbose=0)
+    assert model.seen == [[0.0, 1.0, 2.0, 3.0, 4.0]] * 2
 
 
-def test_evaluate_prints_nothing_unless_asked(capsys):
-    tl.training.evaluate(_model(), [1.0, 2.0], [1.0, 2.0])
-    assert capsys.readouterr().out == ""
+def test_fit_with_validation_split_trains_on_the_first_samples():
+    recorder = Recorder()
+    x = np.arange(10.0)
+    _model().fit(x, x, validation_split=0.3, verbose=0, callbacks=[recorder])
+    assert recorder.params["samples"] == 7
 
 
 def test_fit_logs_the_gradient_norm_only_when_a_callback_asks():
@@ -646,6 +722,28 @@ def test_gradient_norm_sums_in_float64_and_leaves_grad_alone():
     # the gradient is about (-2e20, -2e20): its squares overflow float32 but not float64
     assert tl.training.gradient_norm(model, model.compiled, x, y) == pytest.approx(2e20 * np.sqrt(2), rel=1e-6)
     assert all(p.grad is None for p in model.parameters())
+
+
+def test_stopping_mid_epoch_logs_the_batches_done_and_still_ends_training():
+    class StopAfterFirstBatch(tl.callbacks.Callback):
+        def on_batch_end(self, batch, logs=None):
+            self.model.stop_training = True
+
+    model = _model(optimizer=tl.optim.SGD(lr=1e-300))
+    model.set_weights([np.ones((1, 1)), np.zeros(1)])
+    recorder = Recorder()
+    history = model.fit(np.array([1.0, 1.0, 5.0]), np.zeros(3), epochs=3, batch_size=2, shuffle=False, verbose=0,
+                        validation_data=([1.0], [0.0]), callbacks=[StopAfterFirstBatch(), recorder])  # fmt: skip
+    assert history is model.history and history.history == {"loss": [1.0], "val_loss": [1.0]}
+    assert recorder.calls[-2:] == [("epoch_end", 0, {"loss": 1.0, "val_loss": 1.0}), ("train_end", {})]
+
+
+def test_stopping_at_an_epoch_end_still_ends_training_and_returns_the_history():
+    model = _model()
+    recorder = Recorder()
+    stopper = tl.callbacks.GradientNormStop(tol=1e9)  # any gradient is small enough: stop after epoch 0
+    history = model.fit([1.0, 2.0], [1.0, 2.0], epochs=50, verbose=0, callbacks=[stopper, recorder])
+    assert history is model.history and history.epoch == [0] and recorder.calls[-1] == ("train_end", {})
 
 
 def test_divergence_without_raising_warns_from_the_callers_line_and_returns_the_history():
@@ -673,6 +771,29 @@ def test_divergence_error_carries_its_epoch_batch_step_and_advice():
     assert recorder.calls[-1][0] == "batch_end"  # no epoch end, no train end
 
 
+def test_divergence_is_reported_once_without_numpy_warnings_on_the_way():
+    model = tl.nn.Sequential([tl.nn.Linear(1, 1, dtype=np.float32)])
+    model.compile(optimizer=tl.optim.SGD(lr=0.1))
+    model.set_weights([np.array([[2.0]]), np.zeros(1)])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = model.fit(np.array([3e38, -3e38]), np.zeros(2), epochs=2, verbose=0, raise_on_divergence=False)
+    assert [str(warning.message) for warning in caught] == [
+        "fit: training diverged at epoch 1, batch 1: the loss is inf at step 1; the parameters were not updated. "
+        "Lower the learning rate (now 0.1): for plain gradient descent on this data the largest stable learning "
+        "rate is 1.11e-77 (tl.solvers.stable_learning_rate); or standardise the features"
+    ]
+    assert history.history == {} and model.get_weights()[0][0, 0] == 2.0
+
+
+@pytest.mark.filterwarnings("error")
+def test_a_step_that_overflows_is_undone_without_numpy_warnings():
+    model = tl.nn.Sequential([tl.nn.Linear(1, 1, seed=0)])
+    model.compile(loss="mae", optimizer=tl.optim.SGD(lr=1e39))
+    with pytest.raises(tl.optim.TrainingDivergedError):
+        model.fit(np.arange(4.0), np.arange(4.0), verbose=0)
+
+
 def test_ctrl_c_marks_the_history_interrupted_and_goes_on():
     class CtrlC(tl.callbacks.Callback):
         def on_batch_end(self, batch, logs=None):
@@ -685,14 +806,51 @@ def test_ctrl_c_marks_the_history_interrupted_and_goes_on():
     assert model.history.interrupted is True and model.history.epoch == []
 
 
-def test_fit_with_validation_split_trains_on_the_first_samples():
-    recorder = Recorder()
-    x = np.arange(10.0)
-    _model().fit(x, x, validation_split=0.3, verbose=0, callbacks=[recorder])
-    assert recorder.params["samples"] == 7
-
-
 # ----- evaluate and predict -----
+
+
+def test_predict_prints_nothing_unless_asked(capsys):
+    model = _model()
+    tl.training.predict(model, np.arange(3.0))
+    assert capsys.readouterr().out == ""
+
+
+def test_evaluate_prints_nothing_unless_asked(capsys):
+    tl.training.evaluate(_model(), [1.0, 2.0], [1.0, 2.0])
+    assert capsys.readouterr().out == ""
+
+
+def test_evaluate_and_predict_call_the_model_once_per_batch():
+    model = Inputs()
+    model.compile(optimizer="sgd")
+    x = np.array([1.0, 2.0, 3.0])
+    model.evaluate(x, x, batch_size=2)
+    model.evaluate(x, x)
+    model.evaluate(x, x, batch_size=1)
+    tl.training.predict(model, x, batch_size=2)
+    assert model.seen == [[1.0, 2.0], [3.0], [1.0, 2.0, 3.0], [1.0], [2.0], [3.0], [1.0, 2.0], [3.0]]
+
+
+def test_predict_in_two_batches_returns_every_sample():
+    model = _model()
+    x = np.arange(5.0)
+    np.testing.assert_array_equal(tl.training.predict(model, x, batch_size=3), model.predict(x))
+    assert tl.training.predict(model, x, batch_size=3).shape == (5, 1)
+
+
+class Total(tl.nn.Module):
+    """A model whose output is one number for the whole batch."""
+
+    def __init__(self):
+        self.weight = tl.Tensor(np.ones(1), requires_grad=True)
+
+    def forward(self, x):
+        return (x * self.weight).sum()
+
+
+def test_predict_in_one_batch_returns_the_models_output_as_it_is():
+    assert tl.training.predict(Total(), np.arange(4.0)) == np.float64(6.0)
+    assert tl.training.predict(Total(), np.arange(4.0)).shape == ()
 
 
 def test_evaluate_in_batches_is_the_size_weighted_mean(monkeypatch):
@@ -717,159 +875,3 @@ def test_evaluate_and_predict_print_the_progress_line_when_verbose(monkeypatch, 
     )
     model.predict(x, verbose=1)
     assert capsys.readouterr().out == "1/1 [==============================] - 1s 1s/step\n"
-
-
-class Doubler(tl.nn.Module):
-    """A layer without output_shape: the output count falls back to the last Linear's."""
-
-    def __init__(self):
-        self.factor = tl.Tensor(np.array(2.0), requires_grad=True)
-
-    def forward(self, x):
-        return x * self.factor
-
-
-def test_the_output_count_without_output_shapes_is_the_last_linear_layers():
-    model = tl.nn.Sequential([tl.nn.Linear(2, 3, seed=0), Doubler(), tl.nn.Linear(3, 2, seed=1), Doubler()])
-    model.compile()
-    assert model.evaluate(np.ones((4, 2)), np.zeros((4, 2))) > 0
-    with pytest.raises(ValueError) as caught:
-        model.evaluate(np.ones((4, 2)), np.zeros((4, 3)))
-    assert str(caught.value) == "evaluate: y has shape (4, 3) but the model has 2 output(s)"
-
-
-def test_a_model_without_linear_layers_takes_any_number_of_features_and_outputs():
-    model = Doubler()
-    model.compile(optimizer="sgd")
-    np.testing.assert_array_equal(model.predict(np.ones((2, 3))), np.full((2, 3), 2.0))
-    assert model.evaluate(np.ones((2, 3)), np.full((2, 3), 2.0)) == 0.0
-    assert model.evaluate([1.0, 2.0], [2.0, 4.0]) == 0.0
-
-
-def test_compile_defaults_are_mse_and_adam_without_metrics_or_l2():
-    model = _linear()
-    tl.training.compile(model)
-    compiled = model.compiled
-    assert compiled.loss is tl.losses.mse and compiled.metrics == {} and compiled.l2 == 0.0
-    assert type(compiled.optimizer) is tl.optim.Adam and compiled.optimizer.lr == 0.001
-
-
-# ----- data at the boundary -----
-
-
-def test_samples_take_the_models_dtype_and_become_columns():
-    model = _linear()  # float32
-    x, y = tl.training.as_samples(model, np.array([1.0, 2.0]), np.array([1, 2]))
-    assert (x.dtype, y.dtype, x.shape, y.shape) == (np.float32, np.float32, (2, 1), (2, 1))
-    assert model.predict(np.array([1.0, 2.0])).dtype == np.float32
-    with pytest.raises(ValueError) as caught:
-        tl.training.as_samples(model, [1.0, 2.0], [1.0])
-    assert str(caught.value) == "fit: x has 2 samples (shape (2, 1)) but y has 1 (shape (1, 1))"
-
-
-@pytest.mark.parametrize(
-    ("call", "message"),
-    [
-        (lambda model: model.predict([1e300]),
-         "predict: x (shape (1,)) has values beyond float32: the first is 1e+300 at index (0,); "
-         "rescale the data first"),
-        (lambda model: tl.training.as_samples(model, [1.0], [1e300]),
-         "fit: y (shape (1,)) has values beyond float32: the first is 1e+300 at index (0,); rescale the data first"),
-    ],
-)  # fmt: skip
-def test_values_beyond_a_float32_models_range_are_refused(call, message):
-    with pytest.raises(ValueError) as caught:
-        call(_linear())
-    assert str(caught.value) == message
-
-
-def test_the_output_count_without_output_shapes_is_that_of_the_last_of_several_linear_layers():
-    layers = [tl.nn.Linear(2, 3, seed=0), Doubler(), tl.nn.Linear(3, 4, seed=1), tl.nn.Linear(4, 5, seed=2)]
-    model = tl.nn.Sequential(layers)
-    model.compile()
-    assert model.evaluate(np.ones((4, 2)), np.zeros((4, 5))) > 0
-
-
-def test_divergence_is_reported_once_without_numpy_warnings_on_the_way():
-    model = tl.nn.Sequential([tl.nn.Linear(1, 1, dtype=np.float32)])
-    model.compile(optimizer=tl.optim.SGD(lr=0.1))
-    model.set_weights([np.array([[2.0]]), np.zeros(1)])
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        history = model.fit(np.array([3e38, -3e38]), np.zeros(2), epochs=2, verbose=0, raise_on_divergence=False)
-    assert [str(warning.message) for warning in caught] == [
-        "fit: training diverged at epoch 1, batch 1: the loss is inf at step 1; the parameters were not updated. "
-        "Lower the learning rate (now 0.1): for plain gradient descent on this data the largest stable learning "
-        "rate is 1.11e-77 (tl.solvers.stable_learning_rate); or standardise the features"
-    ]
-    assert history.history == {} and model.get_weights()[0][0, 0] == 2.0
-
-
-@pytest.mark.filterwarnings("error")
-def test_a_step_that_overflows_is_undone_without_numpy_warnings():
-    model = tl.nn.Sequential([tl.nn.Linear(1, 1, seed=0)])
-    model.compile(loss="mae", optimizer=tl.optim.SGD(lr=1e39))
-    with pytest.raises(tl.optim.TrainingDivergedError):
-        model.fit(np.arange(4.0), np.arange(4.0), verbose=0)
-
-
-def test_one_batch_of_exactly_all_samples_is_not_shuffled():
-    model = Inputs()
-    model.compile(optimizer=tl.optim.SGD(lr=1e-300))
-    model.fit(np.arange(5.0), np.zeros(5), epochs=2, batch_size=5, seed=0, verbose=0)
-    assert model.seen == [[0.0, 1.0, 2.0, 3.0, 4.0]] * 2
-
-
-def test_stopping_mid_epoch_logs_the_batches_done_and_still_ends_training():
-    class StopAfterFirstBatch(tl.callbacks.Callback):
-        def on_batch_end(self, batch, logs=None):
-            self.model.stop_training = True
-
-    model = _model(optimizer=tl.optim.SGD(lr=1e-300))
-    model.set_weights([np.ones((1, 1)), np.zeros(1)])
-    recorder = Recorder()
-    history = model.fit(np.array([1.0, 1.0, 5.0]), np.zeros(3), epochs=3, batch_size=2, shuffle=False, verbose=0,
-                        validation_data=([1.0], [0.0]), callbacks=[StopAfterFirstBatch(), recorder])  # fmt: skip
-    assert history is model.history and history.history == {"loss": [1.0], "val_loss": [1.0]}
-    assert recorder.calls[-2:] == [("epoch_end", 0, {"loss": 1.0, "val_loss": 1.0}), ("train_end", {})]
-
-
-def test_stopping_at_an_epoch_end_still_ends_training_and_returns_the_history():
-    model = _model()
-    recorder = Recorder()
-    stopper = tl.callbacks.GradientNormStop(tol=1e9)  # any gradient is small enough: stop after epoch 0
-    history = model.fit([1.0, 2.0], [1.0, 2.0], epochs=50, verbose=0, callbacks=[stopper, recorder])
-    assert history is model.history and history.epoch == [0] and recorder.calls[-1] == ("train_end", {})
-
-
-def test_the_output_count_follows_the_layers_as_they_run():
-    first, second = tl.nn.Linear(2, 3, seed=0), tl.nn.Linear(3, 2, seed=1)
-    model = tl.nn.Sequential([first, second, first])
-    model.compile(optimizer="sgd")
-    assert model.evaluate(np.ones((4, 2)), np.zeros((4, 3))) > 0
-    with pytest.raises(ValueError) as caught:
-        model.evaluate(np.ones((4, 2)), np.zeros((4, 2)))
-    assert str(caught.value) == "evaluate: y has shape (4, 2) but the model has 3 output(s)"
-
-
-class Unflatten(tl.nn.Module):
-    """(n, 6) → (n, 2, 3): the model's outputs are the last axis of its output shape."""
-
-    def forward(self, x):
-        raise AssertionError("not reached: the targets are refused first")
-
-    def output_shape(self, input_shape):
-        return (*input_shape[:-1], 2, 3)
-
-
-def test_the_output_count_is_the_last_axis_of_the_output_shape():
-    model = tl.nn.Sequential([tl.nn.Linear(2, 6), Unflatten()])
-    model.compile()
-    with pytest.raises(ValueError) as caught:
-        model.evaluate(np.ones((4, 2)), np.zeros((4, 2)))
-    assert str(caught.value) == "evaluate: y has shape (4, 2) but the model has 3 output(s)"
-
-
-def test_fit_with_verbose_zero_prints_nothing(capsys):
-    tl.training.fit(_model(), [1.0, 2.0], [1.0, 2.0], epochs=2, verbose=0)
-    assert capsys.readouterr().out == ""
