@@ -283,3 +283,231 @@ def test_save_weights_refuses_to_pickle_an_object_parameter_and_writes_nothing(t
     with pytest.raises(ValueError, match="allow_pickle=False"):
         model.save_weights(tmp_path / "w.npz")
     assert os.listdir(tmp_path) == []
+
+
+# ----- optimizers: defaults, checks and their messages -----
+
+
+def test_default_hyperparameters_are_keras_and_pytorch_defaults():
+    assert repr(tl.optim.Adam()) == "Adam(betas=(0.9, 0.999), eps=1e-08, lr=0.001)"
+    assert repr(tl.optim.RMSprop()) == "RMSprop(rho=0.9, eps=1e-08, momentum=0.0, lr=0.001)"
+    assert repr(tl.optim.GradientDescent()) == "GradientDescent(momentum=0.0, nesterov=False, lr=0.01)"
+
+
+def _message(error_type, make):
+    with pytest.raises(error_type) as error:
+        make()
+    return str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: tl.optim.Adam(betas=(-0.1, 0.9)), "Adam: betas[0] must be a finite number >= 0 and < 1, got -0.1"),
+        (lambda: tl.optim.Adam(betas=(0.9, -0.5)), "Adam: betas[1] must be a finite number >= 0 and < 1, got -0.5"),
+        (lambda: tl.optim.Adam(betas=(0.9, 1.0)), "Adam: betas[1] must be a finite number >= 0 and < 1, got 1.0"),
+        (lambda: tl.optim.RMSprop(rho=-0.1), "RMSprop: rho must be a finite number >= 0 and < 1, got -0.1"),
+        (lambda: tl.optim.SGD(nesterov=True), "GradientDescent: nesterov=True needs a momentum > 0"),
+    ],
+)
+def test_a_hyperparameter_out_of_range_is_refused_with_its_bounds(make, message):
+    assert _message(ValueError, make) == message
+
+
+def test_beta_and_rho_may_be_zero():
+    assert tl.optim.Adam(betas=(0.0, 0.0)).betas == (0.0, 0.0)
+    assert tl.optim.RMSprop(rho=0.0).rho == 0.0
+
+
+def test_binding_a_tensor_without_gradient_names_the_optimizer_and_the_parameter():
+    good, frozen = tl.Tensor([1.0], requires_grad=True), tl.Tensor([1.0])
+    assert _message(TypeError, lambda: tl.optim.RMSprop([good, frozen])) == (
+        "RMSprop: parameter 1 must be a Tensor with requires_grad=True"
+    )
+
+
+def test_a_parameter_given_twice_is_refused_with_the_reason():
+    p = tl.Tensor([1.0], requires_grad=True)
+    assert _message(ValueError, lambda: tl.optim.Adam([p, p])) == (
+        "Adam: parameter 1 is parameter 0 again; give each parameter once (model.parameters() lists a layer "
+        "used twice once), or it is stepped twice"
+    )
+
+
+def test_stepping_an_unbound_optimizer_says_how_to_bind_it():
+    assert _message(RuntimeError, lambda: tl.optim.RMSprop().step()) == (
+        "RMSprop.step(): no parameters; pass model.parameters() when creating the optimizer, or give it to "
+        "model.compile(optimizer=...)"
+    )
+
+
+def test_plain_gradient_descent_keeps_no_momentum_buffer():
+    p = tl.Tensor([1.0], requires_grad=True)
+    assert tl.optim.SGD([p]).state[p] == {"step": 0}
+    assert sorted(tl.optim.SGD([p], momentum=0.5).state[p]) == ["momentum_buffer", "step"]
+
+
+# ----- safe_step -----
+
+
+def test_safe_step_takes_a_plain_float_loss():
+    p = tl.Tensor(np.array([1.0]), requires_grad=True)
+    opt = tl.optim.SGD([p], lr=0.5)
+    p.grad = np.array([2.0])
+    opt.safe_step(0.25)
+    np.testing.assert_array_equal(p.data, [0.0])
+    with pytest.raises(tl.optim.TrainingDivergedError) as error:
+        opt.safe_step(float("nan"))
+    assert str(error.value) == "the loss is nan at step 2; the parameters were not updated"
+    assert error.value.step == 2 and error.value.advice is None
+    np.testing.assert_array_equal(p.data, [0.0])
+
+
+def test_safe_step_names_the_parameter_that_became_non_finite_and_advises():
+    a = tl.Tensor(np.array([1.0]), requires_grad=True)
+    b = tl.Tensor(np.array([[1.0, 2.0]]), requires_grad=True)
+    opt = tl.optim.SGD([a, b], lr=0.5)
+    a.grad, b.grad = np.array([1.0]), np.array([[np.inf, 0.0]])
+    with pytest.raises(tl.optim.TrainingDivergedError) as error:
+        opt.safe_step()
+    assert error.value.step == 1
+    assert error.value.advice == (
+        "Lower the learning rate (tl.solvers.stable_learning_rate(X) is the bound for plain gradient descent on a "
+        "linear model) or standardise the features"
+    )
+    assert str(error.value) == (
+        "parameter 1 (shape (1, 2)) became non-finite at step 1; the parameters were put back to their values "
+        "before that step. " + error.value.advice
+    )
+    np.testing.assert_array_equal(a.data, [1.0])
+    np.testing.assert_array_equal(b.data, [[1.0, 2.0]])
+
+
+# ----- r2_score -----
+
+
+def _r2(pred, target):
+    pred, target = np.asarray(pred, np.float64), np.asarray(target, np.float64)
+    return 1 - float(np.sum((pred - target) ** 2)) / float(np.sum((target - target.mean(axis=0)) ** 2))
+
+
+def test_r2_score_is_computed_in_float64_whatever_the_prediction_dtype():
+    pred = np.array([0.1, 0.25, 0.6, 0.3], dtype=np.float32)
+    target = np.array([0.1, 0.2, 0.7, 0.35])
+    assert tl.losses.r2_score(pred, target) == _r2(pred, target)
+    assert tl.losses.r2_score(tl.Tensor(pred), target) == _r2(pred, target)
+
+
+def test_r2_score_of_several_outputs_measures_each_against_its_own_mean():
+    target = np.array([[0.0, 10.0], [1.0, 12.0], [2.0, 11.0]])
+    pred = np.array([[0.5, 10.5], [1.0, 11.0], [1.5, 11.5]])
+    assert tl.losses.r2_score(pred, target) == _r2(pred, target)
+    assert tl.losses.r2_score(pred, target) == pytest.approx(1 - 2.0 / 4.0)
+
+
+def test_r2_score_of_a_target_with_small_variance_is_still_a_number():
+    target = np.array([0.0, 0.5, 0.25])
+    pred = np.array([0.1, 0.4, 0.25])
+    assert tl.losses.r2_score(pred, target) == _r2(pred, target)
+    assert tl.losses.r2_score(pred, target) == pytest.approx(1 - 0.02 / 0.125)
+
+
+# ----- weights files: what load_weights says -----
+
+
+def test_load_weights_of_a_different_model_lists_both_sets_of_names(tmp_path):
+    path = tmp_path / "w.npz"
+    tl.nn.Sequential([tl.nn.Linear(2, 1, seed=0)]).save_weights(path)
+    deeper = tl.nn.Sequential([tl.nn.Linear(2, 2), tl.nn.Linear(2, 1)])
+    assert _message(ValueError, lambda: deeper.load_weights(path)) == (
+        f"load_weights: {str(path)!r} holds weights ['0.bias', '0.weight'] but this model has "
+        "['0.weight', '0.bias', '1.weight', '1.bias']; it was saved from a different model"
+    )
+
+
+def _numpy_error(read):
+    with pytest.raises(Exception) as error:
+        read()
+    return str(error.value)
+
+
+def test_load_weights_of_a_damaged_file_names_it_and_the_cause(tmp_path):
+    model = tl.nn.Sequential([tl.nn.Linear(1, 1)])
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(b"PK\x03\x04 not really a zip file")
+    cause = _numpy_error(lambda: np.load(garbage, allow_pickle=False))
+    assert _message(ValueError, lambda: model.load_weights(garbage)) == (
+        f"load_weights: cannot read {str(garbage)!r} as a weights file (truncated or corrupted?): {cause}"
+    )
+    pickled = tmp_path / "pickled.npz"
+    np.savez(pickled, **{"0.weight": np.array([{"evil": 1}], dtype=object), "0.bias": np.zeros(1)})
+    cause = _numpy_error(lambda: np.load(pickled, allow_pickle=False)["0.weight"])
+    assert _message(ValueError, lambda: model.load_weights(pickled)) == (
+        f"load_weights: cannot read {str(pickled)!r} as a weights file (truncated or corrupted?): {cause}"
+    )
+
+
+def test_load_weights_of_a_single_array_file_says_it_is_not_an_archive(tmp_path):
+    path = tmp_path / "one.npy"
+    np.save(path, np.zeros(2))
+    assert _message(ValueError, lambda: tl.nn.Linear(1, 1).load_weights(path)) == (
+        f"load_weights: {str(path)!r} holds a single array (an .npy file), not the named weights of an .npz "
+        "archive; load the file that model.save_weights wrote"
+    )
+
+
+def test_load_weights_of_an_archive_with_a_raw_member_names_the_member(tmp_path):
+    path = tmp_path / "raw.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("weight", b"not an array")
+        archive.writestr("bias.npy", b"")
+    assert _message(ValueError, lambda: tl.nn.Linear(1, 1).load_weights(path)) == (
+        f"load_weights: {str(path)!r} member 'weight' is not an array (.npy); the file was not written by save_weights"
+    )
+
+
+# ----- Linear and Sequential -----
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: tl.nn.Linear(0, 1), "Linear: in_features must be a positive integer, got 0"),
+        (lambda: tl.nn.Linear(2, -1), "Linear: out_features must be a positive integer, got -1"),
+        (lambda: tl.nn.Linear(2.5, 1), "Linear: in_features must be a positive integer, got 2.5"),
+        (lambda: tl.nn.Linear(True, 1), "Linear: in_features must be a positive integer, got True"),
+        (lambda: tl.nn.Linear(2, 2.0), "Linear: out_features must be a positive integer, got 2.0"),
+    ],
+)
+def test_linear_sizes_must_be_positive_integers(make, message):
+    assert _message(ValueError, make) == message
+
+
+def test_linear_casts_plain_input_to_its_own_dtype():
+    layer32 = tl.nn.Linear(3, 2, seed=0)
+    assert layer32(np.ones((2, 3), dtype=np.float64)).dtype == np.float32
+    layer64 = tl.nn.Linear(3, 2, seed=0, dtype=np.float64)
+    assert layer64([[1, 2, 3]]).dtype == np.float64
+
+
+def test_linear_wrong_feature_count_messages():
+    assert _message(ValueError, lambda: tl.nn.Linear(3, 1)(np.zeros((4, 2)))) == (
+        "Linear(3, 1, bias=True): input has shape (4, 2); its last axis must hold 3 features"
+    )
+    assert _message(ValueError, lambda: tl.nn.Linear(1, 2, bias=False)(np.zeros(10))) == (
+        "Linear(1, 2, bias=False): input has shape (10,); its last axis must hold 1 features (for n samples of one "
+        "feature use shape (n, 1))"
+    )
+
+
+def test_output_shape_replaces_only_the_last_axis():
+    assert tl.nn.Linear(3, 2).output_shape((None, 5, 3)) == (None, 5, 2)
+    assert tl.nn.Linear(3, 2).output_shape((3,)) == (2,)
+    model = tl.nn.Sequential([tl.nn.Linear(3, 4), tl.nn.Linear(4, 1)])
+    assert model.output_shape((7, 6, 3)) == (7, 6, 1)
+
+
+def test_sequential_names_the_layer_that_is_not_a_module():
+    assert _message(TypeError, lambda: tl.nn.Sequential([tl.nn.Linear(1, 1), "relu"])) == (
+        "Sequential: layer 1 is a str, not a Module"
+    )
