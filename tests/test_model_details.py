@@ -511,3 +511,18 @@ def test_sequential_names_the_layer_that_is_not_a_module():
     assert _message(TypeError, lambda: tl.nn.Sequential([tl.nn.Linear(1, 1), "relu"])) == (
         "Sequential: layer 1 is a str, not a Module"
     )
+
+
+# ----- losses of plain data -----
+
+
+@pytest.mark.parametrize("loss", [tl.losses.mse, tl.losses.mae])
+def test_a_loss_takes_plain_lists_and_integer_arrays_as_a_prediction(loss):
+    # a plain prediction becomes a Tensor first (integers: float32), and the target takes its dtype
+    from_list = loss([1, 2, 4], [1.5, 2.5, 3.0])
+    from_ints = loss(np.array([1, 2, 4]), np.array([1.5, 2.5, 3.0]))
+    expected = loss(tl.Tensor(np.array([1.0, 2.0, 4.0], dtype=np.float32)), np.array([1.5, 2.5, 3.0]))
+    for value in (from_list, from_ints):
+        assert isinstance(value, tl.Tensor) and value.dtype == np.float32
+        assert value.item() == expected.item()
+    assert expected.item() == pytest.approx({"mse": 1.5 / 3, "mae": 2.0 / 3}[loss.__name__])
