@@ -4,4 +4,9 @@ from hypothesis import HealthCheck, settings
 
 settings.register_profile("default", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("thorough", max_examples=500, deadline=None)
+# for mutation testing (HYPOTHESIS_PROFILE=mutation mutmut run): the same few examples every time, so that each
+# of thousands of mutants costs seconds; a mutant these miss may be killed with more examples (the rate is a floor)
+settings.register_profile(
+    "mutation", max_examples=10, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
