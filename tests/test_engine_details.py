@@ -894,6 +894,22 @@ def test_gradgradcheck_works_on_float64_copies_and_leaves_the_inputs_alone():
     assert x.grad is None
 
 
+def test_gradgradcheck_reads_grad_outputs_as_float64_before_differentiating():
+    calls = []
+
+    def fn(x):
+        calls.append(x)
+        return x * x
+
+    x = tl.Tensor(np.array([0.5, 1.5]), requires_grad=True)
+    with pytest.raises(ValueError) as error:
+        tl.gradgradcheck(fn, x, grad_outputs=["a", "b"])
+    assert str(error.value) == "could not convert string to float: 'a'"
+    assert len(calls) == 1  # refused right after the first evaluation, before any derivative is built
+    calls.clear()
+    assert tl.gradgradcheck(fn, x, grad_outputs=["1.5", "-2"]) is True
+
+
 def test_gradgradcheck_messages_for_bad_arguments():
     with pytest.raises(ValueError) as error:
         tl.gradgradcheck(lambda x: x * 2, tl.Tensor([1.0]), 3.0)
