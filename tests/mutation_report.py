@@ -85,6 +85,13 @@ def main() -> None:
             print(f"\nSurvivors in {module}.py:")
             for name in sorted(survivors[module]):
                 print(f"- {name}")
+    print("\n## The equivalent mutants, and why no input can tell each from the original")
+    for module in TARGETS:
+        names = sorted(name for name in equivalent if name.split(".")[1] == module and name in results)
+        if names:
+            print(f"\n### {module}.py\n")
+            for name in names:
+                print(f"- `{name.split('.', 2)[2]}`: {equivalent[name]}")
 
 
 if __name__ == "__main__":

@@ -497,3 +497,19 @@ def test_first_derivative_is_the_same_with_and_without_a_graph(name, data, dtype
     op(x).sum().backward()
     (with_graph,) = tl.autograd.grad(op(x).sum(), x, create_graph=True)
     np.testing.assert_allclose(with_graph.data, x.grad, rtol=1e-6 if dtype == np.float32 else 1e-12)
+
+
+def test_clip_takes_bounds_that_broadcast_as_numpys_does():
+    x = tl.Tensor(np.array([0.0, 1.0, 2.0]), requires_grad=True)
+    low = np.array([[0.5], [1.5]])
+    y = x.clip(low, 1.8)
+    np.testing.assert_array_equal(y.data, np.clip(x.data, low, 1.8))
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 1.0, 0.0])  # 1.0 lies inside [0.5, 1.8] only
+
+
+def test_an_axis_that_is_not_an_integer_is_a_type_error():
+    x = tl.Tensor(np.ones((2, 3)))
+    for axis in (1.0, "0", (0, 1.5), True):
+        with pytest.raises(TypeError, match=r"axis must be None, an int or a tuple of ints, got"):
+            x.sum(axis=axis)

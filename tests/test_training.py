@@ -1,6 +1,7 @@
 """Keras-style training: each rule has a test that fails under the other plausible reading."""
 
 import io
+import os
 import re
 
 import numpy as np
@@ -492,3 +493,12 @@ def test_predict_and_evaluate_honour_batch_size_and_verbose(capsys):
     model.predict(x)
     model.evaluate(x, y)
     assert capsys.readouterr().out == ""  # verbose=0 by default: nothing printed
+
+
+def test_a_divergence_warning_points_at_the_users_line_through_model_fit():
+    model = tl.nn.Sequential([tl.nn.Linear(1, 1, seed=0)])
+    model.compile(optimizer=tl.optim.SGD(lr=1e200))
+    with pytest.warns(RuntimeWarning, match="training diverged") as warned:
+        model.fit(np.arange(4.0), np.arange(4.0), epochs=2, verbose=0, raise_on_divergence=False)
+    if "MUTANT_UNDER_TEST" not in os.environ:  # (mutmut's trampolines add frames of their own)
+        assert warned[0].filename == __file__

@@ -108,10 +108,12 @@ def normalize_axes(axis, ndim: int) -> tuple[int, ...]:
     distinct non-negative axes. On a 0-d array, axis 0 and -1 name no axis at all, as in PyTorch."""
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis) if isinstance(axis, (tuple, list)) else None
+    if axes is None or any(isinstance(a, bool) or not isinstance(a, (int, np.integer)) for a in axes):
+        raise TypeError(f"axis must be None, an int or a tuple of ints, got {axis!r}")
     size = max(ndim, 1)
     for a in axes:
-        if isinstance(a, bool) or not isinstance(a, (int, np.integer)) or not -size <= a < size:
+        if not -size <= a < size:
             raise np.exceptions.AxisError(f"axis {a!r} is out of bounds for a tensor of {ndim} dimension(s)")
     normalized = tuple(int(a) % size for a in axes) if ndim else ()
     if len(set(normalized)) != len(normalized):
@@ -418,12 +420,8 @@ class Maximum(Op):
 
 class Clip(Op):
     def forward(self, a, low=None, high=None):
-        inside = np.ones(a.shape, bool)
-        if low is not None:
-            inside &= a >= low
-        if high is not None:
-            inside &= a <= high
-        self.inside = inside
+        # bounds may be arrays that broadcast with a (as np.clip's), so the mask takes the output's shape
+        self.inside = (a >= low if low is not None else True) & (a <= high if high is not None else True)
         return np.clip(a, low, high)
 
     def backward(self, grad):

@@ -32,8 +32,7 @@ __all__ = ["hessian_condition_number", "ols", "ridge", "stable_learning_rate"]
 
 def _validate(caller: str, X: Any, y: Any = None) -> tuple[np.ndarray, np.ndarray | None]:
     """Check and normalise the data: X as float64 (n, d) (a 1-D X is one feature), y as float64
-    (n,) or (n, k) as given, or None when there is no y. Errors name `caller`: a TypeError for what is not
-    real numbers, a ValueError for anything else."""
+    (n,) or (n, k) as given, or None when there is no y. Every failure is a ValueError naming `caller`."""
     X = as_real_array(f"{caller}: X", X)
     if X.ndim not in (1, 2):
         raise ValueError(

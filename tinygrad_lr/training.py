@@ -6,6 +6,7 @@ step), with Keras' conventions for batches, validation and the per-epoch history
 
 from __future__ import annotations
 
+import sys
 import time
 import warnings
 from collections.abc import Callable, Iterable
@@ -295,7 +296,7 @@ def fit(
         error.advice = _divergence_hint(model, x, compiled)
         if raise_on_divergence:
             raise
-        warnings.warn(str(error), RuntimeWarning, stacklevel=2)
+        warnings.warn(str(error), RuntimeWarning, stacklevel=_stacklevel_of_the_caller())
     except KeyboardInterrupt:
         # safe_step never leaves a half-done update: the weights are those of the last completed step
         history.interrupted = True
@@ -319,6 +320,15 @@ def _callback_list(callbacks: Any) -> list[Callback]:
                 "(subclass it and override the hooks you need)"
             )
     return list(callbacks)
+
+
+def _stacklevel_of_the_caller() -> int:
+    """The `stacklevel` that makes a warning point at the user's line: the first frame outside this
+    package (fit is reached through `model.fit` or called as `tl.training.fit`)."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("tinygrad_lr."):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _train_epoch(
