@@ -296,7 +296,7 @@ def fit(
         error.advice = _divergence_hint(model, x, compiled)
         if raise_on_divergence:
             raise
-        warnings.warn(str(error), RuntimeWarning, stacklevel=_stacklevel_of_the_caller())
+        warnings.warn(str(error), RuntimeWarning, stacklevel=_stacklevel_outside_the_package(sys._getframe()))
     except KeyboardInterrupt:
         # safe_step never leaves a half-done update: the weights are those of the last completed step
         history.interrupted = True
@@ -322,10 +322,10 @@ def _callback_list(callbacks: Any) -> list[Callback]:
     return list(callbacks)
 
 
-def _stacklevel_of_the_caller() -> int:
-    """The `stacklevel` that makes a warning point at the user's line: the first frame outside this
-    package (fit is reached through `model.fit` or called as `tl.training.fit`)."""
-    frame, level = sys._getframe(1), 1
+def _stacklevel_outside_the_package(frame: Any) -> int:
+    """The `stacklevel` of a warning raised in `frame` that makes it point at the user's line: the
+    first frame outside this package (fit is reached through `model.fit` or as `tl.training.fit`)."""
+    level = 1
     while frame is not None and frame.f_globals.get("__name__", "").startswith("tinygrad_lr."):
         frame, level = frame.f_back, level + 1
     return level
