@@ -754,7 +754,7 @@ def test_divergence_without_raising_warns_from_the_callers_line_and_returns_the_
         history = tl.training.fit(model, x, 2 * x, epochs=3, verbose=0, callbacks=[recorder], raise_on_divergence=False)
     assert [str(w.message) for w in warned] == [DIVERGED_AT_STEP_2 + ONE_LAYER_ADVICE.format(bound="0.238")]
     assert warned[0].filename != tl.training.__file__
-    if "MUTANT_UNDER_TEST" not in os.environ:  # under mutmut's trampolines add a frame between the caller and fit
+    if "MUTANT_UNDER_TEST" not in os.environ:  # (under mutmut, its trampolines add a frame between the caller and fit)
         assert warned[0].filename == __file__
     assert history is model.history and len(history.history["loss"]) == 1 and history.interrupted is False
     assert recorder.calls[-1] == ("train_end", {})
