@@ -97,12 +97,6 @@ def _fresh_inputs(what: str, inputs: Sequence[Any]) -> list[Tensor]:
     return fresh
 
 
-def _outputs_of(what: str, fn: Callable[..., Any], inputs: list[Tensor]) -> tuple[list[Tensor], bool]:
-    out = fn(*inputs)
-    outputs, single = _as_tensors(f"{what}: the outputs of fn", out)
-    return outputs, single
-
-
 def jacobian(fn: Callable[..., Any], *inputs: Any, create_graph: bool = False) -> Any:
     """The Jacobian of `fn` at `inputs`: J[o][i] has shape outputs[o].shape + inputs[i].shape.
 
@@ -110,7 +104,7 @@ def jacobian(fn: Callable[..., Any], *inputs: Any, create_graph: bool = False) -
     (fn returns a tuple) a tuple of such, as `torch.autograd.functional.jacobian`.
     """
     xs = _fresh_inputs("jacobian", inputs)
-    outputs, single_output = _outputs_of("jacobian", fn, xs)
+    outputs, single_output = _as_tensors("jacobian: the outputs of fn", fn(*xs))
     rows = []
     for out in outputs:
         per_input: list[list[Tensor]] = [[] for _ in xs]
