@@ -106,15 +106,16 @@ def test_adam_first_step_is_lr_times_sign_of_grad():
         lambda ps: tl.optim.RMSprop(ps, lr=0.1, momentum=0.5),
     ],
 )
-def test_updates_happen_in_place(make):
+def test_parameters_change_in_place_and_state_arrays_are_replaced(make):
     model = tl.nn.Linear(3, 2, seed=0)
     arrays = [p.data for p in model.parameters()]
     opt = make(model.parameters())
 
     def state_arrays():
-        return [id(v) for s in opt.state.values() for v in s.values() if isinstance(v, np.ndarray)]
+        return [v for s in opt.state.values() for v in s.values() if isinstance(v, np.ndarray)]
 
-    preallocated = state_arrays()
+    first_states = state_arrays()
+    first_values = [a.copy() for a in first_states]
     before = [a.copy() for a in arrays]
     for _ in range(3):
         opt.zero_grad()
@@ -122,8 +123,10 @@ def test_updates_happen_in_place(make):
         opt.step()
     assert all(p.data is a for p, a in zip(model.parameters(), arrays))
     assert all(not np.array_equal(a, b) for a, b in zip(arrays, before))
-    assert state_arrays()[: len(preallocated)] == preallocated
-    assert all(a.dtype == np.float32 for a in arrays)
+    # a rule never writes into a state array (a step's backup holds them as they are), it stores new ones
+    assert all(np.array_equal(a, b) for a, b in zip(first_states, first_values))
+    assert all(a is not b for a, b in zip(state_arrays(), first_states))
+    assert all(a.dtype == np.float32 for a in arrays + state_arrays())
 
 
 def test_unbound_optimizer_is_bound_later():

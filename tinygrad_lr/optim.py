@@ -66,8 +66,15 @@ class Optimizer:
 
     A rule is one method, `update(p, grad, state)`: change `p.data` in place, given the gradient and
     the parameter's state (a dict: moments, buffers, and `state["step"]`, the number of this step,
-    from 1). `step()` calls it for every parameter that has a gradient. `safe_step(loss)` does the
-    same but never leaves a non-finite or half-updated parameter behind.
+    from 1). A rule stores new arrays in the state instead of changing the old ones in place
+    (`state["m"] = β·state["m"] + ...`), which is also faster on small arrays: so a copy of
+    `p.data` and of the state dict is all a step's backup needs. `step()` calls the rule for every
+    parameter that has a gradient. `safe_step(loss)` does the same but never leaves a non-finite
+    or half-updated parameter behind.
+
+    `lr` is read at every step, so a schedule may change it; the rule's other constants (betas,
+    eps, rho, momentum) are read when the parameters are bound, and kept in each parameter's
+    state in its dtype (see `in_dtype_of`).
     """
 
     def __init__(self, params: Iterable[Tensor] | None, lr: float):
@@ -119,6 +126,15 @@ class Optimizer:
         """A parameter's state before its first step: the step count, and the rule's buffers."""
         return {"step": 0}
 
+    @staticmethod
+    def in_dtype_of(p: Tensor, *numbers: float) -> tuple[np.ndarray, ...]:
+        """`numbers` as 0-d arrays of p's dtype, for a rule to keep in the state.
+
+        The result of `c * array` is the same as with the Python float (NumPy rounds that to the
+        array's dtype too), but on the small arrays of a linear model it takes half the time.
+        """
+        return tuple(np.asarray(number, dtype=p.dtype) for number in numbers)
+
     def update(self, p: Tensor, grad: np.ndarray, state: dict[str, Any]) -> None:
         """The rule: change p.data in place (and the state)."""
         raise NotImplementedError(f"{type(self).__name__}.update is not written")
@@ -168,8 +184,8 @@ class Optimizer:
             )
 
     def _copy_of_what_a_step_changes(self) -> list[tuple[np.ndarray, dict[str, Any]]]:
-        """Each parameter's values and state, copied."""
-        return [(p.data.copy(), _copy_state(self.state[p])) for p in self.params]
+        """Each parameter's values, copied, and its state dict (whose arrays a rule replaces, never changes)."""
+        return [(p.data.copy(), dict(self.state[p])) for p in self.params]
 
     def _put_back(self, saved: list[tuple[np.ndarray, dict[str, Any]]]) -> None:
         for p, (data, state) in zip(self.params, saved):
@@ -185,11 +201,6 @@ class Optimizer:
 
     def hyperparameters(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if k not in ("params", "state", "steps") and k[0] != "_"}
-
-
-def _copy_state(state: dict[str, Any]) -> dict[str, Any]:
-    """A copy of a parameter's state: its arrays copied, its step count as it is."""
-    return {key: value.copy() if isinstance(value, np.ndarray) else value for key, value in state.items()}
 
 
 class GradientDescent(Optimizer):
@@ -208,21 +219,22 @@ class GradientDescent(Optimizer):
         super().__init__(params, lr)
 
     def init_state(self, p):
+        if not self.momentum:
+            return super().init_state(p)
         # a zero buffer makes the first step's buf exactly g, as PyTorch's copy of g does
-        return (
-            {**super().init_state(p), "momentum_buffer": np.zeros_like(p.data)}
-            if self.momentum
-            else super().init_state(p)
-        )
+        return {
+            **super().init_state(p),
+            "momentum_buffer": np.zeros_like(p.data),
+            "constants": self.in_dtype_of(p, self.momentum),
+        }
 
     def update(self, p, grad, state):
         if not self.momentum:
             p.data -= self.lr * grad
             return
-        buf = state["momentum_buffer"]
-        buf *= self.momentum
-        buf += grad
-        p.data -= self.lr * (grad + self.momentum * buf if self.nesterov else buf)
+        (momentum,) = state["constants"]
+        buf = state["momentum_buffer"] = momentum * state["momentum_buffer"] + grad
+        p.data -= self.lr * (grad + momentum * buf if self.nesterov else buf)
 
 
 SGD = GradientDescent
@@ -251,19 +263,21 @@ class Adam(Optimizer):
         super().__init__(params, lr)
 
     def init_state(self, p):
-        return {**super().init_state(p), "m": np.zeros_like(p.data), "v": np.zeros_like(p.data)}
+        beta1, beta2 = self.betas
+        return {
+            **super().init_state(p),
+            "m": np.zeros_like(p.data),
+            "v": np.zeros_like(p.data),
+            "constants": self.in_dtype_of(p, beta1, 1 - beta1, beta2, 1 - beta2, self.eps),
+        }
 
     def update(self, p, grad, state):
-        beta1, beta2 = self.betas
-        m, v, t = state["m"], state["v"], state["step"]
-        m *= beta1
-        m += (1 - beta1) * grad
-        v *= beta2
-        v += (1 - beta2) * grad * grad
+        beta1, one_minus_beta1, beta2, one_minus_beta2, eps = state["constants"]
+        m = state["m"] = beta1 * state["m"] + one_minus_beta1 * grad
+        v = state["v"] = beta2 * state["v"] + one_minus_beta2 * grad * grad
         # lr·m̂/(√v̂ + eps), the bias corrections folded into two scalars
-        denom = np.sqrt(v / (1 - beta2**t))
-        denom += self.eps
-        p.data -= (self.lr / (1 - beta1**t)) * m / denom
+        t = state["step"]
+        p.data -= (self.lr / (1 - self.betas[0] ** t)) * m / (np.sqrt(v / (1 - self.betas[1] ** t)) + eps)
 
 
 class RMSprop(Optimizer):
@@ -287,21 +301,21 @@ class RMSprop(Optimizer):
         super().__init__(params, lr)
 
     def init_state(self, p):
-        state = {**super().init_state(p), "square_avg": np.zeros_like(p.data)}
+        state = {
+            **super().init_state(p),
+            "square_avg": np.zeros_like(p.data),
+            "constants": self.in_dtype_of(p, self.rho, 1 - self.rho, self.eps, self.momentum),
+        }
         if self.momentum:
             state["momentum_buffer"] = np.zeros_like(p.data)
         return state
 
     def update(self, p, grad, state):
-        square_avg = state["square_avg"]
-        square_avg *= self.rho
-        square_avg += (1 - self.rho) * grad * grad
-        scaled = grad / (np.sqrt(square_avg) + self.eps)
+        rho, one_minus_rho, eps, momentum = state["constants"]
+        square_avg = state["square_avg"] = rho * state["square_avg"] + one_minus_rho * grad * grad
+        scaled = grad / (np.sqrt(square_avg) + eps)
         if self.momentum:
-            buf = state["momentum_buffer"]
-            buf *= self.momentum
-            buf += scaled
-            scaled = buf
+            scaled = state["momentum_buffer"] = momentum * state["momentum_buffer"] + scaled
         p.data -= self.lr * scaled
 
 
