@@ -203,3 +203,37 @@ def feature_matrices(draw):
         if draw(st.booleans()):
             X[:, j] = draw(_finite)
     return X
+
+
+# ----- pandas -----
+
+# every NumPy dtype a numeric DataFrame column may have; values small enough that a model trained on them stays finite
+FRAME_DTYPES = ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float32", "float64", "bool"]
+
+
+def _column_values(dtype: str):
+    if dtype == "bool":
+        return st.booleans()
+    if dtype.startswith("float"):
+        return st.floats(-10.0, 10.0, width=32 if dtype == "float32" else 64)
+    return st.integers(0 if dtype.startswith("uint") else -10, 10)
+
+
+@st.composite
+def numeric_frames(draw, min_rows: int = 1, max_rows: int = 12, max_columns: int = 4):
+    """A pandas DataFrame of drawn numeric and boolean columns, with drawn (unique, string) column names."""
+    from hypothesis.extra import pandas as hpd  # imports pandas: only the tests that draw frames pay for it
+
+    names = draw(st.lists(st.text(min_size=1, max_size=6), min_size=1, max_size=max_columns, unique=True))
+    dtypes = [draw(st.sampled_from(FRAME_DTYPES)) for _ in names]
+    columns = [hpd.column(name, dtype=dtype, elements=_column_values(dtype)) for name, dtype in zip(names, dtypes)]
+    return draw(hpd.data_frames(columns, index=hpd.range_indexes(min_rows, max_rows)))
+
+
+@st.composite
+def numeric_series(draw, n: int, name=None):
+    """A float64 pandas Series of n values in [-10, 10]."""
+    import pandas as pd
+
+    values = draw(hnp.arrays(np.float64, (n,), elements=st.floats(-10.0, 10.0)))
+    return pd.Series(values, name=name)

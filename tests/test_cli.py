@@ -17,6 +17,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 OPTIONS = [
     "--csv",
     "--target",
+    "--scheduler",
     "--features",
     "--test-split",
     "--validation-split",

@@ -1,8 +1,10 @@
 """tinygrad_lr: a small reverse-mode autodiff engine on NumPy, and linear regression built on it.
 
 Layers, lowest first: checks (input checks) ← tensor/ops (the engine) ← autograd, gradcheck,
-losses, nn, optim, solvers, data, datasets ← callbacks, training ← plot, report, cli. A module
-never imports one above it, with one exception: `nn.Module`'s Keras-style methods (`compile`,
+losses, nn, optim, data, datasets ← streams (data read a block at a time: memory maps, the shuffle
+buffer, per-block sums) ← chunked (the same work on Dask chunks; Dask imported only when a
+Dask array is given) ← solvers ← callbacks, training ← estimators, plot, report,
+cli. A module never imports one above it, with one exception: `nn.Module`'s Keras-style methods (`compile`,
 `fit`, `evaluate`, `predict`, `summary`) load `training` when first called, so that every model
 has them, as in Keras, while `nn` stays importable without the training loop.
 """
@@ -13,6 +15,7 @@ from tinygrad_lr import (
     autograd,
     callbacks,
     checks,
+    chunked,
     data,
     datasets,
     losses,
@@ -21,6 +24,7 @@ from tinygrad_lr import (
     optim,
     plot,
     solvers,
+    streams,
     tensor,
     training,
 )
@@ -37,9 +41,28 @@ def _show_only_the_api(module) -> None:
 
 
 # every public module; `tl.gradcheck` is the function, so its module is looked up by name
-for _module in (autograd, callbacks, checks, data, datasets, losses, nn, ops, optim, plot, solvers, tensor, training):
+for _module in (autograd, callbacks, checks, chunked, data, datasets, losses, nn, ops, optim, plot, solvers):
+    _show_only_the_api(_module)
+for _module in (streams, tensor, training):
     _show_only_the_api(_module)
 _show_only_the_api(sys.modules["tinygrad_lr.gradcheck"])
+
+
+def __getattr__(name: str):
+    """`tl.estimators` is imported on first use (PEP 562): it imports scikit-learn, an optional extra
+    that `import tinygrad_lr` must not load. (Not in `__all__`, so `import *` does not load it either.)"""
+    if name == "estimators":
+        import importlib
+
+        module = importlib.import_module("tinygrad_lr.estimators")
+        _show_only_the_api(module)
+        return module
+    raise AttributeError(f"module 'tinygrad_lr' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), "estimators"])
+
 
 __all__ = [
     "Function",
@@ -49,6 +72,7 @@ __all__ = [
     "autograd",
     "callbacks",
     "checks",
+    "chunked",
     "data",
     "datasets",
     "gradcheck",
@@ -61,6 +85,7 @@ __all__ = [
     "optim",
     "plot",
     "solvers",
+    "streams",
     "tensor",
     "training",
 ]

@@ -2,7 +2,8 @@
 
 Each takes `what`, the words that name the value in the error ("fit: x", "Adam: lr",
 "load_boston_housing: test_split"), and either returns the value in the form the caller works
-with or raises an error that says what was expected and what was given. NumPy only.
+with or raises an error that says what was expected and what was given. NumPy only: a pandas
+DataFrame or Series is recognised without importing pandas (it exists only if the caller imported it).
 """
 
 from __future__ import annotations
@@ -10,11 +11,23 @@ from __future__ import annotations
 import math
 import numbers
 import operator
+import sys
 from typing import Any
 
 import numpy as np
 
-__all__ = ["as_real_array", "check_count", "check_fraction", "check_number", "check_pair", "first_non_finite"]
+__all__ = [
+    "as_real_array",
+    "as_real_data",
+    "check_count",
+    "check_fraction",
+    "check_number",
+    "check_pair",
+    "first_non_finite",
+    "is_dask_array",
+    "is_memory_map",
+    "is_pandas",
+]
 
 
 def check_number(
@@ -84,8 +97,11 @@ def as_real_array(
     Integers and booleans are converted. Anything else (strings, complex numbers, objects) raises
     `not_numbers` (a ValueError, or the TypeError that `fit` gives); ragged nested lists, NaN or
     ±inf, and values that do not fit `dtype` (1e300 in float32) are ValueErrors naming the first
-    such value and its index.
+    such value and its index. A pandas DataFrame (n, d) or Series (n,) is read column by column, and
+    its errors name the column and the first offending row, as a CSV cell's do.
     """
+    if is_pandas(values):
+        values = _pandas_as_array(what, values, not_numbers)
     try:
         array = np.asarray(values)
     except ValueError as error:  # ragged nested lists
@@ -107,3 +123,98 @@ def _check_finite(what: str, values: np.ndarray, shown: np.ndarray, problem: str
         raise ValueError(
             f"{what} (shape {shown.shape}) has {problem}: the first is {shown[first]} at index {first}; {advice}"
         )
+
+
+# ----- pandas, without importing it -----
+
+
+def is_pandas(values: Any) -> bool:
+    """Whether `values` is a pandas DataFrame or Series; never imports pandas."""
+    pandas = sys.modules.get("pandas")  # a DataFrame can only exist if its caller imported pandas
+    return pandas is not None and isinstance(values, (pandas.DataFrame, pandas.Series))
+
+
+def _pandas_as_array(what: str, values: Any, not_numbers: type[Exception]) -> np.ndarray:
+    """A DataFrame as a float64 (n, d) array, a Series as (n,), checked one column at a time.
+
+    Numbers and booleans (nullable ones included) are converted; a missing value (NaN, None, NA)
+    or ±inf is a ValueError; strings, dates and other objects raise `not_numbers`; a categorical
+    column is refused whole, since its codes are labels, not quantities. Each error names the
+    column and the first offending row (its position, and its index label where that differs).
+    """
+    pandas = sys.modules["pandas"]
+    types = pandas.api.types
+    series = isinstance(values, pandas.Series)
+    frame = values.to_frame() if series else values
+    array = np.empty(frame.shape, dtype=np.float64)
+    for j in range(frame.shape[1]):
+        column = frame.iloc[:, j]  # by position: column names may repeat
+        where = f"{what} (Series {values.name!r})" if series and values.name is not None else what
+        where += "" if series else f": column {frame.columns[j]!r}"
+        if isinstance(column.dtype, pandas.CategoricalDtype):
+            raise not_numbers(f"{where} is categorical; encode it as numbers first (e.g. with pandas.get_dummies)")
+        if types.is_numeric_dtype(column.dtype) and not types.is_complex_dtype(column.dtype):
+            array[:, j] = column.to_numpy(dtype=np.float64, na_value=np.nan)
+            first = first_non_finite(array[:, j])
+            bad = None if first is None else first[0]
+        else:  # strings, objects, dates: cell by cell, stopping at the first that is not a finite number
+            cells = column.to_numpy(dtype=object)
+            bad = next((i for i, cell in enumerate(cells) if not _finite_real(cell)), None)
+            if bad is None:
+                array[:, j] = cells.astype(np.float64)
+        if bad is not None:
+            raise _bad_cell(f"{where}, {_row(frame.index[bad], bad)}", column.iloc[bad], column.dtype, not_numbers)
+    return array[:, 0] if series else array
+
+
+def _finite_real(cell: Any) -> bool:
+    return isinstance(cell, (numbers.Real, np.bool_)) and math.isfinite(cell)
+
+
+def _row(label: Any, position: int) -> str:
+    same = isinstance(label, numbers.Integral) and not isinstance(label, bool) and label == position
+    return f"row {position}" if same else f"row {position} (index {repr(label) if isinstance(label, str) else label})"
+
+
+def _bad_cell(where: str, cell: Any, dtype: Any, not_numbers: type[Exception]) -> Exception:
+    """The error for one cell that is not a finite real number: missing, infinite, or not a number at all."""
+    pandas = sys.modules["pandas"]
+    shown = repr(cell) if isinstance(cell, str) else str(cell)  # nan, not np.float64(nan)
+    shown = shown if len(shown) <= 40 else shown[:37] + "..."
+    if cell is None or cell is pandas.NA or cell is pandas.NaT or (isinstance(cell, numbers.Real) and math.isnan(cell)):
+        return ValueError(f"{where}: missing value ({shown}); remove or impute such samples first")
+    if isinstance(cell, numbers.Real):
+        return ValueError(f"{where}: {shown} is not a finite number; remove or impute such samples first")
+    return not_numbers(f"{where}: {shown} is not a number (the column has dtype {dtype})")
+
+
+# ----- data read a block at a time: memory maps and Dask arrays -----
+
+
+def is_memory_map(values: Any) -> bool:
+    """Whether `values` is a NumPy memory map (`np.memmap`, `np.load(path, mmap_mode="r")`) or a slice of one."""
+    return isinstance(values, np.memmap)
+
+
+def is_dask_array(values: Any) -> bool:
+    """Whether `values` is a Dask array, known without importing Dask (one exists only if its caller imported it)."""
+    dask_array = sys.modules.get("dask.array")
+    return dask_array is not None and isinstance(values, dask_array.Array)
+
+
+def as_real_data(
+    what: str, values: Any, dtype: Any = np.float64, not_numbers: type[Exception] = ValueError
+) -> np.ndarray | Any:
+    """`as_real_array(what, values, dtype, not_numbers)`, except for a memory map or a Dask array,
+    which is returned as it is once its dtype is known to hold real numbers: its values are
+    converted and checked a block at a time as they are read (`tinygrad_lr.streams`)."""
+    if not (is_memory_map(values) or is_dask_array(values)):
+        return as_real_array(what, values, dtype, not_numbers)
+    if values.dtype.kind not in "biuf":
+        raise not_numbers(f"{what} must hold real numbers, got an array of dtype {values.dtype}")
+    if any(math.isnan(size) for size in values.shape):
+        raise ValueError(
+            f"{what} is a Dask array of unknown chunk sizes (shape {values.shape}); compute them first with "
+            "x.compute_chunk_sizes(), or dataframe.to_dask_array(lengths=True)"
+        )
+    return values

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import math
 import os
 import sys
@@ -38,6 +39,9 @@ OPTIMIZERS = ("gd", "adam", "rmsprop")  # names in tl.optim.BY_NAME
 DEFAULT_LR = {"adam": 2.0, "rmsprop": 0.1}
 DEFAULT_EPOCHS = 1000
 PROGRESS_LINES = 10  # with more epochs than twice this, only about this many progress reports
+CHUNKED_ABOVE = 1 << 30  # a CSV file larger than this (bytes) is read in chunks by dask.dataframe
+CSV_BLOCKSIZE = "64MB"  # bytes of CSV text per chunk
+PICTURE_ROWS = 10_000  # rows of a chunked data set drawn in fit.png: the first ones of each part
 
 
 class UsageError(Exception):
@@ -80,6 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
         "instead of the bundled Boston housing data.",
     )
     data.add_argument("--target", metavar="COL", help="The column to predict; required with --csv.")
+    data.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="Read the CSV in chunks with dask.dataframe and train on a running dask.distributed scheduler at "
+        "this address (e.g. tcp://10.0.0.5:8786): each step's gradient is summed on its workers. A CSV file over "
+        f"{CHUNKED_ABOVE >> 30} GiB is read in chunks without this option too, on this machine's threads. "
+        'Needs the optional extra: pip install "tinygrad_lr[dask]".',
+    )
     data.add_argument(
         "--features",
         metavar="COL",
@@ -172,6 +184,8 @@ def _check_options(args: argparse.Namespace) -> None:
                 raise UsageError(f"{option} needs --csv PATH (without --csv the Boston data use medv against rm)")
     elif args.target is None:
         raise UsageError("--csv needs --target COL, the column to predict")
+    if args.scheduler is not None and args.csv is None:
+        raise UsageError("--scheduler needs --csv PATH (the bundled Boston data are read in memory)")
 
     try:  # the package's own checks, so that the options say what its functions would say
         checks.check_fraction("--test-split", args.test_split)
@@ -213,6 +227,8 @@ def _check_training_rows(args: argparse.Namespace, n_fit: int, n_rows: int) -> N
 
 
 def load_data(args: argparse.Namespace) -> Dataset:
+    if args.csv is not None and _chunked(args):
+        return _load_chunked(args)
     if args.csv is None:
         # Keras' boston_housing split, then price against the average number of rooms
         (X_fit, y_fit), (X_test, y_test) = tl.datasets.load_boston_housing(test_split=args.test_split)
@@ -232,9 +248,94 @@ def load_data(args: argparse.Namespace) -> Dataset:
         (X_fit, y_fit), (X_test, y_test) = _split(X, y, args.test_split, "--test-split")
         source, target = args.csv, args.target
 
+    return _three_ways(args, source, target, features, X_fit, y_fit, X_test, y_test)
+
+
+def _three_ways(args, source, target, features, X_fit, y_fit, X_test, y_test) -> Dataset:
+    """The Dataset, once the test rows are off: the rest split into training and validation rows."""
     _check_training_rows(args, len(X_fit), len(X_fit) + len(X_test))
     (X_train, y_train), (X_val, y_val) = _split(X_fit, y_fit, args.validation_split, "--validation-split")
     return Dataset(source, target, features, X_train, y_train, X_val, y_val, X_test, y_test)
+
+
+# ----- a CSV file read in chunks: dask.dataframe, and Dask arrays from there on -----
+
+
+def _chunked(args: argparse.Namespace) -> bool:
+    """Whether to read the CSV in chunks: with --scheduler, or when the file is over CHUNKED_ABOVE bytes."""
+    if args.scheduler is not None:
+        return True
+    try:
+        return os.path.getsize(args.csv) > CHUNKED_ABOVE
+    except OSError:
+        return False  # the in-memory reader says what is wrong with the path
+
+
+def _dask(args: argparse.Namespace):
+    """The dask module, or a UsageError naming the extra."""
+    why = f"--scheduler {args.scheduler}:" if args.scheduler else f"--csv {args.csv} is over {CHUNKED_ABOVE >> 30} GiB:"
+    try:
+        return tl.chunked.require_dask(f"{why} reading the CSV in chunks")
+    except ImportError as error:
+        raise UsageError(str(error)) from None
+
+
+def _load_chunked(args: argparse.Namespace) -> Dataset:
+    _dask(args)
+    import dask.dataframe as dd
+
+    try:
+        frame = dd.read_csv(args.csv, blocksize=CSV_BLOCKSIZE, skipinitialspace=True)
+    except FileNotFoundError:
+        raise UsageError(f"--csv {args.csv}: no such file") from None
+    columns = [str(column).strip() for column in frame.columns]
+    frame.columns = columns
+    try:  # the in-memory reader's rules for the target and the features, on the header
+        features = tl.data._choose_features(args.csv, columns, args.target, args.features)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    try:  # one pass to count each chunk's rows, so that the splits and the chunks of X and y agree
+        values = frame[[*features, args.target]].astype("float64").to_dask_array(lengths=True)
+    except (ValueError, TypeError) as error:
+        raise UsageError(f"--csv {args.csv}: not numeric ({' '.join(str(error).split())[:200]})") from None
+    X, y = values[:, :-1], values[:, -1]
+    (X_fit, y_fit), (X_test, y_test) = _split(X, y, args.test_split, "--test-split")
+    return _three_ways(args, f"{args.csv} (in chunks)", args.target, features, X_fit, y_fit, X_test, y_test)
+
+
+def _fit_scaler(X: np.ndarray) -> tl.data.Standardizer:
+    """A Standardizer fitted on X; on a Dask array, from its column means and deviations (one pass)."""
+    if not tl.checks.is_dask_array(X):
+        return tl.data.Standardizer().fit(X)
+    import dask
+
+    scaler = tl.data.Standardizer()
+    mean, scale, spread = dask.compute(X.mean(axis=0), X.std(axis=0), X.max(axis=0) - X.min(axis=0))
+    scale[(spread == 0) | (scale == 0)] = 1.0  # a constant column, as Standardizer.fit does
+    scaler.mean, scaler.scale = mean, scale
+    return scaler
+
+
+def _scaled(scaler: tl.data.Standardizer | None, X: np.ndarray) -> np.ndarray:
+    """X in the model's units: standardised when there is a scaler (lazily on a Dask array)."""
+    if scaler is None or not len(X):
+        return X
+    return (X - scaler.mean) / scaler.scale if tl.checks.is_dask_array(X) else scaler.transform(X)
+
+
+def _r2(pred: np.ndarray, y: np.ndarray) -> float:
+    """R² of the predictions; on Dask arrays from two sums, without gathering the rows."""
+    if not tl.checks.is_dask_array(y):
+        return tl.losses.r2_score(pred, y)
+    import dask
+
+    residual, total = dask.compute(((y - pred) ** 2).sum(), ((y - y.mean()) ** 2).sum())
+    return 1 - float(residual) / float(total) if total > 0 else float("nan")
+
+
+def _for_pictures(X: np.ndarray) -> np.ndarray:
+    """The rows to draw: all of them in memory, the first PICTURE_ROWS of a Dask array."""
+    return np.asarray(X[:PICTURE_ROWS]) if tl.checks.is_dask_array(X) else X
 
 
 # ----- training and the closed form -----
@@ -279,6 +380,8 @@ TOO_LARGE_FOR_GD = (
 def _default_lr(optimizer: str, X_train: np.ndarray, l2: float) -> float:
     if optimizer in DEFAULT_LR:
         return DEFAULT_LR[optimizer]
+    if tl.checks.is_dask_array(X_train):
+        raise UsageError("--optimizer gd on a CSV read in chunks needs --lr (its default needs the rows in memory)")
     # Plain gradient descent on this quadratic converges for lr < 2/λ_max; 1/λ_max (the classic
     # 1/L step) keeps a factor of two from that edge, which mini-batches need.
     bound = tl.solvers.stable_learning_rate(X_train, l2=l2)
@@ -307,10 +410,7 @@ def _objective(X: np.ndarray, y: np.ndarray, coef: np.ndarray, intercept: float,
 def train(args: argparse.Namespace, data: Dataset, lr: float, scaler: tl.data.Standardizer | None) -> Result:
     """Fit the model, solve the same objective in closed form, and measure both."""
 
-    def model_space(X: np.ndarray) -> np.ndarray:
-        return scaler.transform(X) if scaler is not None and len(X) else X
-
-    Z_train, Z_val = model_space(data.X_train), model_space(data.X_val)
+    Z_train, Z_val = _scaled(scaler, data.X_train), _scaled(scaler, data.X_val)
     d = Z_train.shape[1]
     model = tl.nn.Sequential([tl.nn.Linear(d, 1, seed=args.seed, dtype=np.float64)])
     model.compile(loss="mse", optimizer=tl.optim.BY_NAME[args.optimizer][0](lr=lr), l2=args.l2)
@@ -320,8 +420,8 @@ def train(args: argparse.Namespace, data: Dataset, lr: float, scaler: tl.data.St
     if not math.isfinite(engine_loss):
         raise UsageError(
             f"the training loss is {engine_loss} in float64 already at the initial weights: features up to "
-            f"{np.max(np.abs(Z_train)):.3g} and targets up to {np.max(np.abs(data.y_train)):.3g} are too large "
-            "to train on; standardise the features with --standardize, or rescale the columns"
+            f"{float(np.max(np.abs(Z_train))):.3g} and targets up to {float(np.max(np.abs(data.y_train))):.3g} are "
+            "too large to train on; standardise the features with --standardize, or rescale the columns"
         )
     # a tl.TrainingDivergedError goes on up: main reports it and exits 1
     history = model.fit(
@@ -373,8 +473,8 @@ def train(args: argparse.Namespace, data: Dataset, lr: float, scaler: tl.data.St
         optimum_loss=optimum_loss,
         val_loss=val_loss,
         optimum_val_loss=optimum_val_loss,
-        r2=tl.losses.r2_score(X_r2 @ coef + intercept, y_r2),
-        optimum_r2=tl.losses.r2_score(X_r2 @ optimum_coef + optimum_intercept, y_r2),
+        r2=_r2(X_r2 @ coef + intercept, y_r2),
+        optimum_r2=_r2(X_r2 @ optimum_coef + optimum_intercept, y_r2),
         history=history,
     )
 
@@ -385,6 +485,9 @@ def train(args: argparse.Namespace, data: Dataset, lr: float, scaler: tl.data.St
 def write_pictures(args: argparse.Namespace, data: Dataset, result: Result, out_dir: Path) -> list[Path]:
     """fit.png (the line over train and test data, or actual against predicted) and loss.png."""
     fit_path, loss_path = out_dir / "fit.png", out_dir / "loss.png"
+    if tl.checks.is_dask_array(data.X_train):  # the first rows of each part, not millions of points
+        parts = ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test")
+        data = dataclasses.replace(data, **{part: _for_pictures(getattr(data, part)) for part in parts})
     test = {"x_test": None, "y_test": None}
     if len(data.features) == 1:
         if len(data.X_test):
@@ -438,10 +541,10 @@ def run_fit(args: argparse.Namespace) -> None:
     except OSError as error:
         raise UsageError(f"--out-dir {args.out_dir}: cannot create the directory ({error.strerror or error})") from None
     try:
-        scaler = tl.data.Standardizer().fit(data.X_train) if args.standardize else None
+        scaler = _fit_scaler(data.X_train) if args.standardize else None
     except ValueError as error:
         raise UsageError(f"--standardize: {error}") from None
-    Z_train = scaler.transform(data.X_train) if scaler is not None else data.X_train
+    Z_train = _scaled(scaler, data.X_train)
     lr = args.lr if args.lr is not None else _default_lr(args.optimizer, Z_train, args.l2)
     if not args.quiet:
         features = ", ".join(data.features)
@@ -479,12 +582,31 @@ def _divergence_message(args: argparse.Namespace, result: Result, Z_train: np.nd
         f"to {number(result.train_loss)} after {args.epochs} epoch{'s' if args.epochs > 1 else ''} "
         f"of {args.optimizer} (lr {lr:g})"
     )
-    if args.optimizer != "gd":
+    if args.optimizer != "gd" or tl.checks.is_dask_array(Z_train):
         return f"{rose}; lower --lr or use --standardize"
     bound = tl.solvers.stable_learning_rate(Z_train, l2=args.l2)
     if bound == 0:
         return f"{rose}; {TOO_LARGE_FOR_GD}"
     return f"{rose}; the largest stable --lr for gd on these rows is {bound:.3g}: use a smaller one, or --standardize"
+
+
+@contextlib.contextmanager
+def _scheduler(args: argparse.Namespace):
+    """With --scheduler, a dask.distributed Client connected to it, the one every Dask computation uses."""
+    if getattr(args, "scheduler", None) is None or args.csv is None:  # without --csv, run_fit says what is missing
+        yield
+        return
+    _dask(args)
+    try:
+        import distributed
+    except ImportError as error:
+        raise UsageError(f"--scheduler {args.scheduler} needs distributed: {tl.chunked.EXTRA} ({error})") from None
+    try:
+        client = distributed.Client(args.scheduler, timeout="10s")
+    except (OSError, TimeoutError, ValueError) as error:
+        raise UsageError(f"--scheduler {args.scheduler}: cannot connect ({error})") from None
+    with client:
+        yield
 
 
 def _error(message: str) -> None:
@@ -501,7 +623,7 @@ def _run(argv: list[str] | None) -> int:
             return 2
         # Values beyond float64 show as inf or nan in the report, and as a divergence or an error;
         # NumPy's warnings about them would only add lines of noise on stderr.
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"), _scheduler(args):
             run_fit(args)
     except UsageError as error:
         _error(str(error))

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tinygrad_lr.checks import as_real_array, check_count, check_fraction
+from tinygrad_lr.checks import as_real_array, check_count, check_fraction, is_dask_array, is_memory_map
 
 __all__ = ["Standardizer", "batch_indices", "load_csv", "unscale_linear", "validation_split"]
 
@@ -153,9 +153,9 @@ def validation_split(x, y, fraction: float) -> tuple[tuple[np.ndarray, np.ndarra
     """Split `(x, y)` into `(x_train, y_train), (x_val, y_val)` as Keras' `fit(validation_split=...)` does.
 
     `x: (n, ...)`, `y: (n, ...)`; the parts are views (slices) of the inputs. `fraction=0` gives an
-    empty validation part.
+    empty validation part. Memory maps and Dask arrays stay what they are (slices of them, unread).
     """
-    x, y = np.asarray(x), np.asarray(y)
+    x, y = (a if is_memory_map(a) or is_dask_array(a) else np.asarray(a) for a in (x, y))
     if x.ndim == 0 or y.ndim == 0 or len(x) != len(y):
         raise ValueError(
             f"validation_split: x has shape {x.shape} and y has shape {y.shape}; "

@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_lr.checks import as_real_array, check_number
+from tinygrad_lr import chunked, streams
+from tinygrad_lr.checks import as_real_array, as_real_data, check_number, is_dask_array, is_memory_map
 
 __all__ = ["hessian_condition_number", "ols", "ridge", "stable_learning_rate"]
 
@@ -30,16 +31,18 @@ __all__ = ["hessian_condition_number", "ols", "ridge", "stable_learning_rate"]
 # ----- input checks, shared by every public function -----
 
 
-def _validate(caller: str, X: Any, y: Any = None) -> tuple[np.ndarray, np.ndarray | None]:
+def _validate(caller: str, X: Any, y: Any = None, blocks: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     """Check and normalise the data: X as float64 (n, d) (a 1-D X is one feature), y as float64
-    (n,) or (n, k) as given, or None when there is no y. Every failure is a ValueError naming `caller`."""
-    X = as_real_array(f"{caller}: X", X)
+    (n,) or (n, k) as given, or None when there is no y. Every failure is a ValueError naming `caller`.
+    With `blocks`, memory maps and Dask arrays stay as they are: their values are checked as they are read."""
+    as_real = as_real_data if blocks else as_real_array
+    X = as_real(f"{caller}: X", X)
     if X.ndim not in (1, 2):
         raise ValueError(
             f"{caller}: X must be 1-D (n samples of one feature) or 2-D (n samples, d features); got shape {X.shape}"
         )
     if y is not None:
-        y = as_real_array(f"{caller}: y", y)
+        y = as_real(f"{caller}: y", y)
         if y.ndim not in (1, 2):
             raise ValueError(f"{caller}: y must be 1-D (n targets) or 2-D (n samples, k targets); got shape {y.shape}")
         if len(y) != len(X):
@@ -65,6 +68,8 @@ def _check_l2(caller: str, l2: Any) -> float:
 
 
 def _least_squares(caller: str, X: Any, y: Any, l2: Any, fit_intercept: bool) -> tuple[np.ndarray, Any]:
+    if any(is_memory_map(a) or is_dask_array(a) for a in (X, y)):
+        return _least_squares_in_one_pass(caller, X, y, l2, fit_intercept)
     X, y = _validate(caller, X, y)
     l2 = _check_l2(caller, l2)
     d = X.shape[1]
@@ -90,6 +95,34 @@ def _least_squares(caller: str, X: Any, y: Any, l2: Any, fit_intercept: bool) ->
     return coef, intercept
 
 
+def _least_squares_in_one_pass(caller: str, X: Any, y: Any, l2: Any, fit_intercept: bool) -> tuple[np.ndarray, Any]:
+    """`_least_squares` for a memory map or Dask arrays: one pass over the blocks, which builds the
+    triangular factor R of A = [1 X y] (RᵀR = AᵀA, the QR of tall-skinny A), then a small solve."""
+    X, y = _validate(caller, X, y, blocks=True)
+    l2 = _check_l2(caller, l2)
+    n, d = X.shape
+    y2 = y[:, None] if y.ndim == 1 else y
+    where = chunked if is_dask_array(X) or is_dask_array(y) else streams
+    R = where.triangular_factor(X, y2, fit_intercept, caller)
+    R = np.vstack([R, np.zeros((R.shape[1] - len(R), R.shape[1]))])  # fewer rows than columns: zero rows
+    if fit_intercept:
+        # The first column of A is 1, so R's first row is ±(√n, column sums / √n): the column means
+        # are its ratios. What remains below and right of it is the factor of the centred [X y]
+        # (its Gram matrix is AᵀA less the means' part), so the centred problem needs no second pass.
+        means = R[0, 1:] / R[0, 0]
+        x_mean, y_mean, R = means[:d], means[d:], R[1:, 1:]
+    # |[Xc yc] (coef, -1)|² = |R (coef, -1)|², so coef is least squares on R's top d rows
+    design, target = R[:d, :d], R[:d, d:]
+    if l2 > 0:  # as in _least_squares: the design stacked over sqrt(n·k·l2)·I
+        design = np.vstack([design, np.sqrt(n * y2.shape[1]) * np.sqrt(l2) * np.eye(d)])
+        target = np.vstack([target, np.zeros((d, y2.shape[1]))])
+    coef = np.linalg.lstsq(design, target, rcond=None)[0]
+    intercept = y_mean - x_mean @ coef if fit_intercept else np.zeros(y2.shape[1])
+    if y.ndim == 1:
+        return coef[:, 0], float(intercept[0])
+    return coef, intercept
+
+
 def ols(X: Any, y: Any, fit_intercept: bool = True) -> tuple[np.ndarray, Any]:
     """Ordinary least squares: the coef and intercept minimising mean((X @ coef + intercept - y)**2).
 
@@ -99,6 +132,8 @@ def ols(X: Any, y: Any, fit_intercept: bool = True) -> tuple[np.ndarray, Any]:
     gets the minimum-norm coef (of the centred problem), as scikit-learn's LinearRegression.
     Solved by `numpy.linalg.lstsq` (an SVD of X), never by inverting XᵀX, whose condition number
     is the square of X's. Mismatched sample counts, non-finite or empty data raise ValueError.
+    A memory map or Dask arrays are read once, a block (a chunk) at a time: the QR of the tall,
+    skinny [1 X y] reduced to its small triangular factor, then `lstsq` on that.
     """
     return _least_squares("ols", X, y, 0.0, fit_intercept)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_lr import autograd, checks, data, losses, optim, solvers
+from tinygrad_lr import autograd, checks, chunked, data, losses, optim, solvers, streams
 from tinygrad_lr.callbacks import Callback, CallbackList, History, ProgressBar, progress_line
 from tinygrad_lr.nn import Linear, Module
 from tinygrad_lr.optim import TrainingDivergedError
@@ -112,8 +112,9 @@ def _output_count(model: Module) -> int | None:
 
 
 def _as_array(values: Any, name: str, caller: str, dtype: np.dtype) -> np.ndarray:
-    """A finite array of the model's dtype, (n,) or (n, columns) with n >= 1."""
-    array = checks.as_real_array(f"{caller}: {name}", values, dtype, not_numbers=TypeError)
+    """A finite array of the model's dtype, (n,) or (n, columns) with n >= 1; a memory map or a Dask
+    array as it is (its values are converted and checked a block at a time, as they are read)."""
+    array = checks.as_real_data(f"{caller}: {name}", values, dtype, not_numbers=TypeError)
     if array.ndim == 0 or array.shape[0] == 0:
         raise ValueError(f"{caller}: {name} has shape {array.shape}; it must hold at least one sample")
     if array.ndim > 2:
@@ -145,7 +146,7 @@ def as_features(model: Module, x: Any, caller: str = "predict") -> np.ndarray:
 def as_samples(model: Module, x: Any, y: Any, caller: str = "fit") -> tuple[np.ndarray, np.ndarray]:
     """(x, y) checked against the model: x (n, features), y (n, outputs), the model's dtype."""
     x = as_features(model, x, caller)
-    y = _as_array(y, "y", caller, x.dtype)
+    y = _as_array(y, "y", caller, model.parameters()[0].dtype)
     if y.ndim == 1:
         y = y.reshape(-1, 1)
     if len(y) != len(x):
@@ -163,10 +164,19 @@ def predict(model: Module, x: Any, batch_size: int | None = None, verbose: int =
     """Model outputs for x: (n, features) or (n,) → (n, outputs), `batch_size` samples at a time
     (all at once when None); `verbose=1` prints Keras' progress line."""
     x = as_features(model, x)
-    batches = _batches("predict", len(x), batch_size)
+    dtype = model.parameters()[0].dtype
+    if checks.is_dask_array(x):  # lazy, as every Dask computation: the caller computes or stores it
+        with no_grad():
+            outputs = model(Tensor(np.zeros((1, x.shape[1]), dtype))).shape[-1]
+        return chunked.predict(model, x, dtype, outputs)
+    in_blocks = checks.is_memory_map(x)
+    batches = _batches("predict", len(x), streams.BLOCK_ROWS if in_blocks and batch_size is None else batch_size)
     start = time.perf_counter()
     with no_grad():
-        outputs = [model(Tensor(x[index])).data for index in batches]
+        outputs = [
+            model(Tensor(streams.read_block("predict: x", x, i.start, i.stop, dtype, b) if in_blocks else x[i])).data
+            for b, i in enumerate(batches)
+        ]
     if verbose:
         print(progress_line(len(batches), len(batches), time.perf_counter() - start, {}))
     return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
@@ -178,7 +188,11 @@ def _batches(caller: str, n: int, batch_size: int | None) -> list[slice]:
     return data.batch_indices(n, size)
 
 
-def _evaluate_arrays(model: Module, compiled: Compiled, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+def _evaluate_arrays(
+    model: Module, compiled: Compiled, x: np.ndarray, y: np.ndarray, caller: str = "evaluate"
+) -> dict[str, float]:
+    if _in_blocks(x, y):
+        return _means(model, compiled, _sums(model, compiled, x, y, False, caller))[0]
     with no_grad():
         pred = model(Tensor(x))
         logs = {"loss": compiled.objective(pred, y).item()}
@@ -190,12 +204,13 @@ def evaluate(model: Module, x: Any, y: Any, batch_size: int | None = None, verbo
     """The compiled objective (loss plus any L2 term) on (x, y): a float, or a dict with the metrics.
 
     With `batch_size`, computed a batch at a time and averaged weighted by batch size (as Keras);
-    `verbose=1` prints Keras' progress line with the results."""
+    memory maps and Dask arrays are always summed a block (a chunk) at a time. `verbose=1` prints
+    Keras' progress line with the results."""
     compiled = _compiled(model, "evaluate")
     x, y = as_samples(model, x, y, "evaluate")
     batches = _batches("evaluate", len(x), batch_size)
     start = time.perf_counter()
-    if len(batches) == 1:
+    if len(batches) == 1 or _in_blocks(x, y):
         logs = _evaluate_arrays(model, compiled, x, y)
     else:  # Keras' average over batches, weighted by their sizes
         totals: dict[str, float] = {}
@@ -210,16 +225,18 @@ def evaluate(model: Module, x: Any, y: Any, batch_size: int | None = None, verbo
 
 def gradient_norm(model: Module, compiled: Compiled, x: np.ndarray, y: np.ndarray) -> float:
     """‖∇θ objective‖ over the whole of (x, y); no parameter's .grad is touched."""
-    params = model.parameters()
-    gradients = autograd.grad(compiled.objective(model(Tensor(x)), y), params)
-    return float(np.sqrt(sum(float(np.sum(g.data.astype(np.float64) ** 2)) for g in gradients)))
+    if _in_blocks(x, y):
+        gradients = _means(model, compiled, _sums(model, compiled, x, y, True, "fit"))[1]
+    else:
+        gradients = [g.data for g in autograd.grad(compiled.objective(model(Tensor(x)), y), model.parameters())]
+    return float(np.sqrt(sum(float(np.sum(g.astype(np.float64) ** 2)) for g in gradients)))
 
 
 def _divergence_hint(model: Module, x: np.ndarray, compiled: Compiled) -> str:
     """Suggest the stable learning rate of plain gradient descent when the model is one Linear layer."""
     layers = _linear_layers(model)
     advice = f"Lower the learning rate (now {compiled.optimizer.lr:g})"
-    if len(layers) != 1 or compiled.loss is not losses.mse:
+    if len(layers) != 1 or compiled.loss is not losses.mse or _in_blocks(x):
         return advice + " or standardise the features"
     bound = solvers.stable_learning_rate(x, l2=compiled.l2, fit_intercept=layers[0].bias is not None)
     return (
@@ -244,7 +261,9 @@ def fit(
 ) -> History:
     """Train the compiled model on (x, y) with Keras' semantics; returns a History.
 
-    x: (n, features), or (n,) for one feature; y: (n,) or (n, outputs). `validation_split=s` keeps
+    x: (n, features), or (n,) for one feature; y: (n,) or (n, outputs); in memory, memory-mapped
+    (read a block at a time) or Dask arrays (each step's gradient computed on the chunks, where
+    they live), on which `batch_size=None` is the full batch. `validation_split=s` keeps
     the first floor(n·(1−s)) samples for training and the rest for validation, split before
     any shuffling; only the training part is shuffled, each epoch, from `seed`. An epoch's loss
     is the batch-size-weighted mean of its batch losses (L2 term included).
@@ -267,7 +286,9 @@ def fit(
     else:
         x_val = y_val = None
     n = len(x)
-    batch_size = 32 if batch_size is None else checks.check_count("fit: batch_size", batch_size)
+    if batch_size is None:  # Keras' 32 in memory; the full batch on data read a block at a time
+        batch_size = n if _in_blocks(x, y) else 32
+    batch_size = checks.check_count("fit: batch_size", batch_size)
     steps = -(-n // batch_size)
     rng = np.random.default_rng(seed)
 
@@ -282,10 +303,10 @@ def fit(
             for epoch in range(epochs):
                 callbacks.on_epoch_begin(epoch, {})
                 # one batch of everything: its order changes nothing, so it is not shuffled (nor copied)
-                batches = data.batch_indices(n, batch_size, shuffle=shuffle and batch_size < n, rng=rng)
-                logs = _train_epoch(model, compiled, x, y, batches, callbacks, epoch)
+                batches = _epoch_batches(model, x, y, batch_size, shuffle and batch_size < n, rng)
+                logs = _train_epoch(model, compiled, batches, callbacks, epoch)
                 if x_val is not None:
-                    val_logs = _evaluate_arrays(model, compiled, x_val, y_val)
+                    val_logs = _evaluate_arrays(model, compiled, x_val, y_val, "fit (validation)")
                     logs.update({f"val_{name}": value for name, value in val_logs.items()})
                 if callbacks.needs_gradient_norm:
                     logs["grad_norm"] = gradient_norm(model, compiled, x, y)
@@ -334,22 +355,16 @@ def _stacklevel_outside_the_package(frame: Any) -> int:
 def _train_epoch(
     model: Module,
     compiled: Compiled,
-    x: np.ndarray,
-    y: np.ndarray,
-    batches: list,
+    batches: Iterable[tuple[Any, Any]],
     callbacks: CallbackList,
     epoch: int,
 ) -> dict[str, float]:
-    """One pass over the batches: the hand-written loop. Returns the epoch's logs."""
+    """One pass over the batches, (x, y) pairs: the hand-written loop. Returns the epoch's logs."""
     optimizer = compiled.optimizer
     totals = dict.fromkeys(["loss", *compiled.metrics], 0.0)
     seen = 0
-    for batch, index in enumerate(batches):
-        xb, yb = x[index], y[index]
-        optimizer.zero_grad()
-        pred = model(Tensor(xb))
-        loss = compiled.objective(pred, yb)
-        loss.backward()
+    for batch, (xb, yb) in enumerate(batches):
+        loss, metrics = _batch_gradient(model, compiled, xb, yb)
         try:
             optimizer.safe_step(loss)  # checks the loss and the new weights; undoes a bad step
         except TrainingDivergedError as error:
@@ -357,15 +372,74 @@ def _train_epoch(
             raise
         size = len(yb)
         seen += size
-        totals["loss"] += loss.item() * size
-        if compiled.metrics:
-            with no_grad():
-                for name, metric in compiled.metrics.items():
-                    totals[name] += metric(pred, yb).item() * size
+        totals["loss"] += loss * size
+        for name, value in metrics.items():
+            totals[name] += value * size
         callbacks.on_batch_end(batch, {"batch": batch, "size": size, "loss": totals["loss"] / seen})
         if model.stop_training:
             break
     return {name: total / seen for name, total in totals.items()}
+
+
+def _batch_gradient(model: Module, compiled: Compiled, xb: Any, yb: Any) -> tuple[float, dict[str, float]]:
+    """Set each parameter's .grad to the gradient of the objective on the batch (xb, yb); return the
+    batch's objective and metrics."""
+    if _in_blocks(xb, yb):  # summed a block (a Dask chunk) at a time
+        logs, gradient = _means(model, compiled, _sums(model, compiled, xb, yb, True, "fit"))
+        for p, g in zip(model.parameters(), gradient):
+            p.grad = g
+        return logs.pop("loss"), logs
+    compiled.optimizer.zero_grad()
+    pred = model(Tensor(xb))
+    loss = compiled.objective(pred, yb)
+    loss.backward()
+    with no_grad():
+        metrics = {name: metric(pred, yb).item() for name, metric in compiled.metrics.items()}
+    return loss.item(), metrics
+
+
+# ----- data read a block at a time: memory maps and Dask arrays -----
+
+
+def _in_blocks(*arrays: Any) -> bool:
+    """Whether any of the arrays is read a block at a time: a memory map, or a Dask array (its chunks)."""
+    return any(checks.is_memory_map(a) or checks.is_dask_array(a) for a in arrays)
+
+
+def _epoch_batches(
+    model: Module, x: Any, y: Any, batch_size: int, shuffle: bool, rng: np.random.Generator
+) -> Iterable[tuple[Any, Any]]:
+    """An epoch's mini-batches as (x, y) pairs: slices of arrays in memory, blocks read from a memory
+    map (`streams.batches`), lazy slices of Dask arrays."""
+    if checks.is_dask_array(x) or checks.is_dask_array(y):
+        return chunked.batches(x, y, batch_size, shuffle, rng)
+    if checks.is_memory_map(x) or checks.is_memory_map(y):
+        return streams.batches(x, y, batch_size, model.parameters()[0].dtype, shuffle, rng)
+    return ((x[index], y[index]) for index in data.batch_indices(len(x), batch_size, shuffle=shuffle, rng=rng))
+
+
+def _sums(model: Module, compiled: Compiled, x: Any, y: Any, gradient: bool, caller: str) -> streams.Sums:
+    """The Sums (loss, metrics, gradient, each times the rows) of all of (x, y): on the Dask chunks
+    where they live, or the blocks of a memory map in turn."""
+    where = chunked if checks.is_dask_array(x) or checks.is_dask_array(y) else streams
+    dtype = model.parameters()[0].dtype
+    return where.sums(model, compiled.loss, compiled.metrics, x, y, dtype, gradient, caller)
+
+
+def _means(model: Module, compiled: Compiled, total: streams.Sums) -> tuple[dict[str, float], list | None]:
+    """The logs (objective, metrics) and the gradient of the objective (None when not summed) from the
+    Sums of all the rows: each sum divided by the rows, and the L2 term added here, once."""
+    params = model.parameters()
+    logs = {"loss": total.loss / total.rows, **{name: value / total.rows for name, value in total.metrics.items()}}
+    gradient = None if total.gradient is None else [g / total.rows for g in total.gradient]
+    if compiled.l2:
+        penalty = losses.l2_penalty(compiled.penalized, compiled.l2)
+        logs["loss"] += penalty.item()
+        if gradient is not None:  # autograd.grad gives zeros for the biases, which are not penalised
+            gradient = [g + extra.data for g, extra in zip(gradient, autograd.grad(penalty, params))]
+    if gradient is not None:
+        gradient = [g.astype(p.dtype) for g, p in zip(gradient, params)]
+    return logs, gradient
 
 
 # ----- summary -----

@@ -1,0 +1,355 @@
+"""Dask arrays, on a two-process `dask.distributed` cluster: the in-memory results, computed where the chunks live."""
+
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import tinygrad_lr as tl
+from tests.processes import child_env
+
+da = pytest.importorskip("dask.array")
+distributed = pytest.importorskip("distributed")
+
+CHUNK = 250
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(
+        n_workers=2, processes=True, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
+    )
+    with distributed.Client(cluster) as client:
+        yield client
+    cluster.close()
+
+
+def _data(n=1000, d=3, seed=0, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)) + 2.0
+    y = X @ np.arange(1.0, d + 1) - 4.0 + 0.1 * rng.normal(size=n)
+    return X.astype(dtype), y.astype(dtype)
+
+
+def _chunked(X, y, chunk=CHUNK):
+    return da.from_array(X, chunks=(chunk, -1)), da.from_array(y, chunks=chunk)
+
+
+def _model(d=3, dtype=np.float64, optimizer=None, **compile_kwargs):
+    model = tl.nn.Sequential([tl.nn.Linear(d, 1, seed=0, dtype=dtype)])
+    model.compile(optimizer=optimizer or tl.optim.SGD(lr=0.05), **compile_kwargs)
+    return model
+
+
+def _run_with_timeout(seconds, fn):
+    """fn() in a thread; its result, or what it raised; a hang fails the test instead of the suite."""
+    outcome = {}
+
+    def target():
+        try:
+            outcome["value"] = fn()
+        except BaseException as error:
+            outcome["error"] = error
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"still running after {seconds} s"
+    return outcome
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 1e-5)])
+@pytest.mark.parametrize("optimizer", [lambda: tl.optim.SGD(lr=0.05), lambda: tl.optim.Adam(lr=0.1)])
+def test_full_batch_follows_the_in_memory_iterates_on_the_cluster(client, dtype, rtol, optimizer):
+    X, y = _data(dtype=dtype)
+    Xd, yd = _chunked(X, y)
+    in_memory = _model(dtype=dtype, optimizer=optimizer(), metrics=["mae"], l2=0.01)
+    chunked = _model(dtype=dtype, optimizer=optimizer(), metrics=["mae"], l2=0.01)
+    for _ in range(6):  # the iterates, step by step
+        want = in_memory.fit(X, y, epochs=1, batch_size=len(X), verbose=0).history
+        got = chunked.fit(Xd, yd, epochs=1, batch_size=None, verbose=0).history
+        for p, q in zip(in_memory.get_weights(), chunked.get_weights()):
+            np.testing.assert_allclose(q, p, rtol=rtol, atol=rtol * 1e-3)
+        for key in ("loss", "mae"):
+            assert got[key][0] == pytest.approx(want[key][0], rel=rtol)
+
+
+def test_full_batch_on_the_default_scheduler_too():
+    import dask
+
+    X, y = _data()
+    in_memory, chunked = _model(), _model()
+    in_memory.fit(X, y, epochs=5, batch_size=len(X), verbose=0)
+    with dask.config.set(scheduler="threads"):  # Dask's local scheduler, whatever client is active
+        chunked.fit(*_chunked(X, y), epochs=5, batch_size=None, verbose=0)
+    for p, q in zip(in_memory.get_weights(), chunked.get_weights()):
+        np.testing.assert_allclose(q, p, rtol=1e-12)
+
+
+def test_mini_batches_in_order_follow_the_in_memory_ones(client):
+    X, y = _data(n=600)
+    in_memory, chunked = _model(), _model()
+    kwargs = {"epochs": 2, "batch_size": 200, "shuffle": False, "verbose": 0, "validation_split": 0.25}
+    want = in_memory.fit(X, y, **kwargs).history
+    got = chunked.fit(*_chunked(X, y, chunk=150), **kwargs).history
+    for p, q in zip(in_memory.get_weights(), chunked.get_weights()):
+        np.testing.assert_allclose(q, p, rtol=1e-12)
+    for key in ("loss", "val_loss"):
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-12)
+
+
+@pytest.mark.parametrize("l2", [0.0, 0.3])
+def test_ols_and_ridge_on_the_cluster_equal_the_in_memory_answer(client, l2):
+    X, y = _data(n=2000, d=4)
+    Y = np.column_stack([y, X[:, 0] - y])
+    Xd = da.from_array(X, chunks=(300, 2))  # chunked along the columns too: joined on the workers
+    for target in (y, Y):
+        td = da.from_array(target, chunks=(300, *target.shape[1:]))
+        for fit_intercept in (True, False):
+            want = tl.solvers.ridge(X, target, l2, fit_intercept=fit_intercept)
+            got = tl.solvers.ridge(Xd, td, l2, fit_intercept=fit_intercept)
+            np.testing.assert_allclose(got[0], want[0], rtol=1e-10)
+            np.testing.assert_allclose(got[1], want[1], rtol=1e-10, atol=1e-12)
+
+
+def test_predict_returns_a_lazy_dask_array_of_the_in_memory_predictions(client):
+    X, y = _data()
+    model = _model()
+    model.fit(X, y, epochs=3, verbose=0)
+    lazy = model.predict(da.from_array(X, chunks=(CHUNK, -1)))
+    assert isinstance(lazy, da.Array) and lazy.shape == (len(X), 1) and lazy.chunks[0] == (CHUNK,) * 4
+    weights = model.get_weights()
+    model.fit(X, y, epochs=1, verbose=0)  # later training does not change what was predicted
+    model.set_weights(weights)
+    np.testing.assert_allclose(lazy.compute(), model.predict(X), rtol=1e-12)
+    assert model.evaluate(*_chunked(X, y)) == pytest.approx(model.evaluate(X, y), rel=1e-12)
+
+
+def _bytes_sent(client):
+    """Bytes the workers have sent so far (each get_data they served): to the client side (the client,
+    or the scheduler gathering for it), and in all, to other workers too."""
+    logs = client.run(lambda dask_worker: [(e["who"], e["total"]) for e in dask_worker.transfer_outgoing_log])
+    to_client = sum(size for log in logs.values() for who, size in log if who not in logs)
+    total = sum(size for log in logs.values() for _, size in log)
+    return to_client, total
+
+
+def test_only_small_sums_travel_and_no_chunk_reaches_the_client(client):
+    rng = da.random.default_rng(0)
+    n, d = 400_000, 5
+    xy = rng.normal(size=(n, d + 1), chunks=(50_000, -1)).persist()  # made on the workers, kept there
+    X, y = xy[:, :d].persist(), xy[:, d].persist()
+    distributed.wait([X, y])
+    data_bytes = n * (d + 1) * 8
+    model = _model(d=d, optimizer=tl.optim.Adam(lr=0.1))
+    to_client_before, total_before = _bytes_sent(client)
+    steps = 5
+    model.fit(X, y, epochs=steps, batch_size=None, verbose=0, validation_split=0.1)
+    tl.solvers.ols(X, y)
+    to_client, total = _bytes_sent(client)
+    per_step_to_client = (to_client - to_client_before) / steps
+    assert per_step_to_client < 20_000, per_step_to_client  # a few Sums, not 2.4 MB of rows
+    # between workers the scheduler may move a chunk or two (to balance the load), never the data set
+    assert total - total_before < data_bytes / 2, (total - total_before, data_bytes)
+    assert np.isfinite(model.get_weights()[0]).all()
+
+
+def test_mismatched_chunks_and_mixed_kinds_are_refused_before_any_step(client):
+    X, y = _data()
+    model = _model()
+    weights = model.get_weights()
+    with pytest.raises(
+        ValueError,
+        match=r"x and y are chunked differently along the rows: x in chunks of \(250, 250, 250, 250\) rows, "
+        r"y in chunks of \(300, 300, 300, 100\)",
+    ):
+        model.fit(da.from_array(X, chunks=(CHUNK, -1)), da.from_array(y, chunks=300), batch_size=None, verbose=0)
+    with pytest.raises(TypeError, match=r"x and y must both be Dask arrays .* y is a ndarray"):
+        model.fit(da.from_array(X, chunks=(CHUNK, -1)), y, batch_size=None, verbose=0)
+    assert all(np.array_equal(p, q) for p, q in zip(weights, model.get_weights()))
+    unknown = da.from_array(X, chunks=(CHUNK, -1))[da.from_array(y, chunks=CHUNK) > 0]
+    with pytest.raises(ValueError, match=r"unknown chunk sizes .*compute_chunk_sizes"):
+        model.fit(unknown, y, verbose=0)
+
+
+def test_non_finite_values_on_a_chunk_are_named_by_chunk_and_row(client):
+    X, y = _data()
+    X[612, 1] = np.inf
+    model = _model()
+    message = r"fit: x: chunk 2 \(rows 500 to 749\) has a non-finite value, inf, at row 612, column 1"
+    with pytest.raises(ValueError, match=message):
+        model.fit(*_chunked(X, y), batch_size=None, verbose=0)
+    with pytest.raises(ValueError, match=r"ols: X: chunk 2 .* at row 612, column 1"):
+        tl.solvers.ols(*_chunked(X, y))
+    with pytest.raises(ValueError, match=r"predict: x: chunk 2 .* at row 612, column 1"):
+        model.predict(da.from_array(X, chunks=(CHUNK, -1))).compute()
+
+
+def test_validation_split_callbacks_and_progress_line_on_dask(client, capsys):
+    X, y = _data()
+    model = _model(optimizer=tl.optim.SGD(lr=0.1))
+    stop = tl.callbacks.GradientNormStop(1e9)  # the full-batch gradient norm, summed on the workers
+    history = model.fit(*_chunked(X, y), epochs=4, batch_size=None, validation_split=0.2, callbacks=[stop], verbose=1)
+    out = capsys.readouterr().out
+    assert history.epoch == [0] and "val_loss" in history.history and "grad_norm" in history.history
+    assert "Epoch 1/4" in out and "1/1 [==============================]" in out
+    in_memory = _model(optimizer=tl.optim.SGD(lr=0.1))
+    in_memory.fit(X[:800], y[:800], epochs=1, batch_size=800, verbose=0)
+    np.testing.assert_allclose(model.get_weights()[0], in_memory.get_weights()[0], rtol=1e-12)
+
+
+def test_divergence_on_dask_puts_back_the_last_finite_weights(client):
+    X, y = _data()
+    model = _model(optimizer=tl.optim.SGD(lr=1.0))
+    with pytest.raises(tl.TrainingDivergedError) as caught:
+        model.fit(*_chunked(1e3 * X, y), epochs=50, batch_size=None, verbose=0)
+    assert caught.value.batch == 1 and caught.value.epoch > 1
+    assert all(np.isfinite(w).all() for w in model.get_weights())
+
+
+class _KillAWorker(tl.callbacks.Callback):
+    """At the end of the first epoch, SIGKILL one worker process (its nanny starts a new one)."""
+
+    def __init__(self, pid):
+        self.pid = pid
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 0:
+            os.kill(self.pid, signal.SIGKILL)
+
+
+def test_a_worker_killed_mid_fit_is_recovered_from_and_the_result_is_unchanged(client):
+    X, y = _data()
+    Xd, yd = _chunked(X, y)
+    Xd, yd = Xd.persist(), yd.persist()  # chunks held by the workers: the dead one's are recomputed
+    distributed.wait([Xd, yd])
+    pid = next(iter(client.run(os.getpid).values()))
+    chunked = _model()
+    outcome = _run_with_timeout(
+        90, lambda: chunked.fit(Xd, yd, epochs=4, batch_size=None, verbose=0, callbacks=[_KillAWorker(pid)])
+    )
+    assert "error" not in outcome, outcome.get("error")
+    in_memory = _model()
+    in_memory.fit(X, y, epochs=4, batch_size=len(X), verbose=0)
+    for p, q in zip(in_memory.get_weights(), chunked.get_weights()):
+        np.testing.assert_allclose(q, p, rtol=1e-12)
+    client.wait_for_workers(2, timeout=60)
+
+
+def _dies(pred, target):
+    """A loss that kills the process computing it, unless that is the test's own (a worker is a child process)."""
+    if multiprocessing.parent_process() is not None:
+        os._exit(1)
+    return tl.losses.mse(pred, target)
+
+
+def test_a_step_whose_workers_keep_dying_fails_clearly_and_changes_no_weight(client):
+    import dask
+
+    X, y = _data(n=200)
+    model = tl.nn.Sequential([tl.nn.Linear(3, 1, seed=0, dtype=np.float64)])
+    model.compile(loss=_dies, optimizer=tl.optim.SGD(lr=0.05))
+    weights = model.get_weights()
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        outcome = _run_with_timeout(
+            90, lambda: model.fit(*_chunked(X, y, chunk=100), epochs=3, batch_size=None, verbose=0)
+        )
+    assert isinstance(outcome.get("error"), distributed.scheduler.KilledWorker), outcome
+    assert "died" in str(outcome["error"])
+    assert all(np.array_equal(p, q) for p, q in zip(weights, model.get_weights()))  # no half-trained weights
+    assert model.history.epoch == []
+    client.wait_for_workers(2, timeout=60)
+
+
+def test_importing_the_package_imports_no_dask():
+    optional = "{'dask', 'distributed', 'pandas', 'sklearn', 'matplotlib'}"
+    code = f"import sys, tinygrad_lr; print(sorted(m for m in sys.modules if m.split('.')[0] in {optional}))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=child_env(), timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_without_dask_the_error_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "dask", None)  # `import dask` now fails, as when it is not installed
+    with pytest.raises(ImportError, match=r'needs Dask, an optional extra: pip install "tinygrad_lr\[dask\]"'):
+        tl.chunked.require_dask("fit")
+    start = time.perf_counter()
+    assert tl.solvers.ols(np.arange(4.0), np.arange(4.0))[0] == pytest.approx([1.0])  # everything else works
+    assert time.perf_counter() - start < 5
+
+
+# ----- the command line on a CSV read in chunks -----
+
+
+def _csv(tmp_path):
+    X, y = _data(n=1500, d=2)
+    path = tmp_path / "big.csv"
+    np.savetxt(path, np.column_stack([X, y]), delimiter=",", header="a,b,price", comments="", fmt="%.17g")
+    return path
+
+
+def _report(out):
+    """The lines that state results (not timings)."""
+    return [line for line in out.splitlines() if line.split(":")[0].strip() in {"Gap", "Final loss", "R² on test"}]
+
+
+def test_cli_reads_a_big_csv_in_chunks_with_the_in_memory_results(tmp_path, capsys, monkeypatch):
+    import dask
+
+    from tinygrad_lr import cli
+
+    monkeypatch.setattr(dask.config, "config", {**dask.config.config, "scheduler": "threads"})  # no cluster
+    path = _csv(tmp_path)
+    argv = ["fit", "--csv", str(path), "--target", "price", "--epochs", "10", "--standardize", "--quiet"]
+    assert cli.main([*argv, "--out-dir", str(tmp_path / "memory")]) == 0
+    in_memory = capsys.readouterr().out
+    monkeypatch.setattr(cli, "CHUNKED_ABOVE", path.stat().st_size - 1)  # the file counts as big now
+    assert cli.main([*argv, "--out-dir", str(tmp_path / "chunks")]) == 0
+    chunked = capsys.readouterr().out
+    assert _report(chunked) == _report(in_memory) and len(_report(chunked)) == 3
+    assert (tmp_path / "chunks" / "fit.png").stat().st_size > 1000
+
+
+def test_cli_trains_on_a_running_scheduler(tmp_path, capsys, client):
+    from tinygrad_lr import cli
+
+    path = _csv(tmp_path)
+    argv = [
+        "fit",
+        "--csv",
+        str(path),
+        "--target",
+        "price",
+        "--epochs",
+        "40",
+        "--standardize",
+        "--out-dir",
+        str(tmp_path),
+    ]
+    assert cli.main([*argv, "--scheduler", client.scheduler.address]) == 0
+    out = capsys.readouterr().out
+    assert f"{path} (in chunks), target price, features a, b; 960 train / 240 validation / 300 test rows" in out
+    assert "R² on test:" in out
+
+
+def test_cli_without_the_extra_names_it_and_exits_2(tmp_path, capsys, monkeypatch):
+    from tinygrad_lr import cli
+
+    monkeypatch.setitem(sys.modules, "dask", None)  # as if Dask were not installed
+    path = _csv(tmp_path)
+    code = cli.main(["fit", "--csv", str(path), "--target", "price", "--scheduler", "tcp://127.0.0.1:8786"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith("tinygrad-lr: error: --scheduler tcp://127.0.0.1:8786: reading the CSV in chunks needs Dask")
+    assert 'pip install "tinygrad_lr[dask]"' in err
+    monkeypatch.setattr(cli, "CHUNKED_ABOVE", 10)
+    assert cli.main(["fit", "--csv", str(path), "--target", "price"]) == 2
+    assert "is over" in capsys.readouterr().err
+    assert cli.main(["fit", "--scheduler", "tcp://127.0.0.1:8786"]) == 2
+    assert "--scheduler needs --csv PATH" in capsys.readouterr().err

@@ -1,0 +1,287 @@
+"""Memory-mapped data: read a block at a time, with the results of the same rows in memory."""
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import tinygrad_lr as tl
+from tests.processes import child_env
+from tinygrad_lr import streams
+
+BLOCK = 64  # rows per block in these tests, so that a few hundred rows make many blocks
+
+
+@pytest.fixture(autouse=True)
+def small_blocks(monkeypatch):
+    monkeypatch.setattr(streams, "BLOCK_ROWS", BLOCK)
+
+
+def _data(n=1000, d=3, seed=0, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)) + 2.0
+    y = X @ np.arange(1.0, d + 1) - 4.0 + 0.1 * rng.normal(size=n)
+    return X.astype(dtype), y.astype(dtype)
+
+
+def _on_disk(tmp_path, *arrays):
+    """Each array saved as .npy and opened again as a read-only memory map."""
+    maps = []
+    for i, array in enumerate(arrays):
+        np.save(tmp_path / f"{i}.npy", array)
+        maps.append(np.load(tmp_path / f"{i}.npy", mmap_mode="r"))
+    return maps
+
+
+def _model(d=3, dtype=np.float64, optimizer=None, **compile_kwargs):
+    model = tl.nn.Sequential([tl.nn.Linear(d, 1, seed=0, dtype=dtype)])
+    model.compile(optimizer=optimizer or tl.optim.SGD(lr=0.05), **compile_kwargs)
+    return model
+
+
+def test_a_memory_map_is_recognised_and_a_plain_array_is_not(tmp_path):
+    (Xm,) = _on_disk(tmp_path, np.ones((4, 2)))
+    assert tl.checks.is_memory_map(Xm) and tl.checks.is_memory_map(Xm[1:3])
+    assert not tl.checks.is_memory_map(np.ones((4, 2)))
+    assert not tl.checks.is_dask_array(Xm)
+
+
+@given(st.integers(1, 300), st.integers(1, 100), st.sampled_from([np.float32, np.float64]))
+def test_unshuffled_batches_are_those_of_the_same_rows_in_memory(n, batch_size, dtype):
+    rng = np.random.default_rng(n)
+    x, y = rng.normal(size=(n, 2)), rng.normal(size=n)
+    got = list(streams.batches(x, y, batch_size, dtype))
+    want = [(x[i].astype(dtype), y[i].astype(dtype)[:, None]) for i in tl.data.batch_indices(n, batch_size)]
+    assert len(got) == len(want)
+    for (xb, yb), (xw, yw) in zip(got, want):
+        if batch_size > BLOCK:  # handed on unread, to be summed a block at a time
+            assert xb.shape[0] == len(xw)
+        else:
+            assert xb.dtype == dtype and np.array_equal(xb, xw) and np.array_equal(yb, yw)
+
+
+@given(st.integers(1, 400), st.integers(1, 64), st.integers(0, 2**32 - 1))
+def test_a_shuffled_epoch_visits_every_row_once_from_its_seed(n, batch_size, seed):
+    x = np.arange(n, dtype=np.float64)
+    first = [b.ravel() for b, _ in streams.batches(x, x, batch_size, np.float64, True, np.random.default_rng(seed))]
+    again = [b.ravel() for b, _ in streams.batches(x, x, batch_size, np.float64, True, np.random.default_rng(seed))]
+    rows = np.concatenate(first)
+    assert sorted(rows.tolist()) == list(range(n))
+    assert len(first) == -(-n // batch_size)  # a block holds whole batches: as many steps as in memory
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    # rows stay inside their block: the shuffle buffer never holds more than one block
+    block_rows = batch_size * max(1, BLOCK // batch_size)
+    for batch in first:
+        assert len(set((batch // block_rows).tolist())) == 1
+
+
+def test_shuffled_order_changes_with_the_seed():
+    x = np.arange(1000, dtype=np.float64)
+
+    def order(seed):
+        return np.concatenate(
+            [b.ravel() for b, _ in streams.batches(x, x, 10, np.float64, True, np.random.default_rng(seed))]
+        )
+
+    assert not np.array_equal(order(1), order(2))
+    assert not np.array_equal(order(1), x)
+
+
+@pytest.mark.parametrize("batch_size", [16, 50, 64, 100])
+def test_unshuffled_mini_batch_fit_is_identical_to_memory(tmp_path, batch_size):
+    X, y = _data()
+    Xm, ym = _on_disk(tmp_path, X, y)
+    in_memory, mapped = _model(metrics=["mae"], l2=0.01), _model(metrics=["mae"], l2=0.01)
+    kwargs = {"epochs": 3, "batch_size": batch_size, "shuffle": False, "verbose": 0, "validation_split": 0.25}
+    want = in_memory.fit(X, y, **kwargs).history
+    got = mapped.fit(Xm, ym, **kwargs).history
+    for p, q in zip(in_memory.get_weights(), mapped.get_weights()):
+        if batch_size <= BLOCK:
+            assert np.array_equal(p, q)
+        else:  # a batch of several blocks: its gradient summed block by block, in float64
+            np.testing.assert_allclose(p, q, rtol=1e-12)
+    assert want.keys() == got.keys() == {"loss", "mae", "val_loss", "val_mae"}
+    for key in want:
+        np.testing.assert_allclose(want[key], got[key], rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 1e-5)])
+@pytest.mark.parametrize("optimizer", [lambda: tl.optim.SGD(lr=0.05), lambda: tl.optim.Adam(lr=0.1)])
+def test_full_batch_fit_follows_the_in_memory_iterates(tmp_path, dtype, rtol, optimizer):
+    X, y = _data(dtype=dtype)
+    Xm, ym = _on_disk(tmp_path, X, y)
+    in_memory, mapped = _model(dtype=dtype, optimizer=optimizer()), _model(dtype=dtype, optimizer=optimizer())
+    for _ in range(10):  # the iterates, step by step
+        in_memory.fit(X, y, epochs=1, batch_size=len(X), verbose=0)
+        mapped.fit(Xm, ym, epochs=1, batch_size=None, verbose=0)  # None: the full batch, a block at a time
+        for p, q in zip(in_memory.get_weights(), mapped.get_weights()):
+            np.testing.assert_allclose(q, p, rtol=rtol, atol=rtol * 1e-3)
+
+
+def test_shuffled_mini_batches_reach_the_ridge_optimum(tmp_path):
+    X, y = _data(n=2000)
+    Xm, ym = _on_disk(tmp_path, X, y)
+    model = _model(optimizer=tl.optim.SGD(lr=0.02), l2=0.01)
+    model.fit(Xm, ym, epochs=30, batch_size=32, seed=0, verbose=0)
+    coef, intercept = tl.solvers.ridge(X, y, 0.01)
+    np.testing.assert_allclose(model.layers[0].weight.data[:, 0], coef, atol=0.02)
+    np.testing.assert_allclose(model.layers[0].bias.data[0], intercept, atol=0.05)
+
+
+def test_the_same_seed_repeats_a_shuffled_memory_map_fit_exactly(tmp_path):
+    Xm, ym = _on_disk(tmp_path, *_data())
+    runs = []
+    for _ in range(2):
+        model = _model()
+        model.fit(Xm, ym, epochs=2, batch_size=20, seed=7, verbose=0)
+        runs.append(model.get_weights())
+    assert all(np.array_equal(p, q) for p, q in zip(*runs))
+
+
+@pytest.mark.parametrize("l2", [0.0, 0.3])
+def test_ols_and_ridge_on_a_memory_map_equal_the_in_memory_answer(tmp_path, l2):
+    X, y = _data(n=700)
+    Y = np.column_stack([y, -2 * y + X[:, 0]])
+    Xm, ym, Ym = _on_disk(tmp_path, X, y, Y)
+    for target, mapped in ((y, ym), (Y, Ym)):
+        for fit_intercept in (True, False):
+            want = tl.solvers.ridge(X, target, l2, fit_intercept=fit_intercept)
+            got = tl.solvers.ridge(Xm, mapped, l2, fit_intercept=fit_intercept)
+            np.testing.assert_allclose(got[0], want[0], rtol=1e-10)
+            np.testing.assert_allclose(got[1], want[1], rtol=1e-10, atol=1e-12)
+
+
+def test_ols_on_fewer_rows_than_columns_per_block_still_solves(tmp_path, monkeypatch):
+    monkeypatch.setattr(streams, "BLOCK_ROWS", 2)  # each block of [1 X y] is wider than tall
+    X, y = _data(n=41, d=4)
+    Xm, ym = _on_disk(tmp_path, X, y)
+    want, got = tl.solvers.ols(X, y), tl.solvers.ols(Xm, ym)
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-10)
+
+
+def test_predict_and_evaluate_on_a_memory_map_match_memory(tmp_path):
+    X, y = _data()
+    Xm, ym = _on_disk(tmp_path, X, y)
+    model = _model(metrics=["mae"], l2=0.1)
+    model.fit(X, y, epochs=2, verbose=0)
+    assert np.array_equal(model.predict(Xm), model.predict(X))
+    assert np.array_equal(model.predict(Xm, batch_size=10), model.predict(X))
+    want, got = model.evaluate(X, y), model.evaluate(Xm, ym)
+    assert want.keys() == got.keys()
+    for key in want:
+        assert got[key] == pytest.approx(want[key], rel=1e-12)
+
+
+def test_non_finite_data_found_mid_stream_is_named_by_block_and_row(tmp_path):
+    X, y = _data()
+    X[517, 2] = np.nan
+    Xm, ym = _on_disk(tmp_path, X, y)
+    model = _model()
+    with pytest.raises(
+        ValueError, match=r"fit: x: block 8 \(rows 512 to 575\) has a non-finite value, nan, at row 517, column 2"
+    ):
+        model.fit(Xm, ym, epochs=1, batch_size=32, shuffle=False, verbose=0)
+    assert len(model.history.epoch) == 0  # the epoch never ended; the error says where it stopped
+    with pytest.raises(ValueError, match=r"predict: x: block 8 .* at row 517, column 2"):
+        model.predict(Xm)
+    with pytest.raises(ValueError, match=r"ols: X: block 8 .* at row 517, column 2"):
+        tl.solvers.ols(Xm, ym)
+
+
+def test_a_value_beyond_the_model_dtype_is_named_by_block_and_row(tmp_path):
+    X, y = _data()
+    y[70] = 1e300
+    Xm, ym = _on_disk(tmp_path, X, y)
+    with pytest.raises(
+        ValueError,
+        match=r"fit: y: block 1 \(rows 64 to 127\) has a value beyond float32, 1e\+300, at row 70, column 0; rescale",
+    ):
+        _model(dtype=np.float32).fit(Xm, ym, epochs=1, verbose=0)
+
+
+def test_shapes_are_checked_without_reading_the_rows(tmp_path):
+    X, y = _data()
+    Xm, ym, strings = _on_disk(tmp_path, X, y[:-1], np.array([["a"]]))
+    with pytest.raises(ValueError, match=r"x has 1000 samples .* but y has 999"):
+        _model().fit(Xm, ym, verbose=0)
+    with pytest.raises(
+        ValueError, match="x has shape \\(1000, 3\\), 3 feature\\(s\\) per sample, but the model takes 2"
+    ):
+        _model(d=2).fit(Xm, ym[:1], verbose=0)
+    with pytest.raises(TypeError, match="fit: x must hold real numbers"):
+        _model(d=1).fit(strings, np.ones(1), verbose=0)
+
+
+def test_callbacks_and_the_progress_line_work_on_a_memory_map(tmp_path, capsys):
+    Xm, ym = _on_disk(tmp_path, *_data())
+    model = _model(optimizer=tl.optim.SGD(lr=0.01))
+    stop = tl.callbacks.EarlyStopping(monitor="loss", patience=0, min_delta=1e9)  # stops after the 2nd epoch
+    history = model.fit(Xm, ym, epochs=5, batch_size=100, verbose=1, validation_split=0.2, callbacks=[stop])
+    out = capsys.readouterr().out
+    assert history.epoch == [0, 1]
+    assert "Epoch 1/5" in out and "8/8 [==============================]" in out and "val_loss:" in out
+
+
+def test_divergence_on_a_memory_map_puts_back_the_last_finite_weights(tmp_path):
+    X, y = _data()
+    Xm, ym = _on_disk(tmp_path, 1e3 * X, y)
+    model = _model(optimizer=tl.optim.SGD(lr=1.0))
+    with pytest.raises(tl.TrainingDivergedError) as caught:
+        model.fit(Xm, ym, epochs=50, batch_size=None, verbose=0)
+    assert caught.value.epoch is not None and caught.value.batch == 1
+    assert "standardise the features" in str(caught.value)
+    assert all(np.isfinite(w).all() for w in model.get_weights())
+
+
+def test_anonymous_memory_stays_flat_on_a_memory_map_of_many_blocks(tmp_path):
+    """RssAnon (not RSS: the file's pages are page cache) while streaming 0.5M and 4M rows."""
+    script = textwrap.dedent(
+        """
+        import sys
+        import numpy as np
+        import tinygrad_lr as tl
+
+        def anon():
+            with open("/proc/self/status") as status:
+                return next(int(line.split()[1]) for line in status if line.startswith("RssAnon:")) * 1024
+
+        class Peak(tl.callbacks.Callback):
+            peak = 0
+            def on_batch_end(self, batch, logs=None):
+                Peak.peak = max(Peak.peak, anon())
+
+        folder = sys.argv[1]
+        for n in (500_000, 4_000_000):
+            path = f"{folder}/x{n}.npy"
+            x = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, 10))
+            for start in range(0, n, 500_000):  # written a block at a time, so writing stays flat too
+                x[start : start + 500_000] = 1.0 / (1 + np.arange(10))
+            x.flush()
+            del x
+            x = np.load(path, mmap_mode="r")
+            y = x[:, 0]
+            model = tl.nn.Sequential([tl.nn.Linear(10, 1, seed=0)])
+            model.compile(optimizer=tl.optim.SGD(lr=0.01))
+            before = anon()
+            model.fit(x, y, epochs=1, batch_size=8192, verbose=0, callbacks=[Peak()])  # shuffled blocks
+            model.fit(x, y, epochs=1, batch_size=None, verbose=0, callbacks=[Peak()])  # full batch
+            Peak.peak = max(Peak.peak, anon())
+            print(n, x.nbytes, before, Peak.peak, flush=True)
+            Peak.peak = 0
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, env=child_env(), timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    (_, small_bytes, small_before, small_peak), (_, big_bytes, big_before, big_peak) = (
+        [int(v) for v in line.split()] for line in out.stdout.split("\n") if line
+    )
+    assert big_bytes == 8 * small_bytes == 160_000_000
+    growth_small, growth_big = small_peak - small_before, big_peak - big_before
+    assert growth_big < 48 * 2**20, growth_big  # a few blocks' worth, far below the 160 MB read
+    assert growth_big - growth_small < 8 * 2**20, (growth_small, growth_big)  # flat in N
