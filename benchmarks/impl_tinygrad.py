@@ -36,8 +36,40 @@ def _weights(model: tl.nn.Linear) -> tuple[np.ndarray, np.ndarray]:
     return weight, bias
 
 
+def _train_with(workload: Workload, make_step: Callable[..., Callable]) -> Callable[[], Result]:
+    """A training run on the workload's schedule; `make_step(model, optimizer, objective)` gives the
+    function that takes one optimizer step on a batch and returns its loss (a float)."""
+    X, y, l2 = workload.X, workload.y, workload.l2
+    X_val, y_val = workload.X_val, workload.y_val
+    make_optimizer = tl.optim.BY_NAME[workload.optimizer][0]
+
+    def train() -> Result:
+        model = _model(workload)
+        optimizer = make_optimizer(model.parameters(), lr=workload.lr)
+
+        def objective(pred, target):
+            loss = tl.losses.mse(pred, target)
+            return loss + tl.losses.l2_penalty([model.weight], l2) if l2 else loss
+
+        step = make_step(model, optimizer, objective)
+        losses, val_losses = [], []
+        for epoch in workload.schedule:
+            total = seen = 0
+            for batch in epoch:
+                yb = y[batch]
+                total += step(X[batch], yb) * len(yb)
+                seen += len(yb)
+            losses.append(total / seen)
+            if X_val is not None:
+                with tl.no_grad():
+                    val_losses.append(objective(model(X_val), y_val).item())
+        return Result.of(*_weights(model), losses, val_losses)
+
+    return train
+
+
 class Loop:
-    """The PyTorch-style loop a user writes: zero_grad, forward, loss, backward, step."""
+    """The PyTorch-style loop a user writes: zero_grad, forward, loss, backward, step (eager)."""
 
     NAME = "tl-loop"
     LABEL = "tinygrad_lr loop"
@@ -45,36 +77,58 @@ class Loop:
 
     @staticmethod
     def prepare(workload: Workload) -> Callable[[], Result]:
-        X, y, l2 = workload.X, workload.y, workload.l2
-        X_val, y_val = workload.X_val, workload.y_val
-        make_optimizer = tl.optim.BY_NAME[workload.optimizer][0]
+        def make_step(model, optimizer, objective):
+            def step(xb, yb):
+                optimizer.zero_grad()
+                loss = objective(model(tl.Tensor(xb)), yb)
+                loss.backward()
+                optimizer.step()
+                return loss.item()
 
-        def train() -> Result:
-            model = _model(workload)
-            optimizer = make_optimizer(model.parameters(), lr=workload.lr)
-            losses, val_losses = [], []
-            for epoch in workload.schedule:
-                total = seen = 0
-                for batch in epoch:
-                    xb, yb = tl.Tensor(X[batch]), y[batch]
-                    optimizer.zero_grad()
-                    loss = tl.losses.mse(model(xb), yb)
-                    if l2:
-                        loss = loss + tl.losses.l2_penalty([model.weight], l2)
-                    loss.backward()
-                    optimizer.step()
-                    total += loss.item() * len(yb)
-                    seen += len(yb)
-                losses.append(total / seen)
-                if X_val is not None:
-                    with tl.no_grad():
-                        val = tl.losses.mse(model(X_val), y_val)
-                        if l2:
-                            val = val + tl.losses.l2_penalty([model.weight], l2)
-                        val_losses.append(val.item())
-            return Result.of(*_weights(model), losses, val_losses)
+            return step
 
-        return train
+        return _train_with(workload, make_step)
+
+
+class Captured:
+    """The same loop with its step captured: `tl.capture_step(fn, optimizer)`, recorded once, replayed after."""
+
+    NAME = "tl-captured"
+    LABEL = "tinygrad_lr captured loop"
+    available = staticmethod(available)
+
+    @staticmethod
+    def prepare(workload: Workload) -> Callable[[], Result]:
+        def make_step(model, optimizer, objective):
+            return tl.capture_step(lambda xb, yb: objective(model(xb), yb), optimizer)
+
+        return _train_with(workload, make_step)
+
+
+class Raw:
+    """The eager loop on raw tensors, no Linear: `mse(tl.Tensor(xb) @ W + b, yb)`."""
+
+    NAME = "tl-raw"
+    LABEL = "tinygrad_lr raw-tensor loop"
+    available = staticmethod(available)
+
+    @staticmethod
+    def prepare(workload: Workload) -> Callable[[], Result]:
+        def make_step(model, optimizer, objective):
+            W, b = model.weight, model.bias
+
+            def step(xb, yb):
+                optimizer.zero_grad()
+                loss = tl.losses.mse(tl.Tensor(xb) @ W + b, yb)
+                if workload.l2:
+                    loss = loss + tl.losses.l2_penalty([W], workload.l2)
+                loss.backward()
+                optimizer.step()
+                return loss.item()
+
+            return step
+
+        return _train_with(workload, make_step)
 
 
 def fit_reproduces_schedule(workload: Workload) -> bool:

@@ -49,10 +49,24 @@ import report  # noqa: E402
 import workloads  # noqa: E402
 
 # The order of each interleaved round. The NumPy floor is the reference for ratios and agreement.
-IMPLEMENTATIONS = [impl_numpy, impl_tinygrad.Loop, impl_tinygrad.Fit, impl_torch, impl_jax]
+IMPLEMENTATIONS = [
+    impl_numpy,
+    impl_tinygrad.Loop,
+    impl_tinygrad.Captured,
+    impl_tinygrad.Raw,
+    impl_tinygrad.Fit,
+    impl_torch,
+    impl_jax,
+]
 BY_NAME = {impl.NAME: impl for impl in IMPLEMENTATIONS}
 REFERENCE = impl_numpy.NAME
-TRACED = {impl_numpy.NAME, impl_tinygrad.Loop.NAME, impl_tinygrad.Fit.NAME}  # tracemalloc sees their memory
+TRACED = {
+    impl_numpy.NAME,
+    impl_tinygrad.Loop.NAME,
+    impl_tinygrad.Captured.NAME,
+    impl_tinygrad.Raw.NAME,
+    impl_tinygrad.Fit.NAME,
+}  # tracemalloc sees their memory
 
 # Final weights must agree with the floor to this, relative to the largest floor weight (or 1).
 TOLERANCE = {np.dtype(np.float32): 1e-3, np.dtype(np.float64): 1e-9}

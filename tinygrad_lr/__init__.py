@@ -1,6 +1,6 @@
 """tinygrad_lr: a small reverse-mode autodiff engine on NumPy, and linear regression built on it.
 
-Layers, lowest first: checks (input checks) ← tensor/ops (the engine) ← autograd, gradcheck,
+Layers, lowest first: checks (input checks) ← tensor/ops (the engine) ← autograd, capture, gradcheck,
 losses, nn, optim, data, datasets ← streams (data read a block at a time: memory maps, the shuffle
 buffer, per-block sums) ← chunked (the same work on Dask chunks; Dask imported only when a
 Dask array is given) ← solvers ← callbacks, training ← estimators, plot, report,
@@ -14,6 +14,7 @@ import sys
 from tinygrad_lr import (
     autograd,
     callbacks,
+    capture,
     checks,
     chunked,
     data,
@@ -28,6 +29,7 @@ from tinygrad_lr import (
     tensor,
     training,
 )
+from tinygrad_lr.capture import capture_step
 from tinygrad_lr.gradcheck import GradcheckError, gradcheck, gradgradcheck
 from tinygrad_lr.tensor import Function, Tensor, is_grad_enabled, no_grad
 from tinygrad_lr.training import TrainingDivergedError
@@ -43,7 +45,7 @@ def _show_only_the_api(module) -> None:
 # every public module; `tl.gradcheck` is the function, so its module is looked up by name
 for _module in (autograd, callbacks, checks, chunked, data, datasets, losses, nn, ops, optim, plot, solvers):
     _show_only_the_api(_module)
-for _module in (streams, tensor, training):
+for _module in (capture, streams, tensor, training):
     _show_only_the_api(_module)
 _show_only_the_api(sys.modules["tinygrad_lr.gradcheck"])
 
@@ -71,6 +73,8 @@ __all__ = [
     "TrainingDivergedError",
     "autograd",
     "callbacks",
+    "capture",
+    "capture_step",
     "checks",
     "chunked",
     "data",

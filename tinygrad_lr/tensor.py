@@ -25,6 +25,7 @@ import numpy as np
 __all__ = ["Function", "Tensor", "is_grad_enabled", "no_grad", "unbroadcast"]
 
 _grad_enabled = True
+_tape: list[tuple] | None = None  # while `capture.py` records a step: every op applied, in order
 
 
 class no_grad:
@@ -197,12 +198,7 @@ class Tensor:
             if grad.shape != self.shape:
                 raise RuntimeError(f"backward(): grad has shape {grad.shape} but the output has shape {self.shape}")
         with no_grad():
-            leaves = backpropagate(self, grad, create_graph=False)
-        for leaf, leaf_grad in leaves:  # accumulate, as PyTorch does
-            if leaf.grad is None:  # (the first gradient is copied: we own it)
-                leaf.grad = leaf_grad.astype(leaf.data.dtype)
-            else:
-                leaf.grad = leaf.grad + leaf_grad.astype(leaf.data.dtype, copy=False)
+            accumulate_grads(backpropagate(self, grad, create_graph=False))
 
     # ----- ops (each one is a Function in ops.py) -----
     def _lift(self, other: Any) -> Tensor:
@@ -388,6 +384,8 @@ class Function:
         if _grad_enabled and True in ctx.needs_input_grad:
             ctx.parents, ctx.inputs, ctx.output = tensors, arrays, out.data
             out.requires_grad, out._ctx = True, ctx
+        if _tape is not None:
+            _tape.append((ctx, tensors, options, out))
         return out
 
     def _input_grads(self, out: Tensor, grad: Any, create_graph: bool) -> list[Any]:
@@ -415,16 +413,16 @@ class Function:
                 f"{type(self).__name__}.backward returned {len(grads)} gradients for {len(self.parents)} inputs"
             )
         result: list[Any] = []
-        for i, (parent, parent_grad) in enumerate(zip(self.parents, grads)):
-            if parent_grad is None or not parent.requires_grad:
+        for i, (needed, parent_grad, value) in enumerate(zip(self.needs_input_grad, grads, self.inputs)):
+            if parent_grad is None or not needed:
                 result.append(None)
                 continue
             if create_graph:
                 parent_grad = parent_grad if isinstance(parent_grad, Tensor) else Tensor(np.asarray(parent_grad))
             elif type(parent_grad) is not np.ndarray:
                 parent_grad = np.asarray(parent_grad.data if isinstance(parent_grad, Tensor) else parent_grad)
-            if parent_grad.shape != parent.data.shape:
-                parent_grad = self._summed_to_input(i, parent_grad, parent.data.shape)
+            if parent_grad.shape != value.shape:
+                parent_grad = self._summed_to_input(i, parent_grad, value.shape)
             result.append(parent_grad)
         return result
 
@@ -457,10 +455,13 @@ def _consumers(root: Tensor) -> dict[int, int]:
     return counts
 
 
-def backpropagate(root: Tensor, grad: Any, create_graph: bool, wanted: set[int] | None = None) -> list[tuple]:
+def backpropagate(
+    root: Tensor, grad: Any, create_graph: bool, wanted: set[int] | None = None, visits: list | None = None
+) -> list[tuple]:
     """Send `grad` (d something / d root) back through root's graph. Returns (tensor, gradient) for
     every leaf reached, or, with `wanted` (ids), for those tensors, leaves or not; the gradients are
-    arrays, or Tensors with a graph of their own when `create_graph`.
+    arrays, or Tensors with a graph of their own when `create_graph`. `visits`, if given, receives
+    the tensors in the order their gradients were complete (`capture.py` replays that order).
 
     The order is HIPS autograd's: count how many ops of the graph use each tensor, then start from
     the root and release a tensor once all its users have sent their gradient back. No recursion,
@@ -473,6 +474,8 @@ def backpropagate(root: Tensor, grad: Any, create_graph: bool, wanted: set[int] 
     while ready:
         node = ready.pop()
         node_grad = grads.pop(id(node), None)
+        if visits is not None:
+            visits.append(node)
         ctx = node._ctx
         if node_grad is not None and (id(node) in wanted if wanted is not None else ctx is None):
             found.append((node, node_grad))
@@ -491,6 +494,16 @@ def backpropagate(root: Tensor, grad: Any, create_graph: bool, wanted: set[int] 
                 if not pending[key]:
                     ready.append(parent)
     return found
+
+
+def accumulate_grads(found: list[tuple]) -> None:
+    """Add each (leaf, gradient) pair into `leaf.grad`, as PyTorch does; the first gradient is
+    copied (in the leaf's dtype), so that `.grad` is an array the leaf owns."""
+    for leaf, leaf_grad in found:
+        if leaf.grad is None:
+            leaf.grad = leaf_grad.astype(leaf.data.dtype)
+        else:
+            leaf.grad = leaf.grad + leaf_grad.astype(leaf.data.dtype, copy=False)
 
 
 from tinygrad_lr import ops  # noqa: E402  (ops.py builds on Function above)

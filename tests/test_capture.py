@@ -1,0 +1,206 @@
+"""The captured step: every replay gives the eager step's numbers to the bit, and what cannot be
+replayed is refused with an error, never run wrong."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tinygrad_lr as tl
+from tests.strategies import FLOAT_DTYPES
+
+OPTIMIZERS = [
+    lambda ps: tl.optim.SGD(ps, lr=0.05),
+    lambda ps: tl.optim.SGD(ps, lr=0.05, momentum=0.9, nesterov=True),
+    lambda ps: tl.optim.Adam(ps, lr=0.1),
+    lambda ps: tl.optim.RMSprop(ps, lr=0.01, momentum=0.5),
+]
+
+
+def _twin_models(d_in, d_out, bias, dtype, hidden):
+    """Two models with the same weights: one for eager steps, one for captured steps."""
+
+    def make():
+        layers = [tl.nn.Linear(d_in, hidden, bias=bias, seed=1, dtype=dtype)] if hidden else []
+        layers.append(tl.nn.Linear(hidden or d_in, d_out, bias=bias, seed=2, dtype=dtype))
+        return tl.nn.Sequential(layers)
+
+    return make(), make()
+
+
+@settings(deadline=None)
+@given(
+    d_in=st.integers(1, 3),
+    d_out=st.integers(1, 2),
+    bias=st.booleans(),
+    hidden=st.sampled_from([0, 2]),
+    dtype=FLOAT_DTYPES,
+    which=st.integers(0, len(OPTIMIZERS) - 1),
+    l2=st.sampled_from([0.0, 0.1]),
+    loss=st.sampled_from([tl.losses.mse, tl.losses.mae]),
+    sizes=st.lists(st.integers(1, 7), min_size=2, max_size=6),
+    seed=st.integers(0, 2**16),
+)
+def test_every_replay_gives_the_eager_steps_numbers(d_in, d_out, bias, hidden, dtype, which, l2, loss, sizes, seed):
+    rng = np.random.default_rng(seed)
+    eager_model, captured_model = _twin_models(d_in, d_out, bias, dtype, hidden)
+    eager_opt, captured_opt = (
+        OPTIMIZERS[which](eager_model.parameters()),
+        OPTIMIZERS[which](captured_model.parameters()),
+    )
+
+    def objective(model, xb, yb):
+        value = loss(model(xb), yb)
+        weights = [layer.weight for layer in model.layers]
+        return value + tl.losses.l2_penalty(weights, l2) if l2 else value
+
+    step = tl.capture_step(lambda xb, yb: objective(captured_model, xb, yb), captured_opt)
+    for size in sizes * 2:  # shapes come back: recorded ones are replayed
+        xb = rng.normal(size=(size, d_in)).astype(dtype)
+        yb = rng.normal(size=(size, d_out)).astype(dtype)
+        eager_opt.zero_grad()
+        eager_loss = objective(eager_model, tl.Tensor(xb), yb)
+        eager_loss.backward()
+        eager_opt.step()
+        assert step(xb, yb) == eager_loss.item()
+        for p, q in zip(eager_model.parameters(), captured_model.parameters()):
+            np.testing.assert_array_equal(q.grad, p.grad)
+            np.testing.assert_array_equal(q.data, p.data)
+            assert q.data.dtype == p.data.dtype
+    assert len(step.recordings) == len(set(sizes))
+
+
+def test_a_layer_used_twice_sums_both_paths_as_eager():
+    for capture in (False, True):
+        layer = tl.nn.Linear(2, 2, seed=3, dtype=np.float64)
+        opt = tl.optim.SGD(layer.parameters(), lr=0.1)
+
+        def fn(xb, yb, layer=layer):
+            return tl.losses.mse(layer(layer(xb)), yb)
+
+        x, y = np.arange(8.0).reshape(4, 2) / 8, np.ones((4, 2))
+        if capture:
+            step = tl.capture_step(fn, opt)
+            losses = [step(x * k, y) for k in range(1, 5)]
+            captured = (losses, layer.weight.data.copy())
+        else:
+            losses = []
+            for k in range(1, 5):
+                opt.zero_grad()
+                loss = fn(tl.Tensor(x * k), y)
+                loss.backward()
+                opt.step()
+                losses.append(loss.item())
+            eager = (losses, layer.weight.data.copy())
+    assert captured[0] == eager[0]
+    np.testing.assert_array_equal(captured[1], eager[1])
+
+
+def test_extra_outputs_come_back_as_arrays_and_weights_changed_by_hand_are_seen():
+    model = tl.nn.Linear(1, 1, dtype=np.float64)
+    step = tl.capture_step(lambda xb, yb: (tl.losses.mse(model(xb), yb), model(xb)), tl.optim.SGD(model.parameters()))
+    x, y = np.array([[1.0], [2.0]]), np.array([[3.0], [5.0]])
+    step(x, y)
+    model.set_weights([np.array([[2.0]]), np.array([1.0])])
+    loss, pred = step(x, y)  # a replay: it reads the weights set by hand
+    np.testing.assert_array_equal(pred, [[3.0], [5.0]])
+    assert loss == 0.0
+
+
+def test_a_user_function_with_a_numpy_backward_is_replayed():
+    class Cube(tl.Function):
+        def forward(self, x):
+            return x**3
+
+        def backward(self, grad):
+            return grad * 3 * self.inputs[0] ** 2
+
+    w = tl.Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    step = tl.capture_step(lambda xb: (Cube.apply(w) * xb).sum(), tl.optim.SGD([w], lr=0.01))
+    step(np.array([1.0, 1.0]))
+    step(np.array([2.0, 0.5]))
+    np.testing.assert_array_equal(w.grad, 3 * np.array([1 - 0.03, 2 - 0.12]) ** 2 * [2.0, 0.5])
+
+
+def test_a_value_computed_with_numpy_from_the_input_is_caught_on_the_first_replay():
+    w = tl.Tensor(np.array([1.0]), requires_grad=True)
+    step = tl.capture_step(lambda xb: (w * tl.Tensor(xb.data * 2)).sum(), tl.optim.SGD([w]))
+    step(np.array([1.0]))
+    before = w.data.copy()
+    with pytest.raises(RuntimeError, match="replaying the recorded step gave other numbers than running fn"):
+        step(np.array([5.0]))
+    np.testing.assert_array_equal(w.data, before)  # nothing was stepped
+
+
+def test_a_branch_on_a_value_is_caught_on_the_first_replay():
+    w = tl.Tensor(np.array([1.0]), requires_grad=True)
+
+    def fn(xb):
+        return (w * xb).sum() if xb.data[0] > 0 else (w * w * xb).sum()
+
+    step = tl.capture_step(fn, tl.optim.SGD([w]))
+    step(np.array([1.0]))
+    with pytest.raises(RuntimeError, match="no Python branch on a value"):
+        step(np.array([-1.0]))
+
+
+def test_a_tensor_shared_with_the_input_or_computed_outside_is_refused_at_once():
+    w = tl.Tensor(np.array([1.0]), requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"made a tensor from its input's data .* tl.Tensor\(xb.data\)"):
+        tl.capture_step(lambda xb: (w * tl.Tensor(xb.data)).sum(), tl.optim.SGD([w]))(np.array([1.0]))
+    doubled = w * 2  # a graph made before the step
+    with pytest.raises(RuntimeError, match="computed outside it, with a graph of its own"):
+        tl.capture_step(lambda xb: (doubled * xb).sum(), tl.optim.SGD([w]))(np.array([1.0]))
+
+
+@pytest.mark.parametrize(
+    ("fn", "inputs", "error", "message"),
+    [
+        (lambda xb: xb.sum(), [np.ones(2)], ValueError, "computed by no op|first output must be the loss"),
+        (lambda xb: xb * W_, [np.ones(2)], ValueError, r"one-element Tensor .* got shape \(2,\)"),
+        (lambda xb: 1.0, [np.ones(2)], TypeError, "fn must return Tensors; output 0 is a float"),
+        (lambda xb: (xb * W_).sum(), [tl.Tensor([1.0, 2.0], requires_grad=True)], ValueError, "must not require grad"),
+    ],
+)
+def test_misuse_gets_a_clear_error(fn, inputs, error, message):
+    with pytest.raises(error, match=message):
+        tl.capture_step(fn, tl.optim.SGD([W_]))(*inputs)
+
+
+W_ = tl.Tensor(np.array([1.0, 2.0]), requires_grad=True)
+
+
+def test_the_arguments_are_checked():
+    with pytest.raises(TypeError, match="fn must be callable"):
+        tl.capture_step(3, tl.optim.SGD([W_]))
+    with pytest.raises(TypeError, match=r"optimizer must be a tl\.optim optimizer"):
+        tl.capture_step(lambda: None, "adam")
+
+
+def test_safe_steps_refuse_a_non_finite_loss_and_leave_the_weights():
+    w = tl.Tensor(np.array([1.0]), requires_grad=True)
+    step = tl.capture_step(lambda xb: (w * xb).sum(), tl.optim.SGD([w]), safe=True)
+    step(np.array([1.0]))
+    with pytest.raises(tl.TrainingDivergedError, match="the loss is inf at step 2"):
+        step(np.array([np.inf]))
+    np.testing.assert_array_equal(w.data, [1.0 - 0.01])
+
+
+class _OwnLinear(tl.nn.Linear):
+    """A Module of the user's own (here the same maths): fit runs it eagerly."""
+
+
+@pytest.mark.parametrize("metrics", [(), ("mae",)])
+@pytest.mark.parametrize("optimizer", ["adam", "sgd", "rmsprop"])
+def test_fit_captured_gives_fit_eager_to_the_bit(optimizer, metrics):
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(37, 3)), rng.normal(size=37)
+    histories, weights = [], []
+    for layer in (tl.nn.Linear, _OwnLinear):
+        model = tl.nn.Sequential([layer(3, 1, seed=0)])
+        model.compile(optimizer=optimizer, metrics=list(metrics), l2=0.01)
+        histories.append(model.fit(x, y, epochs=3, batch_size=8, validation_split=0.2, seed=1, verbose=0).history)
+        weights.append(model.get_weights())
+    assert histories[0] == histories[1]
+    for a, b in zip(*weights):
+        np.testing.assert_array_equal(a, b)

@@ -1,0 +1,208 @@
+"""A captured training step: record the ops of one step, then replay them without rebuilding the graph.
+
+An eager step pays for its Python objects: a Function and a Tensor per op, the walk that orders
+the backward pass, the checks of every layer. On the small problems of linear regression that
+costs more than the arithmetic. `capture_step(fn, optimizer)` runs `fn` once as usual while
+recording the ops it applies (a tape), then, on every later call, runs only their `forward` and
+`backward` methods, on the new inputs, in the recorded order, and steps the optimizer: the same
+NumPy calls in the same order, so the same numbers, bit for bit, without the bookkeeping. It is
+the idea of CUDA graphs and of `jax.jit`'s tracing, without a compiler.
+
+    step = tl.capture_step(lambda xb, yb: tl.losses.mse(model(xb), yb), optimizer)
+    for xb, yb in batches:
+        loss = step(xb, yb)      # zero_grad, forward, backward and optimizer.step(); the loss as a float
+
+As with `jax.jit`, the step is recorded once per shape and dtype of its inputs (a last, shorter
+batch gets its own recording), and what is recorded is what runs: `fn` must reach its inputs only
+through tinygrad_lr's ops. A value computed from an input with NumPy, a Python `if` on a value, or
+a tensor computed outside `fn` (a constant then) would be frozen at its recorded value. The first
+replay of each recording is therefore checked against an eager run of `fn` on the same inputs,
+and any difference is an error that names this rule; after that the replay is trusted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from tinygrad_lr import tensor
+from tinygrad_lr.tensor import Tensor, accumulate_grads, backpropagate, no_grad
+
+__all__ = ["CapturedStep", "capture_step"]
+
+
+class _Recording:
+    """One recorded step: the ops in forward order, the backward order, and a numbered place for
+    every value: the inputs first, then the leaves (parameters and constants, whose `.data` is read
+    at every replay, so that in-place updates of the parameters are seen), then each op's output.
+    """
+
+    def __init__(self, tape: list[tuple], inputs: list[Tensor], outputs: list[Tensor], visits: list[Tensor]):
+        self.place = {id(t): i for i, t in enumerate(inputs)}
+        self.leaves: list[tuple[int, Tensor]] = []
+        self.inputs = len(inputs)
+        made = {id(out) for _, _, _, out in tape}
+        for t in [t for _, tensors, _, _ in tape for t in tensors] + outputs:
+            if id(t) not in made:
+                self._place_leaf(t, inputs)
+        for _, _, _, out in tape:
+            self.place[id(out)] = len(self.place)
+        self.size = len(self.place)
+        self.forward = [
+            (ctx, [self.place[id(t)] for t in tensors], options, self.place[id(out)])
+            for ctx, tensors, options, out in tape
+        ]
+        self.outputs = [self.place[id(t)] for t in outputs]
+        # the backward pass in the order the eager one took, so that gradients are summed in the same order
+        self.backward = [
+            (t._ctx, self.place[id(t)], [self.place[id(p)] for p in t._ctx.parents]) for t in visits if t._ctx
+        ]
+        self.grad_leaves = [(self.place[id(t)], t) for t in visits if t._ctx is None]
+        loss = outputs[0].data
+        self.seed = np.ones(loss.shape, loss.dtype)  # d loss / d loss, copied at each replay
+
+    def _place_leaf(self, t: Tensor, inputs: list[Tensor]) -> None:
+        """Number a tensor that no op of the step made: a parameter, or a constant."""
+        if id(t) in self.place:
+            return
+        if t._ctx is not None:
+            raise RuntimeError(
+                "capture_step: fn uses a tensor that was computed outside it, with a graph of its own; "
+                "compute it inside fn (the replay would not send a gradient through it)"
+            )
+        if any(np.may_share_memory(t.data, x.data) for x in inputs):
+            raise RuntimeError(
+                "capture_step: fn made a tensor from its input's data outside tinygrad_lr's ops (e.g. "
+                "tl.Tensor(xb.data)); the replay would freeze it. Use the input tensor itself"
+            )
+        self.place[id(t)] = len(self.place)
+        self.leaves.append((self.place[id(t)], t))
+
+    def run(self, arrays: list[np.ndarray]) -> tuple[list[Any], list[tuple[Tensor, np.ndarray]]]:
+        """Forward and backward on new input arrays: the outputs' arrays, and (leaf, gradient) pairs."""
+        values: list[Any] = [*arrays, *[None] * (self.size - self.inputs)]
+        for place, leaf in self.leaves:
+            values[place] = leaf.data
+        for ctx, places, options, place in self.forward:
+            inputs = [values[i] for i in places]
+            out = ctx.forward(*inputs, **options)
+            if type(out) is not np.ndarray or out.dtype.kind != "f":
+                out = Tensor(out).data  # as `apply` stores it
+            ctx.inputs, ctx.output = inputs, out
+            values[place] = out
+        grads: list[Any] = [None] * self.size
+        grads[self.outputs[0]] = self.seed.copy()
+        for ctx, place, parents in self.backward:
+            grad, grads[place] = grads[place], None
+            if grad is None:
+                continue
+            for parent, parent_grad in zip(parents, ctx._input_grads(None, grad, False)):
+                if parent_grad is not None:
+                    grads[parent] = parent_grad if grads[parent] is None else grads[parent] + parent_grad
+        found = [(leaf, grads[place]) for place, leaf in self.grad_leaves if grads[place] is not None]
+        return [values[i] for i in self.outputs], found
+
+
+class CapturedStep:
+    """A training step recorded on its first call (per input shapes) and replayed after; see the module.
+
+    `fn(*inputs)` returns the loss (a scalar Tensor), or a tuple whose first item is the loss and
+    whose others are Tensors to read back. Calling the step does `optimizer.zero_grad()`, the
+    forward and backward of `fn`, and `optimizer.step()` (`optimizer.safe_step(loss)` with
+    `safe=True`), and returns the loss as a float (a tuple: the loss, then the other outputs'
+    arrays). Each parameter's `.grad` holds the step's gradient afterwards, as in eager mode.
+    """
+
+    def __init__(self, fn: Callable[..., Any], optimizer: Any, safe: bool = False):
+        if not callable(fn):
+            raise TypeError(f"capture_step: fn must be callable, got {type(fn).__name__}")
+        if not callable(getattr(optimizer, "step", None)):
+            raise TypeError(f"capture_step: optimizer must be a tl.optim optimizer, got {type(optimizer).__name__}")
+        self.fn, self.optimizer, self.safe = fn, optimizer, safe
+        self.recordings: dict[tuple, _Recording] = {}
+        self._checked: set[tuple] = set()
+
+    def __call__(self, *inputs: Any) -> Any:
+        arrays = [_input_array(x) for x in inputs]
+        key = tuple([(a.shape, a.dtype) for a in arrays])
+        recording = self.recordings.get(key)
+        if recording is None:
+            outputs, found = self._record(key, [Tensor(a) for a in arrays])
+        else:
+            outputs, found = recording.run(arrays)
+            if key not in self._checked:
+                self._check_against_eager([Tensor(a) for a in arrays], outputs, found)
+                self._checked.add(key)
+        self.optimizer.zero_grad()
+        accumulate_grads(found)
+        loss = outputs[0]
+        if self.safe:
+            self.optimizer.safe_step(loss.item())
+        else:
+            self.optimizer.step()
+        return (loss.item(), *outputs[1:]) if len(outputs) > 1 else loss.item()
+
+    def _eager(
+        self, tensors: list[Tensor], tape: list | None = None, visits: list | None = None
+    ) -> tuple[list[Any], list[tuple]]:
+        """`fn` run as usual (its ops recorded on `tape` if given): its outputs, and the (leaf, gradient)
+        pairs of its backward pass (whose order of visits goes to `visits` if given)."""
+        previous, tensor._tape = tensor._tape, tape
+        try:
+            result = self.fn(*tensors)
+        finally:
+            tensor._tape = previous
+        outputs = list(result) if isinstance(result, tuple) else [result]
+        for i, out in enumerate(outputs):
+            if not isinstance(out, Tensor):
+                raise TypeError(f"capture_step: fn must return Tensors; output {i} is a {type(out).__name__}")
+        loss = outputs[0]
+        if loss.data.size != 1 or loss._ctx is None:
+            raise ValueError(
+                f"capture_step: fn's first output must be the loss, a one-element Tensor that depends on the "
+                f"parameters; got shape {loss.shape}" + ("" if loss._ctx else ", computed by no op")
+            )
+        with no_grad():
+            found = backpropagate(loss, np.ones(loss.shape, loss.dtype), create_graph=False, visits=visits)
+        return outputs, found
+
+    def _record(self, key: tuple, tensors: list[Tensor]) -> tuple[list[Any], list[tuple]]:
+        tape: list[tuple] = []
+        visits: list[Tensor] = []
+        outputs, found = self._eager(tensors, tape, visits)
+        self.recordings[key] = _Recording(tape, tensors, outputs, visits)
+        return [out.data for out in outputs], found
+
+    def _check_against_eager(self, tensors: list[Tensor], outputs: list[Any], found: list[tuple]) -> None:
+        """The first replay of a recording must give what `fn` gives eagerly, to the bit."""
+        eager_outputs, eager_found = self._eager(tensors)
+        same = len(eager_found) == len(found) and all(
+            a is b and _identical(g, h) for (a, g), (b, h) in zip(found, eager_found)
+        )
+        same = same and all(_identical(out.data, replayed) for out, replayed in zip(eager_outputs, outputs))
+        if not same:
+            raise RuntimeError(
+                "capture_step: replaying the recorded step gave other numbers than running fn; fn must reach its "
+                "inputs only through tinygrad_lr's ops (no NumPy on input values, no Python branch on a value, "
+                "no tensor computed outside fn). Run this step eagerly instead"
+            )
+
+
+def _input_array(x: Any) -> np.ndarray:
+    """An input of the step as the array a Tensor of it would hold (floating arrays as they are)."""
+    if type(x) is np.ndarray and x.dtype.kind == "f":
+        return x
+    if isinstance(x, Tensor) and x.requires_grad:
+        raise ValueError("capture_step: the step's inputs are data; they must not require grad")
+    return Tensor(x).data
+
+
+def _identical(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True)
+
+
+def capture_step(fn: Callable[..., Any], optimizer: Any, safe: bool = False) -> CapturedStep:
+    """Record `fn`'s training step once, replay it on every later call (see `CapturedStep`)."""
+    return CapturedStep(fn, optimizer, safe)
