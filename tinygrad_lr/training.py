@@ -298,7 +298,7 @@ def fit(
     callbacks = CallbackList([history, *([ProgressBar()] if verbose else []), *callbacks], model, params)
     model.stop_training = False
     callbacks.on_train_begin({})
-    step = _training_step(model, compiled, in_memory=not _in_blocks(x, y))
+    step = _training_step(model, compiled, on_dask=checks.is_dask_array(x) or checks.is_dask_array(y))
     try:
         with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below, once
             for epoch in range(epochs):
@@ -382,15 +382,16 @@ def _train_epoch(
 
 
 def _training_step(
-    model: Module, compiled: Compiled, in_memory: bool
+    model: Module, compiled: Compiled, on_dask: bool
 ) -> Callable[[Any, Any], tuple[float, dict[str, float]]]:
     """fit's step on a batch (xb, yb): the gradient of the objective, then `safe_step` (which checks the
     loss and the new weights, and undoes a bad step); returns the batch's objective and metrics.
 
-    A model of built-in layers trained on a built-in loss, on batches in memory, gets its step
-    captured (`capture.py`): recorded on the first batch of each shape, then replayed, with the
-    same numbers and a fraction of the Python work. Anything else (a Module or loss of the user's
-    own, whose Python may branch on values; data read a block at a time) runs eagerly.
+    A model of built-in layers trained on a built-in loss, on batches in memory (a memory map's
+    batches are, once read), gets its step captured (`capture.py`): recorded on the first batch of
+    each shape, then replayed, with the same numbers and a fraction of the Python work. Anything
+    else (a Module or loss of the user's own, whose Python may branch on values; a Dask batch, or a
+    memory-map batch larger than a block, summed a block at a time) runs eagerly.
     """
     optimizer = compiled.optimizer
 
@@ -400,11 +401,11 @@ def _training_step(
 
     built_in = all(type(module) in (Linear, Sequential) for module in model.modules())
     captured = None
-    if in_memory and built_in and compiled.loss in LOSSES.values():
+    if not on_dask and built_in and compiled.loss in LOSSES.values():
         captured = capture.CapturedStep(objective_and_prediction, optimizer, safe=True)
 
     def step(xb: Any, yb: Any) -> tuple[float, dict[str, float]]:
-        if captured is None:
+        if captured is None or checks.is_memory_map(xb):
             loss, metrics = _batch_gradient(model, compiled, xb, yb)
             optimizer.safe_step(loss)
             return loss, metrics
