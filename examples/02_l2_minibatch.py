@@ -7,6 +7,12 @@ gradient descent with lr 1e-10 on two batches of 5000 (not shuffled); 2000 epoch
 every 100. The original noticed that W finds 3.657 while the bias hardly moves from where it
 started.
 
+It runs the tutorial twice: in float64 on one fixed noise draw (1a), which the diagnosis below
+explains, and as the tutorial ran it (1b), in float32 with the noise drawn afresh every epoch.
+In float32 the bias stops dead: it moves while W is far off, then, once W has settled, an update
+lr·∂loss/∂b of a few 1e-11 is far below half the spacing of float32 numbers near b (9.3e-10 at
+b ≈ -0.0128), so b - update rounds back to b, step after step.
+
 This script shows why, with numbers: on unscaled x the loss is a valley 10⁸ times steeper
 along W than along b (`tl.solvers.hessian_condition_number`), so any learning rate small enough
 to be stable along W (`tl.solvers.stable_learning_rate`) moves b by almost nothing per step.
@@ -17,8 +23,9 @@ Then it shows the cure twice:
       but the constant column can then be scaled up to x's size, which mostly fixes it.
 Every result is compared with the exact optimum, `tl.solvers.ridge(X, y, l2=1e-10)`.
 
-Pictures: `02_fit.png` (the tutorial's line and the optimum over the data),
-`02_loss.png` (loss above the optimum per epoch: the tutorial and both cures).
+Pictures: `02_fit.png` (each run's line minus the optimum's over x = 0..9999, where the bias gap
+shows at x = 0: beside y's range it is invisible), `02_loss.png` (loss above the optimum per
+epoch: the tutorial and both cures).
 """
 
 from __future__ import annotations
@@ -103,12 +110,12 @@ class Problem:
 
 
 def run_tutorial(problem: Problem, epochs: int) -> float:
-    """1. The tutorial as written, on unscaled x with lr 1e-10; returns the seconds per step."""
-    print(f"1. The tutorial: unscaled x, lr {LR:g}, batches of {BATCH_SIZE}, {epochs} epochs")
+    """1a. The tutorial as written, on unscaled x with lr 1e-10; returns the seconds per step."""
+    print(f"1a. The tutorial: unscaled x, lr {LR:g}, batches of {BATCH_SIZE}, {epochs} epochs, float64")
     # Copies: a Tensor shares the memory of a float64 array, and the optimizer updates in place
     W = tl.Tensor(problem.W0.copy(), requires_grad=True)
     b = tl.Tensor(problem.b0.copy(), requires_grad=True)
-    label = f"1. tutorial, {epochs} epochs"
+    label = f"1a. tutorial, {epochs} epochs"
     after_epoch = problem.recorder("tutorial", label, PRINT_EVERY, lambda: (W.item(), b.item()))
     start = time.perf_counter()
     train(tl.Tensor(problem.X), tl.Tensor(problem.Y), W, b, LR, epochs, after_epoch)
@@ -124,6 +131,48 @@ def run_tutorial(problem: Problem, epochs: int) -> float:
         f"optimum {problem.ridge_b:.6f}: {remaining:.0%} of its way is left"
     )
     return seconds_per_step
+
+
+def run_in_float32(problem: Problem, epochs: int) -> dict[str, float]:
+    """1b. The tutorial as it ran: float32 throughout, the noise drawn afresh every epoch."""
+    print(f"\n1b. As the tutorial ran: float32, the noise redrawn every epoch, {epochs} epochs")
+    rng = np.random.default_rng(1)
+    X = tl.Tensor(problem.X, dtype=np.float32)
+    W = tl.Tensor(problem.W0, requires_grad=True, dtype=np.float32)
+    b = tl.Tensor(problem.b0, requires_grad=True, dtype=np.float32)
+    problem.runs["float32"], problem.labels["float32"] = [], f"1b. float32, {epochs} epochs"
+    b_values = [b.item()]
+    for epoch in range(1, epochs + 1):
+        y = 3.657 * problem.X + 0.33 * rng.standard_normal(problem.X.shape)
+        train(X, tl.Tensor(y, dtype=np.float32), W, b, LR, 1, lambda _: None)  # plain GD keeps no state
+        b_values.append(b.item())
+        problem.runs["float32"].append((W.item(), b.item()))
+        if epoch % PRINT_EVERY == 0:
+            print(f"Epoch {epoch}: W = {W.item():.6f}, b = {b.item():.9f}")
+    changed = np.flatnonzero(np.diff(b_values)) + 1  # the epochs in which b changed at all
+    last = int(changed[-1]) if len(changed) else 0
+    # while W is far off, the residuals are large and so is b's update; once W has settled, b stops dead
+    print(f"b changed in {len(changed)} of {epochs} epochs, the last time in epoch {last}; from then on not at all")
+
+    # Why: the size of the last step's update to b, against the spacing of float32 numbers at b
+    batch = tl.data.batch_indices(len(problem.X), BATCH_SIZE)[-1]
+    y = tl.Tensor(3.657 * problem.X[batch] + 0.33 * rng.standard_normal((BATCH_SIZE, 1)), dtype=np.float32)
+    loss = tl.losses.mse(X[batch] @ W + b, y) + tl.losses.l2_penalty([W], L2)
+    loss.backward()
+    update = abs(LR * b.grad.item())
+    spacing = abs(float(np.spacing(np.float32(b.item()))))
+    print(
+        f"at b = {b.item():.9f} a step changes b by lr·∂loss/∂b = {update:.2g}, but float32 numbers there are "
+        f"{spacing:.2g} apart:"
+    )
+    rounds = "below half of it, so b - update rounds back to b" if update < spacing / 2 else "enough to move b"
+    print(f"  the update is {update / spacing:.2g} of the spacing, {rounds}")
+    return {
+        "float32_b_changes": len(changed),
+        "float32_last_change": last,
+        "float32_update": update,
+        "float32_spacing": spacing,
+    }
 
 
 def explain_stuck_bias(problem: Problem, seconds_per_step: float) -> dict[str, float]:
@@ -224,24 +273,43 @@ def compare_runs(problem: Problem) -> None:
     print(" lr circles the optimum, each batch pulling towards its own; one batch of 10000 lands on it)")
 
 
-def draw_pictures(problem: Problem, out_dir: Path) -> None:
-    """02_fit.png, the tutorial's line over the data, and 02_loss.png, every run's loss above the optimum."""
-    tutorial = problem.runs["tutorial"]  # one (W, b) per epoch
-    tutorial_W, tutorial_b = tutorial[-1]
-    sign = "-" if tutorial_b < 0 else "+"
-    tl.plot.plot_fit(
-        problem.x,
-        problem.y,
-        coef=tutorial_W,
-        intercept=tutorial_b,
-        reference=(problem.ridge_W, problem.ridge_b),
-        # b's error, 0.005, is invisible next to y's range: only the loss and the numbers show it
-        title=(
-            f"After {len(tutorial)} epochs: y = {tutorial_W:.4f}x {sign} {abs(tutorial_b):.4f} "
-            f"(optimal b: {problem.ridge_b:.4f})"
-        ),
-        path=out_dir / "02_fit.png",
+def draw_lines_minus_optimum(problem: Problem, path: Path) -> None:
+    """02_fit.png: each run's final line minus the optimum's, over the data's x; at x = 0 the bias gap."""
+    from matplotlib.figure import Figure
+
+    # Drawn over the data, the lines are one: b's error is a few thousandths where y reaches 36570.
+    # Their difference from the optimum, (W - W*)·x + (b - b*), shows it: b - b* at x = 0, and the
+    # slope W - W* with which W makes up for the wrong b over the rest.
+    figure = Figure(figsize=(7.5, 4.5), layout="constrained")
+    ax = figure.subplots()
+    ends = np.array([problem.x[0], problem.x[-1]])
+    ax.axhline(0.0, color="0.15", linestyle="--", linewidth=1.5, label="optimum (tl.solvers.ridge)")
+    # (not 1b: its last noise draw is not the data these lines are measured against)
+    for color, key in (("C3", "tutorial"), ("C1", "standardised"), ("C2", "folded")):
+        w_value, b_value = problem.runs[key][-1]
+        difference = (w_value - problem.ridge_W) * ends + (b_value - problem.ridge_b)
+        ax.plot(ends, difference, color=color, linewidth=2.0, label=problem.labels[key])
+    tutorial_gap = problem.runs["tutorial"][-1][1] - problem.ridge_b
+    ax.annotate(
+        f"bias gap b - b* = {tutorial_gap:+.4f}",
+        (0.0, tutorial_gap),
+        xytext=(2500, tutorial_gap),
+        arrowprops={"arrowstyle": "->"},
+        va="center",
     )
+    ax.set_xlabel("x")
+    ax.set_ylabel("line minus the optimum's line (units of y)")
+    ax.set_title("Each run's line minus the optimum: the bias gap is the value at x = 0")
+    ax.grid(True, alpha=0.3)
+    ax.legend(frameon=False, fontsize="small")
+    figure.savefig(path, dpi=120)
+
+
+def draw_pictures(problem: Problem, out_dir: Path) -> list[Path]:
+    """02_fit.png, every run's line minus the optimum's, and 02_loss.png, every run's loss above the optimum."""
+    fit_path, loss_path = out_dir / "02_fit.png", out_dir / "02_loss.png"
+    draw_lines_minus_optimum(problem, fit_path)
+    tutorial = problem.runs["tutorial"]  # one (W, b) per epoch
 
     def excess(run: list[tuple[float, float]]) -> list[float]:
         return [objective(problem.X, problem.Y, *wb) - problem.ridge_loss for wb in run]
@@ -252,13 +320,14 @@ def draw_pictures(problem: Problem, out_dir: Path) -> None:
         title="Loss above the optimum: the tutorial's stalls because b is stuck",
     )
     ax = figure.axes[0]
-    ax.lines[0].set_label("1. tutorial (unscaled x)")
+    ax.lines[0].set_label("1a. tutorial (unscaled x)")
     for color, key in (("C1", "standardised"), ("C2", "folded")):
         losses = excess(problem.runs[key])
         ax.plot(range(1, len(losses) + 1), losses, color=color, label=problem.labels[key].split(",")[0])
     ax.set_xscale("log")
     ax.legend(frameon=False)
-    figure.savefig(out_dir / "02_loss.png", dpi=120)
+    figure.savefig(loss_path, dpi=120)
+    return [fit_path, loss_path]
 
 
 def key_numbers(problem: Problem, diagnosis: dict[str, float]) -> dict:
@@ -278,13 +347,16 @@ def main(out_dir: str | Path = ".", fast: bool = False) -> dict:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     problem = Problem()
-    seconds_per_step = run_tutorial(problem, epochs=200 if fast else EPOCHS)
+    epochs = 200 if fast else EPOCHS
+    seconds_per_step = run_tutorial(problem, epochs)
+    in_float32 = run_in_float32(problem, EPOCHS // 2 if fast else EPOCHS)  # b stops within the first 1000
     diagnosis = explain_stuck_bias(problem, seconds_per_step)
     standardise_x(problem)
     fold_bias_into_weights(problem)
     compare_runs(problem)
-    draw_pictures(problem, out_dir)
-    return key_numbers(problem, diagnosis)
+    paths = draw_pictures(problem, out_dir)
+    print(f"\nwrote {' and '.join(map(str, paths))}")
+    return key_numbers(problem, {**diagnosis, **in_float32})
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ It adds the closed form (`tl.solvers.ols`: exactly 2 and 30 on noise-free data) 
 predict(20) is already right while the weights are not yet: the last error left is along the flat
 direction of the loss, which tilts the line about a point near x = 20.
 
-Pictures: `03_loss.png` (the loss curve), `03_fit.png` (the six points, the line, the closed form).
+Pictures: `03_loss.png` (the loss curve), `03_fit.png` (the six points, the line and the closed form
+out to x = 20, where the two meet).
 """
 
 from __future__ import annotations
@@ -55,15 +56,22 @@ def main(out_dir: str | Path = ".", fast: bool = False) -> dict:
     crossing = (intercept - bias) / (slope - coef)
     print(f"the learned line crosses the true one at x = {crossing:.1f}; the flat direction pivots at x = {pivot:.1f}")
 
-    tl.plot.plot_loss(history, title="Adam(lr=0.1) on y = 2x + 30", path=out_dir / "03_loss.png")
-    tl.plot.plot_fit(
+    loss_path, fit_path = out_dir / "03_loss.png", out_dir / "03_fit.png"
+    tl.plot.plot_loss(history, title="Adam(lr=0.1) on y = 2x + 30", path=loss_path)
+    figure = tl.plot.plot_fit(
         x,
         y,
         model.predict,
         reference=(coef, intercept),
+        xlim=(-12.0, 22.0),  # out to x = 20, where the question is asked
         title=f"After {epochs} epochs: y = {slope:.3f}x + {bias:.3f}; predict(20) = {prediction[0, 0]:.2f}",
-        path=out_dir / "03_fit.png",
     )
+    ax = figure.axes[0]
+    ax.axvline(pivot, color="0.5", linestyle=":", label=f"pivot of the flat direction, x = {pivot:.1f}")
+    ax.scatter([20.0], prediction[0], color="C3", marker="*", s=150, zorder=3, label="predict([20.0])")
+    ax.legend(frameon=False)
+    figure.savefig(fit_path, dpi=120)
+    print(f"wrote {loss_path} and {fit_path}")
     return {
         "prediction": float(prediction[0, 0]),
         "slope": slope,

@@ -60,6 +60,20 @@ def axis_args(draw, ndim: int):
 
 
 @st.composite
+def squeeze_axes(draw, shape: tuple[int, ...]):
+    """`axis` for `squeeze`: None (every length-1 axis), or some of the length-1 axes of `shape` (none at
+    all included) as an int or a tuple, each written as a positive or a negative axis."""
+    ones = [i for i, n in enumerate(shape) if n == 1]
+    if not ones or draw(st.booleans()):
+        return draw(st.sampled_from([None, ()]))
+    axes = [
+        a - len(shape) if draw(st.booleans()) else a
+        for a in draw(st.lists(st.sampled_from(ones), min_size=1, unique=True))
+    ]
+    return axes[0] if len(axes) == 1 and draw(st.booleans()) else tuple(axes)
+
+
+@st.composite
 def permutations(draw, ndim: int):
     """A permutation of `ndim` axes for `transpose`, each entry written as a positive or a negative axis."""
     axes = draw(st.permutations(range(ndim)))

@@ -29,6 +29,7 @@ OPTIONS = [
     "--l2",
     "--seed",
     "--out-dir",
+    "--save-weights",
     "--quiet",
 ]
 NUMBER = r"(-?[0-9.]+(?:e[+-]?[0-9]+)?)"
@@ -59,6 +60,16 @@ def equation(text: str) -> tuple[float, float]:
     match = re.match(rf"\w+ = {NUMBER} \* \w+ ([+-]) {NUMBER}", text)
     assert match, text
     return float(match[1]), float(match[3]) * (-1 if match[2] == "-" else 1)
+
+
+def csv_split(path, features, seed=0):
+    """The rows `fit --csv` uses: test rows drawn at random with --seed, then validation rows from the rest.
+    Returns (X_train, y_train), (X_test, y_test)."""
+    X, y, _ = tl.data.load_csv(path, "y", features)
+    rng = np.random.default_rng(seed)
+    (X_fit, y_fit), test = tl.data.random_split(X, y, 0.2, seed=rng)
+    train, _ = tl.data.random_split(X_fit, y_fit, 0.2, seed=rng)
+    return train, test
 
 
 def boston_training_rows(validation_split=0.2):
@@ -181,10 +192,9 @@ def test_standardized_csv_weights_are_reported_in_original_units(capsys, tmp_pat
         *["--epochs", "300", "--quiet", "--out-dir", str(tmp_path)],
     )
     assert code == 0, err
-    # the closed form of the raw data: the first 80 rows (the last 20 are the test split), of
-    # which the first 64 train and the next 16 validate
-    X, y, _ = tl.data.load_csv(csv_file, "y", ["a", "b"])
-    coef, intercept = tl.solvers.ols(X[:64], y[:64])
+    # the closed form of the raw data: 80 rows left by the random test split, of which 64 train
+    # and 16, drawn at random too, validate
+    coef, intercept = tl.solvers.ols(*csv_split(csv_file, ["a", "b"])[0])
     rows = {}
     for line in out.splitlines():
         cells = line.split()
@@ -209,8 +219,7 @@ def test_csv_with_one_feature_reports_an_equation(capsys, tmp_path, csv_file):
     argv = ["fit", "--csv", str(csv_file), "--target", "y", "--features", "a", "--standardize", "--quiet"]
     code, out, err = run(capsys, *argv, "--out-dir", str(tmp_path))
     assert code == 0, err
-    X, y, _ = tl.data.load_csv(csv_file, "y", ["a"])
-    coef, intercept = tl.solvers.ols(X[:64], y[:64])
+    coef, intercept = tl.solvers.ols(*csv_split(csv_file, ["a"])[0])
     assert equation(field(out, "Closed form:")) == pytest.approx((coef[0], intercept), rel=1e-5)
     assert equation(field(out, "Learned:")) == pytest.approx((coef[0], intercept), rel=1e-4)
 
@@ -230,6 +239,199 @@ def test_a_run_far_from_the_optimum_says_so_also_when_quiet(capsys, tmp_path, qu
     code, out, _ = run(capsys, "fit", "--epochs", "3", *quiet, "--out-dir", str(tmp_path))
     assert code == 0
     assert "training stopped short of the optimum" in field(out, "Note:")
+
+
+def weight_rows(out: str, names) -> dict[str, list[float]]:
+    """The report's table: name -> [learned, closed form, |Δ|]."""
+    rows = {}
+    for line in out.splitlines():
+        cells = line.split()
+        if cells and cells[0] in names:
+            rows[cells[0]] = [float(cell) for cell in cells[1:]]
+    return rows
+
+
+# ----- --features on the bundled data, and a CSV's random test rows -----
+
+
+def test_features_on_the_bundled_data_train_on_those_columns_of_the_keras_split(capsys, tmp_path):
+    argv = ["fit", "--features", "lstat", "rm", "--standardize", "--epochs", "300", "--out-dir", str(tmp_path)]
+    code, out, err = run(capsys, *argv)
+    assert code == 0, err
+    assert "target medv, features lstat, rm; 323 train / 81 validation / 102 test rows" in field(out, "Data:")
+    (x, y), _ = tl.datasets.load_boston_housing()
+    columns = [tl.datasets.BOSTON_FEATURES.index(name) for name in ("lstat", "rm")]
+    (x_train, y_train), _ = tl.data.validation_split(x[:, columns], y, 0.2)
+    coef, intercept = tl.solvers.ols(x_train, y_train)
+    rows = weight_rows(out, ("lstat", "rm", "(bias)"))
+    assert [rows["lstat"][1], rows["rm"][1], rows["(bias)"][1]] == pytest.approx([*coef, intercept], rel=1e-5)
+
+
+def test_features_all_on_the_bundled_data_uses_its_13_columns(capsys, tmp_path):
+    code, out, err = run(
+        capsys, "fit", "--features", "all", "--standardize", "--epochs", "2", "--out-dir", str(tmp_path)
+    )
+    assert code == 0, err
+    assert f"features {', '.join(tl.datasets.BOSTON_FEATURES)};" in field(out, "Data:")
+
+
+@pytest.fixture
+def sorted_csv(tmp_path):
+    """The bundled Boston data as a CSV sorted by price: its last rows are the dearest districts."""
+    (x, y), (x_test, y_test) = tl.datasets.load_boston_housing()
+    X, y = np.concatenate([x, x_test]), np.concatenate([y, y_test])
+    order = np.argsort(y, kind="stable")
+    path = tmp_path / "sorted.csv"
+    header = ",".join([*tl.datasets.BOSTON_FEATURES, "y"])
+    np.savetxt(path, np.column_stack([X[order], y[order]]), delimiter=",", header=header, comments="", fmt="%.17g")
+    return path
+
+
+def r2_line(capsys, tmp_path, csv, seed):
+    argv = ["fit", "--csv", str(csv), "--target", "y", "--features", "rm", "lstat", "ptratio", "--standardize"]
+    code, out, err = run(capsys, *argv, "--seed", str(seed), "--epochs", "2", "--quiet", "--out-dir", str(tmp_path))
+    assert code == 0, err
+    return field(out, "R² on test:")
+
+
+def test_a_csvs_test_rows_are_drawn_at_random_seeded_by_seed(capsys, tmp_path, sorted_csv):
+    features = ["rm", "lstat", "ptratio"]
+    (X_train, y_train), (X_test, y_test) = csv_split(sorted_csv, features, seed=5)
+    coef, intercept = tl.solvers.ols(X_train, y_train)
+    expected = tl.losses.r2_score(X_test @ coef + intercept, y_test)
+    text = r2_line(capsys, tmp_path, sorted_csv, seed=5)
+    assert float(re.search(rf"closed form {NUMBER};", text)[1]) == pytest.approx(expected, abs=1e-4)
+    assert "102 test rows" in text
+    # the last 102 rows, all of them dearer than any training row, would give a far worse R²
+    X, y, _ = tl.data.load_csv(sorted_csv, "y", features)
+    (X_first, y_first), (X_last, y_last) = tl.data.validation_split(X, y, 0.2)
+    coef, intercept = tl.solvers.ols(*tl.data.validation_split(X_first, y_first, 0.2)[0])
+    assert tl.losses.r2_score(X_last @ coef + intercept, y_last) < 0 < 0.5 < expected
+    assert r2_line(capsys, tmp_path, sorted_csv, seed=5) == text
+    assert r2_line(capsys, tmp_path, sorted_csv, seed=6) != text
+
+
+# ----- --save-weights and predict -----
+
+
+@pytest.fixture
+def saved(capsys, tmp_path):
+    """A run on three bundled columns, standardised, saved: (the weights file, the learned table)."""
+    path = tmp_path / "boston weights"  # no .npz suffix: written at exactly this path all the same
+    argv = ["fit", "--features", "rm", "lstat", "ptratio", "--standardize", "--quiet"]
+    code, out, err = run(capsys, *argv, "--save-weights", str(path), "--out-dir", str(tmp_path))
+    assert code == 0, err
+    assert field(out, "Saved:").startswith(f"weights, feature names and scaling in {path}")
+    return path, weight_rows(out, ("rm", "lstat", "ptratio", "(bias)"))
+
+
+def test_saved_weights_are_plain_arrays_with_names_and_scaling(saved):
+    path, _ = saved
+    with np.load(path, allow_pickle=False) as archive:
+        assert archive["features"].tolist() == ["rm", "lstat", "ptratio"]
+        assert archive["target"].tolist() == "medv"
+        assert archive["scale"].shape == (3,) and np.all(archive["scale"] != 1)  # standardised
+        assert archive["weight"].shape == (3, 1) and archive["bias"].shape == (1,)
+
+
+def test_predict_applies_the_saved_weights_and_scaling_to_a_csvs_rows(capsys, tmp_path, saved):
+    path, rows = saved
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.uniform(4, 8, 5), rng.uniform(2, 30, 5), rng.uniform(13, 22, 5), np.arange(5.0)])
+    new_rows = tmp_path / "new.csv"  # the columns in another order, and one the model does not read
+    np.savetxt(new_rows, X[:, [2, 3, 0, 1]], delimiter=",", header="ptratio,id,rm,lstat", comments="", fmt="%.17g")
+    coef = [rows[name][0] for name in ("rm", "lstat", "ptratio")]
+    expected = X[:, :3] @ coef + rows["(bias)"][0]  # the report's weights in original units, to 6 digits
+
+    code, out, err = run(capsys, "predict", "--weights", str(path), "--csv", str(new_rows))
+    assert code == 0 and err == "", err
+    assert out.splitlines()[0] == "medv"
+    np.testing.assert_allclose([float(value) for value in out.splitlines()[1:]], expected, rtol=1e-5)
+
+    out_file = tmp_path / "predictions.csv"
+    code, out, err = run(capsys, "predict", "--weights", str(path), "--csv", str(new_rows), "--out", str(out_file))
+    assert code == 0, err
+    assert field(out, "Wrote:") == f"5 predictions of medv to {out_file}"
+    predicted = np.loadtxt(out_file, skiprows=1)
+    np.testing.assert_allclose(predicted, expected, rtol=1e-5)
+
+
+def test_predict_without_a_feature_column_is_one_error_line_naming_it(capsys, tmp_path, saved):
+    path, _ = saved
+    new_rows = tmp_path / "new.csv"
+    new_rows.write_text("rm,ptratio\n6.5,15\n")
+    code, out, err = run(capsys, "predict", "--weights", str(path), "--csv", str(new_rows))
+    assert code == 2 and out == ""
+    assert len(err.splitlines()) == 1 and err.startswith("tinygrad-lr: error: ")
+    assert "no column named 'lstat'" in err
+
+
+@pytest.mark.parametrize("case", ["missing", "directory", "csv", "pickle", "model weights", "a member short"])
+def test_predict_refuses_what_is_not_a_saved_weights_file_in_one_line(capsys, tmp_path, saved, case):
+    path, _ = saved
+    weights = tmp_path / "weights.npz"
+    if case == "directory":
+        weights = tmp_path
+    elif case == "csv":
+        weights.write_text("rm,y\n1,2\n")
+    elif case == "pickle":
+        np.savez(weights, features=np.array(["rm"], dtype=object))
+    elif case == "model weights":
+        tl.nn.Sequential([tl.nn.Linear(3, 1)]).save_weights(weights)
+    elif case == "a member short":
+        with np.load(path) as archive:
+            np.savez(weights, **{name: archive[name] for name in archive.files if name != "scale"})
+    new_rows = tmp_path / "new.csv"
+    new_rows.write_text("rm,lstat,ptratio\n6.5,10,15\n")
+    code, _, err = run(capsys, "predict", "--weights", str(weights), "--csv", str(new_rows))
+    assert code == 2
+    assert len(err.splitlines()) == 1 and err.startswith(f"tinygrad-lr: error: --weights {weights}: "), err
+
+
+# ----- the pictures -----
+
+
+@pytest.fixture
+def figures(monkeypatch):
+    """The figures the command draws, by function name, recorded as it draws them."""
+    drawn = {}
+    for name in ("plot_fit", "plot_excess_loss"):
+        original = getattr(tl.plot, name)
+
+        def record(*args, _original=original, _name=name, **kwargs):
+            drawn[_name] = _original(*args, **kwargs)
+            return drawn[_name]
+
+        monkeypatch.setattr(tl.plot, name, record)
+    return drawn
+
+
+@pytest.mark.parametrize("options", [[], ["--csv", "CSV", "--target", "y", "--standardize"]], ids=["default", "csv"])
+def test_loss_png_shows_the_excess_over_the_optimum_on_log_axes_in_every_run(
+    capsys, tmp_path, csv_file, figures, options
+):
+    options = [str(csv_file) if option == "CSV" else option for option in options]
+    code, out, err = run(capsys, "fit", *options, "--epochs", "50", "--quiet", "--out-dir", str(tmp_path))
+    assert code == 0, err
+    loss_ax, excess_ax = figures["plot_excess_loss"].axes
+    assert loss_ax.get_yscale() == excess_ax.get_yscale() == "log"
+    optimum = float(re.search(rf"vs optimum {NUMBER}", field(out, "Gap:"))[1])
+    loss, level = loss_ax.lines[:2]
+    assert level.get_ydata()[0] == pytest.approx(optimum, rel=1e-5) and level.get_color() == loss.get_color()
+
+
+def test_fit_png_of_several_features_labels_the_diagonal_perfect_prediction(capsys, tmp_path, csv_file, figures):
+    argv = ["fit", "--csv", str(csv_file), "--target", "y", "--standardize", "--epochs", "2", "--quiet"]
+    code, _, err = run(capsys, *argv, "--out-dir", str(tmp_path))
+    assert code == 0, err
+    train, validation, test = figures["plot_fit"].axes
+    assert [ax.get_title() for ax in (train, validation, test)] == [
+        "train (64 rows)",
+        "validation (16 rows)",
+        "test (20 rows)",
+    ]
+    assert [text.get_text() for text in train.get_legend().get_texts()][1].startswith("perfect prediction")
+    np.testing.assert_allclose(train.lines[0].get_ydata(), train.lines[0].get_xdata())  # the line y = x
 
 
 # ----- runs that diverge -----
@@ -374,7 +576,11 @@ def bad_inputs(tmp_path):
         "unknown target": [*csv, "--target", "price"],
         "unknown feature": [*csv, "--target", "y", "--features", "a", "rooms"],
         "csv without target": csv,
-        "features without csv": ["--features", "rm"],
+        "unknown Boston feature": ["--features", "rm", "rooms"],
+        "Boston target as a feature": ["--features", "medv"],
+        "all among other features": ["--features", "all", "rm"],
+        "save weights in a missing directory": ["--save-weights", str(tmp_path / "missing" / "w.npz")],
+        "save weights to a directory": ["--save-weights", str(tmp_path)],
         "target without csv": ["--target", "medv"],
         "negative lr": ["--lr", "-0.1"],
         "zero lr": ["--lr", "0"],
@@ -406,7 +612,11 @@ def bad_inputs(tmp_path):
         "unknown target",
         "unknown feature",
         "csv without target",
-        "features without csv",
+        "unknown Boston feature",
+        "Boston target as a feature",
+        "all among other features",
+        "save weights in a missing directory",
+        "save weights to a directory",
         "target without csv",
         "negative lr",
         "zero lr",

@@ -180,6 +180,30 @@ def test_validation_split_takes_last_samples():
     np.testing.assert_array_equal(y_train, y[:7])
 
 
+# ----- random_split -----
+
+
+def test_random_split_holds_out_seeded_random_rows_each_part_in_order():
+    x = np.arange(100.0).reshape(100, 1)
+    (x_kept, y_kept), (x_held, y_held) = data.random_split(x, 2 * x[:, 0], 0.2, seed=3)
+    assert (len(x_kept), len(x_held)) == (80, 20)  # validation_split's counts
+    np.testing.assert_array_equal(np.sort(np.concatenate([x_kept, x_held])[:, 0]), x[:, 0])  # every row once
+    assert np.all(np.diff(x_kept[:, 0]) > 0) and np.all(np.diff(x_held[:, 0]) > 0)  # file order kept
+    np.testing.assert_array_equal(y_held, 2 * x_held[:, 0])  # x and y stay paired
+    np.testing.assert_array_equal(y_kept, 2 * x_kept[:, 0])
+    assert x_held[:, 0].tolist() != list(range(80, 100))  # not the last rows
+    (_, _), (again, _) = data.random_split(x, x, 0.2, seed=3)
+    (_, _), (other, _) = data.random_split(x, x, 0.2, seed=4)
+    np.testing.assert_array_equal(again, x_held)
+    assert not np.array_equal(other, x_held)
+
+
+@pytest.mark.parametrize(("fraction", "message"), [(0.7, "leave no training sample"), (1.0, "fraction must be")])
+def test_random_split_refuses_what_validation_split_refuses(fraction, message):
+    with pytest.raises(ValueError, match=f"random_split: .*{message}"):
+        data.random_split(np.arange(3.0), np.arange(3.0), fraction, seed=0)
+
+
 @pytest.mark.parametrize(
     "n, fraction, n_train",
     [(51, 0.3, 35), (404, 0.3, 282), (10, 0.3, 7), (10, 0.7, 3), (3, 0.5, 1), (100, 0.29, 71), (7, 0.0, 7)],

@@ -28,10 +28,13 @@ def run_example(name, out_dir):
     return results, stdout.getvalue()
 
 
-def assert_pngs(out_dir, names):
+def assert_pngs(out_dir, names, stdout=None):
+    """Each picture is a PNG in out_dir; with `stdout`, the example printed its path."""
     for name in names:
         data = (Path(out_dir) / name).read_bytes()
         assert data[:8] == PNG_SIGNATURE, name
+        if stdout is not None:
+            assert str(Path(out_dir) / name) in stdout, name
 
 
 def test_every_example_is_tested():
@@ -49,7 +52,7 @@ def test_every_example_is_tested():
 
 def test_gradient_descent_heads_for_the_closed_form(tmp_path):
     results, stdout = run_example("01_gradient_descent", tmp_path)
-    assert_pngs(tmp_path, ["01_line_fit.png", "01_loss.png"])
+    assert_pngs(tmp_path, ["01_line_fit.png", "01_loss.png"], stdout)
     assert "Epoch 40: A = " in stdout
     assert results["A"] == pytest.approx(results["ols_coef"], abs=0.1)
     assert results["B"] == pytest.approx(results["ols_intercept"], abs=0.6)
@@ -58,9 +61,20 @@ def test_gradient_descent_heads_for_the_closed_form(tmp_path):
     assert results["ols_loss"] <= results["loss"] < 1.2 * results["ols_loss"]
 
 
+def test_gradient_descent_on_many_noise_draws_is_each_draw_run_alone(tmp_path):
+    results, stdout = run_example("01_gradient_descent", tmp_path)
+    spread = {name: np.array(values) for name, values in results["spread"].items()}
+    assert len(spread["A"]) == 50 and "on 50 noise draws" in stdout  # fast mode
+    assert spread["A"][0] == pytest.approx(results["A"], abs=1e-4)  # seed 0 is the single run's draw
+    assert spread["B"][0] == pytest.approx(results["B"], abs=1e-4)
+    assert spread["A"].std() > 0.01  # the draws differ
+    # the tutorial's loss of 0.31 is beyond reach of noise with standard deviation 1
+    assert spread["loss"].min() > 0.31 and "with a loss <= 0.31: 0" in stdout
+
+
 def test_l2_minibatch_bias_is_stuck_and_both_cures_reach_ridge(tmp_path):
     results, stdout = run_example("02_l2_minibatch", tmp_path)
-    assert_pngs(tmp_path, ["02_fit.png", "02_loss.png"])
+    assert_pngs(tmp_path, ["02_fit.png", "02_loss.png"], stdout)
     b0, ridge_b = results["b_initial"], results["ridge_b"]
     # without the cure: most of b's way to the optimum is still ahead, and b is not moving
     assert abs(results["tutorial_b"] - ridge_b) > 0.5 * abs(b0 - ridge_b)
@@ -69,6 +83,10 @@ def test_l2_minibatch_bias_is_stuck_and_both_cures_reach_ridge(tmp_path):
     assert results["condition_number"] > 1e7
     assert results["stable_lr"] == pytest.approx(3e-8, rel=0.01)
     assert results["steps_to_move_b"] > 1e7
+    # as the tutorial ran it, in float32: b stops dead once its update is below half float32's spacing
+    assert results["float32_last_change"] < 900  # of 1000 epochs (fast mode)
+    assert results["float32_update"] < results["float32_spacing"] / 2
+    assert "rounds back to b" in stdout
     # the cures: W on the ridge optimum, b within the small cycle that two fixed batches leave
     for cure in ("standardised", "folded"):
         assert results[f"{cure}_W"] == pytest.approx(results["ridge_W"], abs=1e-5)
@@ -78,7 +96,7 @@ def test_l2_minibatch_bias_is_stuck_and_both_cures_reach_ridge(tmp_path):
 
 def test_keras_adam_predicts_70(tmp_path):
     results, stdout = run_example("03_keras_adam", tmp_path)
-    assert_pngs(tmp_path, ["03_loss.png", "03_fit.png"])
+    assert_pngs(tmp_path, ["03_loss.png", "03_fit.png"], stdout)
     assert results["prediction"] == pytest.approx(70.0, abs=1.5)
     assert results["ols_coef"] == pytest.approx(2.0)
     assert results["ols_intercept"] == pytest.approx(30.0)
@@ -87,7 +105,7 @@ def test_keras_adam_predicts_70(tmp_path):
 
 def test_keras_progress_prints_epochs_and_summary(tmp_path):
     results, stdout = run_example("04_keras_progress", tmp_path)
-    assert_pngs(tmp_path, ["04_fit.png", "04_loss.png"])
+    assert_pngs(tmp_path, ["04_fit.png", "04_loss.png"], stdout)
     assert "Total params: 2" in stdout
     assert "Epoch 1/20" in stdout and "2/2 [==============================]" in stdout
     assert results["ols_coef"] == pytest.approx(1.0, abs=0.1)
@@ -96,8 +114,13 @@ def test_keras_progress_prints_epochs_and_summary(tmp_path):
 
 
 def test_boston_rooms_losses_are_finite_and_above_the_optimum(tmp_path):
-    results, _ = run_example("05_boston_rooms", tmp_path)
-    assert_pngs(tmp_path, ["05_loss.png", "05_fit.png"])
+    results, stdout = run_example("05_boston_rooms", tmp_path)
+    assert_pngs(tmp_path, ["05_loss.png", "05_fit.png"], stdout)
+    # Keras' progress lines for every epoch, as the tutorial printed them
+    assert [line for line in stdout.splitlines() if line.startswith("Epoch ")] == [
+        f"Epoch {k}/21" for k in range(1, 22)
+    ]
+    assert stdout.count("18/18 [==============================]") == 21
     assert np.isfinite(results["loss"]) and np.isfinite(results["val_loss"])
     assert results["final_loss"] > results["ols_loss"]
     assert results["val_loss"] > results["ols_val_loss"]
@@ -107,8 +130,8 @@ def test_boston_rooms_losses_are_finite_and_above_the_optimum(tmp_path):
 
 
 def test_polynomial_matches_ols_only_when_standardised(tmp_path):
-    results, _ = run_example("06_polynomial", tmp_path)
-    assert_pngs(tmp_path, ["06_fit.png", "06_loss.png"])
+    results, stdout = run_example("06_polynomial", tmp_path)
+    assert_pngs(tmp_path, ["06_fit.png", "06_loss.png"], stdout)
     assert results["condition_raw"] > 100 * results["condition_standardised"]
     np.testing.assert_allclose(results["coef"], results["ols_coef"], atol=0.02)
     assert results["intercept"] == pytest.approx(results["ols_intercept"], abs=0.05)
@@ -143,8 +166,7 @@ def newton_and_curvature(tmp_path_factory):
 
 def test_newton_and_curvature_runs_and_writes_its_pictures(newton_and_curvature):
     results, stdout, out_dir = newton_and_curvature
-    assert_pngs(out_dir, ["07_loss.png", "07_paths.png"])
-    assert str(out_dir / "07_loss.png") in stdout
+    assert_pngs(out_dir, ["07_loss.png", "07_paths.png"], stdout)
     assert "not within 100 epochs" in stdout  # fast mode: gradient descent on the stuck bias is capped
     for key in DATA_SETS:
         assert results[f"{key}_newton_epochs"] == 1

@@ -27,6 +27,7 @@ from tests.strategies import (
     shapes_with_empty,
     small_broadcastable_pairs,
     small_shapes,
+    squeeze_axes,
 )
 
 
@@ -52,6 +53,7 @@ UNARY = {
     # the bounds sit between the values hypothesis favours, away from the kinks
     "clip": (lambda x: x.clip(-0.7071, 0.6180), lambda a: np.clip(a, -0.7071, 0.6180), "any"),
     "clip_low": (lambda x: x.clip(low=-0.7071), lambda a: np.clip(a, -0.7071, None), "any"),
+    "clip_high": (lambda x: x.clip(high=0.6180), lambda a: np.clip(a, None, 0.6180), "any"),
 }
 
 # name: (engine, NumPy reference, left domain, right domain)
@@ -391,6 +393,26 @@ def test_squeeze_names_axes_as_numpy_and_refuses_a_long_one():
     assert tl.Tensor([[1.0, 2.0]]).tolist() == [[1.0, 2.0]] and tl.Tensor(2.0).tolist() == 2.0
 
 
+@given(data=st.data(), dtype=FLOAT_DTYPES)
+def test_squeeze_of_named_axes_forward_and_gradient(data, dtype):
+    """The table's `squeeze` removes every length-1 axis; here only the named ones go (none, for `()`)."""
+    a = data.draw(arrays(data.draw(shapes), "any", dtype))
+    axis = data.draw(squeeze_axes(a.shape))
+    _check_forward(tl.Tensor(a).squeeze(axis), np.squeeze(a, axis))
+    assert tl.gradcheck(lambda x: x.squeeze(axis), tl.Tensor(a.astype(np.float64), requires_grad=True))
+
+
+@given(data=st.data(), dtype=FLOAT_DTYPES)
+def test_tolist_is_ndarray_tolist(data, dtype):
+    """Nested lists of Python floats (a float for a 0-d tensor), also from a tensor in a graph."""
+    a = data.draw(arrays(data.draw(shapes_with_empty), "special", dtype))
+    x = tl.Tensor(a, requires_grad=True)
+    values = (x * 1).tolist()
+    np.testing.assert_array_equal(np.asarray(values, dtype=dtype).reshape(a.shape), a)
+    assert values == a.tolist() or np.isnan(a).any()  # NaN != NaN: the array comparison above covers them
+    assert all(type(v) is float for v in np.ravel(np.asarray(values, dtype=object)))
+
+
 # ----- derivatives of derivatives: every op again, through gradgradcheck -----
 
 SMOOTH = ["exp", "log", "tanh", "sigmoid", "square", "cube_root"]
@@ -484,6 +506,19 @@ def test_shape_ops_and_indexing_second_derivative(data):
     assert tl.gradgradcheck(lambda x: (x * x).transpose(axes).reshape(-1), x)
     assert tl.gradgradcheck(lambda x: (x * x)[basic], x)
     assert tl.gradgradcheck(lambda x: (x * x)[picks] * x[picks], x)
+
+
+@second_order
+@given(data=st.data())
+def test_squeeze_flatten_and_clip_second_derivative_through_a_square(data):
+    """The table's rows are linear (or piecewise so): through x² their second derivatives are not all 0."""
+    a = data.draw(arrays(data.draw(small_shapes), "grid"))  # squares 0, 0.25, 1, 2.25, 4: never on a bound
+    axis = data.draw(squeeze_axes(a.shape))
+    x = tl.Tensor(a, requires_grad=True)
+    assert tl.gradgradcheck(lambda x: (x * x).squeeze(axis), x)
+    assert tl.gradgradcheck(lambda x: (x * x).flatten() * x.flatten(), x)
+    assert tl.gradgradcheck(lambda x: (x * x).clip(0.5, 3.0) * x, x)
+    assert tl.gradgradcheck(lambda x: (x * x).clip(high=1.5) + (x * x * x).clip(low=-0.5), x)
 
 
 @pytest.mark.parametrize("name", sorted(UNARY))

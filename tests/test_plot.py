@@ -10,7 +10,7 @@ import pytest
 
 import tinygrad_lr as tl
 from tests.processes import ROOT, child_env
-from tinygrad_lr.plot import plot_fit, plot_loss, plot_points
+from tinygrad_lr.plot import plot_excess_loss, plot_fit, plot_loss, plot_points
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -109,13 +109,38 @@ def test_plot_fit_with_test_data_draws_train_and_test_panels_with_the_same_line(
     train, test = fig.axes
     assert [len(ax.collections) for ax in fig.axes] == [1, 1]
     assert len(train.collections[0].get_offsets()) == 30 and len(test.collections[0].get_offsets()) == 7
-    assert train.get_title() == "train (30 samples)" and test.get_title() == "test (7 samples)"
+    assert train.get_title() == "train (30 rows)" and test.get_title() == "test (7 rows)"
     assert legend_texts(train) == ["train data", "fit", "closed form"]
     assert legend_texts(test) == ["test data", "fit", "closed form"]
     for a, b in zip(train.lines, test.lines):
         np.testing.assert_array_equal(a.get_xydata(), b.get_xydata())
     assert train.lines[0].get_xdata().max() == x_test.max()  # the line spans both data sets
     assert fig.get_suptitle() == "t"
+
+
+def test_plot_fit_draws_a_validation_panel_between_train_and_test(line_data):
+    x, y = line_data
+    fig = plot_fit(x[:20], y[:20], coef=3.5, x_val=x[20:25], y_val=y[20:25], x_test=x[25:], y_test=y[25:])
+    assert [ax.get_title() for ax in fig.axes] == ["train (20 rows)", "validation (5 rows)", "test (5 rows)"]
+    assert legend_texts(fig.axes[1]) == ["validation data", "fit"]
+    with pytest.raises(ValueError, match="give both x_val and y_val"):
+        plot_fit(x, y, coef=3.5, x_val=x)
+
+
+def test_plot_fit_xlim_extends_the_axis_and_the_lines_beyond_the_data(line_data):
+    x, y = line_data  # x in [0, 10]
+    (ax,) = plot_fit(x, y, coef=3.5, intercept=2.0, reference=(3.4, 2.1), xlim=(-5.0, 20.0)).axes
+    assert ax.get_xlim() == (-5.0, 20.0)
+    for line in ax.lines:
+        assert (line.get_xdata().min(), line.get_xdata().max()) == (-5.0, 20.0)
+    for bad in [(20.0, -5.0), (0.0, np.inf), 3.0]:
+        with pytest.raises(ValueError, match="xlim"):
+            plot_fit(x, y, coef=3.5, xlim=bad)
+
+
+def test_plot_fit_label_names_the_line(line_data):
+    (ax,) = plot_fit(*line_data, coef=1.0, label="perfect prediction").axes
+    assert legend_texts(ax) == ["data", "perfect prediction"]
 
 
 def test_plot_fit_writes_a_png_at_exactly_the_path(tmp_path, line_data):
@@ -254,3 +279,42 @@ def test_plot_loss_writes_a_png(tmp_path):
 def test_plot_loss_rejects_empty_or_malformed_history(history, message):
     with pytest.raises(ValueError, match=message):
         plot_loss(history)
+
+
+# ----- plot_excess_loss -----
+def test_plot_excess_loss_draws_each_optimum_in_its_curves_colour_and_the_excess_on_log_axes():
+    history = {"loss": [9.0, 5.0, 4.5, 4.01], "val_loss": [10.0, 7.0, 6.5, 6.4]}
+    fig = plot_excess_loss(history, {"loss": 4.0, "val_loss": 6.0}, title="t")
+    ax, excess_ax = fig.axes
+    assert ax.get_yscale() == excess_ax.get_yscale() == "log"
+    loss, loss_level, val, val_level = ax.lines
+    assert loss.get_color() == loss_level.get_color() != val.get_color() == val_level.get_color()
+    assert loss_level.get_linestyle() == val_level.get_linestyle() == ":"
+    np.testing.assert_array_equal(loss_level.get_ydata(), [4.0, 4.0])
+    np.testing.assert_array_equal(val_level.get_ydata(), [6.0, 6.0])
+    (excess,) = excess_ax.lines
+    np.testing.assert_allclose(excess.get_ydata(), [5.0, 1.0, 0.5, 0.01])
+    assert legend_texts(excess_ax) == ["loss - optimum"]
+    assert fig.get_suptitle() == "t"
+
+
+def test_plot_excess_loss_is_log_scaled_even_for_a_short_flat_run_and_leaves_gaps_at_or_below_the_optimum():
+    fig = plot_excess_loss([2.0, 1.5, 1.0, 0.99], 1.0)  # a plain sequence of losses and one optimum
+    ax, excess_ax = fig.axes
+    assert ax.get_yscale() == excess_ax.get_yscale() == "log"
+    ydata = excess_ax.lines[0].get_ydata()
+    np.testing.assert_allclose(ydata[:2], [1.0, 0.5])
+    assert np.isnan(ydata[2:]).all()  # 0 and -0.01 have no place on a log axis
+
+
+@pytest.mark.parametrize(
+    ("optimum", "message"),
+    [
+        ({"val_loss": 1.0}, "needs the level of 'loss'"),
+        ({"loss": 1.0, "mae": 1.0}, "an optimum for 'mae'"),
+        (float("nan"), "finite number"),
+    ],
+)
+def test_plot_excess_loss_rejects_optima_it_cannot_place(optimum, message):
+    with pytest.raises(ValueError, match=message):
+        plot_excess_loss({"loss": [2.0, 1.0], "val_loss": [3.0, 2.0]}, optimum)

@@ -25,11 +25,11 @@ __all__ = ["grad", "hessian", "hvp", "jacobian", "vjp"]
 def _as_tensors(what: str, values: Tensor | Sequence[Tensor]) -> tuple[list[Tensor], bool]:
     """A list of Tensors, and whether a single one was given (the result is then not a tuple)."""
     single = isinstance(values, Tensor)
-    values = [values] if single else list(values)
-    for i, value in enumerate(values):
+    tensors = [values] if isinstance(values, Tensor) else list(values)
+    for i, value in enumerate(tensors):
         if not isinstance(value, Tensor):
             raise TypeError(f"{what}: item {i} is a {type(value).__name__}, not a Tensor")
-    return values, single
+    return tensors, single
 
 
 def grad(
@@ -115,8 +115,8 @@ def jacobian(fn: Callable[..., Any], *inputs: Any, create_graph: bool = False) -
             for parts, g in zip(per_input, grads):
                 parts.append(g)
         rows.append(tuple(_stack(parts, out.shape, x) for parts, x in zip(per_input, xs)))
-    rows = [row[0] if len(xs) == 1 else row for row in rows]
-    return rows[0] if single_output else tuple(rows)
+    blocks = [row[0] if len(xs) == 1 else row for row in rows]
+    return blocks[0] if single_output else tuple(blocks)
 
 
 def _stack(parts: list[Tensor], out_shape: tuple[int, ...], x: Tensor) -> Tensor:
@@ -127,12 +127,14 @@ def _stack(parts: list[Tensor], out_shape: tuple[int, ...], x: Tensor) -> Tensor
     if not any(p.requires_grad for p in parts):
         return Tensor(np.stack([p.data for p in parts]).reshape(shape))
     # with a graph: each row placed by its own op, so that every row stays differentiable
-    total = None
+    placed = []
     for k, part in enumerate(parts):
         basis = np.zeros(len(parts), x.dtype)
         basis[k] = 1
-        placed = Tensor(basis.reshape((-1,) + (1,) * x.ndim)) * part.reshape((1, *x.shape))
-        total = placed if total is None else total + placed
+        placed.append(Tensor(basis.reshape((-1,) + (1,) * x.ndim)) * part.reshape((1, *x.shape)))
+    total = placed[0]
+    for row in placed[1:]:
+        total = total + row
     return total.reshape(shape)
 
 
@@ -183,13 +185,15 @@ def hvp(fn: Callable[..., Any], inputs: Any, v: Any, create_graph: bool = False)
     if not isinstance(out, Tensor) or out.size != 1:
         raise RuntimeError("hvp: fn must return a single-element Tensor")
     gradients = grad(out, xs, create_graph=True)
-    inner = None
+    terms = []
     for g, vector, x in zip(gradients, vs, xs):
         vector = np.asarray(vector.data if isinstance(vector, Tensor) else vector, dtype=x.dtype)
         if vector.shape != x.shape:
             raise ValueError(f"hvp: v has shape {vector.shape} but its input has shape {x.shape}")
-        term = (g * vector).sum()
-        inner = term if inner is None else inner + term
+        terms.append((g * vector).sum())
+    inner = terms[0]
+    for term in terms[1:]:
+        inner = inner + term
     products = grad(inner, xs, create_graph=create_graph)
     value = out if create_graph else out.detach()
     return value, (products[0] if single else products)

@@ -1,14 +1,17 @@
 """The command line: `tinygrad-lr fit` trains a linear model and sets it beside the closed-form optimum.
 
     tinygrad-lr fit                                     # price against rooms, bundled Boston housing data
+    tinygrad-lr fit --features rm lstat ptratio --standardize --save-weights boston.npz
     tinygrad-lr fit --csv data.csv --target y --standardize --out-dir results
+    tinygrad-lr predict --weights boston.npz --csv new_rows.csv --out predictions.csv
 
 It trains `Sequential([Linear(d, 1)])` in float64 with `model.fit`, solves the same objective
 exactly with `tl.solvers.ols` / `ridge` on the same training rows, and prints both in the data's
 original units with the gap between them, the final losses, and R² on held-out test rows (the
-lines of `tinygrad_lr.report`); then it writes `fit.png` and `loss.png`. Bad input ends with one
-line on stderr, `tinygrad-lr: error: ...`, and exit code 2; a run that diverges prints its report,
-then such a line, and exits 1.
+lines of `tinygrad_lr.report`); then it writes `fit.png` and `loss.png`, and with `--save-weights`
+the weights with everything `predict` needs: the feature names, the target's name and the scaling.
+Bad input ends with one line on stderr, `tinygrad-lr: error: ...`, and exit code 2; a run that
+diverges prints its report, then such a line, and exits 1.
 """
 
 from __future__ import annotations
@@ -16,10 +19,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import functools
 import math
 import os
 import sys
+import zipfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +34,7 @@ import tinygrad_lr as tl
 from tinygrad_lr import checks
 from tinygrad_lr.report import Dataset, Result, line, number, report
 
-__all__ = ["build_parser", "main"]
+__all__ = ["SavedModel", "build_parser", "load_weights", "main", "save_weights"]
 
 PROG = "tinygrad-lr"
 OPTIMIZERS = ("gd", "adam", "rmsprop")  # names in tl.optim.BY_NAME
@@ -42,6 +49,9 @@ PROGRESS_LINES = 10  # with more epochs than twice this, only about this many pr
 CHUNKED_ABOVE = 1 << 30  # a CSV file larger than this (bytes) is read in chunks by dask.dataframe
 CSV_BLOCKSIZE = "64MB"  # bytes of CSV text per chunk
 PICTURE_ROWS = 10_000  # rows of a chunked data set drawn in fit.png: the first ones of each part
+DEFAULT_FEATURES = ["rm"]  # of the bundled Boston data: price against rooms
+ALL = "all"  # --features all: every column but the target
+WEIGHTS_FORMAT = "tinygrad-lr fit --save-weights, version 1"  # the "format" member of a weights file
 
 
 class UsageError(Exception):
@@ -96,23 +106,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--features",
         metavar="COL",
         nargs="+",
-        help="The columns to predict from (default: every column except the target); only with --csv.",
+        help="The columns to predict from, or 'all' for every column but the target. For a CSV the default is "
+        f"all; for the bundled Boston data it is {DEFAULT_FEATURES[0]}, and any of its 13 columns may be named: "
+        f"{', '.join(tl.datasets.BOSTON_FEATURES)}.",
     )
     data.add_argument(
         "--test-split",
         metavar="FRACTION",
         type=float,
         default=0.2,
-        help="Fraction of the rows held out to report R² on: the last rows of a CSV, Keras' test split of the "
-        "Boston data (default 0.2; 0 reports R² on the training rows instead).",
+        help="Fraction of the rows held out to report R² on: rows of a CSV drawn at random (seeded by --seed, "
+        "each part kept in file order), Keras' test split of the Boston data (default 0.2; 0 reports R² on the "
+        "training rows instead).",
     )
     data.add_argument(
         "--validation-split",
         metavar="FRACTION",
         type=float,
         default=0.2,
-        help="Fraction of the remaining rows, the last ones as in Keras, kept out of training to report "
-        "the validation loss each epoch (default 0.2; 0 for none).",
+        help="Fraction of the remaining rows kept out of training to report the validation loss each epoch: "
+        "rows of a CSV drawn at random (seeded by --seed), the last ones of the Boston data as in Keras "
+        "(default 0.2; 0 for none).",
     )
     data.add_argument(
         "--standardize",
@@ -159,7 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         type=int,
         default=0,
-        help="Seed of the initial weights and of the batch shuffling, so that a run repeats exactly (default 0).",
+        help="Seed of the initial weights, of the batch shuffling and of a CSV's test rows, so that a run repeats "
+        "exactly (default 0).",
     )
     output = fit.add_argument_group("output")
     output.add_argument(
@@ -169,9 +184,38 @@ def build_parser() -> argparse.ArgumentParser:
         help="Directory to write fit.png and loss.png to, created if missing (default: the current directory).",
     )
     output.add_argument(
+        "--save-weights",
+        metavar="PATH",
+        help="Write the learned weights to this .npz file, with the feature names, the target's name and the "
+        "scaling: all that 'tinygrad-lr predict' needs (not written when training diverges).",
+    )
+    output.add_argument(
         "--quiet",
         action="store_true",
         help="Print the results only (notes included): no data summary and no progress lines.",
+    )
+
+    predict = commands.add_parser(
+        "predict",
+        help="apply weights saved by 'fit --save-weights' to the rows of a CSV file",
+        description=(
+            "Predict the target for each row of a CSV file with weights saved by 'tinygrad-lr fit --save-weights': "
+            "the file's columns are found by the saved feature names (other columns are ignored) and scaled as in "
+            "training. The predictions are written as a CSV of one column, named after the target."
+        ),
+    )
+    predict.add_argument(
+        "--weights", metavar="PATH", required=True, help="The .npz file written by 'tinygrad-lr fit --save-weights'."
+    )
+    predict.add_argument(
+        "--csv",
+        metavar="FILE",
+        required=True,
+        help="The rows to predict: a header row of column names, then rows of numbers; it must hold every "
+        "feature the weights were trained on.",
+    )
+    predict.add_argument(
+        "--out", metavar="FILE", help="Write the predictions to this CSV file (default: standard output)."
     )
     return parser
 
@@ -179,13 +223,16 @@ def build_parser() -> argparse.ArgumentParser:
 def _check_options(args: argparse.Namespace) -> None:
     """The checks argparse cannot make: ranges, and options that only make sense together."""
     if args.csv is None:
-        for option, value in (("--target", args.target), ("--features", args.features)):
-            if value is not None:
-                raise UsageError(f"{option} needs --csv PATH (without --csv the Boston data use medv against rm)")
+        if args.target is not None:
+            raise UsageError(
+                f"--target needs --csv PATH (the bundled Boston data's target is {tl.datasets.BOSTON_TARGET})"
+            )
     elif args.target is None:
         raise UsageError("--csv needs --target COL, the column to predict")
     if args.scheduler is not None and args.csv is None:
         raise UsageError("--scheduler needs --csv PATH (the bundled Boston data are read in memory)")
+    if args.features is not None and ALL in args.features and len(args.features) > 1:
+        raise UsageError(f"--features {ALL} stands alone: it means every column but the target")
 
     try:  # the package's own checks, so that the options say what its functions would say
         checks.check_fraction("--test-split", args.test_split)
@@ -204,11 +251,32 @@ def _check_options(args: argparse.Namespace) -> None:
 # ----- the data -----
 
 
-def _split(X: np.ndarray, y: np.ndarray, fraction: float, option: str):
+def _split(X: np.ndarray, y: np.ndarray, fraction: float, option: str, seed: np.random.Generator | None = None):
+    """tl.data.validation_split (the last rows), or with a seed tl.data.random_split; errors blame `option`."""
+    split = tl.data.validation_split if seed is None else functools.partial(tl.data.random_split, seed=seed)
     try:
-        return tl.data.validation_split(X, y, fraction)
+        return split(X, y, fraction)
     except ValueError as error:
-        raise UsageError(f"{option} {fraction:g}: {str(error).removeprefix('validation_split: ')}") from None
+        reason = str(error).removeprefix("validation_split: ").removeprefix("random_split: ")
+        raise UsageError(f"{option} {fraction:g}: {reason}") from None
+
+
+def _csv_features(args: argparse.Namespace) -> list[str] | None:
+    """--features for a CSV: None (every column but the target) for the default and for 'all'."""
+    return None if args.features in (None, [ALL]) else args.features
+
+
+def _boston_features(args: argparse.Namespace) -> list[str]:
+    """--features for the bundled data, checked against its columns."""
+    if args.features is None:
+        return DEFAULT_FEATURES
+    if args.features == [ALL]:
+        return list(tl.datasets.BOSTON_FEATURES)
+    columns = [*tl.datasets.BOSTON_FEATURES, tl.datasets.BOSTON_TARGET]
+    try:  # the CSV reader's rules and messages
+        return tl.data._choose_features("--features", columns, tl.datasets.BOSTON_TARGET, args.features)
+    except ValueError as error:
+        raise UsageError(f"{error} (the bundled Boston data)") from None
 
 
 def _leaves_training_rows(n: int, validation_split: float) -> bool:
@@ -232,29 +300,33 @@ def load_data(args: argparse.Namespace) -> Dataset:
     if args.csv is None:
         # Keras' boston_housing split, then price against the average number of rooms
         (X_fit, y_fit), (X_test, y_test) = tl.datasets.load_boston_housing(test_split=args.test_split)
-        column = tl.datasets.BOSTON_FEATURES.index("rm")
-        source, target, features = "Boston housing (bundled)", tl.datasets.BOSTON_TARGET, ["rm"]
-        X_fit, X_test = X_fit[:, [column]], X_test[:, [column]]
+        source, target, features = "Boston housing (bundled)", tl.datasets.BOSTON_TARGET, _boston_features(args)
+        columns = [tl.datasets.BOSTON_FEATURES.index(name) for name in features]
+        X_fit, X_test = X_fit[:, columns], X_test[:, columns]
     else:
         try:
-            X, y, features = tl.data.load_csv(args.csv, args.target, args.features)
+            X, y, features = tl.data.load_csv(args.csv, args.target, _csv_features(args))
         except FileNotFoundError:
             raise UsageError(f"--csv {args.csv}: no such file") from None
         except OSError as error:
             raise UsageError(f"--csv {args.csv}: cannot read it ({error.strerror or error})") from None
         except ValueError as error:
             raise UsageError(str(error)) from None
-        # the last rows are the test rows, cut as Keras cuts a validation split
-        (X_fit, y_fit), (X_test, y_test) = _split(X, y, args.test_split, "--test-split")
-        source, target = args.csv, args.target
+        # Test and validation rows drawn at random: the last rows of a file sorted by any column would
+        # be no test at all (the bundled data come shuffled, by Keras' recipe)
+        rng = np.random.default_rng(args.seed)
+        (X_fit, y_fit), (X_test, y_test) = _split(X, y, args.test_split, "--test-split", seed=rng)
+        return _three_ways(args, args.csv, args.target, features, X_fit, y_fit, X_test, y_test, rng)
 
     return _three_ways(args, source, target, features, X_fit, y_fit, X_test, y_test)
 
 
-def _three_ways(args, source, target, features, X_fit, y_fit, X_test, y_test) -> Dataset:
-    """The Dataset, once the test rows are off: the rest split into training and validation rows."""
+def _three_ways(args, source, target, features, X_fit, y_fit, X_test, y_test, rng=None) -> Dataset:
+    """The Dataset, once the test rows are off: the rest split into training and validation rows,
+    the last ones validating (Keras' rule), or with `rng` (a np.random.Generator) rows drawn at random."""
     _check_training_rows(args, len(X_fit), len(X_fit) + len(X_test))
-    (X_train, y_train), (X_val, y_val) = _split(X_fit, y_fit, args.validation_split, "--validation-split")
+    split = _split(X_fit, y_fit, args.validation_split, "--validation-split", seed=rng)
+    (X_train, y_train), (X_val, y_val) = split
     return Dataset(source, target, features, X_train, y_train, X_val, y_val, X_test, y_test)
 
 
@@ -291,7 +363,7 @@ def _load_chunked(args: argparse.Namespace) -> Dataset:
     columns = [str(column).strip() for column in frame.columns]
     frame.columns = columns
     try:  # the in-memory reader's rules for the target and the features, on the header
-        features = tl.data._choose_features(args.csv, columns, args.target, args.features)
+        features = tl.data._choose_features(args.csv, columns, args.target, _csv_features(args))
     except ValueError as error:
         raise UsageError(str(error)) from None
     try:  # one pass to count each chunk's rows, so that the splits and the chunks of X and y agree
@@ -299,8 +371,10 @@ def _load_chunked(args: argparse.Namespace) -> Dataset:
     except (ValueError, TypeError) as error:
         raise UsageError(f"--csv {args.csv}: not numeric ({' '.join(str(error).split())[:200]})") from None
     X, y = values[:, :-1], values[:, -1]
-    (X_fit, y_fit), (X_test, y_test) = _split(X, y, args.test_split, "--test-split")
-    return _three_ways(args, f"{args.csv} (in chunks)", args.target, features, X_fit, y_fit, X_test, y_test)
+    # the in-memory path's random rows: only their row numbers are drawn, in memory
+    rng = np.random.default_rng(args.seed)
+    (X_fit, y_fit), (X_test, y_test) = _split(X, y, args.test_split, "--test-split", seed=rng)
+    return _three_ways(args, f"{args.csv} (in chunks)", args.target, features, X_fit, y_fit, X_test, y_test, rng)
 
 
 def _fit_scaler(X: np.ndarray) -> tl.data.Standardizer:
@@ -476,6 +550,7 @@ def train(args: argparse.Namespace, data: Dataset, lr: float, scaler: tl.data.St
         r2=_r2(X_r2 @ coef + intercept, y_r2),
         optimum_r2=_r2(X_r2 @ optimum_coef + optimum_intercept, y_r2),
         history=history,
+        model=model,
     )
 
 
@@ -487,11 +562,9 @@ def write_pictures(args: argparse.Namespace, data: Dataset, result: Result, out_
     fit_path, loss_path = out_dir / "fit.png", out_dir / "loss.png"
     if tl.checks.is_dask_array(data.X_train):  # the first rows of each part, not millions of points
         parts = ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test")
-        data = dataclasses.replace(data, **{part: _for_pictures(getattr(data, part)) for part in parts})
-    test = {"x_test": None, "y_test": None}
+        pictured: dict[str, Any] = {part: _for_pictures(getattr(data, part)) for part in parts}
+        data = dataclasses.replace(data, **pictured)
     if len(data.features) == 1:
-        if len(data.X_test):
-            test = {"x_test": data.X_test[:, 0], "y_test": data.y_test}
         tl.plot.plot_fit(
             data.X_train[:, 0],
             data.y_train,
@@ -502,7 +575,7 @@ def write_pictures(args: argparse.Namespace, data: Dataset, result: Result, out_
             xlabel=data.features[0],
             ylabel=data.target,
             path=fit_path,
-            **test,
+            **_held_out_panels(data, lambda X: X[:, 0]),
         )
     else:
         # Several features: no line to draw over one of them. Plotted against its own prediction,
@@ -510,21 +583,34 @@ def write_pictures(args: argparse.Namespace, data: Dataset, result: Result, out_
         def predict(X: np.ndarray) -> np.ndarray:
             return X @ result.coef + result.intercept
 
-        if len(data.X_test):
-            test = {"x_test": predict(data.X_test), "y_test": data.y_test}
         tl.plot.plot_fit(
             predict(data.X_train),
             data.y_train,
             coef=1.0,
             intercept=0.0,
+            label="perfect prediction (actual = predicted)",
             title=f"actual {data.target} against predicted, {len(data.features)} features: {data.source}",
             xlabel=f"predicted {data.target}",
             ylabel=f"actual {data.target}",
             path=fit_path,
-            **test,
+            **_held_out_panels(data, predict),
         )
-    tl.plot.plot_loss(result.history, title=f"{args.optimizer} on {data.source}: loss per epoch", path=loss_path)
+    optimum = {"loss": result.optimum_loss}
+    if result.optimum_val_loss is not None:
+        optimum["val_loss"] = result.optimum_val_loss
+    tl.plot.plot_excess_loss(
+        result.history, optimum, title=f"{args.optimizer} on {data.source}: loss per epoch", path=loss_path
+    )
     return [fit_path, loss_path]
+
+
+def _held_out_panels(data: Dataset, x_of: Callable[[np.ndarray], np.ndarray]) -> dict[str, Any]:
+    """plot_fit's validation and test arguments for the parts that have rows; `x_of(X)` is what is drawn as x."""
+    panels = {}
+    for part, X, y in (("val", data.X_val, data.y_val), ("test", data.X_test, data.y_test)):
+        if len(X):
+            panels[f"x_{part}"], panels[f"y_{part}"] = x_of(X), y
+    return panels
 
 
 # ----- the command -----
@@ -532,6 +618,8 @@ def write_pictures(args: argparse.Namespace, data: Dataset, result: Result, out_
 
 def run_fit(args: argparse.Namespace) -> None:
     _check_options(args)
+    if args.save_weights is not None:  # before training, so that a bad path fails fast
+        _check_file_path("--save-weights", args.save_weights)
     data = load_data(args)
     out_dir = Path(args.out_dir)  # made before training, so that a bad directory fails fast
     if out_dir.exists() and not out_dir.is_dir():
@@ -573,6 +661,131 @@ def run_fit(args: argparse.Namespace) -> None:
     print(line("Wrote:", f"{names} in {out_dir.resolve()}"))
     if diverged:
         raise tl.TrainingDivergedError(diverged)
+    if args.save_weights is not None:
+        save_weights(args.save_weights, data, result.model, scaler)
+        how = f"tinygrad-lr predict --weights {args.save_weights} --csv FILE"
+        print(line("Saved:", f"weights, feature names and scaling in {args.save_weights} ({how})"))
+
+
+# ----- weights on disk, and the predict command -----
+
+_WEIGHTS_MEMBERS = ("format", "features", "target", "mean", "scale", "weight", "bias")
+
+
+def save_weights(path: str | os.PathLike, data: Dataset, model: tl.nn.Module, scaler: tl.data.Standardizer | None):
+    """Write what `predict` needs as an .npz of plain arrays (no pickles), at exactly `path`.
+
+    Members: `features` (d,) and `target` () as strings; `mean`, `scale` (d,), the scaling that
+    takes the data to the model's units (0 and 1 without --standardize); `weight` (d, 1) and `bias`
+    (1,), the Linear layer's; `format`, WEIGHTS_FORMAT.
+    """
+    d = len(data.features)
+    weight, bias = model.get_weights()
+    arrays: dict[str, Any] = {
+        "format": np.array(WEIGHTS_FORMAT),
+        "features": np.array(data.features, dtype=str),
+        "target": np.array(data.target, dtype=str),
+        "mean": np.zeros(d) if scaler is None else scaler.mean,
+        "scale": np.ones(d) if scaler is None else scaler.scale,
+        "weight": weight,
+        "bias": bias,
+    }
+    try:
+        with open(path, "wb") as file:  # a file object: np.savez would add ".npz" to a path without it
+            np.savez(file, **arrays)
+    except OSError as error:
+        raise UsageError(f"--save-weights {path}: cannot write it ({error.strerror or error})") from None
+
+
+@dataclasses.dataclass
+class SavedModel:
+    """A weights file, read: the model, the columns it reads, and the scaling into its units. mean, scale: (d,)."""
+
+    model: tl.nn.Sequential
+    features: list[str]
+    target: str
+    mean: np.ndarray
+    scale: np.ndarray
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """X: (n, d) in the data's units -> predictions (n,)."""
+        return self.model.predict((X - self.mean) / self.scale)[:, 0]
+
+
+def load_weights(path: str) -> SavedModel:
+    """Read a file written by `save_weights`, never unpickling; anything else is a UsageError saying why."""
+    where = f"--weights {path}"
+    not_ours = f"{where}: not a weights file written by '{PROG} fit --save-weights'"
+    try:
+        with open(path, "rb") as file:
+            is_zip = file.read(4) == b"PK\x03\x04"  # an .npz is a zip archive
+        # np.load would take any other file for a pickle, and refuse it as one
+        archive = np.load(path, allow_pickle=False) if is_zip else None
+    except FileNotFoundError:
+        raise UsageError(f"{where}: no such file") from None
+    except (ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise UsageError(f"{not_ours} ({error})") from None
+    except OSError as error:
+        raise UsageError(f"{where}: cannot read it ({error.strerror or error})") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise UsageError(f"{not_ours} (it is not an .npz archive)")
+    try:
+        with archive:
+            members = {name: archive[name] for name in archive.files}
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as error:  # a pickle is a ValueError
+        raise UsageError(f"{not_ours} ({error})") from None
+    if sorted(members) != sorted(_WEIGHTS_MEMBERS) or members["format"].tolist() != WEIGHTS_FORMAT:
+        raise UsageError(f"{not_ours} (it holds {', '.join(sorted(members)) or 'nothing'})")
+    features, target = members["features"], members["target"]
+    if features.dtype.kind != "U" or features.ndim != 1 or not len(features) or target.dtype.kind != "U":
+        raise UsageError(f"{not_ours} (its feature names are not a list of strings)")
+    d = len(features)
+    mean, scale = members["mean"], members["scale"]
+    if any(a.dtype.kind != "f" or a.shape != (d,) or not np.all(np.isfinite(a)) for a in (mean, scale)):
+        raise UsageError(f"{not_ours} (its scaling is not {d} finite numbers per feature)")
+    if not np.all(scale > 0):
+        raise UsageError(f"{not_ours} (its scale has values <= 0)")
+    model = tl.nn.Sequential([tl.nn.Linear(d, 1, dtype=np.float64)])
+    try:
+        model.set_weights([members["weight"], members["bias"]])
+    except ValueError as error:
+        raise UsageError(f"{not_ours} ({error})") from None
+    return SavedModel(model, features.tolist(), str(target), mean, scale)
+
+
+def _check_file_path(option: str, path: str) -> None:
+    """A file can be written at `path`: its folder exists and it is not itself a folder."""
+    folder = os.path.dirname(path) or "."
+    if os.path.isdir(path):
+        raise UsageError(f"{option} {path}: that is a directory; name a file")
+    if not os.path.isdir(folder):
+        raise UsageError(f"{option} {path}: there is no directory {folder}")
+
+
+def run_predict(args: argparse.Namespace) -> None:
+    """Predict the target of every row of --csv with the weights in --weights; a CSV to --out or stdout."""
+    saved = load_weights(args.weights)
+    if args.out is not None:
+        _check_file_path("--out", args.out)
+    try:
+        X = tl.data.read_columns(args.csv, saved.features)
+    except FileNotFoundError:
+        raise UsageError(f"--csv {args.csv}: no such file") from None
+    except OSError as error:
+        raise UsageError(f"--csv {args.csv}: cannot read it ({error.strerror or error})") from None
+    except ValueError as error:
+        raise UsageError(f"{error} (the weights in {args.weights} read {', '.join(saved.features)})") from None
+    predictions = saved.predict(X)
+    # repr: the shortest text that reads back as the same float64
+    text = "".join(f"{line}\n" for line in [saved.target, *(repr(float(value)) for value in predictions)])
+    if args.out is None:
+        sys.stdout.write(text)
+        return
+    try:
+        Path(args.out).write_text(text)
+    except OSError as error:
+        raise UsageError(f"--out {args.out}: cannot write it ({error.strerror or error})") from None
+    print(line("Wrote:", f"{len(predictions)} predictions of {saved.target} to {args.out}"))
 
 
 def _divergence_message(args: argparse.Namespace, result: Result, Z_train: np.ndarray, lr: float) -> str:
@@ -624,7 +837,7 @@ def _run(argv: list[str] | None) -> int:
         # Values beyond float64 show as inf or nan in the report, and as a divergence or an error;
         # NumPy's warnings about them would only add lines of noise on stderr.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"), _scheduler(args):
-            run_fit(args)
+            (run_predict if args.command == "predict" else run_fit)(args)
     except UsageError as error:
         _error(str(error))
         return 2

@@ -1,4 +1,4 @@
-"""Data plumbing: reading a numeric CSV, the Keras validation split, mini-batches, and scaling.
+"""Data plumbing: reading a numeric CSV, the Keras validation split, a random hold-out, mini-batches, scaling.
 
 NumPy and the standard library only. Everything here works on plain arrays: `X: (n, d)` (or
 `(n,)`, one feature), `y: (n,)` or `(n, k)`.
@@ -17,7 +17,15 @@ import numpy as np
 
 from tinygrad_lr.checks import as_real_array, check_count, check_fraction, is_dask_array, is_memory_map
 
-__all__ = ["Standardizer", "batch_indices", "load_csv", "unscale_linear", "validation_split"]
+__all__ = [
+    "Standardizer",
+    "batch_indices",
+    "load_csv",
+    "random_split",
+    "read_columns",
+    "unscale_linear",
+    "validation_split",
+]
 
 # A plain decimal number: optional sign, ASCII digits with an optional point, optional exponent.
 # Stricter than float(), which would also take "nan", "inf", "1_000" and non-ASCII digits.
@@ -39,6 +47,32 @@ def load_csv(
     skipped. Any problem with the file's content raises `ValueError` naming the file, the line
     (1-based, the header is line 1) and the column.
     """
+    name, columns, rows = _read_rows(path)
+    try:
+        feature_names = _choose_features(name, columns, target, features)
+    except ValueError as error:
+        raise _header_hint(error, columns, rows[0][0]) from None
+    values = _numbers(name, columns, rows, [*feature_names, target])
+    return values[:, :-1].copy(), values[:, -1].copy(), feature_names
+
+
+def read_columns(path: str | os.PathLike, names: Sequence[str]) -> np.ndarray:
+    """The named columns of a numeric CSV file with a header row, in the given order: `(n, len(names))` float64.
+
+    The file follows `load_csv`'s rules and gets its errors; a name that is not a column is a
+    `ValueError` listing the file's columns. Other columns are not read.
+    """
+    name, columns, rows = _read_rows(path)
+    missing = [column for column in names if column not in columns]
+    if missing:
+        error = ValueError(f"{name}: no column named {', '.join(map(repr, missing))}; available columns: {columns}")
+        raise _header_hint(error, columns, rows[0][0])
+    return _numbers(name, columns, rows, list(names))
+
+
+def _read_rows(path: str | os.PathLike) -> tuple[str, list[str], list[tuple[int, list[str]]]]:
+    """The file's name, its header's column names (checked), and its non-blank rows, the header first,
+    each as (the line where it starts, its cells)."""
     name = os.fspath(path)
     with open(path, "rb") as file:  # a missing file raises FileNotFoundError naming the path
         raw = file.read()
@@ -71,28 +105,31 @@ def load_csv(
     duplicates = sorted({column for column in columns if columns.count(column) > 1})
     if duplicates:
         raise ValueError(f"{name}: line {header_line}: duplicate column names {duplicates}; names must be unique")
+    return name, columns, rows
 
-    try:
-        feature_names = _choose_features(name, columns, target, features)
-    except ValueError as error:
-        if all(_NUMBER.fullmatch(column) for column in columns):
-            raise ValueError(
-                f"{error} (line {header_line} holds numbers: the file needs a header row of names)"
-            ) from None
-        raise
+
+def _header_hint(error: ValueError, columns: list[str], header_line: int) -> ValueError:
+    """`error` about a missing column, told that the header row holds numbers when it does."""
+    if all(_NUMBER.fullmatch(column) for column in columns):
+        return ValueError(f"{error} (line {header_line} holds numbers: the file needs a header row of names)")
+    return error
+
+
+def _numbers(name: str, columns: list[str], rows: list[tuple[int, list[str]]], wanted: list[str]) -> np.ndarray:
+    """The `wanted` columns of the data rows (every row after the header) as floats: (n, len(wanted))."""
+    header_line = rows[0][0]
     if len(rows) == 1:
         raise ValueError(f"{name}: no data rows after the header on line {header_line}")
-
-    wanted = [columns.index(column) for column in [*feature_names, target]]
-    values = np.empty((len(rows) - 1, len(wanted)), dtype=np.float64)
+    positions = [columns.index(column) for column in wanted]
+    values = np.empty((len(rows) - 1, len(positions)), dtype=np.float64)
     for i, (line, row) in enumerate(rows[1:]):
         if len(row) != len(columns):
             raise ValueError(
                 f"{name}: line {line}: expected {len(columns)} cells (one per header column), found {len(row)}"
             )
-        for j, position in enumerate(wanted):
+        for j, position in enumerate(positions):
             values[i, j] = _parse_number(row[position], name, line, columns[position])
-    return values[:, :-1].copy(), values[:, -1].copy(), feature_names
+    return values
 
 
 def _is_blank(row: list[str]) -> bool:
@@ -155,29 +192,57 @@ def validation_split(x, y, fraction: float) -> tuple[tuple[np.ndarray, np.ndarra
     `x: (n, ...)`, `y: (n, ...)`; the parts are views (slices) of the inputs. `fraction=0` gives an
     empty validation part. Memory maps and Dask arrays stay what they are (slices of them, unread).
     """
+    x, y = _paired_rows("validation_split", x, y)
+    n_train = _rows_kept("validation_split", len(x), fraction)
+    return (x[:n_train], y[:n_train]), (x[n_train:], y[n_train:])
+
+
+def random_split(
+    x, y, fraction: float, seed: int | np.random.Generator | None = None
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Hold out a random `fraction` of the rows of `(x, y)`: `(x_kept, y_kept), (x_held, y_held)`.
+
+    `x: (n, ...)`, `y: (n, ...)`. As many rows are held out as `validation_split` would hold out, but
+    drawn at random from `np.random.default_rng(seed)`; each part keeps the rows in their original
+    order. Dask arrays stay lazy (only the row numbers are drawn, in memory).
+    """
+    x, y = _paired_rows("random_split", x, y)
+    n = len(x)
+    n_kept = _rows_kept("random_split", n, fraction)
+    held = np.zeros(n, dtype=bool)
+    held[np.random.default_rng(seed).choice(n, n - n_kept, replace=False)] = True
+    kept_rows, held_rows = np.flatnonzero(~held), np.flatnonzero(held)
+    return (x[kept_rows], y[kept_rows]), (x[held_rows], y[held_rows])
+
+
+def _paired_rows(fn: str, x, y) -> tuple[np.ndarray, np.ndarray]:
+    """x and y as arrays (memory maps and Dask arrays as they are), checked to hold the same number of rows."""
     x, y = (a if is_memory_map(a) or is_dask_array(a) else np.asarray(a) for a in (x, y))
     if x.ndim == 0 or y.ndim == 0 or len(x) != len(y):
         raise ValueError(
-            f"validation_split: x has shape {x.shape} and y has shape {y.shape}; "
+            f"{fn}: x has shape {x.shape} and y has shape {y.shape}; "
             "they must hold the same number of samples along the first axis"
         )
-    fraction = check_fraction("validation_split: fraction", fraction)
-    n = len(x)
+    return x, y
+
+
+def _rows_kept(fn: str, n: int, fraction: float) -> int:
+    """How many of n rows a split of `fraction` keeps (trains on), checked to leave rows on both sides."""
+    fraction = check_fraction(f"{fn}: fraction", fraction)
     # Keras' rule: the FIRST floor(n * (1 - fraction)) samples train and the LAST ones validate, split
     # before any shuffling, with exactly Keras 3's arithmetic (train_validation_split), float rounding
     # included: n=51, fraction=0.3 -> 35 train, since 51 * (1 - 0.3) = 35.699999...
     n_train = math.floor(n * (1.0 - fraction))
     if n_train == 0:
         raise ValueError(
-            f"validation_split: {n} samples with fraction={fraction} leave no training sample; "
-            "use a smaller fraction or more data"
+            f"{fn}: {n} samples with fraction={fraction} leave no training sample; use a smaller fraction or more data"
         )
     if fraction > 0 and n_train == n:
         raise ValueError(
-            f"validation_split: {n} samples with fraction={fraction} leave no validation sample; "
+            f"{fn}: {n} samples with fraction={fraction} leave no validation sample; "
             "use a larger fraction, more data, or fraction=0 for no validation"
         )
-    return (x[:n_train], y[:n_train]), (x[n_train:], y[n_train:])
+    return n_train
 
 
 def batch_indices(
@@ -282,7 +347,7 @@ def unscale_linear(
     coef = np.asarray(coef, dtype=np.float64)
     if coef.ndim not in (1, 2):
         raise ValueError(f"unscale_linear: coef must have shape (d,) or (d, k), got {coef.shape}")
-    if x_scaler.mean is None or (y_scaler is not None and y_scaler.mean is None):
+    if x_scaler.mean is None or x_scaler.scale is None or (y_scaler is not None and y_scaler.mean is None):
         raise ValueError("unscale_linear: the scalers must be fitted first")
     d, k = coef.shape[0], 1 if coef.ndim == 1 else coef.shape[1]
     if len(x_scaler.mean) != d:
@@ -300,7 +365,7 @@ def unscale_linear(
     mu, sigma = x_scaler.mean.reshape(d, 1), x_scaler.scale.reshape(d, 1)
     new_coef = w / sigma
     new_intercept = b - (mu * new_coef).sum(axis=0)
-    if y_scaler is not None:
+    if y_scaler is not None and y_scaler.mean is not None and y_scaler.scale is not None:  # (fitted: checked above)
         if len(y_scaler.mean) != k:
             raise ValueError(
                 f"unscale_linear: y_scaler knows {len(y_scaler.mean)} target(s) but coef has {k} output(s)"

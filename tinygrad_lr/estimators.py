@@ -24,7 +24,7 @@ except ImportError as error:  # validate_data is public from scikit-learn 1.6
     ) from error
 
 from tinygrad_lr import checks, optim
-from tinygrad_lr.callbacks import Callback, EarlyStopping, GradientNormStop
+from tinygrad_lr.callbacks import EarlyStopping, GradientNormStop
 from tinygrad_lr.nn import Linear, Sequential
 
 __all__ = ["PATIENCE", "LinearRegressor"]
@@ -135,7 +135,7 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
         X = validate_data(self, X, dtype=np.float64, reset=False)
         return X @ self.coef_.T + self.intercept_
 
-    def _training_setup(self) -> tuple[optim.Optimizer, list[Callback]]:
+    def _training_setup(self) -> tuple[optim.Optimizer, list[GradientNormStop | EarlyStopping]]:
         """The parameters checked: a fresh optimizer, and the callbacks that `tol` and `early_stopping` ask for."""
         if not isinstance(self.optimizer, str) or self.optimizer.lower() not in optim.BY_NAME:
             raise ValueError(
@@ -149,7 +149,7 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
             checks.check_count("LinearRegressor: batch_size", self.batch_size)
         checks.check_number("LinearRegressor: l2", self.l2, low=0.0)
         checks.check_fraction("LinearRegressor: validation_split", self.validation_split)
-        callbacks: list[Callback] = []
+        callbacks: list[GradientNormStop | EarlyStopping] = []  # each says when it stopped training (stopped_epoch)
         if self.tol is not None:
             tol = checks.check_number("LinearRegressor: tol", self.tol, low=0.0, low_inclusive=False)
             callbacks.append(GradientNormStop(tol))

@@ -27,6 +27,11 @@ class Module:
     """Base class: parameters are Tensor attributes with requires_grad=True, found in the order
     they were assigned, then those of sub-modules (attributes, or lists of modules)."""
 
+    # set by the Keras-style methods (training.py), as on a Keras Model; declared here, assigned there
+    compiled: Any  # what compile() chose: loss, optimizer, metrics, l2
+    history: Any  # the History of the latest fit()
+    stop_training: bool  # a callback sets it to end fit() after the current batch
+
     def forward(self, *args: Any) -> Tensor:
         raise NotImplementedError(f"{type(self).__name__}.forward is not written")
 
@@ -36,7 +41,7 @@ class Module:
     # ----- parameters -----
     def _children(self) -> list[tuple[str, Any]]:
         """(name, value) of every attribute, a list's items named by their index, in assignment order."""
-        found = []
+        found: list[tuple[str, Any]] = []
         for name, value in vars(self).items():
             if isinstance(value, (list, tuple)):
                 found.extend((str(i), item) for i, item in enumerate(value))
@@ -295,13 +300,20 @@ class Sequential(Module):
         self.layers = layers
 
     def forward(self, x: Tensor | np.ndarray) -> Tensor:
-        for layer in self.layers:
-            x = layer(x)
-        return x
+        if not self.layers:  # nothing to apply: the input, as a Tensor
+            return x if isinstance(x, Tensor) else Tensor(x)
+        out = self.layers[0](x)  # (the first layer casts an array to its own dtype)
+        for layer in self.layers[1:]:
+            out = layer(out)
+        return out
 
     def output_shape(self, input_shape: tuple) -> tuple:
+        """The output's shape for an input of `input_shape`; every layer must have `output_shape` (as Linear)."""
         for layer in self.layers:
-            input_shape = layer.output_shape(input_shape)
+            layer_output_shape = getattr(layer, "output_shape", None)
+            if layer_output_shape is None:
+                raise TypeError(f"Sequential.output_shape: {type(layer).__name__} does not say its output's shape")
+            input_shape = layer_output_shape(input_shape)
         return input_shape
 
     def __repr__(self) -> str:

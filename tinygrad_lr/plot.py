@@ -1,4 +1,4 @@
-"""Pictures of a regression: the data with the fitted line, and the loss curves of training.
+"""Pictures of a regression: the data with the fitted line, the loss curves, and their distance from the optimum.
 
 matplotlib is imported inside the functions only, so `import tinygrad_lr` never pays for it.
 Figures are built as `matplotlib.figure.Figure` objects, not through pyplot: that draws with no
@@ -15,21 +15,26 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tinygrad_lr.checks import check_number, check_pair
 from tinygrad_lr.tensor import Tensor
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["plot_fit", "plot_loss", "plot_points"]
+__all__ = ["plot_excess_loss", "plot_fit", "plot_loss", "plot_points"]
 
 # One small style for every picture.
 _PANEL_SIZE = (6.0, 4.2)  # inches, per panel
 _DPI = 120
-_POINTS = {"s": 20, "alpha": 0.7, "linewidths": 0}
-_TRAIN, _TEST = {"color": "C0", "marker": "o"}, {"color": "C2", "marker": "s"}
-_FIT = {"color": "C3", "linewidth": 2.0}
-_REFERENCE = {"color": "0.15", "linewidth": 1.5, "linestyle": "--"}
+_POINTS: dict[str, Any] = {"s": 20, "alpha": 0.7, "linewidths": 0}
+_TRAIN, _VALIDATION, _TEST = (
+    {"color": "C0", "marker": "o"},
+    {"color": "C1", "marker": "^"},
+    {"color": "C2", "marker": "s"},
+)
+_FIT: dict[str, Any] = {"color": "C3", "linewidth": 2.0}
+_REFERENCE: dict[str, Any] = {"color": "0.15", "linewidth": 1.5, "linestyle": "--"}
 _LINE_SAMPLES = 200  # `predict` need not be a straight line
 _LOG_SPAN = 100.0  # loss values spanning more than two decades get a log axis
 _MARKERS_UP_TO = 20  # epochs; with more, markers only clutter the curve
@@ -40,23 +45,29 @@ def plot_fit(
     y: Any,
     predict: Callable[[np.ndarray], Any] | None = None,
     *,
+    x_val: Any = None,
+    y_val: Any = None,
     x_test: Any = None,
     y_test: Any = None,
     coef: Any = None,
     intercept: Any = None,
+    label: str = "fit",
     reference: tuple[Any, Any] | None = None,
+    xlim: tuple[float, float] | None = None,
     title: str | None = None,
     xlabel: str = "x",
     ylabel: str = "y",
     path: str | os.PathLike | None = None,
 ) -> Figure:
-    """Scatter of the data and the fitted line over its x range; train and test side by side.
+    """Scatter of the data and the fitted line over its x range; train, validation and test side by side.
 
-    x: (n,) or (n, 1), one feature; y: (n,) or (n, 1). The line comes from `predict` (maps an
-    (m, 1) array to (m,) or (m, 1) predictions, e.g. `model.predict`) or from the floats `coef`
-    and `intercept` (default 0). With `x_test`, `y_test` the test data get a second panel with the
-    same line. `reference=(coef, intercept)` adds a dashed line labelled "closed form" (e.g. the
-    result of `tl.solvers.ols`). With `path`, the figure is also written there as a PNG.
+    x: (n,) or (n, 1), one feature; y: (n,) or (n, 1). The line, labelled `label`, comes from
+    `predict` (maps an (m, 1) array to (m,) or (m, 1) predictions, e.g. `model.predict`) or from
+    the floats `coef` and `intercept` (default 0). With `x_val`, `y_val` and `x_test`, `y_test` the
+    validation and test data get panels of their own with the same line. `reference=(coef,
+    intercept)` adds a dashed line labelled "closed form" (e.g. the result of `tl.solvers.ols`).
+    `xlim=(low, high)` sets the span of the x axis and of the lines (default: the data's). With
+    `path`, the figure is also written there as a PNG.
     """
     if predict is not None and (coef is not None or intercept is not None):
         raise ValueError("plot_fit: give predict or coef/intercept for the line, not both")
@@ -67,28 +78,37 @@ def plot_fit(
         )
     line = _predicted_line(predict) if predict is not None else _straight_line(coef, intercept, "coef", "intercept")
     panels = [("train", *_xy(x, y, "plot_fit", "x", "y"), _TRAIN)]
-    if (x_test is None) != (y_test is None):
-        raise ValueError("plot_fit: give both x_test and y_test for a test panel, or neither")
-    if x_test is not None:
-        panels.append(("test", *_xy(x_test, y_test, "plot_fit", "x_test", "y_test"), _TEST))
-    curves = [("fit", line, _FIT)]
+    for name, part_x, part_y, style in (("validation", x_val, y_val, _VALIDATION), ("test", x_test, y_test, _TEST)):
+        suffix = "val" if name == "validation" else name
+        if (part_x is None) != (part_y is None):
+            raise ValueError(f"plot_fit: give both x_{suffix} and y_{suffix} for a {name} panel, or neither")
+        if part_x is not None:
+            panels.append((name, *_xy(part_x, part_y, "plot_fit", f"x_{suffix}", f"y_{suffix}"), style))
+    curves = [(label, line, _FIT)]
     if reference is not None:
         if not isinstance(reference, (tuple, list)) or len(reference) != 2:
             raise ValueError(f"plot_fit: reference must be a pair (coef, intercept), got {reference!r}")
         curves.append(("closed form", _straight_line(*reference, "reference coef", "reference intercept"), _REFERENCE))
 
-    lo = min(px.min() for _, px, _, _ in panels)
-    hi = max(px.max() for _, px, _, _ in panels)
+    if xlim is not None:
+        lo, hi = (check_number("plot_fit: xlim", end) for end in check_pair("plot_fit: xlim", xlim))
+        if not lo < hi:
+            raise ValueError(f"plot_fit: xlim must be (low, high) with low < high, got {xlim!r}")
+    else:
+        lo = min(px.min() for _, px, _, _ in panels)
+        hi = max(px.max() for _, px, _, _ in panels)
     grid = np.linspace(lo, hi, _LINE_SAMPLES) if hi > lo else np.array([lo - 0.5, hi + 0.5])
-    curves = [(label, draw(grid), style) for label, draw, style in curves]  # evaluate each line once
+    lines = [(label, draw(grid), style) for label, draw, style in curves]  # evaluate each line once
 
     fig, axes = _new_figure(len(panels), title, sharey=True)
     for ax, (name, px, py, style) in zip(axes, panels):
         _draw_points(ax, px, py, f"{name} data" if len(panels) > 1 else "data", style, xlabel)
-        for label, values, line_style in curves:
+        for label, values, line_style in lines:
             ax.plot(grid, values, label=label, **line_style)
         if len(panels) > 1:
-            ax.set_title(f"{name} ({len(px)} samples)")
+            ax.set_title(f"{name} ({len(px)} rows)")
+        if xlim is not None:
+            ax.set_xlim(lo, hi)
         ax.legend(frameon=False)
     axes[0].set_ylabel(ylabel)
     return _save(fig, path)
@@ -127,21 +147,12 @@ def plot_loss(
     """
     from matplotlib.ticker import MaxNLocator
 
-    curves = _curves(history)
+    curves = _curves(history, "plot_loss")
     groups = _groups(curves)
     fig, axes = _new_figure(len(groups), title)
     for i, (ax, keys) in enumerate(zip(axes, groups)):
         for key in keys:
-            values = curves[key]
-            ax.plot(
-                np.arange(1, len(values) + 1),
-                values,
-                label=key,
-                color=f"C{i}",
-                linestyle="--" if key.startswith("val_") else "-",
-                marker="o" if len(values) <= _MARKERS_UP_TO else None,
-                markersize=3,
-            )
+            _draw_curve(ax, curves[key], key, f"C{i}")
         ax.set_xlabel("epoch")
         ax.set_ylabel(keys[0].removeprefix("val_"))
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
@@ -152,7 +163,74 @@ def plot_loss(
     return _save(fig, path)
 
 
+def plot_excess_loss(
+    history: Any,
+    optimum: float | Mapping[str, float],
+    *,
+    title: str | None = None,
+    path: str | os.PathLike | None = None,
+) -> Figure:
+    """Per-epoch loss beside the closed-form optimum, both panels on a log scale, the same in every run.
+
+    Left, each curve with its optimum level drawn dotted in the curve's colour; right, the
+    training loss's excess over its optimum, `loss - optimum`, which keeps falling in a straight
+    line while training converges and flattens where it stalls. Epochs at or below the optimum
+    (rounding once converged, or mini-batch noise) leave gaps there.
+
+    `history`: as for `plot_loss`. `optimum`: the optimal training loss (e.g. the objective at
+    `tl.solvers.ols`'s answer), or a dict of levels by curve, `{"loss": ..., "val_loss": ...}` (the
+    validation loss at the training optimum, which is no minimum of it: only the left panel draws it).
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    curves = _curves(history, "plot_excess_loss")
+    levels = dict(optimum) if isinstance(optimum, Mapping) else {"loss": optimum}
+    for key, level in levels.items():
+        if key not in curves:
+            raise ValueError(f"plot_excess_loss: an optimum for {key!r}, but the history has only {sorted(curves)}")
+        levels[key] = check_number(f"plot_excess_loss: the optimum of {key!r}", level)
+    if "loss" not in levels:
+        raise ValueError("plot_excess_loss: optimum needs the level of 'loss', the training loss the optimum minimises")
+
+    fig, (ax, excess_ax) = _new_figure(2, title)
+    for i, key in enumerate(levels):
+        color = f"C{i}"
+        _draw_curve(ax, _positive(curves[key]), key, color)
+        ax.axhline(levels[key], color=color, linestyle=":", linewidth=1.5, label=f"{key} at the optimum")
+    excess = curves["loss"] - levels["loss"]
+    _draw_curve(excess_ax, _positive(excess), "loss - optimum", "C0")
+    ax.set_ylabel("loss")
+    excess_ax.set_ylabel("loss - optimum (closed form)")
+    ax.set_title(f"loss, and its level at the optimum ({levels['loss']:.4g})")
+    last = f"{excess[-1]:.2g} at the last epoch" if excess[-1] > 0 else "none left at the last epoch (rounding)"
+    excess_ax.set_title(f"above the optimum: {last}")
+    for panel in (ax, excess_ax):
+        panel.set_yscale("log")
+        panel.set_xlabel("epoch")
+        panel.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
+        panel.legend(frameon=False)
+    return _save(fig, path)
+
+
 # ----- shared drawing -----
+def _draw_curve(ax: Axes, values: np.ndarray, key: str, color: str) -> None:
+    """One per-epoch curve, epochs from 1; a `val_` curve dashed, markers only on short runs."""
+    ax.plot(
+        np.arange(1, len(values) + 1),
+        values,
+        label=key,
+        color=color,
+        linestyle="--" if key.startswith("val_") else "-",
+        marker="o" if len(values) <= _MARKERS_UP_TO else None,
+        markersize=3,
+    )
+
+
+def _positive(values: np.ndarray) -> np.ndarray:
+    """`values` with every entry that a log axis cannot show (<= 0, or not finite) set to NaN: a gap."""
+    return np.where(np.isfinite(values) & (values > 0), values, np.nan)
+
+
 def _new_figure(ncols: int, title: str | None, sharey: bool = False) -> tuple[Figure, list[Axes]]:
     """An empty figure of `ncols` panels side by side, in the house style, made without pyplot."""
     from matplotlib.figure import Figure
@@ -248,24 +326,24 @@ def _predicted_line(predict: Callable[[np.ndarray], Any]) -> Callable[[np.ndarra
     return line
 
 
-def _curves(history: Any) -> dict[str, np.ndarray]:
+def _curves(history: Any, fn: str) -> dict[str, np.ndarray]:
     """The per-epoch curves of a model, a History, a dict of lists, or a plain sequence of losses."""
     for _ in range(2):  # a model holds a History, which holds the dict
         if not isinstance(history, Mapping) and hasattr(history, "history"):
             history = history.history
     if history is None:
-        raise ValueError("plot_loss: no history to draw (was the model trained with fit?)")
+        raise ValueError(f"{fn}: no history to draw (was the model trained with fit?)")
     if not isinstance(history, Mapping):
         history = {"loss": history}
     curves = {}
     for key, values in history.items():
         array = _array(values)
         if array.ndim != 1:
-            raise ValueError(f"plot_loss: history[{key!r}] has shape {array.shape}; expected one value per epoch")
+            raise ValueError(f"{fn}: history[{key!r}] has shape {array.shape}; expected one value per epoch")
         if len(array):
             curves[str(key)] = array
     if not curves:
-        raise ValueError("plot_loss: the history is empty, no epoch to draw; train for at least one epoch first")
+        raise ValueError(f"{fn}: the history is empty, no epoch to draw; train for at least one epoch first")
     return curves
 
 

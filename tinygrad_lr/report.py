@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinygrad_lr.callbacks import History
+from tinygrad_lr.nn import Module
 
 __all__ = ["HUGE", "LABEL", "Dataset", "Result", "line", "number", "report"]
 
@@ -58,6 +59,7 @@ class Result:
     r2: float
     optimum_r2: float
     history: History
+    model: Module | None = None  # the trained model, taking the (possibly standardised) features
 
     @property
     def diverged(self) -> bool:
@@ -139,7 +141,7 @@ def report(args: argparse.Namespace, data: Dataset, result: Result) -> list[str]
             f"train loss {number(result.train_loss)} vs optimum {number(result.optimum_loss)} ({relative})",
         )
     )
-    if result.val_loss is None:
+    if result.val_loss is None or result.optimum_val_loss is None:  # (both None, or neither)
         losses = f"train {number(result.train_loss)}; no validation rows (--validation-split 0)"
     else:
         losses = (
