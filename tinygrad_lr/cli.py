@@ -486,10 +486,11 @@ def train(args: argparse.Namespace, data: Dataset, lr: float, scaler: tl.data.St
 
     Z_train, Z_val = _scaled(scaler, data.X_train), _scaled(scaler, data.X_val)
     d = Z_train.shape[1]
-    model = tl.nn.Sequential([tl.nn.Linear(d, 1, seed=args.seed, dtype=np.float64)])
+    layer = tl.nn.Linear(d, 1, seed=args.seed, dtype=np.float64)
+    model = tl.nn.Sequential([layer])
     model.compile(loss="mse", optimizer=tl.optim.BY_NAME[args.optimizer][0](lr=lr), l2=args.l2)
-    layer = model.layers[0]
-    initial_loss = _objective(Z_train, data.y_train, layer.weight.data[:, 0], float(layer.bias.data[0]), args.l2)
+    weight, bias = layer.get_weights()
+    initial_loss = _objective(Z_train, data.y_train, weight[:, 0], float(bias[0]), args.l2)
     engine_loss = model.evaluate(Z_train, data.y_train)  # as fit's first step will compute it
     if not math.isfinite(engine_loss):
         raise UsageError(
@@ -509,7 +510,8 @@ def train(args: argparse.Namespace, data: Dataset, lr: float, scaler: tl.data.St
         seed=args.seed,
     )
 
-    coef_m, intercept_m = layer.weight.data[:, 0].copy(), float(layer.bias.data[0])
+    weight, bias = layer.get_weights()  # copies
+    coef_m, intercept_m = weight[:, 0], float(bias[0])
     # The closed form of exactly the objective fit minimised: the same rows, in the same
     # (possibly standardised) units, with the same l2 on the weights.
     if args.l2 > 0:
@@ -520,13 +522,16 @@ def train(args: argparse.Namespace, data: Dataset, lr: float, scaler: tl.data.St
     def measured(X: np.ndarray, y: np.ndarray, coef: np.ndarray, intercept: float) -> float | None:
         return _objective(X, y, coef, intercept, args.l2) if len(X) else None
 
-    train_loss = measured(Z_train, data.y_train, coef_m, intercept_m)
-    optimum_loss = measured(Z_train, data.y_train, *optimum_m)
+    train_loss = _objective(Z_train, data.y_train, coef_m, intercept_m, args.l2)  # never empty: fit had rows
+    optimum_loss = _objective(Z_train, data.y_train, *optimum_m, args.l2)
     val_loss = measured(Z_val, data.y_val, coef_m, intercept_m)
     optimum_val_loss = measured(Z_val, data.y_val, *optimum_m)
 
     def original_units(coef: np.ndarray, intercept: float) -> tuple[np.ndarray, float]:
-        return tl.data.unscale_linear(coef, intercept, scaler) if scaler is not None else (coef, intercept)
+        if scaler is None:
+            return coef, intercept
+        coef, intercept_array = tl.data.unscale_linear(coef, intercept, scaler)
+        return coef, float(intercept_array)
 
     coef, intercept = original_units(coef_m, intercept_m)
     optimum_coef, optimum_intercept = original_units(*optimum_m)
@@ -661,7 +666,7 @@ def run_fit(args: argparse.Namespace) -> None:
     print(line("Wrote:", f"{names} in {out_dir.resolve()}"))
     if diverged:
         raise tl.TrainingDivergedError(diverged)
-    if args.save_weights is not None:
+    if args.save_weights is not None and result.model is not None:
         save_weights(args.save_weights, data, result.model, scaler)
         how = f"tinygrad-lr predict --weights {args.save_weights} --csv FILE"
         print(line("Saved:", f"weights, feature names and scaling in {args.save_weights} ({how})"))

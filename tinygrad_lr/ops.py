@@ -18,6 +18,8 @@ The fused ops at the end (`Affine`, `MeanSquaredError`, `L2Penalty`) are what `L
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from tinygrad_lr.tensor import Function, Tensor
@@ -250,7 +252,7 @@ class Mean(Sum):
 class Max(Op):
     """The largest value along axes; tied maxima share the gradient equally (as PyTorch's amax)."""
 
-    reduce = staticmethod(np.max)
+    reduce: Callable[..., np.ndarray] = staticmethod(np.max)
 
     def forward(self, a, axis=None, keepdims=False):
         axes = normalize_axes(axis, a.ndim)
@@ -269,7 +271,7 @@ class Max(Op):
 class Min(Max):
     """The smallest value along axes; tied minima share the gradient equally (as PyTorch's amin)."""
 
-    reduce = staticmethod(np.min)
+    reduce: Callable[..., np.ndarray] = staticmethod(np.min)
 
 
 class Reshape(Op):

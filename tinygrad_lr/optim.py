@@ -368,7 +368,7 @@ class Newton(Optimizer):
 
 # The one table of optimizer names (compile, the command line and the benchmarks read it):
 # name -> (the rule, Keras' default learning rate for it)
-BY_NAME: dict[str, tuple[type[Optimizer], float]] = {
+BY_NAME: dict[str, tuple[Callable[..., Optimizer], float]] = {
     "sgd": (GradientDescent, 0.01),
     "gd": (GradientDescent, 0.01),
     "adam": (Adam, 0.001),

@@ -367,10 +367,10 @@ class Function:
     inputs: Sequence[Any]  # the inputs' arrays (Tensors while backward runs under create_graph)
     output: Any  # the output's array (its Tensor while backward runs under create_graph)
 
-    def forward(self, *arrays: np.ndarray, **options: Any) -> np.ndarray:
+    def forward(self, *arrays: Any, **options: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__}.forward is not written")
 
-    def backward(self, grad: np.ndarray) -> np.ndarray | tuple[np.ndarray | None, ...] | None:
+    def backward(self, grad: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__}.backward is not written")
 
     @classmethod
@@ -388,7 +388,7 @@ class Function:
             _tape.append((ctx, tensors, options, out))
         return out
 
-    def _input_grads(self, out: Tensor, grad: Any, create_graph: bool) -> list[Any]:
+    def _input_grads(self, out: Tensor | None, grad: Any, create_graph: bool) -> list[Any]:
         """Run backward on arrays (or, with create_graph, on Tensors), then sum each gradient to
         its input's shape (the one broadcasting rule)."""
         if create_graph:

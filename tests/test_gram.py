@@ -1,0 +1,116 @@
+"""Full-batch fit from the data's moments (gram.py): the eager iterates up to rounding, used only where it applies."""
+
+import numpy as np
+import pytest
+
+import tinygrad_lr as tl
+from tinygrad_lr import gram
+
+N = gram.MIN_ROWS + 1000
+
+
+class _OwnLinear(tl.nn.Linear):
+    """A Module of the user's own (the same maths): fit takes its gradient eagerly, from the rows."""
+
+
+def _data(n=N, d=3, k=1, noise=0.1, dtype=np.float64, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)) + 1.0
+    Y = X @ rng.normal(size=(d, k)) * 5 + 20 + noise * rng.normal(size=(n, k))
+    return X.astype(dtype), Y.astype(dtype)
+
+
+def _fit_both(X, Y, bias=True, optimizer=lambda: tl.optim.SGD(lr=0.1), l2=0.0, **fit_kwargs):
+    """(history, weights) of fit from the moments, then of the same fit done eagerly."""
+    results = []
+    for layer in (tl.nn.Linear, _OwnLinear):
+        model = tl.nn.Sequential([layer(X.shape[1], Y.shape[1], bias=bias, seed=0, dtype=X.dtype)])
+        model.compile(optimizer=optimizer(), l2=l2)
+        results.append((model.fit(X, Y, batch_size=len(X), verbose=0, **fit_kwargs).history, model.get_weights()))
+    return results
+
+
+@pytest.mark.parametrize(
+    ("k", "bias", "l2", "make_optimizer"),
+    [
+        (1, True, 0.0, lambda: tl.optim.SGD(lr=0.1)),
+        (2, True, 0.05, lambda: tl.optim.Adam(lr=0.1)),
+        (1, False, 0.0, lambda: tl.optim.RMSprop(lr=0.01, momentum=0.5)),
+        (2, False, 0.05, lambda: tl.optim.SGD(lr=0.05, momentum=0.9)),
+    ],
+)
+def test_fit_from_the_moments_follows_the_eager_iterates(k, bias, l2, make_optimizer):
+    X, Y = _data(k=k)
+    (got, got_weights), (want, want_weights) = _fit_both(
+        X, Y, bias=bias, optimizer=make_optimizer, l2=l2, epochs=6, validation_split=0.1
+    )
+    assert got.keys() == want.keys()
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-10)
+    for a, b in zip(got_weights, want_weights):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_float32_data_give_the_eager_float32_iterates_to_float32_rounding():
+    X, Y = _data(dtype=np.float32)
+    (got, got_weights), (want, want_weights) = _fit_both(X, Y, epochs=6)
+    np.testing.assert_allclose(got["loss"], want["loss"], rtol=1e-5)
+    for a, b in zip(got_weights, want_weights):
+        assert a.dtype == b.dtype == np.float32
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_a_near_perfect_fit_keeps_the_digits_of_its_small_loss():
+    X, Y = _data(noise=1e-7)
+    lr = 0.9 * tl.solvers.stable_learning_rate(X)
+    (got, _), (want, _) = _fit_both(X, Y, optimizer=lambda: tl.optim.SGD(lr=lr), epochs=300)
+    assert want["loss"][-1] < 1e-10  # the loss fell ten orders below Σy²/n ≈ 500
+    assert min(got["loss"]) >= 0
+    np.testing.assert_allclose(got["loss"], want["loss"], rtol=1e-6)
+
+
+def _uses_the_moments(model, X, Y, epochs, batch_size=None, **compile_kwargs):
+    model.compile(optimizer="sgd", **compile_kwargs)
+    calls = []
+    original = gram.GramStep.__call__
+
+    def spy(self, *args):
+        calls.append(1)
+        return original(self, *args)
+
+    gram.GramStep.__call__ = spy
+    try:
+        model.fit(X, Y, epochs=epochs, batch_size=batch_size or len(X), verbose=0)
+    finally:
+        gram.GramStep.__call__ = original
+    return bool(calls)
+
+
+def test_the_moments_serve_only_where_they_apply():
+    X, Y = _data(d=3)
+    linear = lambda: tl.nn.Linear(3, 1, seed=0, dtype=np.float64)  # noqa: E731
+    assert _uses_the_moments(tl.nn.Sequential([linear()]), X, Y, epochs=3)
+    assert _uses_the_moments(linear(), X, Y, epochs=3, metrics=["mse"])
+    assert not _uses_the_moments(linear(), X, Y, epochs=2)  # the pass would cost more than 2 steps save
+    assert not _uses_the_moments(linear(), X[: gram.MIN_ROWS - 1], Y[: gram.MIN_ROWS - 1], epochs=3)
+    assert not _uses_the_moments(linear(), X, Y, epochs=3, batch_size=len(X) - 1)  # mini-batches
+    assert not _uses_the_moments(linear(), X, Y, epochs=3, metrics=["mae"])
+    assert not _uses_the_moments(linear(), X, Y, epochs=3, loss="mae")
+    shared = tl.nn.Linear(3, 3, seed=0, dtype=np.float64)  # a layer used twice is not one linear map
+    assert not _uses_the_moments(tl.nn.Sequential([shared, shared]), X, np.repeat(Y, 3, axis=1), epochs=3)
+
+
+def test_divergence_from_the_moments_puts_back_the_last_finite_weights():
+    X, Y = _data()
+    model = tl.nn.Linear(3, 1, seed=0, dtype=np.float64)
+    model.compile(optimizer=tl.optim.SGD(lr=1e3))
+    with pytest.raises(tl.TrainingDivergedError):
+        model.fit(X, Y, epochs=400, batch_size=len(X), verbose=0)
+    assert all(np.isfinite(w).all() for w in model.get_weights())
+    assert np.isfinite(model.history.history["loss"]).all()
+
+
+@pytest.mark.parametrize(("n", "d", "epochs", "pays"), [(N, 3, 3, True), (N, 3, 2, False), (N, 40, 20, False)])
+def test_pays_off_weighs_the_pass_against_the_steps(n, d, epochs, pays):
+    assert gram.pays_off(n, d, epochs) is pays
+    assert not gram.pays_off(gram.MIN_ROWS - 1, d, 10**6)
