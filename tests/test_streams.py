@@ -1,8 +1,13 @@
 """Memory-mapped data: read a block at a time, with the results of the same rows in memory."""
 
+import ctypes
+import mmap
+import os
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -285,3 +290,134 @@ def test_anonymous_memory_stays_flat_on_a_memory_map_of_many_blocks(tmp_path):
     growth_small, growth_big = small_peak - small_before, big_peak - big_before
     assert growth_big < 48 * 2**20, growth_big  # a few blocks' worth, far below the 160 MB read
     assert growth_big - growth_small < 8 * 2**20, (growth_small, growth_big)  # flat in N
+
+
+# ----- reading ahead: the same batches and errors, from a thread, with the kernel reading ahead -----
+
+
+def _read_ahead_threads():
+    return [thread for thread in threading.enumerate() if thread.name == "tinygrad_lr read-ahead"]
+
+
+@given(st.integers(1, 400), st.integers(1, 64), st.integers(0, 2**32 - 1))
+def test_shuffled_batches_are_the_seeded_shuffle_buffer_drawn_in_turn(n, batch_size, seed):
+    """The order is a contract: the block order, then each block's rows, drawn in turn from one generator."""
+    x = np.arange(n, dtype=np.float64)
+    got = [b.ravel() for b, _ in streams.batches(x, x, batch_size, np.float64, True, np.random.default_rng(seed))]
+    rng = np.random.default_rng(seed)
+    block_rows = batch_size * max(1, BLOCK // batch_size)
+    want = []
+    for number in rng.permutation(-(-n // block_rows)):
+        block = x[number * block_rows : (number + 1) * block_rows][
+            rng.permutation(min(n - number * block_rows, block_rows))
+        ]
+        want += [block[i : i + batch_size] for i in range(0, len(block), batch_size)]
+    assert len(got) == len(want) and all(np.array_equal(a, b) for a, b in zip(got, want))
+
+
+def test_a_non_finite_value_in_a_shuffled_block_is_named_by_its_row_in_the_file(tmp_path):
+    X, y = _data()
+    X[517, 2], X[560, 0] = np.nan, np.inf  # two in block 8: the first in the file is named, wherever shuffled
+    Xm, ym = _on_disk(tmp_path, X, y)
+    model = _model()
+    with pytest.raises(
+        ValueError, match=r"fit: x: block 8 \(rows 512 to 575\) has a non-finite value, nan, at row 517"
+    ):
+        model.fit(Xm, ym, epochs=1, batch_size=32, shuffle=True, seed=3, verbose=0)
+    assert not _read_ahead_threads()
+
+
+def test_the_steps_before_a_bad_block_are_taken_and_the_error_comes_in_its_turn(tmp_path):
+    X, y = _data()
+    X[700, 1] = np.nan  # block 10 of 16
+    Xm, ym = _on_disk(tmp_path, X, y)
+    seen = []
+
+    class Count(tl.callbacks.Callback):
+        def on_batch_end(self, batch, logs=None):
+            seen.append(batch)
+
+    with pytest.raises(ValueError, match=r"block 10 .* at row 700"):
+        _model().fit(Xm, ym, epochs=1, batch_size=32, shuffle=False, verbose=0, callbacks=[Count()])
+    assert seen == list(range(20))  # blocks 0 to 9, two batches each: read ahead, but raised in order
+
+
+def test_finite_values_whose_sum_overflows_are_not_an_error():
+    big = np.full((4, 2), 3e38, dtype=np.float32)  # each finite; their sum is inf in float32
+    assert np.array_equal(streams.read_block("fit: x", big, 0, 4, np.float32, 0), big)
+    rows = np.array([3, 1, 0, 2])
+    values = np.arange(8.0).reshape(4, 2)
+    assert np.array_equal(streams.read_block("fit: x", values, 0, 4, np.float32, 0, rows=rows), values[rows])
+
+
+def test_reading_ahead_hands_on_items_and_errors_in_order_and_stops_its_thread():
+    closed = []
+
+    def items(fail_at=None):
+        try:
+            for i in range(10):
+                if i == fail_at:
+                    raise ValueError(f"item {i}")
+                yield i
+        finally:
+            closed.append(True)
+
+    assert list(streams.ahead(items())) == list(range(10))
+    got = []
+    with pytest.raises(ValueError, match="item 4"):
+        for item in streams.ahead(items(fail_at=4)):
+            got.append(item)
+    assert got == [0, 1, 2, 3]
+    early = streams.ahead(items())
+    assert next(early) == 0
+    early.close()  # the consumer stops early: the thread ends and the producer is closed
+    assert closed == [True] * 3 and not _read_ahead_threads()
+
+
+def test_no_read_ahead_thread_outlives_a_fit_stopped_mid_epoch(tmp_path):
+    Xm, ym = _on_disk(tmp_path, *_data())
+
+    class StopAtOnce(tl.callbacks.Callback):
+        def on_batch_end(self, batch, logs=None):
+            self.model.stop_training = True
+
+    model = _model()
+    history = model.fit(Xm, ym, epochs=3, batch_size=16, verbose=0, callbacks=[StopAtOnce()])
+    assert history.epoch == [0] and not _read_ahead_threads()
+
+
+def test_the_kernel_is_asked_to_read_the_next_blocks_ahead(tmp_path):
+    """`will_need` starts reading a memory map's rows into the page cache (mincore shows them arriving)."""
+    path = tmp_path / "x.npy"
+    np.save(path, np.ones((1 << 16, 16), dtype=np.float32))  # 4 MiB
+    with open(path, "rb") as file:
+        os.fsync(file.fileno())
+        os.posix_fadvise(file.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+    x = np.load(path, mmap_mode="r")
+    rows = slice(1 << 14, 1 << 15)  # 1 MiB in the middle
+    if _cached(path, x, rows) > 0.5:
+        pytest.skip(f"{path} stays in the page cache (a tmpfs?): nothing to read ahead")
+    streams.will_need(x, rows.start, rows.stop)
+    deadline = time.monotonic() + 10
+    while _cached(path, x, rows) < 1.0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _cached(path, x, rows) == 1.0
+    assert _cached(path, x, slice(0, 1 << 12)) < 0.5  # not the whole file
+
+
+def _cached(path, x, rows):
+    """The share of the pages of x[rows] (a memory map of the .npy file at `path`) in the page cache."""
+    mincore = ctypes.CDLL(None, use_errno=True).mincore
+    mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+    size = path.stat().st_size
+    with open(path, "rb") as file, mmap.mmap(file.fileno(), size, prot=mmap.PROT_READ) as mapped:
+        view = np.frombuffer(mapped, dtype=np.uint8)
+        pages = np.zeros(-(-size // mmap.PAGESIZE), dtype=np.uint8)
+        assert mincore(view.ctypes.data, size, pages.ctypes.data) == 0
+        del view
+    first = x.offset + rows.start * x.strides[0]
+    return float(
+        np.mean(
+            pages[first // mmap.PAGESIZE : -(-(first + (rows.stop - rows.start) * x.strides[0]) // mmap.PAGESIZE)] & 1
+        )
+    )

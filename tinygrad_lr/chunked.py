@@ -15,7 +15,9 @@ Dask array is given.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +29,7 @@ from tinygrad_lr.tensor import Tensor, no_grad
 __all__ = ["SPLIT_EVERY", "batches", "predict", "require_dask", "sums", "triangular_factor"]
 
 SPLIT_EVERY = 8  # partial results combined per task on the way up the tree
+PIN_CHECK_S = 1.0  # how often a computation pinned to workers checks that they are all still there
 EXTRA = 'pip install "tinygrad_lr[dask]"'
 
 
@@ -41,8 +44,9 @@ def require_dask(what: str) -> Any:
 
 
 def _chunk_pairs(caller: str, x: Any, y: Any, names: tuple[str, str]) -> list[tuple[Any, Any, int, int]]:
-    """(x chunk, y chunk, chunk number, first row) as Delayed objects, for x (n, d) and y (n, k)
-    chunked alike along the rows (a chunking along the columns is undone first)."""
+    """(x chunk, y chunk, chunk number, first row) as Delayed objects, for x (n, d) and y (n, k) or (n,)
+    chunked alike along the rows (a chunking along the columns is undone first). The chunks are the
+    arrays' own keys, so a step's tasks need only what is persisted, where it is."""
     dask_array = require_dask(caller).array
     if not (isinstance(x, dask_array.Array) and isinstance(y, dask_array.Array)):
         plain = names[0] if not isinstance(x, dask_array.Array) else names[1]
@@ -71,6 +75,73 @@ def _tree(dask: Any, parts: list[Any], combine: Callable[[list[Any]], Any]) -> A
     while len(parts) > 1:
         parts = [dask.delayed(combine)(parts[i : i + SPLIT_EVERY]) for i in range(0, len(parts), SPLIT_EVERY)]
     return parts[0]
+
+
+def _on_the_chunks(
+    caller: str,
+    x: Any,
+    y: Any,
+    names: tuple[str, str],
+    task: Callable[..., Any],
+    combine: Callable[[list[Any]], Any],
+) -> Any:
+    """`task` (a Delayed call) on each pair of chunks of x and y (`_chunk_pairs`, which checks them as
+    `names`), the results combined up a tree, computed.
+
+    On a dask.distributed cluster, the task of a pair whose chunks the workers hold (persisted) is
+    pinned to a worker that holds both (or x's): the scheduler would otherwise move tasks, and their
+    chunks with them, to balance the load, above all at the first step, before it knows how long a
+    chunk's task takes. Should a worker the tasks are pinned to leave (die), the computation is made
+    again unpinned, rather than waiting for that worker forever."""
+    dask = require_dask(caller)
+    pairs = _chunk_pairs(caller, x, y, names)
+    client = _distributed_client(dask)
+    held = {} if client is None else {key: set(workers) for key, workers in client.who_has([x, y]).items()}
+    dependencies = {}
+    if held:  # a chunk not held itself (a slice of a held chunk) lives where what it is made of is
+        dependencies = {**x.__dask_graph__().get_all_dependencies(), **y.__dask_graph__().get_all_dependencies()}
+    parts, pinned = [], set()
+    for pair in pairs:
+        x_holders, y_holders = (_holders(chunk.key, held, dependencies) for chunk in pair[:2])
+        workers = sorted(x_holders & y_holders or x_holders)
+        pin = dask.annotate(workers=workers, allow_other_workers=False) if workers else contextlib.nullcontext()
+        with pin:
+            parts.append(task(*pair))
+        pinned.update(workers)
+    if not pinned:
+        return dask.compute(_tree(dask, parts, combine))[0]
+    future = client.compute(_tree(dask, parts, combine))
+    while True:
+        try:
+            return future.result(timeout=PIN_CHECK_S)
+        except TimeoutError:
+            if not pinned <= set(client.nthreads()):
+                future.cancel()
+                return dask.compute(_tree(dask, [task(*pair) for pair in pairs], combine))[0]
+
+
+def _holders(key: Any, held: dict[Any, set[str]], dependencies: dict[Any, set[Any]]) -> set[str]:
+    """The workers holding the data of `key`, or of the held keys it is computed from (`held`: key →
+    workers; `dependencies`: key → the keys its task reads)."""
+    found: set[str] = set()
+    todo, seen = [key], set()
+    while todo:
+        key = todo.pop()
+        if key in seen:
+            continue
+        seen.add(key)
+        if key in held:
+            found |= held[key]
+        else:
+            todo.extend(dependencies.get(key, ()))
+    return found
+
+
+def _distributed_client(dask: Any) -> Any:
+    """The dask.distributed Client that `dask.compute` would use now, or None (another scheduler)."""
+    distributed = sys.modules.get("distributed")
+    client = getattr(dask.base.get_scheduler(), "__self__", None)
+    return client if distributed is not None and isinstance(client, distributed.Client) else None
 
 
 def _add(parts: list[streams.Sums]) -> streams.Sums:
@@ -102,21 +173,21 @@ def sums(
     gradient: bool,
     caller: str,
 ) -> streams.Sums:
-    """The Sums of all of (x, y), each chunk's computed where it lives: x (n, features), y (n, outputs)."""
+    """The Sums of all of (x, y), each chunk's computed where it lives: x (n, features), y (n, outputs)
+    or (n,) for one."""
     dask = require_dask(caller)
     program = dask.delayed((_portable(model), loss, metrics, np.dtype(dtype), gradient, caller), pure=False)
-    parts = [dask.delayed(_chunk_sums)(program, *pair) for pair in _chunk_pairs(caller, x, y, ("x", "y"))]
-    (total,) = dask.compute(_tree(dask, parts, _add))
-    return total
+    return _on_the_chunks(caller, x, y, ("x", "y"), lambda *pair: dask.delayed(_chunk_sums)(program, *pair), _add)
 
 
 def _read_chunks(
     caller: str, names: tuple[str, str], x: np.ndarray, y: np.ndarray, dtype: Any, number: int, start: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """A chunk of x and of y, read and checked as a memory map's blocks are (rows counted in the whole array)."""
-    return tuple(
-        streams.read_block(f"{caller}: {name}", a, 0, len(a), dtype, number, unit="chunk", offset=start)
-        for name, a in zip(names, (x, y))
+    x_name, y_name = names
+    return (
+        streams.read_block(f"{caller}: {x_name}", x, 0, len(x), dtype, number, unit="chunk", offset=start),
+        streams.read_block(f"{caller}: {y_name}", y, 0, len(y), dtype, number, unit="chunk", offset=start),
     )
 
 
@@ -134,18 +205,17 @@ def _chunk_factor(x: np.ndarray, y: np.ndarray, number: int, start: int, fit_int
 
 
 def triangular_factor(x: Any, y: Any, fit_intercept: bool, caller: str) -> np.ndarray:
-    """R of all of [1 X y] ([X y] without an intercept) for Dask arrays x (n, d) and y (n, k), in one
+    """R of all of [1 X y] ([X y] without an intercept) for Dask arrays x (n, d) and y (n, k) or (n,), in one
     pass: each chunk's factor where the chunk lives, then the factors combined up a tree."""
     dask = require_dask(caller)
-    parts = [
-        dask.delayed(_chunk_factor)(*pair, fit_intercept, caller) for pair in _chunk_pairs(caller, x, y, ("X", "y"))
-    ]
-    (factor,) = dask.compute(_tree(dask, parts, streams.stack_factors))
-    return factor
+    task = dask.delayed(_chunk_factor)
+    return _on_the_chunks(
+        caller, x, y, ("X", "y"), lambda *pair: task(*pair, fit_intercept, caller), streams.stack_factors
+    )
 
 
 def _chunk_predict(x: np.ndarray, model: Any, dtype: Any, block_info: dict | None = None) -> np.ndarray:
-    where = block_info[0] if block_info else {"chunk-location": (0,), "array-location": ((0, len(x)),)}
+    where: dict[str, Any] = block_info[0] if block_info else {"chunk-location": (0,), "array-location": ((0, len(x)),)}
     number, start = where["chunk-location"][0], where["array-location"][0][0]
     xb = streams.read_block("predict: x", x, 0, len(x), dtype, number, unit="chunk", offset=start)
     with no_grad():
@@ -153,9 +223,13 @@ def _chunk_predict(x: np.ndarray, model: Any, dtype: Any, block_info: dict | Non
 
 
 def predict(model: Any, x: Any, dtype: Any, outputs: int) -> Any:
-    """The model's outputs on a Dask array x (n, features): a lazy (n, outputs) Dask array, chunked as
-    x's rows, computed with the weights the model has now."""
+    """The model's outputs on a Dask array x (n, features), or (n,) for one feature: a lazy (n, outputs)
+    Dask array, chunked as x's rows, computed with the weights the model has now."""
     require_dask("predict")
+    if x.ndim == 1:  # one feature: each chunk becomes a column as it is read
+        return x.map_blocks(
+            _chunk_predict, _portable(model), np.dtype(dtype), chunks=(x.chunks[0], (outputs,)), new_axis=1, dtype=dtype
+        )
     x = x.rechunk({1: -1})
     return x.map_blocks(
         _chunk_predict, _portable(model), np.dtype(dtype), chunks=(x.chunks[0], (outputs,)), dtype=dtype

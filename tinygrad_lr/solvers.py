@@ -101,9 +101,9 @@ def _least_squares_in_one_pass(caller: str, X: Any, y: Any, l2: Any, fit_interce
     X, y = _validate(caller, X, y, blocks=True)
     l2 = _check_l2(caller, l2)
     n, d = X.shape
-    y2 = y[:, None] if y.ndim == 1 else y
+    k = y.shape[1] if y.ndim == 2 else 1
     where = chunked if is_dask_array(X) or is_dask_array(y) else streams
-    R = where.triangular_factor(X, y2, fit_intercept, caller)
+    R = where.triangular_factor(X, y, fit_intercept, caller)  # a 1-D y's blocks are read as one column
     R = np.vstack([R, np.zeros((R.shape[1] - len(R), R.shape[1]))])  # fewer rows than columns: zero rows
     if fit_intercept:
         # The first column of A is 1, so R's first row is ±(√n, column sums / √n): the column means
@@ -114,10 +114,10 @@ def _least_squares_in_one_pass(caller: str, X: Any, y: Any, l2: Any, fit_interce
     # |[Xc yc] (coef, -1)|² = |R (coef, -1)|², so coef is least squares on R's top d rows
     design, target = R[:d, :d], R[:d, d:]
     if l2 > 0:  # as in _least_squares: the design stacked over sqrt(n·k·l2)·I
-        design = np.vstack([design, np.sqrt(n * y2.shape[1]) * np.sqrt(l2) * np.eye(d)])
-        target = np.vstack([target, np.zeros((d, y2.shape[1]))])
+        design = np.vstack([design, np.sqrt(n * k) * np.sqrt(l2) * np.eye(d)])
+        target = np.vstack([target, np.zeros((d, k))])
     coef = np.linalg.lstsq(design, target, rcond=None)[0]
-    intercept = y_mean - x_mean @ coef if fit_intercept else np.zeros(y2.shape[1])
+    intercept = y_mean - x_mean @ coef if fit_intercept else np.zeros(k)
     if y.ndim == 1:
         return coef[:, 0], float(intercept[0])
     return coef, intercept

@@ -16,11 +16,16 @@ the factor of the stack of their rows.
 
 from __future__ import annotations
 
+import contextlib
+import mmap
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
+from numpy.lib.array_utils import byte_bounds
 
 from tinygrad_lr import autograd, checks
 from tinygrad_lr.tensor import Tensor, no_grad
@@ -28,6 +33,7 @@ from tinygrad_lr.tensor import Tensor, no_grad
 __all__ = [
     "BLOCK_ROWS",
     "Sums",
+    "ahead",
     "batches",
     "block_factor",
     "block_sums",
@@ -37,20 +43,52 @@ __all__ = [
     "stack_factors",
     "sums",
     "triangular_factor",
+    "will_need",
 ]
 
 BLOCK_ROWS = 65536  # rows per block read from a memory map: 2.6 MB of float32 at 10 features
+READ_AHEAD = 4  # blocks the kernel is asked to read ahead of the one being read
+
+T = TypeVar("T")
 
 
 def read_block(
-    what: str, array: Any, start: int, stop: int, dtype: Any, number: int, unit: str = "block", offset: int = 0
+    what: str,
+    array: Any,
+    start: int,
+    stop: int,
+    dtype: Any,
+    number: int,
+    unit: str = "block",
+    offset: int = 0,
+    rows: np.ndarray | None = None,
 ) -> np.ndarray:
     """Rows `start:stop` of `array` (n,) or (n, columns) as a (stop - start, columns) array of
-    `dtype`: a 1-D array is one column. A non-finite value, or one beyond `dtype` (1e300 in
+    `dtype`: a 1-D array is one column; with `rows`, a permutation of range(stop - start), in that
+    order (a shuffle buffer's block). A non-finite value, or one beyond `dtype` (1e300 in
     float32), is a ValueError naming the block (`unit` `number`), the row and the column; rows
-    are counted from `offset` (where `array`, a chunk of the data, starts in them)."""
+    are counted from `offset` (where `array`, a chunk of the data, starts in them).
+
+    One pass over the block converts (or permutes) it, and one more checks it: the sum of the block is
+    finite when every value is, and only when it is not is the block searched for the first culprit.
+    Unconverted and unpermuted, the block is a view of `array`, not a copy.
+    """
     values = np.asarray(array[start:stop])
-    with np.errstate(over="ignore"):  # an overflowing cast is reported below
+    with np.errstate(over="ignore", invalid="ignore"):  # a value that overflows or is non-finite is reported below
+        block = values.astype(dtype, copy=False)
+        if rows is not None:
+            block = np.take(block, rows, axis=0)
+        if block.dtype.kind == "f" and not np.isfinite(np.add.reduce(block, axis=None)):
+            _raise_non_finite(what, values, dtype, start, stop, number, unit, offset)
+    return block.reshape(len(block), -1)
+
+
+def _raise_non_finite(
+    what: str, values: np.ndarray, dtype: Any, start: int, stop: int, number: int, unit: str, offset: int
+) -> None:
+    """The ValueError naming the first non-finite value of `values` (rows start:stop, as read), or the
+    first beyond `dtype`; nothing when there is neither (finite values whose sum overflows)."""
+    with np.errstate(over="ignore"):
         cast = values.astype(dtype, copy=False)
     for checked, problem, advice in (
         (values, "a non-finite value", "remove or impute such samples first"),
@@ -63,7 +101,6 @@ def read_block(
                 f"{what}: {unit} {number} (rows {offset + start} to {offset + stop - 1}) has {problem}, "
                 f"{values[first]}, at row {offset + start + first[0]}{column}; {advice}"
             )
-    return cast.reshape(len(cast), -1)
 
 
 def batches(
@@ -91,11 +128,8 @@ def batches(
         return
     block_rows = batch_size * max(1, BLOCK_ROWS // batch_size)
     count = -(-len(x) // block_rows)
-    order = rng.permutation(count) if shuffle else range(count)
-    for xb, yb in blocks(x, y, dtype, caller, block_rows, order):
-        if shuffle:
-            rows = rng.permutation(len(xb))
-            xb, yb = xb[rows], yb[rows]
+    order = _permutation(rng, count) if shuffle else range(count)
+    for xb, yb in blocks(x, y, dtype, caller, block_rows, order, rng=rng if shuffle else None):
         for first in range(0, len(xb), batch_size):
             yield xb[first : first + batch_size], yb[first : first + batch_size]
 
@@ -104,7 +138,14 @@ def slices(n: int, size: int, shuffle: bool = False, rng: np.random.Generator | 
     """(start, stop) of the contiguous runs of `size` rows that cover n rows, in order, or in an
     order drawn from `rng` with `shuffle` (the runs themselves stay contiguous)."""
     runs = [(start, min(n, start + size)) for start in range(0, n, size)]
-    return [runs[i] for i in rng.permutation(len(runs))] if shuffle else runs
+    return [runs[i] for i in _permutation(rng, len(runs))] if shuffle else runs
+
+
+def _permutation(rng: np.random.Generator | None, n: int) -> np.ndarray:
+    """`rng.permutation(n)`: shuffling draws from the caller's generator, so there must be one."""
+    if rng is None:
+        raise ValueError("shuffle=True needs rng, a numpy.random.Generator to draw the order from")
+    return rng.permutation(n)
 
 
 def blocks(
@@ -115,18 +156,115 @@ def blocks(
     block_rows: int | None = None,
     order: Iterable[int] | None = None,
     names: tuple[str, str] = ("x", "y"),
+    rng: np.random.Generator | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(x, y) a block of `block_rows` rows (`BLOCK_ROWS` when None) at a time, in `order` (block
     numbers; all in turn when None), each read by `read_block`: pairs of (rows, features) and
-    (rows, outputs) arrays of `dtype`."""
+    (rows, outputs) arrays of `dtype`. With `rng`, each block's rows come in an order drawn from it
+    (`rng.permutation(rows)`, one draw per block, in turn).
+
+    Reading overlaps computing, twice: the kernel is asked to start reading the `READ_AHEAD` blocks
+    that follow the one being read (so the disk works while a block is trained on), and the blocks
+    are read, converted, checked and permuted in a thread (`ahead`) while the caller computes on the
+    block before. An error in a block (a non-finite value) reaches the caller when it asks for that block.
+    """
     block_rows = block_rows or BLOCK_ROWS
     count = -(-len(x) // block_rows)
-    for number in range(count) if order is None else order:
-        start, stop = number * block_rows, min(len(x), (number + 1) * block_rows)
+    numbers = list(range(count) if order is None else order)
+    return ahead(_read_blocks(x, y, dtype, caller, block_rows, numbers, names, rng))
+
+
+def _read_blocks(
+    x: Any,
+    y: Any,
+    dtype: Any,
+    caller: str,
+    block_rows: int,
+    numbers: list[int],
+    names: tuple[str, str],
+    rng: np.random.Generator | None,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """`blocks`' blocks, read one after another as `_plans` lays them out."""
+    for number, start, stop, rows in ahead(_plans(x, y, block_rows, numbers, rng)):
         yield (
-            read_block(f"{caller}: {names[0]}", x, start, stop, dtype, number),
-            read_block(f"{caller}: {names[1]}", y, start, stop, dtype, number),
+            read_block(f"{caller}: {names[0]}", x, start, stop, dtype, number, rows=rows),
+            read_block(f"{caller}: {names[1]}", y, start, stop, dtype, number, rows=rows),
         )
+
+
+def _plans(
+    x: Any, y: Any, block_rows: int, numbers: list[int], rng: np.random.Generator | None
+) -> Iterator[tuple[int, int, int, np.ndarray | None]]:
+    """(number, first row, stop row, order of its rows or None) of each block in `numbers`' order,
+    each once the kernel was asked to read the `READ_AHEAD` blocks that follow it. Drawing a
+    permutation costs about as much as applying it, so this runs in a thread of its own."""
+    bounds = [(number * block_rows, min(len(x), (number + 1) * block_rows)) for number in numbers]
+    for start, stop in bounds[:READ_AHEAD]:
+        will_need(x, start, stop)
+        will_need(y, start, stop)
+    for i, (number, (start, stop)) in enumerate(zip(numbers, bounds)):
+        if i + READ_AHEAD < len(bounds):
+            will_need(x, *bounds[i + READ_AHEAD])
+            will_need(y, *bounds[i + READ_AHEAD])
+        yield number, start, stop, None if rng is None else _permutation(rng, stop - start)
+
+
+def ahead(items: Iterator[T]) -> Iterator[T]:
+    """The items of `items`, each made in a background thread while the caller works on the one
+    before (at most two made ahead). What making an item raises is raised where the caller asks for
+    that item; closing this iterator (or dropping it) stops the thread.
+
+    NumPy lets go of the GIL while it copies, permutes and reduces arrays, and the kernel while it
+    reads pages, so the thread's work runs beside the caller's Python."""
+    ready: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for item in items:
+                ready.put((True, item))
+                if stop.is_set():
+                    return
+            ready.put((False, None))
+        except BaseException as error:  # handed to the caller, in its turn
+            ready.put((False, error))
+        finally:
+            close = getattr(items, "close", None)  # a generator's own cleanup, in this thread
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=work, name="tinygrad_lr read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            more, item = ready.get()
+            if not more:
+                if item is not None:
+                    raise item
+                return
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # a put blocked on the full queue goes through, then the thread sees `stop`
+            with contextlib.suppress(queue.Empty):
+                ready.get_nowait()
+            thread.join(0.01)
+
+
+def will_need(array: Any, start: int, stop: int) -> None:
+    """Ask the kernel to start reading rows `start:stop` of a memory map into the page cache
+    (`madvise(MADV_WILLNEED)`) and return at once; anything but a memory map is left alone. Advice
+    only: where the platform has no such call, nothing happens."""
+    mapped = getattr(array, "_mmap", None)
+    if mapped is None or stop <= start or not hasattr(mmap, "MADV_WILLNEED"):
+        return
+    try:
+        base = np.frombuffer(mapped, dtype=np.uint8).ctypes.data  # where the mapping starts in memory
+        low, high = byte_bounds(array[start:stop])
+        first = (low - base) // mmap.PAGESIZE * mmap.PAGESIZE  # madvise wants a page boundary
+        mapped.madvise(mmap.MADV_WILLNEED, first, high - base - first)
+    except (OSError, ValueError):  # a closed or empty mapping: nothing to read ahead
+        pass
 
 
 # ----- sums over blocks -----
@@ -144,7 +282,11 @@ class Sums:
     gradient: list[np.ndarray] | None
 
     def __add__(self, other: Sums) -> Sums:
-        gradient = None if self.gradient is None else [a + b for a, b in zip(self.gradient, other.gradient)]
+        gradient = (
+            None
+            if self.gradient is None or other.gradient is None  # both or neither: the same call asked for them
+            else [a + b for a, b in zip(self.gradient, other.gradient)]
+        )
         metrics = {name: value + other.metrics[name] for name, value in self.metrics.items()}
         return Sums(self.rows + other.rows, self.loss + other.loss, metrics, gradient)
 
@@ -194,19 +336,24 @@ def sums(
 def block_factor(x: np.ndarray, y: np.ndarray, fit_intercept: bool) -> np.ndarray:
     """R of the QR of one block of [1 X y] ([X y] without an intercept): x (rows, d), y (rows, k), float64."""
     columns = [np.ones((len(x), 1)), x, y] if fit_intercept else [x, y]
-    return np.linalg.qr(np.hstack(columns), mode="r")
+    # numpy's stub types every mode's result as a QRResult; mode="r" returns R alone, an array
+    return np.linalg.qr(np.hstack(columns), mode="r")  # type: ignore[return-value]
 
 
 def stack_factors(factors: list[np.ndarray]) -> np.ndarray:
     """R of the rows of several blocks, from their factors: the R of the factors stacked (RᵀR = AᵀA
     for each block, so the stacked factors have the Gram matrix of all the rows)."""
-    return factors[0] if len(factors) == 1 else np.linalg.qr(np.vstack(factors), mode="r")
+    if len(factors) == 1:
+        return factors[0]
+    return np.linalg.qr(np.vstack(factors), mode="r")  # type: ignore[return-value]  # R alone, as above
 
 
 def triangular_factor(x: Any, y: Any, fit_intercept: bool, caller: str) -> np.ndarray:
-    """R of all of [1 X y] in one pass over the blocks of x (n, d) and y (n, k), float64."""
+    """R of all of [1 X y] in one pass over the blocks of x (n, d) and y (n, k) or (n,), float64."""
     factor = None
     for xb, yb in blocks(x, y, np.float64, caller, names=("X", "y")):
         part = block_factor(xb, yb, fit_intercept)
         factor = part if factor is None else stack_factors([factor, part])
+    if factor is None:
+        raise ValueError(f"{caller}: X has no rows")
     return factor

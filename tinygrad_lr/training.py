@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_lr import autograd, capture, checks, chunked, data, losses, optim, solvers, streams
+from tinygrad_lr import autograd, capture, checks, chunked, data, gram, losses, optim, solvers, streams
 from tinygrad_lr.callbacks import Callback, CallbackList, History, ProgressBar, progress_line
 from tinygrad_lr.nn import Linear, Module, Sequential
 from tinygrad_lr.optim import TrainingDivergedError
@@ -106,7 +106,7 @@ def _output_count(model: Module) -> int | None:
     features = _feature_count(model)
     if features is not None and all(hasattr(module, "output_shape") for module in model.modules()):
         # follows the layers in the order they run: a layer used twice may be the last one
-        return model.output_shape((None, features))[-1]
+        return model.output_shape((None, features))[-1]  # type: ignore[attr-defined]  # hasattr, above
     layers = _linear_layers(model)
     return layers[-1].out_features if layers else None
 
@@ -123,7 +123,8 @@ def _as_array(values: Any, name: str, caller: str, dtype: np.dtype) -> np.ndarra
 
 
 def as_features(model: Module, x: Any, caller: str = "predict") -> np.ndarray:
-    """x as an (n, features) array of the model's dtype; a 1-D x is n samples of one feature."""
+    """x as an (n, features) array of the model's dtype; a 1-D x is n samples of one feature (a 1-D
+    Dask array stays 1-D: see `_as_columns`)."""
     params = model.parameters()
     if not params:
         raise ValueError(
@@ -132,27 +133,39 @@ def as_features(model: Module, x: Any, caller: str = "predict") -> np.ndarray:
         )
     dtype = params[0].dtype
     x = _as_array(x, "x", caller, dtype)
-    if x.ndim == 1:
-        x = x.reshape(-1, 1)
+    x = _as_columns(x)
+    columns = _columns(x)
     expected = _feature_count(model)
-    if expected is not None and x.shape[1] != expected:
+    if expected is not None and columns != expected:
         raise ValueError(
-            f"{caller}: x has shape {x.shape}, {x.shape[1]} feature(s) per sample, but the model takes "
-            f"{expected}" + ("; a 1-D x is read as n samples of one feature" if x.shape[1] == 1 else "")
+            f"{caller}: x has shape {x.shape}, {columns} feature(s) per sample, but the model takes "
+            f"{expected}" + ("; a 1-D x is read as n samples of one feature" if columns == 1 else "")
         )
     return x
 
 
+def _as_columns(array: Any) -> Any:
+    """A 1-D array (n,) as one column (n, 1). A Dask array stays 1-D: reshaping it would add tasks to
+    its graph on every call, which are not persisted with its chunks and may run on another worker,
+    so every step would move the chunk; its chunks become columns as they are read
+    (`streams.read_block`)."""
+    return array.reshape(-1, 1) if array.ndim == 1 and not checks.is_dask_array(array) else array
+
+
+def _columns(array: Any) -> int:
+    """Columns of an (n, columns) array; a 1-D one is one column."""
+    return array.shape[1] if array.ndim == 2 else 1
+
+
 def as_samples(model: Module, x: Any, y: Any, caller: str = "fit") -> tuple[np.ndarray, np.ndarray]:
-    """(x, y) checked against the model: x (n, features), y (n, outputs), the model's dtype."""
+    """(x, y) checked against the model: x (n, features), y (n, outputs), the model's dtype (a 1-D
+    Dask array stays 1-D, one column: see `_as_columns`)."""
     x = as_features(model, x, caller)
-    y = _as_array(y, "y", caller, model.parameters()[0].dtype)
-    if y.ndim == 1:
-        y = y.reshape(-1, 1)
+    y = _as_columns(_as_array(y, "y", caller, model.parameters()[0].dtype))
     if len(y) != len(x):
         raise ValueError(f"{caller}: x has {len(x)} samples (shape {x.shape}) but y has {len(y)} (shape {y.shape})")
     outputs = _output_count(model)
-    if outputs is not None and y.shape[1] != outputs:
+    if outputs is not None and _columns(y) != outputs:
         raise ValueError(f"{caller}: y has shape {y.shape} but the model has {outputs} output(s)")
     return x, y
 
@@ -167,8 +180,8 @@ def predict(model: Module, x: Any, batch_size: int | None = None, verbose: int =
     dtype = model.parameters()[0].dtype
     if checks.is_dask_array(x):  # lazy, as every Dask computation: the caller computes or stores it
         with no_grad():
-            outputs = model(Tensor(np.zeros((1, x.shape[1]), dtype))).shape[-1]
-        return chunked.predict(model, x, dtype, outputs)
+            width = model(Tensor(np.zeros((1, _columns(x)), dtype))).shape[-1]
+        return chunked.predict(model, x, dtype, width)
     in_blocks = checks.is_memory_map(x)
     batches = _batches("predict", len(x), streams.BLOCK_ROWS if in_blocks and batch_size is None else batch_size)
     start = time.perf_counter()
@@ -182,7 +195,7 @@ def predict(model: Module, x: Any, batch_size: int | None = None, verbose: int =
     return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
 
 
-def _batches(caller: str, n: int, batch_size: int | None) -> list[slice]:
+def _batches(caller: str, n: int, batch_size: int | None) -> list[Any]:
     """Contiguous batches of `batch_size` samples (one of all n when None), for predict and evaluate."""
     size = n if batch_size is None else checks.check_count(f"{caller}: batch_size", batch_size)
     return data.batch_indices(n, size)
@@ -226,7 +239,7 @@ def evaluate(model: Module, x: Any, y: Any, batch_size: int | None = None, verbo
 def gradient_norm(model: Module, compiled: Compiled, x: np.ndarray, y: np.ndarray) -> float:
     """‖∇θ objective‖ over the whole of (x, y); no parameter's .grad is touched."""
     if _in_blocks(x, y):
-        gradients = _means(model, compiled, _sums(model, compiled, x, y, True, "fit"))[1]
+        gradients: list[np.ndarray] = _means(model, compiled, _sums(model, compiled, x, y, True, "fit"))[1] or []
     else:
         gradients = [g.data for g in autograd.grad(compiled.objective(model(Tensor(x)), y), model.parameters())]
     return float(np.sqrt(sum(float(np.sum(g.astype(np.float64) ** 2)) for g in gradients)))
@@ -275,7 +288,7 @@ def fit(
     """
     compiled = _compiled(model, "fit")
     epochs = checks.check_count("fit: epochs", epochs)
-    callbacks = _callback_list(callbacks)
+    user_callbacks = _callback_list(callbacks)
     x, y = as_samples(model, x, y, "fit")
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
@@ -284,7 +297,7 @@ def fit(
     elif validation_split:
         (x, y), (x_val, y_val) = data.validation_split(x, y, validation_split)
     else:
-        x_val = y_val = None
+        x_val, y_val = None, None
     n = len(x)
     if batch_size is None:  # Keras' 32 in memory; the full batch on data read a block at a time
         batch_size = n if _in_blocks(x, y) else 32
@@ -295,23 +308,23 @@ def fit(
     history = History()
     model.history = history
     params = {"epochs": epochs, "steps": steps, "samples": n, "verbose": verbose}
-    callbacks = CallbackList([history, *([ProgressBar()] if verbose else []), *callbacks], model, params)
+    hooks = CallbackList([history, *([ProgressBar()] if verbose else []), *user_callbacks], model, params)
     model.stop_training = False
-    callbacks.on_train_begin({})
-    step = _training_step(model, compiled, on_dask=checks.is_dask_array(x) or checks.is_dask_array(y))
+    hooks.on_train_begin({})
+    step = _training_step(model, compiled, x, y, full_batch=batch_size >= n, epochs=epochs)
     try:
         with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below, once
             for epoch in range(epochs):
-                callbacks.on_epoch_begin(epoch, {})
+                hooks.on_epoch_begin(epoch, {})
                 # one batch of everything: its order changes nothing, so it is not shuffled (nor copied)
                 batches = _epoch_batches(model, x, y, batch_size, shuffle and batch_size < n, rng)
-                logs = _train_epoch(model, compiled, step, batches, callbacks, epoch)
-                if x_val is not None:
+                logs = _train_epoch(model, compiled, step, batches, hooks, epoch)
+                if x_val is not None and y_val is not None:
                     val_logs = _evaluate_arrays(model, compiled, x_val, y_val, "fit (validation)")
                     logs.update({f"val_{name}": value for name, value in val_logs.items()})
-                if callbacks.needs_gradient_norm:
+                if hooks.needs_gradient_norm:
                     logs["grad_norm"] = gradient_norm(model, compiled, x, y)
-                callbacks.on_epoch_end(epoch, logs)
+                hooks.on_epoch_end(epoch, logs)
                 if model.stop_training:
                     break
     except TrainingDivergedError as error:  # safe_step put the last finite weights back
@@ -323,7 +336,7 @@ def fit(
         # safe_step never leaves a half-done update: the weights are those of the last completed step
         history.interrupted = True
         raise
-    callbacks.on_train_end({})
+    hooks.on_train_end({})
     return history
 
 
@@ -382,18 +395,33 @@ def _train_epoch(
 
 
 def _training_step(
-    model: Module, compiled: Compiled, on_dask: bool
+    model: Module, compiled: Compiled, x: Any, y: Any, full_batch: bool, epochs: int
 ) -> Callable[[Any, Any], tuple[float, dict[str, float]]]:
-    """fit's step on a batch (xb, yb): the gradient of the objective, then `safe_step` (which checks the
-    loss and the new weights, and undoes a bad step); returns the batch's objective and metrics.
+    """fit's step on a batch (xb, yb) of (x, y): the gradient of the objective, then `safe_step` (which
+    checks the loss and the new weights, and undoes a bad step); returns the batch's objective and
+    metrics.
 
-    A model of built-in layers trained on a built-in loss, on batches in memory (a memory map's
+    Full batches of a single Linear layer on mse, in memory, with many rows and epochs, take their
+    gradient from the data's moments (`gram.py`: one pass over the data for the whole fit). Otherwise
+    a model of built-in layers trained on a built-in loss, on batches in memory (a memory map's
     batches are, once read), gets its step captured (`capture.py`): recorded on the first batch of
     each shape, then replayed, with the same numbers and a fraction of the Python work. Anything
     else (a Module or loss of the user's own, whose Python may branch on values; a Dask batch, or a
     memory-map batch larger than a block, summed a block at a time) runs eagerly.
     """
     optimizer = compiled.optimizer
+    layer = model.layers[0] if type(model) is Sequential and len(model.layers) == 1 else model
+    if (
+        full_batch
+        and type(layer) is Linear
+        and isinstance(x, np.ndarray)
+        and not _in_blocks(x, y)
+        and compiled.loss is losses.mse
+        and set(compiled.metrics) <= {"mse"}
+        and gram.pays_off(len(x), layer.in_features, epochs)
+    ):
+        return gram.GramStep(x, y, layer.weight, layer.bias, compiled.l2, optimizer, list(compiled.metrics))
+    on_dask = checks.is_dask_array(x) or checks.is_dask_array(y)
 
     def objective_and_prediction(xb: Tensor, yb: Tensor) -> tuple[Tensor, Tensor]:
         pred = model(xb)
@@ -421,7 +449,7 @@ def _batch_gradient(model: Module, compiled: Compiled, xb: Any, yb: Any) -> tupl
     batch's objective and metrics."""
     if _in_blocks(xb, yb):  # summed a block (a Dask chunk) at a time
         logs, gradient = _means(model, compiled, _sums(model, compiled, xb, yb, True, "fit"))
-        for p, g in zip(model.parameters(), gradient):
+        for p, g in zip(model.parameters(), gradient or []):  # (summed with the gradient: never None)
             p.grad = g
         return logs.pop("loss"), logs
     compiled.optimizer.zero_grad()
