@@ -102,9 +102,14 @@ class _Recording:
                 if parent_grad is not None:
                     grads[parent] = parent_grad if grads[parent] is None else grads[parent] + parent_grad
         found = [(leaf, grads[place]) for place, leaf in self.grad_leaves if grads[place] is not None]
-        for ctx, _, _, _ in self.forward:  # let this step's arrays go before the next step makes its own
-            ctx.inputs, ctx.output = (), None
+        self.release()
         return [values[i] for i in self.outputs], found
+
+    def release(self) -> None:
+        """Let the ops drop the arrays of the last run (and the recording run's tensors), before the
+        next run makes its own."""
+        for ctx, _, _, _ in self.forward:
+            ctx.inputs, ctx.output, ctx.parents = (), None, ()
 
 
 class CapturedStep:
@@ -175,6 +180,7 @@ class CapturedStep:
         visits: list[Tensor] = []
         outputs, found = self._eager(tensors, tape, visits)
         self.recordings[key] = _Recording(tape, tensors, outputs, visits)
+        self.recordings[key].release()  # the recording run's arrays
         return [out.data for out in outputs], found
 
     def _check_against_eager(self, tensors: list[Tensor], outputs: list[Any], found: list[tuple]) -> None:

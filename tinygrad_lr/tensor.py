@@ -408,10 +408,9 @@ class Function:
             grads = self.backward(grad)
         if type(grads) is not tuple:
             grads = (grads,)
-        if len(grads) != len(self.parents):
-            raise RuntimeError(
-                f"{type(self).__name__}.backward returned {len(grads)} gradients for {len(self.parents)} inputs"
-            )
+        inputs = len(self.needs_input_grad)
+        if len(grads) != inputs:
+            raise RuntimeError(f"{type(self).__name__}.backward returned {len(grads)} gradients for {inputs} inputs")
         result: list[Any] = []
         for i, (needed, parent_grad, value) in enumerate(zip(self.needs_input_grad, grads, self.inputs)):
             if parent_grad is None or not needed:
