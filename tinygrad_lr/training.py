@@ -427,16 +427,22 @@ def _training_step(
         pred = model(xb)
         return compiled.objective(pred, yb), pred
 
+    def objective(xb: Tensor, yb: Tensor) -> Tensor:
+        return compiled.objective(model(xb), yb)
+
     built_in = all(type(module) in (Linear, Sequential) for module in model.modules())
     captured = None
     if not on_dask and built_in and compiled.loss in LOSSES.values():
-        captured = capture.CapturedStep(objective_and_prediction, optimizer, safe=True)
+        # the prediction comes back only when metrics need it
+        captured = capture.CapturedStep(objective_and_prediction if compiled.metrics else objective, optimizer, True)
 
     def step(xb: Any, yb: Any) -> tuple[float, dict[str, float]]:
         if captured is None or checks.is_memory_map(xb):
             loss, metrics = _batch_gradient(model, compiled, xb, yb)
             optimizer.safe_step(loss)
             return loss, metrics
+        if not compiled.metrics:
+            return captured(xb, yb), {}
         loss, pred = captured(xb, yb)
         with no_grad():
             return loss, {name: metric(Tensor(pred), yb).item() for name, metric in compiled.metrics.items()}
