@@ -1,7 +1,7 @@
 """tinygrad_lr: a small reverse-mode autodiff engine on NumPy, and linear regression built on it.
 
 Layers, lowest first: checks (input checks) ← tensor/ops (the engine) ← autograd, capture, gradcheck,
-losses, nn, optim, data, datasets ← streams (data read a block at a time: memory maps, the shuffle
+gram, losses, nn, optim, data, datasets ← streams (data read a block at a time: memory maps, the shuffle
 buffer, per-block sums) ← chunked (the same work on Dask chunks; Dask imported only when a
 Dask array is given) ← solvers ← callbacks, training ← estimators, plot, report,
 cli. A module never imports one above it, with one exception: `nn.Module`'s Keras-style methods (`compile`,
@@ -19,6 +19,7 @@ from tinygrad_lr import (
     chunked,
     data,
     datasets,
+    gram,
     losses,
     nn,
     ops,
@@ -45,7 +46,7 @@ def _show_only_the_api(module) -> None:
 # every public module; `tl.gradcheck` is the function, so its module is looked up by name
 for _module in (autograd, callbacks, checks, chunked, data, datasets, losses, nn, ops, optim, plot, solvers):
     _show_only_the_api(_module)
-for _module in (capture, streams, tensor, training):
+for _module in (capture, gram, streams, tensor, training):
     _show_only_the_api(_module)
 _show_only_the_api(sys.modules["tinygrad_lr.gradcheck"])
 
@@ -81,6 +82,7 @@ __all__ = [
     "datasets",
     "gradcheck",
     "gradgradcheck",
+    "gram",
     "is_grad_enabled",
     "losses",
     "nn",
