@@ -549,3 +549,14 @@ def test_an_axis_that_is_not_an_integer_is_a_type_error():
         with pytest.raises(TypeError) as error:
             x.sum(axis=axis)
         assert str(error.value) == f"axis must be None, an int or a tuple of ints, got {axis!r}"
+
+
+def test_clip_takes_tensor_and_array_bounds_as_constants_in_its_own_dtype():
+    x = tl.Tensor(np.array([0.0, 1.0, 2.0, 3.0], dtype=np.float32), requires_grad=True)
+    low, high = tl.Tensor(np.array([0.5, 0.5, 0.5, 0.5])), np.array([2.5, 2.5, 1.5, 2.5])  # float64 bounds
+    y = x.clip(low, high)
+    np.testing.assert_array_equal(y.data, np.clip(x.data, low.data, high).astype(np.float32))
+    assert y.dtype == np.float32
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 1.0, 0.0, 0.0])  # clipped below, inside, above, above
+    assert low.grad is None

@@ -330,8 +330,15 @@ class Tensor:
     def maximum(self, other) -> Tensor:
         return ops.Maximum.apply(self, self._lift(other))
 
-    def clip(self, low: float | None = None, high: float | None = None) -> Tensor:
-        """Values limited to [low, high], as `numpy.clip`; the gradient is 0 where a value was clipped."""
+    def clip(self, low: Any = None, high: Any = None) -> Tensor:
+        """Values limited to [low, high], as `numpy.clip`; the gradient is 0 where a value was clipped.
+
+        A bound is a number, an array or a Tensor that broadcasts with this one; it is a constant
+        (no gradient flows to it) taken in this tensor's dtype, as PyTorch's `clamp` keeps its input's.
+        """
+        low, high = (
+            None if b is None else np.asarray(b.data if isinstance(b, Tensor) else b, self.dtype) for b in (low, high)
+        )
         return ops.Clip.apply(self, low=low, high=high)
 
 
