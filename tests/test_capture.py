@@ -204,3 +204,12 @@ def test_fit_captured_gives_fit_eager_to_the_bit(optimizer, metrics):
     assert histories[0] == histories[1]
     for a, b in zip(*weights):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_step_is_unguarded_unless_asked_as_the_eager_loop_is():
+    w = tl.Tensor(np.array([1.0]), requires_grad=True)
+    step = tl.capture_step(lambda xb: (w * xb).sum(), tl.optim.SGD([w], lr=1.0))
+    step(np.array([1.0]))
+    with np.errstate(invalid="ignore", over="ignore"):
+        assert not np.isfinite(step(np.array([np.inf])))  # no TrainingDivergedError: step(), not safe_step
+    assert not np.isfinite(w.data).all()

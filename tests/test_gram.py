@@ -1,12 +1,14 @@
 """Full-batch fit from the data's moments (gram.py): the eager iterates up to rounding, used only where it applies."""
 
+import contextlib
+
 import numpy as np
 import pytest
 
 import tinygrad_lr as tl
 from tinygrad_lr import gram
 
-N = gram.MIN_ROWS + 1000
+N = gram.MIN_ROWS * 5 // 4  # still at least MIN_ROWS after a validation split of 0.1
 
 
 class _OwnLinear(tl.nn.Linear):
@@ -26,8 +28,27 @@ def _fit_both(X, Y, bias=True, optimizer=lambda: tl.optim.SGD(lr=0.1), l2=0.0, *
     for layer in (tl.nn.Linear, _OwnLinear):
         model = tl.nn.Sequential([layer(X.shape[1], Y.shape[1], bias=bias, seed=0, dtype=X.dtype)])
         model.compile(optimizer=optimizer(), l2=l2)
-        results.append((model.fit(X, Y, batch_size=len(X), verbose=0, **fit_kwargs).history, model.get_weights()))
+        with _counting_moment_steps() as steps:
+            history = model.fit(X, Y, batch_size=len(X), verbose=0, **fit_kwargs).history
+        assert bool(steps) == (layer is tl.nn.Linear)  # the moments served the first fit, and only it
+        results.append((history, model.get_weights()))
     return results
+
+
+@contextlib.contextmanager
+def _counting_moment_steps():
+    """A list that gets an item for every step fit takes from the moments, while inside."""
+    steps, original = [], gram.GramStep.__call__
+
+    def counted(self, *args):
+        steps.append(1)
+        return original(self, *args)
+
+    gram.GramStep.__call__ = counted
+    try:
+        yield steps
+    finally:
+        gram.GramStep.__call__ = original
 
 
 @pytest.mark.parametrize(
@@ -71,19 +92,9 @@ def test_a_near_perfect_fit_keeps_the_digits_of_its_small_loss():
 
 def _uses_the_moments(model, X, Y, epochs, batch_size=None, **compile_kwargs):
     model.compile(optimizer="sgd", **compile_kwargs)
-    calls = []
-    original = gram.GramStep.__call__
-
-    def spy(self, *args):
-        calls.append(1)
-        return original(self, *args)
-
-    gram.GramStep.__call__ = spy
-    try:
+    with _counting_moment_steps() as steps:
         model.fit(X, Y, epochs=epochs, batch_size=batch_size or len(X), verbose=0)
-    finally:
-        gram.GramStep.__call__ = original
-    return bool(calls)
+    return bool(steps)
 
 
 def test_the_moments_serve_only_where_they_apply():
@@ -114,3 +125,55 @@ def test_divergence_from_the_moments_puts_back_the_last_finite_weights():
 def test_pays_off_weighs_the_pass_against_the_steps(n, d, epochs, pays):
     assert gram.pays_off(n, d, epochs) is pays
     assert not gram.pays_off(gram.MIN_ROWS - 1, d, 10**6)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_the_moments_are_summed_in_float64_from_float32_rows(bias):
+    X, Y = _data(n=3 * 2**15 + 7, k=2, dtype=np.float32)  # several blocks, the last one short
+    weight = tl.Tensor(np.zeros((3, 2), np.float32), requires_grad=True)
+    b = tl.Tensor(np.zeros(2, np.float32), requires_grad=True) if bias else None
+    step = gram.GramStep(X, Y, weight, b, 0.0, tl.optim.SGD([weight] + ([b] if bias else [])))
+    A = np.hstack([X.astype(np.float64), np.ones((len(X), 1))]) if bias else X.astype(np.float64)
+    assert step.gram.dtype == np.float64
+    np.testing.assert_allclose(step.gram, A.T @ A, rtol=1e-12)
+    optimum = np.linalg.lstsq(A, Y.astype(np.float64), rcond=None)[0]
+    np.testing.assert_allclose(step.optimum, optimum, rtol=1e-9)
+    residual = A @ optimum - Y
+    assert step.optimum_residual == pytest.approx(float(np.vdot(residual, residual)), rel=1e-9)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_the_loss_and_gradient_are_exact_around_any_point_not_only_the_optimum(bias):
+    """The step writes ‖AΘ - y‖² around Θ*, with a term for Θ* being off: it stays exact when it is."""
+    X, Y = _data(n=2000, k=2)
+    weight = tl.Tensor(np.zeros((3, 2)), requires_grad=True)
+    b = tl.Tensor(np.zeros(2), requires_grad=True) if bias else None
+    params = [weight] + ([b] if bias else [])
+    step = gram.GramStep(X, Y, weight, b, 0.0, tl.optim.SGD(params, lr=1e-3), metrics=["mse"])
+    A = np.hstack([X, np.ones((len(X), 1))]) if bias else X
+    # move the expansion point off the optimum, and its two terms with it
+    step.optimum = step.optimum + np.random.default_rng(1).normal(size=step.optimum.shape)
+    step.optimum_gradient = step.gram @ step.optimum - A.T @ Y
+    step.optimum_residual = float(np.sum((A @ step.optimum - Y) ** 2))
+    rng = np.random.default_rng(2)
+    for _ in range(3):
+        weight.data[...] = rng.normal(size=(3, 2))
+        if bias:
+            b.data[...] = rng.normal(size=2)
+        theta = np.vstack([weight.data, b.data[None, :]]) if bias else weight.data.copy()
+        residual = A @ theta - Y
+        loss, metrics = step()
+        assert loss == pytest.approx(float(np.mean(residual**2)), rel=1e-12)
+        assert metrics == {"mse": loss}
+        gradient = 2 * A.T @ residual / Y.size
+        np.testing.assert_allclose(weight.grad, gradient[:3], rtol=1e-10)
+        if bias:
+            np.testing.assert_allclose(b.grad, gradient[3], rtol=1e-10)
+
+
+def test_gradients_take_the_parameters_dtype():
+    X, Y = _data(n=100, dtype=np.float32)
+    weight = tl.Tensor(np.zeros((3, 1), np.float32), requires_grad=True)
+    b = tl.Tensor(np.zeros(1, np.float32), requires_grad=True)
+    gram.GramStep(X, Y, weight, b, 0.1, tl.optim.SGD([weight, b], lr=1e-6))()
+    assert weight.grad.dtype == b.grad.dtype == np.float32
