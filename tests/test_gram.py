@@ -125,6 +125,8 @@ def test_divergence_from_the_moments_puts_back_the_last_finite_weights():
 def test_pays_off_weighs_the_pass_against_the_steps(n, d, epochs, pays):
     assert gram.pays_off(n, d, epochs) is pays
     assert not gram.pays_off(gram.MIN_ROWS - 1, d, 10**6)
+    assert gram.pays_off(gram.MIN_ROWS, 1, 2)  # the edges: MIN_ROWS rows, epochs just above (d + 1)/2
+    assert not gram.pays_off(gram.MIN_ROWS, 3, 2)
 
 
 @pytest.mark.parametrize("bias", [True, False])
