@@ -68,6 +68,19 @@ def _train_with(workload: Workload, make_step: Callable[..., Callable]) -> Calla
     return train
 
 
+def _eager_step(optimizer: tl.optim.Optimizer, loss_of: Callable) -> Callable:
+    """The step a user writes: zero_grad, the loss of the batch, backward, step; returns the loss."""
+
+    def step(xb, yb):
+        optimizer.zero_grad()
+        loss = loss_of(xb, yb)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    return step
+
+
 class Loop:
     """The PyTorch-style loop a user writes: zero_grad, forward, loss, backward, step (eager)."""
 
@@ -78,14 +91,7 @@ class Loop:
     @staticmethod
     def prepare(workload: Workload) -> Callable[[], Result]:
         def make_step(model, optimizer, objective):
-            def step(xb, yb):
-                optimizer.zero_grad()
-                loss = objective(model(tl.Tensor(xb)), yb)
-                loss.backward()
-                optimizer.step()
-                return loss.item()
-
-            return step
+            return _eager_step(optimizer, lambda xb, yb: objective(model(tl.Tensor(xb)), yb))
 
         return _train_with(workload, make_step)
 
@@ -116,17 +122,7 @@ class Raw:
     def prepare(workload: Workload) -> Callable[[], Result]:
         def make_step(model, optimizer, objective):
             W, b = model.weight, model.bias
-
-            def step(xb, yb):
-                optimizer.zero_grad()
-                loss = tl.losses.mse(tl.Tensor(xb) @ W + b, yb)
-                if workload.l2:
-                    loss = loss + tl.losses.l2_penalty([W], workload.l2)
-                loss.backward()
-                optimizer.step()
-                return loss.item()
-
-            return step
+            return _eager_step(optimizer, lambda xb, yb: objective(tl.Tensor(xb) @ W + b, yb))
 
         return _train_with(workload, make_step)
 

@@ -40,45 +40,27 @@ class _Recording:
     """
 
     def __init__(self, tape: list[tuple], inputs: list[Tensor], outputs: list[Tensor], visits: list[Tensor]):
-        self.place = {id(t): i for i, t in enumerate(inputs)}
+        place = {id(t): i for i, t in enumerate(inputs)}  # (ids of this recording run's tensors: used here only)
         self.leaves: list[tuple[int, Tensor]] = []
         self.inputs = len(inputs)
         made = {id(out) for _, _, _, out in tape}
         for t in [t for _, tensors, _, _ in tape for t in tensors] + outputs:
-            if id(t) not in made:
-                self._place_leaf(t, inputs)
+            if id(t) not in made and id(t) not in place:
+                _check_leaf(t, inputs)
+                place[id(t)] = len(place)
+                self.leaves.append((place[id(t)], t))
         for _, _, _, out in tape:
-            self.place[id(out)] = len(self.place)
-        self.size = len(self.place)
+            place[id(out)] = len(place)
+        self.size = len(place)
         self.forward = [
-            (ctx, [self.place[id(t)] for t in tensors], options, self.place[id(out)])
-            for ctx, tensors, options, out in tape
+            (ctx, [place[id(t)] for t in tensors], options, place[id(out)]) for ctx, tensors, options, out in tape
         ]
-        self.outputs = [self.place[id(t)] for t in outputs]
+        self.outputs = [place[id(t)] for t in outputs]
         # the backward pass in the order the eager one took, so that gradients are summed in the same order
-        self.backward = [
-            (t._ctx, self.place[id(t)], [self.place[id(p)] for p in t._ctx.parents]) for t in visits if t._ctx
-        ]
-        self.grad_leaves = [(self.place[id(t)], t) for t in visits if t._ctx is None]
+        self.backward = [(t._ctx, place[id(t)], [place[id(p)] for p in t._ctx.parents]) for t in visits if t._ctx]
+        self.grad_leaves = [(place[id(t)], t) for t in visits if t._ctx is None]
         loss = outputs[0].data
         self.seed = np.ones(loss.shape, loss.dtype)  # d loss / d loss, copied at each replay
-
-    def _place_leaf(self, t: Tensor, inputs: list[Tensor]) -> None:
-        """Number a tensor that no op of the step made: a parameter, or a constant."""
-        if id(t) in self.place:
-            return
-        if t._ctx is not None:
-            raise RuntimeError(
-                "capture_step: fn uses a tensor that was computed outside it, with a graph of its own; "
-                "compute it inside fn (the replay would not send a gradient through it)"
-            )
-        if any(np.may_share_memory(t.data, x.data) for x in inputs):
-            raise RuntimeError(
-                "capture_step: fn made a tensor from its input's data outside tinygrad_lr's ops (e.g. "
-                "tl.Tensor(xb.data)); the replay would freeze it. Use the input tensor itself"
-            )
-        self.place[id(t)] = len(self.place)
-        self.leaves.append((self.place[id(t)], t))
 
     def run(self, arrays: list[np.ndarray]) -> tuple[list[Any], list[tuple[Tensor, np.ndarray]]]:
         """Forward and backward on new input arrays: the outputs' arrays, and (leaf, gradient) pairs."""
@@ -110,6 +92,21 @@ class _Recording:
         next run makes its own."""
         for ctx, _, _, _ in self.forward:
             ctx.inputs, ctx.output, ctx.parents = (), None, ()
+
+
+def _check_leaf(t: Tensor, inputs: list[Tensor]) -> None:
+    """A tensor that no op of the step made must be a parameter or a constant, not a value the replay
+    would freeze."""
+    if t._ctx is not None:
+        raise RuntimeError(
+            "capture_step: fn uses a tensor that was computed outside it, with a graph of its own; "
+            "compute it inside fn (the replay would not send a gradient through it)"
+        )
+    if any(np.may_share_memory(t.data, x.data) for x in inputs):
+        raise RuntimeError(
+            "capture_step: fn made a tensor from its input's data outside tinygrad_lr's ops (e.g. "
+            "tl.Tensor(xb.data)); the replay would freeze it. Use the input tensor itself"
+        )
 
 
 class CapturedStep:
