@@ -18,17 +18,24 @@ through tinygrad_lr's ops. A value computed from an input with NumPy, a Python `
 a tensor computed outside `fn` (a constant then) would be frozen at its recorded value. The first
 replay of each recording is therefore checked against an eager run of `fn` on the same inputs,
 and any difference is an error that names this rule; after that the replay is trusted.
+
+Once checked, a recording fuses what the floor of a hand-written NumPy step does in one go: `x @ w
++ b` (`MatMul`, `Add`) becomes `Affine`, and `Affine` followed by `MeanSquaredError` becomes
+`AffineMSE` (ops.py), which computes the difference once and, on tall data, reads each block of
+rows once for the forward and the backward product. The numbers stay the same to the bit, except
+on that tall path, whose gradient is summed block by block (float rounding; see `AffineMSE`).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from tinygrad_lr import tensor
-from tinygrad_lr.tensor import Tensor, accumulate_grads, backpropagate, no_grad
+from tinygrad_lr import ops, tensor
+from tinygrad_lr.tensor import Function, Tensor, accumulate_grads, backpropagate, no_grad
 
 __all__ = ["CapturedStep", "capture_step"]
 
@@ -52,6 +59,7 @@ class _Recording:
         for _, _, _, out in tape:
             place[id(out)] = len(place)
         self.size = len(place)
+        self.specs = {place[id(t)]: (t.shape, t.dtype) for _, tensors, _, out in tape for t in (*tensors, out)}
         self.forward = [
             (ctx, [place[id(t)] for t in tensors], options, place[id(out)]) for ctx, tensors, options, out in tape
         ]
@@ -87,11 +95,75 @@ class _Recording:
         self.release()
         return [values[i] for i in self.outputs], found
 
+    def fuse(self) -> None:
+        """Replace each pair of recorded ops that `_fused` knows, where the first one's output feeds only
+        the second, by the fused op (ops.py): one call instead of two, the same numbers (see each op).
+
+        The fused op runs forward where the second one did (every input is ready by then) and backward
+        where the first one did, so the gradients of the first one's inputs are summed in the eager
+        order; the second one's other inputs must then need no gradient, or be leaves.
+        """
+        uses = Counter(self.outputs)
+        for _, places, _, _ in self.forward:
+            uses.update(places)
+        made_by: dict[int, int] = {}  # place -> index in forward
+        forward: list[Any] = []
+        backward: list[Any] = list(self.backward)
+        visit = {id(ctx): i for i, (ctx, _, _) in enumerate(backward)}
+        for entry in self.forward:
+            ctx, places, _, out = entry
+            first = made_by.get(places[0]) if places else None
+            fused = None
+            if first is not None and uses[places[0]] == 1 and (id(forward[first][0]) in visit) == (id(ctx) in visit):
+                fused = _fused(forward[first], entry, self.specs, set(made_by))
+            if fused is None:
+                made_by[out] = len(forward)
+                forward.append(entry)
+                continue
+            first_ctx = forward[first][0]
+            forward[first] = None  # (dropped below; indices stay valid meanwhile)
+            made_by[out] = len(forward)
+            forward.append((fused[0], fused[1], {}, out))
+            if id(ctx) in visit:
+                backward[visit.pop(id(ctx))] = None
+                i = visit.pop(id(first_ctx))
+                backward[i] = (fused[0], out, fused[1])
+                visit[id(fused[0])] = i
+        self.forward = [entry for entry in forward if entry is not None]
+        self.backward = [entry for entry in backward if entry is not None]
+
     def release(self) -> None:
         """Let the ops drop the arrays of the last run (and the recording run's tensors), before the
         next run makes its own."""
         for ctx, _, _, _ in self.forward:
             ctx.inputs, ctx.output, ctx.parents = (), None, ()
+
+
+def _fused(first: tuple, second: tuple, specs: dict[int, tuple], made: set[int]) -> tuple[Function, list[int]] | None:
+    """The fused op (and its inputs' places) that computes `second(first(...), ...)`, or None.
+
+    - `MatMul` then `Add` of a bias: `x @ w + b` is `Affine(x, w, b)` (x, w: 2-D; b: (out,));
+    - `Affine` then `MeanSquaredError`: `mse(x @ w + b, target)` is `AffineMSE(x, w, b, target)`.
+    """
+    one, two = first[0], second[0]
+    if (type(one), type(two)) not in ((ops.MatMul, ops.Add), (ops.Affine, ops.MeanSquaredError)):
+        return None
+    (x, w, *bias), (_, other), pred = first[1], second[1], first[3]
+    if other in made and two.needs_input_grad[1]:
+        return None  # its gradient would come at the first op's turn: too late for the op that made it
+    if len(specs[x][0]) != 2 or len(specs[w][0]) != 2:
+        return None
+    if type(two) is ops.Add:
+        fused: Function = ops.Affine()
+        bias_spec = ((specs[w][0][1],), specs[pred][1])  # (out,), and the product's dtype: `Affine` adds in place
+        if specs[other] != bias_spec:
+            return None
+    else:
+        fused = ops.AffineMSE()
+        if specs[other] != specs[pred]:
+            return None
+    fused.needs_input_grad = (*one.needs_input_grad, two.needs_input_grad[1])
+    return fused, [x, w, *bias, other]
 
 
 def _check_leaf(t: Tensor, inputs: list[Tensor]) -> None:
@@ -139,6 +211,7 @@ class CapturedStep:
             if key not in self._checked:
                 self._check_against_eager([Tensor(a) for a in arrays], outputs, found)
                 self._checked.add(key)
+                recording.fuse()  # checked as recorded; from now on with fewer, fused ops
         self.optimizer.zero_grad()
         accumulate_grads(found)
         loss = outputs[0]
