@@ -21,9 +21,7 @@ and any difference is an error that names this rule; after that the replay is tr
 
 Once checked, a recording fuses what the floor of a hand-written NumPy step does in one go: `x @ w
 + b` (`MatMul`, `Add`) becomes `Affine`, and `Affine` followed by `MeanSquaredError` becomes
-`AffineMSE` (ops.py), which computes the difference once and, on tall data, reads each block of
-rows once for the forward and the backward product. The numbers stay the same to the bit, except
-on that tall path, whose gradient is summed block by block (float rounding; see `AffineMSE`).
+`AffineMSE` (ops.py), which computes the difference once. The numbers stay the same, to the bit.
 """
 
 from __future__ import annotations
@@ -97,7 +95,7 @@ class _Recording:
 
     def fuse(self) -> None:
         """Replace each pair of recorded ops that `_fused` knows, where the first one's output feeds only
-        the second, by the fused op (ops.py): one call instead of two, the same numbers (see each op).
+        the second, by the fused op (ops.py): one call instead of two or three, the same numbers.
 
         The fused op runs forward where the second one did (every input is ready by then) and backward
         where the first one did, so the gradients of the first one's inputs are summed in the eager
@@ -106,29 +104,35 @@ class _Recording:
         uses = Counter(self.outputs)
         for _, places, _, _ in self.forward:
             uses.update(places)
-        made_by: dict[int, int] = {}  # place -> index in forward
+        maker: dict[int, int] = {}  # place -> index in `forward` of the entry that makes it
         forward: list[Any] = []
         backward: list[Any] = list(self.backward)
-        visit = {id(ctx): i for i, (ctx, _, _) in enumerate(backward)}
+        turn = {id(ctx): i for i, (ctx, _, _) in enumerate(backward)}  # an op's index in the backward order
+
+        def made(place: int) -> tuple | None:
+            return forward[maker[place]] if place in maker else None
+
         for entry in self.forward:
             ctx, places, _, out = entry
-            first = made_by.get(places[0]) if places else None
-            fused = None
-            if first is not None and uses[places[0]] == 1 and (id(forward[first][0]) in visit) == (id(ctx) in visit):
-                fused = _fused(forward[first], entry, self.specs, set(made_by))
-            if fused is None:
-                made_by[out] = len(forward)
+            first = made(places[0]) if places and uses[places[0]] == 1 else None
+            rule = None
+            if first is not None and (id(first[0]) in turn) == (id(ctx) in turn):
+                rule = _fused(first, entry, self.specs, uses, made)
+            if rule is None:
+                maker[out] = len(forward)
                 forward.append(entry)
                 continue
-            first_ctx = forward[first][0]
-            forward[first] = None  # (dropped below; indices stay valid meanwhile)
-            made_by[out] = len(forward)
-            forward.append((fused[0], fused[1], {}, out))
-            if id(ctx) in visit:
-                backward[visit.pop(id(ctx))] = None
-                i = visit.pop(id(first_ctx))
-                backward[i] = (fused[0], out, fused[1])
-                visit[id(fused[0])] = i
+            fused, fused_places, options, absorbed = rule
+            for gone in (first, *absorbed):
+                forward[maker[gone[3]]] = None  # (dropped below; indices stay valid meanwhile)
+            maker[out] = len(forward)
+            forward.append((fused, fused_places, options, out))
+            if id(ctx) in turn:
+                i = turn.pop(id(first[0]))
+                for gone in (ctx, *[other[0] for other in absorbed]):
+                    backward[turn.pop(id(gone))] = None
+                backward[i] = (fused, out, fused_places)
+                turn[id(fused)] = i
         self.forward = [entry for entry in forward if entry is not None]
         self.backward = [entry for entry in backward if entry is not None]
 
@@ -139,17 +143,28 @@ class _Recording:
             ctx.inputs, ctx.output, ctx.parents = (), None, ()
 
 
-def _fused(first: tuple, second: tuple, specs: dict[int, tuple], made: set[int]) -> tuple[Function, list[int]] | None:
-    """The fused op (and its inputs' places) that computes `second(first(...), ...)`, or None.
+def _fused(first: tuple, second: tuple, specs: dict, uses: Counter, made: Callable) -> tuple | None:
+    """The fused op that computes `second(first(...), ...)`: (op, its inputs' places, its options, the
+    entries of other ops it absorbs), or None. `made(place)` is the recorded entry that made a place.
 
     - `MatMul` then `Add` of a bias: `x @ w + b` is `Affine(x, w, b)` (x, w: 2-D; b: (out,));
-    - `Affine` then `MeanSquaredError`: `mse(x @ w + b, target)` is `AffineMSE(x, w, b, target)`.
+    - `Affine` then `MeanSquaredError`: `mse(x @ w + b, target)` is `AffineMSE(x, w, b, target)`;
+    - `AffineMSE` plus an `L2Penalty` of its own weight (and of nothing else, used nowhere else):
+      `AffineMSE(x, w, b, target, l2=l2)`.
     """
     one, two = first[0], second[0]
-    if (type(one), type(two)) not in ((ops.MatMul, ops.Add), (ops.Affine, ops.MeanSquaredError)):
+    kinds = (type(one), type(two))
+    if kinds not in ((ops.MatMul, ops.Add), (ops.Affine, ops.MeanSquaredError), (ops.AffineMSE, ops.Add)):
         return None
-    (x, w, *bias), (_, other), pred = first[1], second[1], first[3]
-    if other in made and two.needs_input_grad[1]:
+    (x, w, *rest), (_, other), pred = first[1], second[1], first[3]
+    if kinds == (ops.AffineMSE, ops.Add):
+        penalty = made(other)
+        if first[2] or penalty is None or type(penalty[0]) is not ops.L2Penalty or penalty[1] != [w]:
+            return None
+        if uses[other] != 1 or uses[w] != 2:
+            return None  # the weight's gradient must have just these two terms, to be summed as eagerly
+        return one, first[1], {"l2": penalty[2]["l2"]}, [penalty]
+    if made(other) is not None and two.needs_input_grad[1]:
         return None  # its gradient would come at the first op's turn: too late for the op that made it
     if len(specs[x][0]) != 2 or len(specs[w][0]) != 2:
         return None
@@ -163,7 +178,7 @@ def _fused(first: tuple, second: tuple, specs: dict[int, tuple], made: set[int])
         if specs[other] != specs[pred]:
             return None
     fused.needs_input_grad = (*one.needs_input_grad, two.needs_input_grad[1])
-    return fused, [x, w, *bias, other]
+    return fused, [x, w, *rest, other], {}, []
 
 
 def _check_leaf(t: Tensor, inputs: list[Tensor]) -> None:

@@ -497,60 +497,49 @@ def mean_of(total: float, size: int, dtype: np.dtype) -> np.ndarray:
 
 
 class AffineMSE(Op):
-    """mean((x @ w + b - target)²) as one op: `Affine` then `MeanSquaredError`, which a captured step
-    (capture.py) fuses when the one feeds only the other. x: (n, in), w: (in, out), b: (out,),
-    target: (n, out).
+    """mean((x @ w + b - target)²) [+ l2·Σw²] as one op: `Affine` then `MeanSquaredError` [plus
+    `L2Penalty` of w], which a captured step (capture.py) fuses when the one feeds only the other.
+    x: (n, in), w: (in, out), b: (out,), target: (n, out).
 
-    Two ways to compute it. In general, the NumPy calls of the two ops in their order, with the
-    difference made once instead of twice: the same numbers, to the bit. On tall data, when only
-    w and b need gradients (x is the data): one pass over blocks of rows that fit in the cache,
-    each block read from memory once for both of its products (x w forward, xᵀ(diff) backward)
-    where the two ops read all of x twice. The forward then also forms the gradient (the backward
-    only scales it), and sums it block by block: the same gradient up to float rounding.
+    The NumPy calls of the two ops in their order, with the difference made once instead of twice
+    (in forward for the loss, kept for backward; past one block of `MeanSquaredError`, the
+    prediction is kept instead, as the two ops keep it): the same numbers, to the bit.
     """
 
-    block_bytes = 1 << 18  # of x per block: a quarter of a MiB stays in a core's cache between the products
-
-    def forward(self, x, w, b, target):
+    def forward(self, x, w, b, target, l2=0.0):
         if x.ndim != 2 or target.shape != (len(x), w.shape[1]):
             raise ValueError(
                 f"AffineMSE: x must be (n, in) and target (n, out); got x {x.shape}, w {w.shape}, target {target.shape}"
             )
-        rows = max(1, self.block_bytes // max(1, x.itemsize * x.shape[1]))
-        dtype = np.result_type(x, w, target)
-        self.diff = self.unit_grads = None
-        if len(x) > rows and not (self.needs_input_grad[0] or self.needs_input_grad[3]):
-            total, grad_w, grad_b = 0.0, np.zeros_like(w), np.zeros_like(b)
-            for start in range(0, len(x), rows):
-                x_block = x[start : start + rows]
-                diff = matmul(x_block, w)
-                diff += b
-                diff -= target[start : start + rows]
-                total += float(np.vdot(diff, diff))
-                grad_w += matmul(x_block.T, diff)
-                grad_b += diff.sum(axis=0)
-            scale = np.asarray(2 / max(target.size, 1), grad_w.dtype)
-            self.unit_grads = grad_w * scale, grad_b * scale  # d mean / dw, d mean / db
-            return mean_of(total, target.size, dtype)
-        pred = matmul(x, w)
-        pred += b
-        total, self.diff = squared_error(pred, target, MeanSquaredError.block)
-        return mean_of(total, target.size, dtype)
+        self.pred = matmul(x, w)
+        self.pred += b
+        total, self.diff = squared_error(self.pred, target, MeanSquaredError.block)
+        self.l2 = l2
+        loss = mean_of(total, target.size, np.result_type(self.pred, target))
+        return loss + penalty([w], l2) if l2 else loss
 
     def backward(self, grad):
         x, w, b, target = self.inputs
-        if self.unit_grads is not None:
-            grad_w, grad_b = self.unit_grads
-            return None, grad * grad_w, grad * grad_b, None
         # as the two ops: d/dpred = 2·(pred - target)/N, then dL/dx = grad_pred wᵀ, dL/dw = xᵀ grad_pred,
         # dL/db = Σ_rows grad_pred, and the target gets -grad_pred. (The difference saved by forward
-        # serves first order; on Tensors, for higher orders, it is formed again as ops.)
-        diff = self.diff if self.diff is not None and not isinstance(x, Tensor) else matmul(x, w) + b - target
+        # serves first order, or the prediction past one block; on Tensors, for higher orders, the
+        # difference is formed again as ops.)
+        if isinstance(x, Tensor):
+            diff = matmul(x, w) + b - target
+        else:
+            diff = self.diff if self.diff is not None else self.pred - target
         grad_pred = diff * (grad * (2 / max(target.size, 1)))
         grad_x = matmul(grad_pred, w.T) if self.needs_input_grad[0] else None
         grad_w = matmul(x.T, grad_pred) if self.needs_input_grad[1] else None
+        if grad_w is not None and self.l2:
+            grad_w = grad_w + (grad * (2 * self.l2)) * w  # the penalty's term, as `L2Penalty` gives it
         grad_b = grad_pred.sum(axis=0) if self.needs_input_grad[2] else None
         return grad_x, grad_w, grad_b, (-grad_pred if self.needs_input_grad[3] else None)
+
+
+def penalty(weights, l2: float) -> np.ndarray:
+    """l2 · Σ w² over the weights, a 0-d array of the first one's dtype (one dot product per weight)."""
+    return np.asarray(l2 * sum(float(np.vdot(w, w)) for w in weights), dtype=weights[0].dtype)
 
 
 class L2Penalty(Op):
@@ -558,7 +547,7 @@ class L2Penalty(Op):
 
     def forward(self, *weights, l2):
         self.l2 = l2
-        return np.asarray(l2 * sum(float(np.vdot(w, w)) for w in weights), dtype=weights[0].dtype)
+        return penalty(weights, l2)
 
     def backward(self, grad):
         # d/dw (l2·Σw²) = 2·l2·w
