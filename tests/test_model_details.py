@@ -397,6 +397,22 @@ def test_safe_step_names_the_parameter_that_became_non_finite_and_advises():
     np.testing.assert_array_equal(b.data, [[1.0, 2.0]])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, None])
+def test_safe_step_tells_huge_finite_weights_from_non_finite_ones(dtype, bad):
+    """Σw² overflows for these finite weights; only a real nan or inf is divergence."""
+    huge = np.finfo(dtype).max / 4
+    p = tl.Tensor(np.array([huge, -huge, 1.0], dtype), requires_grad=True)
+    opt = tl.optim.SGD([p], lr=1.0)
+    p.grad = np.array([0.0, 0.0, 0.0 if bad is None else -bad], dtype)
+    if bad is None:
+        opt.safe_step()
+        np.testing.assert_array_equal(p.data, [huge, -huge, 1.0])
+    else:
+        with pytest.raises(tl.optim.TrainingDivergedError):
+            opt.safe_step()
+
+
 # ----- r2_score -----
 
 

@@ -312,17 +312,21 @@ def fit(
     model.stop_training = False
     hooks.on_train_begin({})
     step = _training_step(model, compiled, x, y, full_batch=batch_size >= n, epochs=epochs)
+    # one batch of everything: its order changes nothing, so it is not shuffled (nor copied)
+    shuffle = shuffle and batch_size < n
+    # batches in memory that are not shuffled are the same views every epoch: cut once
+    same_batches = None if shuffle or _in_blocks(x, y) else list(_epoch_batches(model, x, y, batch_size, False, rng))
+    needs_gradient_norm = hooks.needs_gradient_norm
     try:
         with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below, once
             for epoch in range(epochs):
                 hooks.on_epoch_begin(epoch, {})
-                # one batch of everything: its order changes nothing, so it is not shuffled (nor copied)
-                batches = _epoch_batches(model, x, y, batch_size, shuffle and batch_size < n, rng)
+                batches = same_batches or _epoch_batches(model, x, y, batch_size, shuffle, rng)
                 logs = _train_epoch(model, compiled, step, batches, hooks, epoch)
                 if x_val is not None and y_val is not None:
                     val_logs = _evaluate_arrays(model, compiled, x_val, y_val, "fit (validation)")
                     logs.update({f"val_{name}": value for name, value in val_logs.items()})
-                if hooks.needs_gradient_norm:
+                if needs_gradient_norm:
                     logs["grad_norm"] = gradient_norm(model, compiled, x, y)
                 hooks.on_epoch_end(epoch, logs)
                 if model.stop_training:
