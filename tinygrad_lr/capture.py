@@ -90,7 +90,8 @@ class _Recording:
                 if parent_grad is not None:
                     grads[parent] = parent_grad if grads[parent] is None else grads[parent] + parent_grad
         found = [(leaf, grads[place]) for place, leaf in self.grad_leaves if grads[place] is not None]
-        self.release()
+        for ctx, _, _, _ in self.forward:  # the arrays of this run are the caller's now
+            ctx.inputs, ctx.output = (), None
         return [values[i] for i in self.outputs], found
 
     def fuse(self) -> None:

@@ -256,10 +256,15 @@ def batch_indices(
     """
     n = check_count("batch_indices: n", n, minimum=0)
     batch_size = check_count("batch_indices: batch_size", batch_size, minimum=1)
+    return cut_batches(n, batch_size, np.random.default_rng(rng) if shuffle else None)
+
+
+def cut_batches(n: int, batch_size: int, rng: np.random.Generator | None) -> list[slice] | list[np.ndarray]:
+    """`batch_indices` on checked arguments (fit's per-epoch call): shuffled when `rng` is given."""
     starts = range(0, n, batch_size)
-    if not shuffle:
+    if rng is None:
         return [slice(start, min(start + batch_size, n)) for start in starts]
-    order = np.random.default_rng(rng).permutation(n)
+    order = rng.permutation(n)
     return [order[start : start + batch_size] for start in starts]
 
 

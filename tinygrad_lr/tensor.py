@@ -418,18 +418,18 @@ class Function:
         inputs = len(self.needs_input_grad)
         if len(grads) != inputs:
             raise RuntimeError(f"{type(self).__name__}.backward returned {len(grads)} gradients for {inputs} inputs")
-        result: list[Any] = []
-        for i, (needed, parent_grad, value) in enumerate(zip(self.needs_input_grad, grads, self.inputs)):
+        result: list[Any] = [None] * inputs
+        for i, needed in enumerate(self.needs_input_grad):
+            parent_grad = grads[i]
             if parent_grad is None or not needed:
-                result.append(None)
                 continue
             if create_graph:
                 parent_grad = parent_grad if isinstance(parent_grad, Tensor) else Tensor(np.asarray(parent_grad))
             elif type(parent_grad) is not np.ndarray:
                 parent_grad = np.asarray(parent_grad.data if isinstance(parent_grad, Tensor) else parent_grad)
-            if parent_grad.shape != value.shape:
-                parent_grad = self._summed_to_input(i, parent_grad, value.shape)
-            result.append(parent_grad)
+            if parent_grad.shape != self.inputs[i].shape:
+                parent_grad = self._summed_to_input(i, parent_grad, self.inputs[i].shape)
+            result[i] = parent_grad
         return result
 
     def _summed_to_input(self, i: int, grad: Any, shape: tuple[int, ...]) -> Any:

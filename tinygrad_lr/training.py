@@ -488,7 +488,7 @@ def _epoch_batches(
         return chunked.batches(x, y, batch_size, shuffle, rng)
     if checks.is_memory_map(x) or checks.is_memory_map(y):
         return streams.batches(x, y, batch_size, model.parameters()[0].dtype, shuffle, rng)
-    return ((x[index], y[index]) for index in data.batch_indices(len(x), batch_size, shuffle=shuffle, rng=rng))
+    return ((x[index], y[index]) for index in data.cut_batches(len(x), batch_size, rng if shuffle else None))
 
 
 def _sums(model: Module, compiled: Compiled, x: Any, y: Any, gradient: bool, caller: str) -> streams.Sums:
