@@ -40,8 +40,12 @@ def _twin_models(d_in, d_out, bias, dtype, hidden):
     loss=st.sampled_from([tl.losses.mse, tl.losses.mae]),
     sizes=st.lists(st.integers(1, 7), min_size=2, max_size=6),
     seed=st.integers(0, 2**16),
+    raw=st.booleans(),
 )
-def test_every_replay_gives_the_eager_steps_numbers(d_in, d_out, bias, hidden, dtype, which, l2, loss, sizes, seed):
+def test_every_replay_gives_the_eager_steps_numbers(
+    d_in, d_out, bias, hidden, dtype, which, l2, loss, sizes, seed, raw
+):
+    """Fused or not (`raw`: the last layer written as `x @ W + b`), every step's numbers are eager's."""
     rng = np.random.default_rng(seed)
     eager_model, captured_model = _twin_models(d_in, d_out, bias, dtype, hidden)
     eager_opt, captured_opt = (
@@ -50,7 +54,10 @@ def test_every_replay_gives_the_eager_steps_numbers(d_in, d_out, bias, hidden, d
     )
 
     def objective(model, xb, yb):
-        value = loss(model(xb), yb)
+        *first, last = model.layers
+        hidden = tl.nn.Sequential(first)(xb) if first else xb
+        pred = hidden @ last.weight + last.bias if raw and bias else last(hidden)
+        value = loss(pred, yb)
         weights = [layer.weight for layer in model.layers]
         return value + tl.losses.l2_penalty(weights, l2) if l2 else value
 
@@ -213,3 +220,61 @@ def test_a_step_is_unguarded_unless_asked_as_the_eager_loop_is():
     with np.errstate(invalid="ignore", over="ignore"):
         assert not np.isfinite(step(np.array([np.inf])))  # no TrainingDivergedError: step(), not safe_step
     assert not np.isfinite(w.data).all()
+
+
+def _recorded_ops(fn, optimizer, x, y, steps=3):
+    step = tl.capture_step(fn, optimizer)
+    for _ in range(steps):
+        step(x, y)
+    (recording,) = step.recordings.values()
+    forward = [type(ctx).__name__ for ctx, _, _, _ in recording.forward]
+    return forward, [type(ctx).__name__ for ctx, _, _ in recording.backward]
+
+
+def test_a_checked_recording_fuses_linear_mse_and_its_l2_into_one_op():
+    x, y = np.linspace(0, 1, 12).reshape(6, 2), np.ones((6, 1))
+    layer = tl.nn.Linear(2, 1, seed=0, dtype=np.float64)
+    opt = tl.optim.SGD(layer.parameters(), lr=0.1)
+    W, b = layer.weight, layer.bias
+    objectives = {
+        "linear": lambda xb, yb: tl.losses.mse(layer(xb), yb),
+        "raw": lambda xb, yb: tl.losses.mse(xb @ W + b, yb),
+        "l2": lambda xb, yb: tl.losses.mse(layer(xb), yb) + tl.losses.l2_penalty([W], 0.1),
+        "raw l2": lambda xb, yb: tl.losses.mse(xb @ W + b, yb) + tl.losses.l2_penalty([W], 0.1),
+    }
+    for fn in objectives.values():
+        assert _recorded_ops(fn, opt, x, y) == (["AffineMSE"], ["AffineMSE"])
+    # recorded, but not yet checked against eager: not fused
+    assert _recorded_ops(objectives["raw l2"], opt, x, y, steps=1) == (
+        ["MatMul", "Add", "MeanSquaredError", "L2Penalty", "Add"],
+        ["Add", "L2Penalty", "MeanSquaredError", "Add", "MatMul"],
+    )
+
+
+def test_what_is_needed_elsewhere_is_not_fused_away():
+    x, y = np.linspace(0, 1, 12).reshape(6, 2), np.ones((6, 1))
+    layer = tl.nn.Linear(2, 1, seed=0, dtype=np.float64)
+    other = tl.nn.Linear(2, 1, seed=1, dtype=np.float64)
+    opt = tl.optim.SGD([*layer.parameters(), *other.parameters()], lr=0.1)
+    W = layer.weight
+    # the prediction is an output too: Affine and MeanSquaredError stay apart
+    assert _recorded_ops(lambda xb, yb: (tl.losses.mse(pred := layer(xb), yb), pred), opt, x, y)[0] == [
+        "Affine",
+        "MeanSquaredError",
+    ]
+    # a penalty over two layers' weights, and a weight with a third use, stay their own ops
+    two = lambda xb, yb: tl.losses.mse(layer(xb), yb) + tl.losses.l2_penalty([W, other.weight], 0.1)  # noqa: E731
+    assert _recorded_ops(two, opt, x, y)[0] == ["AffineMSE", "L2Penalty", "Add"]
+    again = lambda xb, yb: tl.losses.mse(layer(xb), yb) + tl.losses.l2_penalty([W], 0.1) + W.sum()  # noqa: E731
+    assert _recorded_ops(again, opt, x, y)[0][0] == "AffineMSE" and "L2Penalty" in _recorded_ops(again, opt, x, y)[0]
+    # a bias of another shape than (out,), or a target that needs its gradient through an op, is not fused
+    B = tl.Tensor(np.zeros((6, 1)), requires_grad=True)
+    opt_b = tl.optim.SGD([W, B], lr=0.1)
+    assert _recorded_ops(lambda xb, yb: tl.losses.mse(xb @ W + B, yb), opt_b, x, y)[0][:2] == ["MatMul", "Add"]
+    T = tl.Tensor(np.ones((6, 1)), requires_grad=True)
+    opt_t = tl.optim.SGD([*layer.parameters(), T], lr=0.1)
+    assert _recorded_ops(lambda xb, yb: tl.losses.mse(layer(xb), T * 1.0), opt_t, x, y)[0] == [
+        "Affine",
+        "Mul",
+        "MeanSquaredError",
+    ]

@@ -497,3 +497,60 @@ def test_l2_penalty_value_dtype_and_gradient():
     penalty.backward(np.array(4.0, np.float32))
     np.testing.assert_array_equal(w1.grad, [2.0, 4.0])  # 4·2·0.25·w
     np.testing.assert_array_equal(w2.grad, [[6.0]])
+
+
+def _affine_mse_problem(n, d, k, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    x, target = rng.normal(size=(n, d)).astype(dtype), rng.normal(size=(n, k)).astype(dtype)
+    w, b = rng.normal(size=(d, k)).astype(dtype), rng.normal(size=k).astype(dtype)
+    return x, w, b, target
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("n", "d", "k"), [(6, 1, 1), (50, 3, 2), (40_000, 2, 1)])  # the last past one block
+@pytest.mark.parametrize("l2", [0.0, 0.25])
+def test_affine_mse_is_affine_then_mse_plus_l2_to_the_bit(dtype, n, d, k, l2):
+    arrays = _affine_mse_problem(n, d, k, dtype)
+
+    def gradients(fused):
+        x, w, b, target = (tl.Tensor(a, requires_grad=True) for a in arrays)
+        if fused:
+            loss = ops.AffineMSE.apply(x, w, b, target, l2=l2)
+        else:
+            loss = ops.MeanSquaredError.apply(ops.Affine.apply(x, w, b), target)
+            loss = loss + ops.L2Penalty.apply(w, l2=l2) if l2 else loss
+        loss.backward()
+        return [loss.data] + [t.grad for t in (x, w, b, target)]
+
+    for fused, separate in zip(gradients(True), gradients(False)):
+        assert fused.dtype == separate.dtype
+        np.testing.assert_array_equal(fused, separate)
+
+
+@pytest.mark.parametrize("l2", [0.0, 0.3])
+def test_affine_mse_first_and_second_derivatives_pass_their_checks(l2):
+    inputs = [tl.Tensor(a, requires_grad=True) for a in _affine_mse_problem(5, 3, 2, np.float64, seed=4)]
+
+    def fn(*tensors):
+        return ops.AffineMSE.apply(*tensors, l2=l2)
+
+    assert tl.gradcheck(fn, *inputs)
+    assert tl.gradgradcheck(fn, *inputs)
+
+
+def test_affine_mse_computes_only_the_gradients_asked_for():
+    x, w, b, target = _affine_mse_problem(4, 2, 1, np.float64)
+    weight = tl.Tensor(w, requires_grad=True)
+    ops.AffineMSE.apply(x, weight, b, target).backward()
+    assert weight.grad is not None and weight.grad.shape == (2, 1)
+    ctx = ops.AffineMSE.apply(x, weight, b, target)._ctx
+    assert ctx.needs_input_grad == (False, True, False, False)
+    assert [g is None for g in ctx.backward(np.array(1.0))] == [True, False, True, True]
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "target_shape"), [((4,), (4, 1)), ((4, 2), (4,)), ((4, 2), (3, 1)), ((2, 4, 2), (2, 4, 1))]
+)
+def test_affine_mse_refuses_shapes_other_than_rows_and_columns(x_shape, target_shape):
+    with pytest.raises(ValueError, match=r"AffineMSE: x must be \(n, in\) and target \(n, out\)"):
+        ops.AffineMSE.apply(np.ones(x_shape), np.ones((x_shape[-1], 1)), np.ones(1), np.ones(target_shape))
