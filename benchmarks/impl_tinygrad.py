@@ -112,7 +112,7 @@ class Captured:
 
 
 class Raw:
-    """The eager loop on raw tensors, no Linear: `mse(tl.Tensor(xb) @ W + b, yb)`."""
+    """The captured loop on raw tensors, no Linear: `mse(xb @ W + b, yb)`, its step given to `tl.capture_step`."""
 
     NAME = "tl-raw"
     LABEL = "tinygrad_lr raw-tensor loop"
@@ -122,7 +122,7 @@ class Raw:
     def prepare(workload: Workload) -> Callable[[], Result]:
         def make_step(model, optimizer, objective):
             W, b = model.weight, model.bias
-            return _eager_step(optimizer, lambda xb, yb: objective(tl.Tensor(xb) @ W + b, yb))
+            return tl.capture_step(lambda xb, yb: objective(xb @ W + b, yb), optimizer)
 
         return _train_with(workload, make_step)
 

