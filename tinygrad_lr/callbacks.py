@@ -61,14 +61,26 @@ class CallbackList:
         for callback in callbacks:
             callback.set_model(model)
             callback.params = dict(params)
+        # per hook, the callbacks that have one of their own (the base class's do nothing): a step of a
+        # small model is a few microseconds, so calling no-ops, and making logs nobody reads, shows
+        self._methods = {
+            hook: [getattr(c, hook) for c in callbacks if getattr(getattr(c, hook), "__func__", None) is not base]
+            for hook, base in vars(Callback).items()
+            if hook.startswith("on_")
+        }
+
+    @property
+    def wants_batch_logs(self) -> bool:
+        """Whether any callback has an `on_batch_end` of its own (else fit need not make its logs)."""
+        return bool(self._methods["on_batch_end"])
 
     @property
     def needs_gradient_norm(self) -> bool:
         return any(callback.needs_gradient_norm for callback in self.callbacks)
 
     def _call(self, hook: str, *args: Any) -> None:
-        for callback in self.callbacks:
-            getattr(callback, hook)(*args)
+        for method in self._methods[hook]:
+            method(*args)
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         self._call("on_train_begin", logs)

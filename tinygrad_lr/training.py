@@ -381,6 +381,7 @@ def _train_epoch(
     """One pass over the batches, (x, y) pairs, taking a `step` on each. Returns the epoch's logs."""
     totals = dict.fromkeys(["loss", *compiled.metrics], 0.0)
     seen = 0
+    batch_logs = callbacks.wants_batch_logs
     for batch, (xb, yb) in enumerate(batches):
         try:
             loss, metrics = step(xb, yb)
@@ -392,7 +393,8 @@ def _train_epoch(
         totals["loss"] += loss * size
         for name, value in metrics.items():
             totals[name] += value * size
-        callbacks.on_batch_end(batch, {"batch": batch, "size": size, "loss": totals["loss"] / seen})
+        if batch_logs:
+            callbacks.on_batch_end(batch, {"batch": batch, "size": size, "loss": totals["loss"] / seen})
         if model.stop_training:
             break
     return {name: total / seen for name, total in totals.items()}
