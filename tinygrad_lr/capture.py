@@ -57,6 +57,7 @@ class _Recording:
         for _, _, _, out in tape:
             place[id(out)] = len(place)
         self.size = len(place)
+        self.made: list[Any] = [None] * len(tape)  # the ops' outputs' places, filled at each run
         self.specs = {place[id(t)]: (t.shape, t.dtype) for _, tensors, _, out in tape for t in (*tensors, out)}
         self.forward = [
             (ctx, [place[id(t)] for t in tensors], options, place[id(out)]) for ctx, tensors, options, out in tape
@@ -70,9 +71,7 @@ class _Recording:
 
     def run(self, arrays: list[np.ndarray]) -> tuple[list[Any], list[tuple[Tensor, np.ndarray]]]:
         """Forward and backward on new input arrays: the outputs' arrays, and (leaf, gradient) pairs."""
-        values: list[Any] = [*arrays, *[None] * (self.size - self.inputs)]
-        for place, leaf in self.leaves:
-            values[place] = leaf.data
+        values: list[Any] = [*arrays, *[leaf.data for _, leaf in self.leaves], *self.made]
         for ctx, places, options, place in self.forward:
             inputs = [values[i] for i in places]
             out = ctx.forward(*inputs, **options)
