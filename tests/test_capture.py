@@ -278,3 +278,26 @@ def test_what_is_needed_elsewhere_is_not_fused_away():
         "Mul",
         "MeanSquaredError",
     ]
+
+
+def test_a_frozen_weights_penalty_is_fused_and_steps_as_eager():
+    """The weight needs no gradient (its penalty op none either), the bias does."""
+    x, y = np.linspace(0, 1, 12).reshape(6, 2), np.ones((6, 1))
+    models = [tl.nn.Linear(2, 1, seed=0, dtype=np.float64) for _ in range(2)]
+    for model in models:
+        model.weight.requires_grad = False
+    eager_opt, captured_opt = (tl.optim.Adam([m.bias], lr=0.1) for m in models)
+
+    def objective(model, xb, yb):
+        return tl.losses.mse(model(xb), yb) + tl.losses.l2_penalty([model.weight], 0.1)
+
+    step = tl.capture_step(lambda xb, yb: objective(models[1], xb, yb), captured_opt)
+    for k in range(4):
+        eager_opt.zero_grad()
+        loss = objective(models[0], tl.Tensor(x * k), y)
+        loss.backward()
+        eager_opt.step()
+        assert step(x * k, y) == loss.item()
+        np.testing.assert_array_equal(models[1].bias.data, models[0].bias.data)
+    (recording,) = step.recordings.values()
+    assert [type(ctx).__name__ for ctx, _, _, _ in recording.forward] == ["AffineMSE"]

@@ -130,7 +130,8 @@ class _Recording:
             if id(ctx) in turn:
                 i = turn.pop(id(first[0]))
                 for gone in (ctx, *[other[0] for other in absorbed]):
-                    backward[turn.pop(id(gone))] = None
+                    if id(gone) in turn:  # (an absorbed op may need no gradient: a frozen weight's penalty)
+                        backward[turn.pop(id(gone))] = None
                 backward[i] = (fused, out, fused_places)
                 turn[id(fused)] = i
         self.forward = [entry for entry in forward if entry is not None]
