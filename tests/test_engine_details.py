@@ -614,6 +614,49 @@ def test_no_grad_nests_and_restores_the_outer_state():
     assert tl.is_grad_enabled()
 
 
+def test_no_grad_in_one_thread_leaves_another_threads_graph_alone():
+    """As PyTorch's grad mode: a Dask worker thread's no_grad block must not cut this thread's graph
+    (a shared flag gave silently zero gradients, and could stay off after both threads left)."""
+    import threading
+
+    inside, done = threading.Event(), threading.Event()
+
+    def other_thread():
+        with tl.no_grad():
+            inside.set()
+            done.wait(timeout=10)
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    assert inside.wait(timeout=10)
+    try:
+        assert tl.is_grad_enabled()
+        w = tl.Tensor(np.array([1.0, 2.0]), requires_grad=True)
+        (w * w).sum().backward()
+        np.testing.assert_array_equal(w.grad, [2.0, 4.0])
+    finally:
+        done.set()
+        thread.join()
+    assert tl.is_grad_enabled()
+
+
+def test_a_recording_in_one_thread_does_not_take_another_threads_ops():
+    import threading
+
+    from tinygrad_lr import tensor
+
+    previous, tensor._mode.tape = tensor._mode.tape, []
+    try:
+        thread = threading.Thread(target=lambda: tl.Tensor([1.0], requires_grad=True) * 2.0)
+        thread.start()
+        thread.join()
+        assert tensor._mode.tape == []
+        tl.Tensor([1.0], requires_grad=True) * 2.0
+        assert len(tensor._mode.tape) == 1
+    finally:
+        tensor._mode.tape = previous
+
+
 # ----- gradcheck -----
 
 

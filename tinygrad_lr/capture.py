@@ -242,11 +242,11 @@ class CapturedStep:
     ) -> tuple[list[Any], list[tuple]]:
         """`fn` run as usual (its ops recorded on `tape` if given): its outputs, and the (leaf, gradient)
         pairs of its backward pass (whose order of visits goes to `visits` if given)."""
-        previous, tensor._tape = tensor._tape, tape
+        previous, tensor._mode.tape = tensor._mode.tape, tape
         try:
             result = self.fn(*tensors)
         finally:
-            tensor._tape = previous
+            tensor._mode.tape = previous
         outputs = list(result) if isinstance(result, tuple) else [result]
         for i, out in enumerate(outputs):
             if not isinstance(out, Tensor):

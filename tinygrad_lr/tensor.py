@@ -17,6 +17,7 @@ for a graph of its gradient is an error naming it.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,22 +25,29 @@ import numpy as np
 
 __all__ = ["Function", "Tensor", "is_grad_enabled", "no_grad", "unbroadcast"]
 
-_grad_enabled = True
-_tape: list[tuple] | None = None  # while `capture.py` records a step: every op applied, in order
+
+class _Mode(threading.local):
+    """The engine's mode, one per thread (as PyTorch's grad mode): a `no_grad` block in one thread,
+    say a Dask worker thread computing a chunk's loss, must not stop another thread's graph."""
+
+    grad_enabled = True
+    tape: list[tuple] | None = None  # while `capture.py` records a step: every op applied, in order
+
+
+_mode = _Mode()
 
 
 class no_grad:
-    """Context manager (and decorator) inside which ops record no graph: `with tl.no_grad(): ...`."""
+    """Context manager (and decorator) inside which ops record no graph: `with tl.no_grad(): ...`.
+    It holds for the thread that enters it."""
 
     recording = False
 
     def __enter__(self) -> None:
-        global _grad_enabled
-        self._previous, _grad_enabled = _grad_enabled, self.recording
+        self._previous, _mode.grad_enabled = _mode.grad_enabled, self.recording
 
     def __exit__(self, *exc_info: object) -> None:
-        global _grad_enabled
-        _grad_enabled = self._previous
+        _mode.grad_enabled = self._previous
 
     def __call__(self, func):
         def wrapper(*args, **kwargs):
@@ -57,8 +65,8 @@ class _recording(no_grad):
 
 
 def is_grad_enabled() -> bool:
-    """True unless inside `no_grad()`."""
-    return _grad_enabled
+    """True unless inside `no_grad()` (in this thread)."""
+    return _mode.grad_enabled
 
 
 def unbroadcast(grad, shape: tuple[int, ...]):
@@ -388,11 +396,11 @@ class Function:
         ctx.needs_input_grad = tuple([t.requires_grad for t in tensors])
         arrays = [t.data for t in tensors]
         out = Tensor(ctx.forward(*arrays, **options))
-        if _grad_enabled and True in ctx.needs_input_grad:
+        if _mode.grad_enabled and True in ctx.needs_input_grad:
             ctx.parents, ctx.inputs, ctx.output = tensors, arrays, out.data
             out.requires_grad, out._ctx = True, ctx
-        if _tape is not None:
-            _tape.append((ctx, tensors, options, out))
+        if _mode.tape is not None:
+            _mode.tape.append((ctx, tensors, options, out))
         return out
 
     def _input_grads(self, out: Tensor | None, grad: Any, create_graph: bool) -> list[Any]:
