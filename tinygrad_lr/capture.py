@@ -118,7 +118,7 @@ class _Recording:
             rule = None
             if first is not None and (id(first[0]) in turn) == (id(ctx) in turn):
                 rule = _fused(first, entry, self.specs, uses, made)
-            if rule is None:
+            if first is None or rule is None:
                 maker[out] = len(forward)
                 forward.append(entry)
                 continue
