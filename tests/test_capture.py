@@ -301,3 +301,55 @@ def test_a_frozen_weights_penalty_is_fused_and_steps_as_eager():
         np.testing.assert_array_equal(models[1].bias.data, models[0].bias.data)
     (recording,) = step.recordings.values()
     assert [type(ctx).__name__ for ctx, _, _, _ in recording.forward] == ["AffineMSE"]
+
+
+def _assert_replays_as_eager(objective, params_of, shapes=((6, 2), (6, 1)), steps=4):
+    """Twin copies of the parameters, one stepped eagerly and one by a captured step: equal every step."""
+    rng = np.random.default_rng(7)
+    eager, captured = params_of(), params_of()
+    eager_opt, captured_opt = (tl.optim.SGD([p for p in ps if p.requires_grad], lr=0.1) for ps in (eager, captured))
+    step = tl.capture_step(lambda xb, yb: objective(captured, xb, yb), captured_opt)
+    for _ in range(steps):
+        xb, yb = (rng.normal(size=shape) for shape in shapes)
+        eager_opt.zero_grad()
+        loss = objective(eager, tl.Tensor(xb), yb)
+        loss.backward()
+        eager_opt.step()
+        assert step(xb, yb) == loss.item()
+        for p, q in zip(eager, captured):
+            np.testing.assert_array_equal(q.data, p.data)
+    (recording,) = step.recordings.values()
+    return [type(ctx).__name__ for ctx, _, _, _ in recording.forward]
+
+
+def _linear_params(requires_grad=(True, True), target=False):
+    layer = tl.nn.Linear(2, 1, seed=0, dtype=np.float64)
+    layer.weight.requires_grad, layer.bias.requires_grad = requires_grad
+    extra = [tl.Tensor(np.ones((6, 1)), requires_grad=True)] if target else []
+    return [layer.weight, layer.bias, *extra]
+
+
+def test_an_unfusable_neighbour_is_left_as_recorded():
+    # a constant added to the loss: an Add after AffineMSE whose other operand no op made
+    constant = tl.Tensor(np.array(0.5))
+
+    def plus_constant(ps, xb, yb):
+        return tl.losses.mse(tl.ops.Affine.apply(xb, ps[0], ps[1]), yb) + constant
+
+    assert _assert_replays_as_eager(plus_constant, _linear_params) == ["AffineMSE", "Add"]
+
+    # the layer frozen, the target a parameter: Affine needs no gradient, MeanSquaredError does
+    def learned_target(ps, xb, yb):
+        return tl.losses.mse(tl.ops.Affine.apply(xb, ps[0], ps[1]), ps[2])
+
+    params = lambda: _linear_params((False, False), target=True)  # noqa: E731
+    assert _assert_replays_as_eager(learned_target, params) == ["Affine", "MeanSquaredError"]
+
+    # rows with a leading batch axis: x (2, 6, 2) is not a matrix, so Affine stays on its own
+    def batched(ps, xb, yb):
+        return tl.losses.mse(tl.ops.Affine.apply(xb, ps[0], ps[1]), yb)
+
+    assert _assert_replays_as_eager(batched, _linear_params, shapes=((2, 6, 2), (2, 6, 1))) == [
+        "Affine",
+        "MeanSquaredError",
+    ]

@@ -506,11 +506,15 @@ def _affine_mse_problem(n, d, k, dtype, seed=0):
     return x, w, b, target
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize(("n", "d", "k"), [(6, 1, 1), (50, 3, 2), (40_000, 2, 1)])  # the last past one block
+@pytest.mark.parametrize(
+    ("dtype", "target_dtype"),
+    [(np.float32, np.float32), (np.float64, np.float64), (np.float32, np.float64), (np.float64, np.float32)],
+)
+@pytest.mark.parametrize(("n", "d", "k"), [(1, 1, 1), (6, 1, 1), (50, 3, 2), (40_000, 2, 1)])  # the last: many blocks
 @pytest.mark.parametrize("l2", [0.0, 0.25])
-def test_affine_mse_is_affine_then_mse_plus_l2_to_the_bit(dtype, n, d, k, l2):
-    arrays = _affine_mse_problem(n, d, k, dtype)
+def test_affine_mse_is_affine_then_mse_plus_l2_to_the_bit(dtype, target_dtype, n, d, k, l2):
+    x, w, b, target = _affine_mse_problem(n, d, k, dtype)
+    arrays = (x, w, b, target.astype(target_dtype))
 
     def gradients(fused):
         x, w, b, target = (tl.Tensor(a, requires_grad=True) for a in arrays)
@@ -538,14 +542,24 @@ def test_affine_mse_first_and_second_derivatives_pass_their_checks(l2):
     assert tl.gradgradcheck(fn, *inputs)
 
 
-def test_affine_mse_computes_only_the_gradients_asked_for():
-    x, w, b, target = _affine_mse_problem(4, 2, 1, np.float64)
-    weight = tl.Tensor(w, requires_grad=True)
-    ops.AffineMSE.apply(x, weight, b, target).backward()
-    assert weight.grad is not None and weight.grad.shape == (2, 1)
-    ctx = ops.AffineMSE.apply(x, weight, b, target)._ctx
-    assert ctx.needs_input_grad == (False, True, False, False)
-    assert [g is None for g in ctx.backward(np.array(1.0))] == [True, False, True, True]
+@pytest.mark.parametrize("which", range(4))
+@pytest.mark.parametrize("l2", [0.0, 0.5])
+def test_affine_mse_computes_only_the_gradients_asked_for(which, l2):
+    arrays = list(_affine_mse_problem(4, 2, 1, np.float64))
+    arrays[which] = tl.Tensor(arrays[which], requires_grad=True)
+    ctx = ops.AffineMSE.apply(*arrays, l2=l2)._ctx
+    assert ctx.needs_input_grad == tuple(i == which for i in range(4))
+    assert [g is None for g in ctx.backward(np.array(1.0))] == [i != which for i in range(4)]
+
+
+@pytest.mark.parametrize("l2", [0.0, 0.5])
+def test_affine_mse_first_derivative_is_the_same_with_and_without_a_graph(l2):
+    """With create_graph the backward runs on Tensors, the difference formed again as ops."""
+    inputs = [tl.Tensor(a, requires_grad=True) for a in _affine_mse_problem(5, 3, 2, np.float64, seed=2)]
+    plain = tl.autograd.grad(ops.AffineMSE.apply(*inputs, l2=l2), inputs)
+    graphed = tl.autograd.grad(ops.AffineMSE.apply(*inputs, l2=l2), inputs, create_graph=True)
+    for p, g in zip(plain, graphed):
+        np.testing.assert_allclose(g.data, p.data, rtol=1e-12, atol=1e-15)
 
 
 @pytest.mark.parametrize(

@@ -160,10 +160,12 @@ def _fused(first: tuple, second: tuple, specs: dict, uses: Counter, made: Callab
     (x, w, *rest), (_, other), pred = first[1], second[1], first[3]
     if kinds == (ops.AffineMSE, ops.Add):
         penalty = made(other)
-        if first[2] or penalty is None or type(penalty[0]) is not ops.L2Penalty or penalty[1] != [w]:
+        if penalty is None or type(penalty[0]) is not ops.L2Penalty or penalty[1] != [w]:
             return None
         if uses[other] != 1 or uses[w] != 2:
-            return None  # the weight's gradient must have just these two terms, to be summed as eagerly
+            # the weight's gradient must have just these two terms, to be summed as eagerly (and so a
+            # second penalty of it, after the first was taken in, stays an op of its own)
+            return None
         return one, first[1], {"l2": penalty[2]["l2"]}, [penalty]
     if made(other) is not None and two.needs_input_grad[1]:
         return None  # its gradient would come at the first op's turn: too late for the op that made it
