@@ -9,6 +9,12 @@ from hypothesis import strategies as st
 import tinygrad_lr as tl
 from tests.strategies import FLOAT_DTYPES
 
+REPLAY_DIFFERS = (
+    "capture_step: replaying the recorded step gave other numbers than running fn; fn must reach its inputs "
+    "only through tinygrad_lr's ops (no NumPy on input values, no Python branch on a value, no tensor "
+    "computed outside fn). Run this step eagerly instead"
+)
+
 OPTIMIZERS = [
     lambda ps: tl.optim.SGD(ps, lr=0.05),
     lambda ps: tl.optim.SGD(ps, lr=0.05, momentum=0.9, nesterov=True),
@@ -134,8 +140,9 @@ def test_a_value_computed_with_numpy_from_the_input_is_caught_on_the_first_repla
     step = tl.capture_step(lambda xb: (w * tl.Tensor(xb.data * 2)).sum(), tl.optim.SGD([w]))
     step(np.array([1.0]))
     before = w.data.copy()
-    with pytest.raises(RuntimeError, match="replaying the recorded step gave other numbers than running fn"):
+    with pytest.raises(RuntimeError) as error:
         step(np.array([5.0]))
+    assert str(error.value) == REPLAY_DIFFERS
     np.testing.assert_array_equal(w.data, before)  # nothing was stepped
 
 
@@ -156,8 +163,12 @@ def test_a_tensor_shared_with_the_input_or_computed_outside_is_refused_at_once()
     with pytest.raises(RuntimeError, match=r"made a tensor from its input's data .* tl.Tensor\(xb.data\)"):
         tl.capture_step(lambda xb: (w * tl.Tensor(xb.data)).sum(), tl.optim.SGD([w]))(np.array([1.0]))
     doubled = w * 2  # a graph made before the step
-    with pytest.raises(RuntimeError, match="computed outside it, with a graph of its own"):
+    with pytest.raises(RuntimeError) as error:
         tl.capture_step(lambda xb: (doubled * xb).sum(), tl.optim.SGD([w]))(np.array([1.0]))
+    assert str(error.value) == (
+        "capture_step: fn uses a tensor that was computed outside it, with a graph of its own; compute it "
+        "inside fn (the replay would not send a gradient through it)"
+    )
 
 
 @pytest.mark.parametrize(
@@ -353,3 +364,77 @@ def test_an_unfusable_neighbour_is_left_as_recorded():
         "Affine",
         "MeanSquaredError",
     ]
+
+
+def test_the_first_replay_check_compares_every_output_and_every_gradient():
+    """Any one difference is an error: an output, a gradient by one unit in the last place, a gradient
+    missing, or a gradient given to another parameter."""
+    layer = tl.nn.Linear(2, 1, seed=0, dtype=np.float64)
+    step = tl.capture_step(lambda xb, yb: tl.losses.mse(layer(xb), yb), tl.optim.SGD(layer.parameters(), lr=0.1))
+    tensors = [tl.Tensor(np.linspace(0, 1, 6).reshape(3, 2)), tl.Tensor(np.ones((3, 1)))]
+    outputs, found = step._eager(tensors)
+    arrays = [out.data for out in outputs]
+    step._check_against_eager(tensors, arrays, found)  # the same: no error
+    (w, grad_w), (b, grad_b) = found
+    nudged = np.nextafter(grad_w, np.inf)
+    nudged_loss = [np.nextafter(arrays[0], np.inf)]
+    for bad_outputs, bad_found in [
+        (nudged_loss, found),
+        (arrays, [(w, nudged), (b, grad_b)]),
+        (arrays, found[:1]),
+        (arrays, [(b, grad_w), (w, grad_b)]),
+    ]:
+        with pytest.raises(RuntimeError) as error:
+            step._check_against_eager(tensors, bad_outputs, bad_found)
+        assert str(error.value) == REPLAY_DIFFERS
+
+
+class _NoGradientToFirst(tl.Function):
+    """x · y, whose backward sends nothing to x (a user op may answer None for an input)."""
+
+    def forward(self, x, y):
+        return x * y
+
+    def backward(self, grad):
+        return None, grad * self.inputs[0]
+
+
+class _IntegerRound(tl.Function):
+    """round(x) as integers: an op whose forward is not a floating array (apply makes it float32)."""
+
+    def forward(self, x):
+        return np.round(x).astype(np.int64)
+
+    def backward(self, grad):
+        return grad * 0
+
+
+def test_ops_that_answer_none_or_give_integers_replay_as_eager():
+    def objective(ps, xb, yb):
+        u, v = ps
+        h = u * 3.0
+        # h * 2 gets no gradient (None) from the op it feeds; h, visited after it, gets one through h * h
+        dead_end = _NoGradientToFirst.apply(h * 2.0, v)
+        rounded = _IntegerRound.apply(u * xb) * v  # float32 from an integer array, as apply makes it
+        return (dead_end * xb).sum() + (rounded * yb).sum() + (h * h).sum()
+
+    def params():
+        return [
+            tl.Tensor(np.array([[1.5, -0.5]]), requires_grad=True),
+            tl.Tensor(np.array([[2.0, 3.0]]), requires_grad=True),
+        ]
+
+    _assert_replays_as_eager(objective, params, shapes=((3, 2), (3, 2)))
+
+
+def test_outputs_come_back_as_eager_makes_them_floating_arrays():
+    """A sum gives NumPy a scalar and an integer op an integer array; `apply` makes both floating
+    arrays (float32 for the integers), and so does the replay."""
+    w = tl.Tensor(np.array([[1.5, -0.5]]), requires_grad=True)
+    step = tl.capture_step(
+        lambda xb: ((w * xb).sum(), (w * xb).sum(), _IntegerRound.apply(w * xb)), tl.optim.SGD([w], lr=1e-3)
+    )
+    for k in range(3):
+        _, total, rounded = step(np.array([[1.0, 2.0]]) * (k + 1))
+        assert type(total) is np.ndarray and total.dtype == np.float64 and total.shape == ()
+        assert type(rounded) is np.ndarray and rounded.dtype == np.float32

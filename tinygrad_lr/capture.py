@@ -47,7 +47,6 @@ class _Recording:
     def __init__(self, tape: list[tuple], inputs: list[Tensor], outputs: list[Tensor], visits: list[Tensor]):
         place = {id(t): i for i, t in enumerate(inputs)}  # (ids of this recording run's tensors: used here only)
         self.leaves: list[tuple[int, Tensor]] = []
-        self.inputs = len(inputs)
         made = {id(out) for _, _, _, out in tape}
         for t in [t for _, tensors, _, _ in tape for t in tensors] + outputs:
             if id(t) not in made and id(t) not in place:
