@@ -354,6 +354,25 @@ def test_a_callback_can_stop_training_after_the_current_batch():
     assert len(spy.training_batches) == 2 and len(history.history["loss"]) == 1
 
 
+def test_each_hook_calls_the_callbacks_that_define_it_and_batch_logs_are_made_for_a_reader():
+    calls = []
+
+    class BatchReader(tl.callbacks.Callback):
+        def on_batch_end(self, batch, logs=None):
+            calls.append(("class", batch, sorted(logs)))
+
+    plain = tl.callbacks.Callback()
+    plain.on_batch_end = lambda batch, logs=None: calls.append(("instance", batch, sorted(logs)))
+    history = tl.callbacks.History()
+    hooks = tl.callbacks.CallbackList([history], None, {})
+    assert not hooks.wants_batch_logs and hooks._methods["on_epoch_end"] == [history.on_epoch_end]
+    assert hooks._methods["on_batch_end"] == hooks._methods["on_epoch_begin"] == []
+    for callbacks in ([BatchReader()], [plain]):
+        assert tl.callbacks.CallbackList(callbacks, None, {}).wants_batch_logs
+        _model().fit(np.arange(4.0), np.arange(4.0), epochs=1, batch_size=2, verbose=0, callbacks=callbacks)
+    assert calls == [(kind, batch, ["batch", "loss", "size"]) for kind in ("class", "instance") for batch in (0, 1)]
+
+
 def test_callback_hooks_run_in_order():
     calls = []
 
