@@ -270,6 +270,7 @@ def test_a_step_is_unguarded_unless_asked_as_the_eager_loop_is():
     with np.errstate(invalid="ignore", over="ignore"):
         assert not np.isfinite(step(np.array([np.inf])))  # no TrainingDivergedError: step(), not safe_step
     assert not np.isfinite(w.data).all()
+    assert not tl.capture.CapturedStep(lambda xb: (w * xb).sum(), tl.optim.SGD([w], lr=1.0)).safe
 
 
 def _recorded_ops(fn, optimizer, x, y, steps=3):
