@@ -568,3 +568,12 @@ def test_affine_mse_first_derivative_is_the_same_with_and_without_a_graph(l2):
 def test_affine_mse_refuses_shapes_other_than_rows_and_columns(x_shape, target_shape):
     with pytest.raises(ValueError, match=r"AffineMSE: x must be \(n, in\) and target \(n, out\)"):
         ops.AffineMSE.apply(np.ones(x_shape), np.ones((x_shape[-1], 1)), np.ones(1), np.ones(target_shape))
+
+
+def test_affine_mse_without_l2_has_no_penalty_term_at_all():
+    """0·Σw² is not nothing: with an infinite weight it is nan. Without l2 the loss is Affine + MSE's: inf."""
+    w = np.array([[np.inf]])
+    with np.errstate(invalid="ignore"):
+        fused = ops.AffineMSE.apply(np.ones((2, 1)), w, np.zeros(1), np.zeros((2, 1))).item()
+        separate = ops.MeanSquaredError.apply(ops.Affine.apply(np.ones((2, 1)), w, np.zeros(1)), np.zeros((2, 1)))
+    assert fused == separate.item() == np.inf

@@ -127,6 +127,19 @@ def test_full_batch_fit_follows_the_in_memory_iterates(tmp_path, dtype, rtol, op
             np.testing.assert_allclose(q, p, rtol=rtol, atol=rtol * 1e-3)
 
 
+@pytest.mark.parametrize("mapped", ["x", "y"])
+def test_either_array_read_in_blocks_makes_the_default_batch_the_full_one(tmp_path, mapped):
+    X, y = _data(n=100)
+    Xm, ym = _on_disk(tmp_path, X, y)
+    data = (Xm, y) if mapped == "x" else (X, ym)
+    model, full = _model(), _model()
+    history = model.fit(*data, epochs=3, batch_size=None, verbose=0)
+    full.fit(X, y, epochs=3, batch_size=len(X), verbose=0)
+    for p, q in zip(full.get_weights(), model.get_weights()):
+        np.testing.assert_allclose(q, p, rtol=1e-12)
+    assert len(history.history["loss"]) == 3
+
+
 def test_shuffled_mini_batches_reach_the_ridge_optimum(tmp_path):
     X, y = _data(n=2000)
     Xm, ym = _on_disk(tmp_path, X, y)

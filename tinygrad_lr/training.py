@@ -299,8 +299,9 @@ def fit(
     else:
         x_val, y_val = None, None
     n = len(x)
+    blocked = _in_blocks(x, y)  # read a block at a time: memory maps, Dask arrays
     if batch_size is None:  # Keras' 32 in memory; the full batch on data read a block at a time
-        batch_size = n if _in_blocks(x, y) else 32
+        batch_size = n if blocked else 32
     batch_size = checks.check_count("fit: batch_size", batch_size)
     steps = -(-n // batch_size)
     rng = np.random.default_rng(seed)
@@ -315,7 +316,7 @@ def fit(
     # one batch of everything: its order changes nothing, so it is not shuffled (nor copied)
     shuffle = shuffle and batch_size < n
     # batches in memory that are not shuffled are the same views every epoch: cut once
-    same_batches = None if shuffle or _in_blocks(x, y) else list(_epoch_batches(model, x, y, batch_size, False, rng))
+    same_batches = None if shuffle or blocked else list(_epoch_batches(model, x, y, batch_size, False, rng))
     needs_gradient_norm = hooks.needs_gradient_norm
     try:
         with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below, once
