@@ -434,3 +434,17 @@ def _cached(path, x, rows):
             pages[first // mmap.PAGESIZE : -(-(first + (rows.stop - rows.start) * x.strides[0]) // mmap.PAGESIZE)] & 1
         )
     )
+
+
+def test_bad_validation_rows_in_a_memory_map_are_named_as_validation(tmp_path):
+    X, y = _data(n=100)
+    X_val = X[:20].copy()
+    X_val[5, 1] = np.nan
+    Xm, ym, X_val_m, y_val_m = _on_disk(tmp_path, X, y, X_val, y[:20])
+    model = _model()
+    with pytest.raises(ValueError) as error:
+        model.fit(Xm, ym, epochs=1, batch_size=None, validation_data=(X_val_m, y_val_m), verbose=0)
+    assert str(error.value) == (
+        "fit (validation): x: block 0 (rows 0 to 19) has a non-finite value, nan, at row 5, column 1; "
+        "remove or impute such samples first"
+    )
