@@ -9,7 +9,10 @@
    per-step total is compared with the loop's: the difference is fit's own per-batch work.
    For the bandwidth-bound workloads, also the traced memory (tracemalloc) held between steps
    and the peak within each line, in units of one (n, 1) array.
-2. cProfile of a whole training run (loop, then fit), functions sorted by their own time, in µs
+2. The captured step (`tl.capture_step`) in parts, on the small workloads: its recorded (and fused)
+   ops' forward and backward, the gradient checks around each backward, the replay's bookkeeping,
+   the optimizer, and the step's own work, each timed alone with `timeit` (garbage collector off).
+3. cProfile of a whole training run (loop, then fit), functions sorted by their own time, in µs
    per optimizer step. cProfile adds roughly 1 µs per Python call, so small functions look more
    expensive than they are: read it for the ranking, the phases for the amounts.
 """
@@ -21,6 +24,7 @@ import cProfile
 import pstats
 import sys
 import time
+import timeit
 import tracemalloc
 from pathlib import Path
 
@@ -104,6 +108,48 @@ def phase_memory(workload: workloads.Workload) -> tuple[dict[str, int], int]:
     return dict(zip(PHASES, peaks)), held[0]
 
 
+def captured_parts(workload: workloads.Workload, number: int = 2000) -> tuple[list[str], dict[str, float]]:
+    """Seconds per call of the parts of the captured step (`tl.capture_step`, as the suite's captured
+    loop) on the workload's first batch, each timed on its own with `timeit` (best of 5, the garbage
+    collector off): the recorded ops' forward and backward (the backward alone, and the gradient
+    checks `_input_grads` adds), the rest of the replay, the optimizer, and the step's own work."""
+    model = impl_tinygrad._model(workload)
+    optimizer = tl.optim.BY_NAME[workload.optimizer][0](model.parameters(), lr=workload.lr)
+    l2 = workload.l2
+
+    def objective(pred, target):
+        loss = tl.losses.mse(pred, target)
+        return loss + tl.losses.l2_penalty([model.weight], l2) if l2 else loss
+
+    step = tl.capture_step(lambda xb, yb: objective(model(xb), yb), optimizer)
+    batch = workload.schedule[0][0]
+    xb, yb = workload.X[batch], workload.y[batch]
+    for _ in range(3):  # recorded, checked (then fused), replayed
+        step(xb, yb)
+    (recording,) = step.recordings.values()
+
+    def best(fn) -> float:
+        return min(timeit.repeat(fn, number=number, repeat=5)) / number
+
+    parts = {"whole step": best(lambda: step(xb, yb)), "replay": best(lambda: recording.run([xb, yb]))}
+    values = [xb, yb, *[leaf.data for _, leaf in recording.leaves], *recording.made]
+    forward = backward = checks = 0.0
+    for ctx, places, options, place in recording.forward:  # each op on the arrays of one run
+        inputs = [values[i] for i in places]
+        forward += best(lambda ctx=ctx, inputs=inputs, options=options: ctx.forward(*inputs, **options))
+        values[place] = np.asarray(ctx.forward(*inputs, **options))
+        ctx.inputs, ctx.output = inputs, values[place]
+        grad = np.ones_like(values[place])
+        backward += best(lambda ctx=ctx, grad=grad: ctx.backward(grad))
+        checks += best(lambda ctx=ctx, grad=grad: ctx._input_grads(None, grad, False))
+    recording.release()
+    parts.update({"ops forward": forward, "ops backward": backward, "gradient checks": checks - backward})
+    parts["replay bookkeeping"] = parts["replay"] - forward - checks
+    parts["optimizer"] = best(optimizer.step)
+    parts["the step's own"] = parts["whole step"] - parts["replay"] - parts["optimizer"]
+    return [type(ctx).__name__ for ctx, _, _, _ in recording.forward], parts
+
+
 def median_step(train, steps: int, reps: int) -> float:
     train()
     times = []
@@ -168,6 +214,11 @@ def main() -> int:
                     f"    peak during {phase:16s} {peak / 2**20:7.1f} MiB  {peak / vector:4.1f} arrays  "
                     f"{peak / workload.data_bytes:4.0%} of data"
                 )
+        if not workload.large:
+            names, parts = captured_parts(workload)
+            print(f"  captured step, recorded and fused into {' + '.join(names)} (µs a call, each part alone):")
+            for part, seconds in parts.items():
+                print(f"    {part:20s} {seconds * 1e6:9.2f}")
         profile_run(impl_tinygrad.Loop.prepare(workload), steps, args.top, "loop")
         profile_run(impl_tinygrad.Fit.prepare(workload), steps, args.top, "fit")
     return 0
