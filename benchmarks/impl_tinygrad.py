@@ -81,50 +81,52 @@ def _eager_step(optimizer: tl.optim.Optimizer, loss_of: Callable) -> Callable:
     return step
 
 
-class Loop:
+class _Loop:
+    """A hand-written loop on the workload's schedule; each subclass says how it takes a step (`make_step`)."""
+
+    available = staticmethod(available)
+
+    @classmethod
+    def prepare(cls, workload: Workload) -> Callable[[], Result]:
+        return _train_with(workload, cls.make_step)
+
+    @staticmethod
+    def make_step(model: tl.nn.Linear, optimizer: tl.optim.Optimizer, objective: Callable) -> Callable:
+        raise NotImplementedError
+
+
+class Loop(_Loop):
     """The PyTorch-style loop a user writes: zero_grad, forward, loss, backward, step (eager)."""
 
     NAME = "tl-loop"
     LABEL = "tinygrad_lr loop"
-    available = staticmethod(available)
 
     @staticmethod
-    def prepare(workload: Workload) -> Callable[[], Result]:
-        def make_step(model, optimizer, objective):
-            return _eager_step(optimizer, lambda xb, yb: objective(model(tl.Tensor(xb)), yb))
-
-        return _train_with(workload, make_step)
+    def make_step(model, optimizer, objective):
+        return _eager_step(optimizer, lambda xb, yb: objective(model(tl.Tensor(xb)), yb))
 
 
-class Captured:
+class Captured(_Loop):
     """The same loop with its step captured: `tl.capture_step(fn, optimizer)`, recorded once, replayed after."""
 
     NAME = "tl-captured"
     LABEL = "tinygrad_lr captured loop"
-    available = staticmethod(available)
 
     @staticmethod
-    def prepare(workload: Workload) -> Callable[[], Result]:
-        def make_step(model, optimizer, objective):
-            return tl.capture_step(lambda xb, yb: objective(model(xb), yb), optimizer)
-
-        return _train_with(workload, make_step)
+    def make_step(model, optimizer, objective):
+        return tl.capture_step(lambda xb, yb: objective(model(xb), yb), optimizer)
 
 
-class Raw:
+class Raw(_Loop):
     """The captured loop on raw tensors, no Linear: `mse(xb @ W + b, yb)`, its step given to `tl.capture_step`."""
 
     NAME = "tl-raw"
     LABEL = "tinygrad_lr raw-tensor loop"
-    available = staticmethod(available)
 
     @staticmethod
-    def prepare(workload: Workload) -> Callable[[], Result]:
-        def make_step(model, optimizer, objective):
-            W, b = model.weight, model.bias
-            return tl.capture_step(lambda xb, yb: objective(xb @ W + b, yb), optimizer)
-
-        return _train_with(workload, make_step)
+    def make_step(model, optimizer, objective):
+        W, b = model.weight, model.bias
+        return tl.capture_step(lambda xb, yb: objective(xb @ W + b, yb), optimizer)
 
 
 def fit_reproduces_schedule(workload: Workload) -> bool:

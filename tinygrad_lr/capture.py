@@ -56,7 +56,7 @@ class _Recording:
         for _, _, _, out in tape:
             place[id(out)] = len(place)
         self.size = len(place)
-        self.made: list[Any] = [None] * len(tape)  # the ops' outputs' places, filled at each run
+        self.op_outputs: list[Any] = [None] * len(tape)  # the ops' outputs' places, filled at each run
         self.specs = {place[id(t)]: (t.shape, t.dtype) for _, tensors, _, out in tape for t in (*tensors, out)}
         self.forward = [
             (ctx, [place[id(t)] for t in tensors], options, place[id(out)]) for ctx, tensors, options, out in tape
@@ -70,7 +70,7 @@ class _Recording:
 
     def run(self, arrays: list[np.ndarray]) -> tuple[list[Any], list[tuple[Tensor, np.ndarray]]]:
         """Forward and backward on new input arrays: the outputs' arrays, and (leaf, gradient) pairs."""
-        values: list[Any] = [*arrays, *[leaf.data for _, leaf in self.leaves], *self.made]
+        values: list[Any] = [*arrays, *[leaf.data for _, leaf in self.leaves], *self.op_outputs]
         for ctx, places, options, place in self.forward:
             inputs = [values[i] for i in places]
             out = ctx.forward(*inputs, **options)
@@ -88,8 +88,7 @@ class _Recording:
                 if parent_grad is not None:
                     grads[parent] = parent_grad if grads[parent] is None else grads[parent] + parent_grad
         found = [(leaf, grads[place]) for place, leaf in self.grad_leaves if grads[place] is not None]
-        for ctx, _, _, _ in self.forward:  # the arrays of this run are the caller's now
-            ctx.inputs, ctx.output = (), None
+        self.release()
         return [values[i] for i in self.outputs], found
 
     def fuse(self) -> None:
