@@ -563,11 +563,20 @@ def test_affine_mse_first_derivative_is_the_same_with_and_without_a_graph(l2):
 
 
 @pytest.mark.parametrize(
-    ("x_shape", "target_shape"), [((4,), (4, 1)), ((4, 2), (4,)), ((4, 2), (3, 1)), ((2, 4, 2), (2, 4, 1))]
+    ("x_shape", "w_shape", "target_shape"),
+    [
+        ((4,), (4, 1), (4, 1)),
+        ((4, 2), (2, 1), (4,)),
+        ((4, 2), (2, 1), (3, 1)),
+        ((2, 4, 2), (2, 1), (2, 4, 1)),
+        ((4, 2), (2, 2, 1), (4, 1)),
+        ((4, 2), (2,), (4, 1)),
+    ],
 )
-def test_affine_mse_refuses_shapes_other_than_rows_and_columns(x_shape, target_shape):
-    with pytest.raises(ValueError, match=r"AffineMSE: x must be \(n, in\) and target \(n, out\)"):
-        ops.AffineMSE.apply(np.ones(x_shape), np.ones((x_shape[-1], 1)), np.ones(1), np.ones(target_shape))
+def test_affine_mse_refuses_shapes_other_than_rows_and_columns(x_shape, w_shape, target_shape):
+    message = r"AffineMSE: x must be \(n, in\), w \(in, out\) and target \(n, out\); got x \("
+    with pytest.raises(ValueError, match=message):
+        ops.AffineMSE.apply(np.ones(x_shape), np.ones(w_shape), np.ones(1), np.ones(target_shape))
 
 
 def test_affine_mse_without_l2_has_no_penalty_term_at_all():

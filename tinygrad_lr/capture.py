@@ -3,10 +3,12 @@
 An eager step pays for its Python objects: a Function and a Tensor per op, the walk that orders
 the backward pass, the checks of every layer. On the small problems of linear regression that
 costs more than the arithmetic. `capture_step(fn, optimizer)` runs `fn` once as usual while
-recording the ops it applies (a tape), then, on every later call, runs only their `forward` and
-`backward` methods, on the new inputs, in the recorded order, and steps the optimizer: the same
-NumPy calls in the same order, so the same numbers, bit for bit, without the bookkeeping. It is
-the idea of CUDA graphs and of `jax.jit`'s tracing, without a compiler.
+recording the ops it applies (a tape), writes them out as one straight-line Python function (their
+`forward` calls in order, then their `backward` calls in the order the eager walk took), and, on
+every later call, runs that function on the new inputs and steps the optimizer: the same NumPy
+calls in the same order, so the same numbers, bit for bit, without the bookkeeping. It is the idea
+of CUDA graphs and of `jax.jit`'s tracing, with Python as the target language (`step.recordings`
+holds a recording per input shape; the `.source` of one shows the function).
 
     step = tl.capture_step(lambda xb, yb: tl.losses.mse(model(xb), yb), optimizer)
     for xb, yb in batches:
@@ -19,13 +21,16 @@ a tensor computed outside `fn` (a constant then) would be frozen at its recorded
 replay of each recording is therefore checked against an eager run of `fn` on the same inputs,
 and any difference is an error that names this rule; after that the replay is trusted.
 
-Once checked, a recording fuses what the floor of a hand-written NumPy step does in one go: `x @ w
-+ b` (`MatMul`, `Add`) becomes `Affine`, and `Affine` followed by `MeanSquaredError` becomes
-`AffineMSE` (ops.py), which computes the difference once. The numbers stay the same, to the bit.
+Before it is written out, a recording fuses what the floor of a hand-written NumPy step does in one
+go: `x @ w + b` (`MatMul`, `Add`) becomes `Affine`, and `Affine` followed by `MeanSquaredError`
+becomes `AffineMSE` (ops.py), which computes the difference once. The numbers stay the same, to the
+bit (and the first replay's check against eager checks that too).
 """
 
 from __future__ import annotations
 
+import functools
+import types
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -55,8 +60,6 @@ class _Recording:
                 self.leaves.append((place[id(t)], t))
         for _, _, _, out in tape:
             place[id(out)] = len(place)
-        self.size = len(place)
-        self.op_outputs: list[Any] = [None] * len(tape)  # the ops' outputs' places, filled at each run
         self.specs = {place[id(t)]: (t.shape, t.dtype) for _, tensors, _, out in tape for t in (*tensors, out)}
         self.forward = [
             (ctx, [place[id(t)] for t in tensors], options, place[id(out)]) for ctx, tensors, options, out in tape
@@ -65,31 +68,68 @@ class _Recording:
         # the backward pass in the order the eager one took, so that gradients are summed in the same order
         self.backward = [(t._ctx, place[id(t)], [place[id(p)] for p in t._ctx.parents]) for t in visits if t._ctx]
         self.grad_leaves = [(place[id(t)], t) for t in visits if t._ctx is None]
+        self.input_count = len(inputs)
         loss = outputs[0].data
         self.seed = np.ones(loss.shape, loss.dtype)  # d loss / d loss, copied at each replay
+        self.fuse()
+        self.compile()
 
     def run(self, arrays: list[np.ndarray]) -> tuple[list[Any], list[tuple[Tensor, np.ndarray]]]:
         """Forward and backward on new input arrays: the outputs' arrays, and (leaf, gradient) pairs."""
-        values: list[Any] = [*arrays, *[leaf.data for _, leaf in self.leaves], *self.op_outputs]
+        return self.replay(*arrays)
+
+    def compile(self) -> None:
+        """Write the recording out as one straight-line Python function, `self.source`, and make it
+        `self.replay`: the ops' forward calls in order, then their backward calls in the eager order,
+        each gradient summed into its input's. A loop over the recorded entries would look every value
+        up in a list, every step; on a small model that costs as much as the arithmetic.
+
+        Value number k (see the class) is `vk` and its gradient `gk`; the op at position i of the
+        forward order is `opi`; the leaf at place k is `leafk`.
+        """
+        names = {id(ctx): f"op{i}" for i, (ctx, _, _, _) in enumerate(self.forward)}
+        namespace: dict[str, Any] = {"ndarray": np.ndarray, "as_array": _as_array, "seed": self.seed}
+        lines = [f"def replay({', '.join(f'v{i}' for i in range(self.input_count))}):"]
+        for place, leaf in self.leaves:
+            namespace[f"leaf{place}"] = leaf
+            lines.append(f"    v{place} = leaf{place}.data")
         for ctx, places, options, place in self.forward:
-            inputs = [values[i] for i in places]
-            out = ctx.forward(*inputs, **options)
-            if type(out) is not np.ndarray or out.dtype.kind != "f":
-                out = Tensor(out).data  # as `apply` stores it
-            ctx.inputs, ctx.output = inputs, out
-            values[place] = out
-        grads: list[Any] = [None] * self.size
-        grads[self.outputs[0]] = self.seed.copy()
+            op, arguments = names[id(ctx)], ", ".join(f"v{i}" for i in places)
+            namespace[op], namespace[f"{op}_options"] = ctx, options
+            keywords = f", **{op}_options" if options else ""
+            lines += [
+                f"    v{place} = {op}.forward({arguments}{keywords})  # {type(ctx).__name__}",
+                f'    if type(v{place}) is not ndarray or v{place}.dtype.kind != "f":',
+                f"        v{place} = as_array(v{place})",
+                f"    {op}.inputs, {op}.output = [{arguments}], v{place}",
+            ]
+        root = self.outputs[0]
+        receiving = {
+            parent for ctx, _, parents in self.backward for i, parent in enumerate(parents) if ctx.needs_input_grad[i]
+        }
+        waiting = receiving | {place for _, place, _ in self.backward} | {place for place, _ in self.grad_leaves}
+        lines += [f"    g{place} = None" for place in sorted(waiting - {root})]
+        lines.append(f"    g{root} = seed.copy()")
         for ctx, place, parents in self.backward:
-            grad, grads[place] = grads[place], None
-            if grad is None:
-                continue
-            for parent, parent_grad in zip(parents, ctx._input_grads(None, grad, False)):
-                if parent_grad is not None:
-                    grads[parent] = parent_grad if grads[parent] is None else grads[parent] + parent_grad
-        found = [(leaf, grads[place]) for place, leaf in self.grad_leaves if grads[place] is not None]
-        self.release()
-        return [values[i] for i in self.outputs], found
+            lines += [
+                f"    if g{place} is not None:",
+                f"        grads = {names[id(ctx)]}._input_grads(None, g{place}, False)",
+            ]
+            for i, parent in enumerate(parents):
+                if ctx.needs_input_grad[i]:
+                    lines += [
+                        f"        if grads[{i}] is not None:",
+                        f"            g{parent} = grads[{i}] if g{parent} is None else g{parent} + grads[{i}]",
+                    ]
+            lines.append(f"        g{place} = None  # (freed once used, as the eager walk frees it)")
+        lines += [f"    {names[id(ctx)]}.inputs, {names[id(ctx)]}.output = (), None" for ctx, _, _, _ in self.forward]
+        lines.append("    found = []")
+        for place, _ in self.grad_leaves:
+            lines += [f"    if g{place} is not None:", f"        found.append((leaf{place}, g{place}))"]
+        lines.append(f"    return [{', '.join(f'v{i}' for i in self.outputs)}], found")
+        self.source = "\n".join(lines) + "\n"
+        exec(_bytecode(self.source), namespace)
+        self.replay = namespace["replay"]
 
     def fuse(self) -> None:
         """Replace each pair of recorded ops that `_fused` knows, where the first one's output feeds only
@@ -136,8 +176,7 @@ class _Recording:
         self.backward = [entry for entry in backward if entry is not None]
 
     def release(self) -> None:
-        """Let the ops drop the arrays of the last run (and the recording run's tensors), before the
-        next run makes its own."""
+        """Let the ops drop the recording run's arrays and tensors (a replay drops its own as it ends)."""
         for ctx, _, _, _ in self.forward:
             ctx.inputs, ctx.output, ctx.parents = (), None, ()
 
@@ -217,7 +256,7 @@ class CapturedStep:
         self._checked: set[tuple] = set()
 
     def __call__(self, *inputs: Any) -> Any:
-        arrays = [_input_array(x) for x in inputs]
+        arrays = [x if type(x) is np.ndarray and x.dtype.kind == "f" else _input_array(x) for x in inputs]
         key = tuple([(a.shape, a.dtype) for a in arrays])
         recording = self.recordings.get(key)
         if recording is None:
@@ -227,15 +266,14 @@ class CapturedStep:
             if key not in self._checked:
                 self._check_against_eager([Tensor(a) for a in arrays], outputs, found)
                 self._checked.add(key)
-                recording.fuse()  # checked as recorded; from now on with fewer, fused ops
         self.optimizer.zero_grad()
         accumulate_grads(found)
-        loss = outputs[0]
+        loss = outputs[0].item()
         if self.safe:
-            self.optimizer.safe_step(loss.item())
+            self.optimizer.safe_step(loss)
         else:
             self.optimizer.step()
-        return (loss.item(), *outputs[1:]) if len(outputs) > 1 else loss.item()
+        return (loss, *outputs[1:]) if len(outputs) > 1 else loss
 
     def _eager(
         self, tensors: list[Tensor], tape: list | None = None, visits: list | None = None
@@ -284,10 +322,20 @@ class CapturedStep:
             )
 
 
+@functools.lru_cache(maxsize=256)
+def _bytecode(source: str) -> types.CodeType:
+    """`source` compiled. Python's compiler takes some 100 µs for a step's replay, which the same model
+    gets again in every fit (and every fold of a cross-validation), so the code is kept by its text."""
+    return compile(source, "<captured step>", "exec")
+
+
+def _as_array(value: Any) -> np.ndarray:
+    """An op's output that is not a floating array, as `Function.apply` stores it (through a Tensor)."""
+    return Tensor(value).data
+
+
 def _input_array(x: Any) -> np.ndarray:
-    """An input of the step as the array a Tensor of it would hold (floating arrays as they are)."""
-    if type(x) is np.ndarray and x.dtype.kind == "f":
-        return x
+    """An input of the step, other than a floating array, as the array a Tensor of it would hold."""
     if isinstance(x, Tensor) and x.requires_grad:
         raise ValueError("capture_step: the step's inputs are data; they must not require grad")
     return Tensor(x).data

@@ -507,11 +507,12 @@ class AffineMSE(Op):
     """
 
     def forward(self, x, w, b, target, l2=0.0):
-        if x.ndim != 2 or target.shape != (len(x), w.shape[1]):
+        if x.ndim != 2 or w.ndim != 2 or target.shape != (len(x), w.shape[1]):
             raise ValueError(
-                f"AffineMSE: x must be (n, in) and target (n, out); got x {x.shape}, w {w.shape}, target {target.shape}"
+                f"AffineMSE: x must be (n, in), w (in, out) and target (n, out); got x {x.shape}, w {w.shape}, "
+                f"target {target.shape}"
             )
-        self.pred = matmul(x, w)
+        self.pred = np.dot(x, w)  # (forward always sees arrays, here of two axes: `matmul`'s fast case)
         self.pred += b
         total, self.diff = squared_error(self.pred, target, MeanSquaredError.block)
         self.l2 = l2
