@@ -131,7 +131,7 @@ def captured_parts(workload: workloads.Workload, number: int = 2000) -> tuple[li
     def best(fn) -> float:
         return min(timeit.repeat(fn, number=number, repeat=5)) / number
 
-    parts = {"whole step": best(lambda: step(xb, yb)), "replay": best(lambda: recording.run([xb, yb]))}
+    parts = {"whole step": best(lambda: step(xb, yb)), "replay": best(lambda: recording.replay(xb, yb))}
     values = {0: xb, 1: yb, **{place: leaf.data for place, leaf in recording.leaves}}  # by place
     forward = backward = checks = 0.0
     for ctx, places, options, place in recording.forward:  # each op on the arrays of one run

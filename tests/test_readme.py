@@ -19,8 +19,13 @@ import pytest
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 # the sections whose blocks are checked; each must hold at least one block of its kind
-PYTHON_SECTIONS = ["The engine in ten lines", "Your own differentiable op", "Derivatives of any order: `tl.autograd`"]
-CONSOLE_SECTIONS = ["When things go wrong"]
+PYTHON_SECTIONS = [
+    "The engine in ten lines",
+    "Your own differentiable op",
+    "Derivatives of any order: `tl.autograd`",
+    "A captured step: the same loop, recorded once",
+]
+CONSOLE_SECTIONS = ["When things go wrong", "A captured step: the same loop, recorded once"]
 
 _HEADING_OR_BLOCK = re.compile(r"^#{2,3} (?P<heading>[^\n]*)$|^```(?P<language>\w*)\n(?P<code>.*?)^```$", re.M | re.S)
 _PRINT_WITH_OUTPUT = re.compile(r"^\s*print\(.*\)  # (?P<output>.*)$")

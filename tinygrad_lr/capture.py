@@ -74,21 +74,18 @@ class _Recording:
         self.fuse()
         self.compile()
 
-    def run(self, arrays: list[np.ndarray]) -> tuple[list[Any], list[tuple[Tensor, np.ndarray]]]:
-        """Forward and backward on new input arrays: the outputs' arrays, and (leaf, gradient) pairs."""
-        return self.replay(*arrays)
-
     def compile(self) -> None:
         """Write the recording out as one straight-line Python function, `self.source`, and make it
         `self.replay`: the ops' forward calls in order, then their backward calls in the eager order,
         each gradient summed into its input's. A loop over the recorded entries would look every value
         up in a list, every step; on a small model that costs as much as the arithmetic.
 
-        Value number k (see the class) is `vk` and its gradient `gk`; the op at position i of the
-        forward order is `opi`; the leaf at place k is `leafk`.
+        `replay(*input_arrays)` returns the outputs' arrays and the (leaf, gradient) pairs. Value
+        number k (see the class) is `vk` and its gradient `gk`; the op at position i of the forward
+        order is `opi`; the leaf at place k is `leafk`.
         """
         names = {id(ctx): f"op{i}" for i, (ctx, _, _, _) in enumerate(self.forward)}
-        namespace: dict[str, Any] = {"ndarray": np.ndarray, "as_array": _as_array, "seed": self.seed}
+        namespace: dict[str, Any] = {"as_array": _as_array, "seed": self.seed}
         lines = [f"def replay({', '.join(f'v{i}' for i in range(self.input_count))}):"]
         for place, leaf in self.leaves:
             namespace[f"leaf{place}"] = leaf
@@ -98,38 +95,49 @@ class _Recording:
             namespace[op], namespace[f"{op}_options"] = ctx, options
             keywords = f", **{op}_options" if options else ""
             lines += [
-                f"    v{place} = {op}.forward({arguments}{keywords})  # {type(ctx).__name__}",
-                f'    if type(v{place}) is not ndarray or v{place}.dtype.kind != "f":',
-                f"        v{place} = as_array(v{place})",
+                f"    v{place} = as_array({op}.forward({arguments}{keywords}))  # {type(ctx).__name__}",
                 f"    {op}.inputs, {op}.output = [{arguments}], v{place}",
             ]
-        root = self.outputs[0]
-        receiving = {
-            parent for ctx, _, parents in self.backward for i, parent in enumerate(parents) if ctx.needs_input_grad[i]
-        }
-        waiting = receiving | {place for _, place, _ in self.backward} | {place for place, _ in self.grad_leaves}
-        lines += [f"    g{place} = None" for place in sorted(waiting - {root})]
-        lines.append(f"    g{root} = seed.copy()")
-        for ctx, place, parents in self.backward:
-            lines += [
-                f"    if g{place} is not None:",
-                f"        grads = {names[id(ctx)]}._input_grads(None, g{place}, False)",
-            ]
-            for i, parent in enumerate(parents):
-                if ctx.needs_input_grad[i]:
-                    lines += [
-                        f"        if grads[{i}] is not None:",
-                        f"            g{parent} = grads[{i}] if g{parent} is None else g{parent} + grads[{i}]",
-                    ]
-            lines.append(f"        g{place} = None  # (freed once used, as the eager walk frees it)")
+        backward, has_grad = self._backward_lines(names)
+        lines += backward
         lines += [f"    {names[id(ctx)]}.inputs, {names[id(ctx)]}.output = (), None" for ctx, _, _, _ in self.forward]
         lines.append("    found = []")
         for place, _ in self.grad_leaves:
-            lines += [f"    if g{place} is not None:", f"        found.append((leaf{place}, g{place}))"]
+            if place in has_grad:
+                lines += [f"    if g{place} is not None:", f"        found.append((leaf{place}, g{place}))"]
         lines.append(f"    return [{', '.join(f'v{i}' for i in self.outputs)}], found")
         self.source = "\n".join(lines) + "\n"
         exec(_bytecode(self.source), namespace)
         self.replay = namespace["replay"]
+
+    def _backward_lines(self, names: dict[int, str]) -> tuple[list[str], set[int]]:
+        """The replay's backward pass, and the places whose gradient variable it sets. A gradient's
+        first part is assigned, later ones added to it; every op but the loss's runs only if a
+        gradient came in (an op's backward may give None), so the variables first set inside such a
+        block are made None beforehand. Each gradient is dropped once used, as the eager walk drops it."""
+        root = self.outputs[0]
+        body = [f"    g{root} = seed.copy()"]
+        first_set_in_a_block: list[int] = []
+        has_grad = {root}
+        for ctx, place, parents in self.backward:
+            if place not in has_grad:
+                continue  # no op sends it anything
+            indent = "    " if place == root else "        "
+            if place != root:
+                body.append(f"    if g{place} is not None:")
+            body.append(f"{indent}grads = {names[id(ctx)]}._input_grads(None, g{place}, False)")
+            for i, parent in enumerate(parents):
+                if not ctx.needs_input_grad[i]:
+                    continue
+                if parent in has_grad:
+                    body.append(f"{indent}if grads[{i}] is not None:")
+                    body.append(f"{indent}    g{parent} = grads[{i}] if g{parent} is None else g{parent} + grads[{i}]")
+                else:
+                    body.append(f"{indent}g{parent} = grads[{i}]")
+                    has_grad.add(parent)
+                    first_set_in_a_block += [] if place == root else [parent]
+            body.append(f"{indent}g{place} = None")
+        return [f"    g{place} = None" for place in sorted(first_set_in_a_block)] + body, has_grad
 
     def fuse(self) -> None:
         """Replace each pair of recorded ops that `_fused` knows, where the first one's output feeds only
@@ -262,7 +270,7 @@ class CapturedStep:
         if recording is None:
             outputs, found = self._record(key, [Tensor(a) for a in arrays])
         else:
-            outputs, found = recording.run(arrays)
+            outputs, found = recording.replay(*arrays)
             if key not in self._checked:
                 self._check_against_eager([Tensor(a) for a in arrays], outputs, found)
                 self._checked.add(key)
@@ -330,8 +338,8 @@ def _bytecode(source: str) -> types.CodeType:
 
 
 def _as_array(value: Any) -> np.ndarray:
-    """An op's output that is not a floating array, as `Function.apply` stores it (through a Tensor)."""
-    return Tensor(value).data
+    """An op's output as `Function.apply` stores it: a floating array as it is, anything else through a Tensor."""
+    return value if type(value) is np.ndarray and value.dtype.kind == "f" else Tensor(value).data
 
 
 def _input_array(x: Any) -> np.ndarray:

@@ -487,11 +487,11 @@ def _epoch_batches(
 ) -> Iterable[tuple[Any, Any]]:
     """An epoch's mini-batches as (x, y) pairs: slices of arrays in memory, blocks read from a memory
     map (`streams.batches`), lazy slices of Dask arrays."""
+    if type(x) is np.ndarray and type(y) is np.ndarray:  # in memory (a memory map is a subclass)
+        return ((x[index], y[index]) for index in data.cut_batches(len(x), batch_size, rng if shuffle else None))
     if checks.is_dask_array(x) or checks.is_dask_array(y):
         return chunked.batches(x, y, batch_size, shuffle, rng)
-    if checks.is_memory_map(x) or checks.is_memory_map(y):
-        return streams.batches(x, y, batch_size, model.parameters()[0].dtype, shuffle, rng)
-    return ((x[index], y[index]) for index in data.cut_batches(len(x), batch_size, rng if shuffle else None))
+    return streams.batches(x, y, batch_size, model.parameters()[0].dtype, shuffle, rng)
 
 
 def _sums(model: Module, compiled: Compiled, x: Any, y: Any, gradient: bool, caller: str) -> streams.Sums:
