@@ -436,7 +436,7 @@ def test_the_first_replay_check_compares_every_output_and_every_gradient():
     tensors = [tl.Tensor(np.linspace(0, 1, 6).reshape(3, 2)), tl.Tensor(np.ones((3, 1)))]
     outputs, found = step._eager(tensors)
     arrays = [out.data for out in outputs]
-    step._check_against_eager(tensors, arrays, found)  # the same: no error
+    tl.capture._check_same((arrays, found), (arrays, found))  # the same: no error
     (w, grad_w), (b, grad_b) = found
     nudged = np.nextafter(grad_w, np.inf)
     nudged_loss = [np.nextafter(arrays[0], np.inf)]
@@ -447,7 +447,7 @@ def test_the_first_replay_check_compares_every_output_and_every_gradient():
         (arrays, [(b, grad_w), (w, grad_b)]),
     ]:
         with pytest.raises(RuntimeError) as error:
-            step._check_against_eager(tensors, bad_outputs, bad_found)
+            tl.capture._check_same((arrays, found), (bad_outputs, bad_found))
         assert str(error.value) == REPLAY_DIFFERS
 
 
@@ -500,3 +500,27 @@ def test_outputs_come_back_as_eager_makes_them_floating_arrays():
         _, total, rounded = step(np.array([[1.0, 2.0]]) * (k + 1))
         assert type(total) is np.ndarray and total.dtype == np.float64 and total.shape == ()
         assert type(rounded) is np.ndarray and rounded.dtype == np.float32
+
+
+def test_the_checked_first_replay_needs_no_more_memory_than_the_recording_run():
+    """The eager check runs, and drops its graph, before the replay makes its arrays: on a tall batch
+    the first replay's peak is that of one eager step (two n-long vectors), not three."""
+    import tracemalloc
+
+    n = 200_000
+    x, y = np.linspace(0, 1, n).reshape(n, 1), np.ones((n, 1))
+    layer = tl.nn.Linear(1, 1, seed=0, dtype=np.float64)
+    step = tl.capture_step(lambda xb, yb: tl.losses.mse(layer(xb), yb), tl.optim.SGD(layer.parameters(), lr=0.1))
+    peaks = []
+    tracemalloc.start()
+    try:
+        for _ in range(3):  # recorded (eager), checked replay, replay
+            tracemalloc.reset_peak()
+            start = tracemalloc.get_traced_memory()[0]
+            step(x, y)
+            peaks.append(tracemalloc.get_traced_memory()[1] - start)
+    finally:
+        tracemalloc.stop()
+    vector = n * 8
+    assert 1.9 * vector < peaks[0] < 2.2 * vector, peaks
+    assert peaks[1] < 2.2 * vector and peaks[2] < 2.2 * vector, peaks

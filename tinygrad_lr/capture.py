@@ -269,11 +269,11 @@ class CapturedStep:
         recording = self.recordings.get(key)
         if recording is None:
             outputs, found = self._record(key, [Tensor(a) for a in arrays])
+        elif key not in self._checked:
+            outputs, found = self._checked_replay(recording, arrays)
+            self._checked.add(key)
         else:
             outputs, found = recording.replay(*arrays)
-            if key not in self._checked:
-                self._check_against_eager([Tensor(a) for a in arrays], outputs, found)
-                self._checked.add(key)
         self.optimizer.zero_grad()
         accumulate_grads(found)
         loss = outputs[0].item()
@@ -315,19 +315,31 @@ class CapturedStep:
         self.recordings[key].release()  # the recording run's arrays
         return [out.data for out in outputs], found
 
-    def _check_against_eager(self, tensors: list[Tensor], outputs: list[Any], found: list[tuple]) -> None:
-        """The first replay of a recording must give what `fn` gives eagerly, to the bit."""
-        eager_outputs, eager_found = self._eager(tensors)
-        same = len(eager_found) == len(found) and all(
-            a is b and _identical(g, h) for (a, g), (b, h) in zip(found, eager_found)
+    def _checked_replay(self, recording: _Recording, arrays: list[np.ndarray]) -> tuple[list[Any], list[tuple]]:
+        """The first replay of a recording, which must give what `fn` gives eagerly, to the bit. (The eager
+        run goes first and its graph is dropped before the replay makes its arrays: on a large batch,
+        a step's peak memory stays that of one run.)"""
+        eager_outputs, eager_found = self._eager([Tensor(a) for a in arrays])
+        expected = [out.data for out in eager_outputs]
+        del eager_outputs
+        outputs, found = recording.replay(*arrays)
+        _check_same((expected, eager_found), (outputs, found))
+        return outputs, found
+
+
+def _check_same(eager: tuple[list[Any], list[tuple]], replayed: tuple[list[Any], list[tuple]]) -> None:
+    """Eager and replayed (outputs' arrays, (leaf, gradient) pairs) must be the same, to the bit."""
+    (expected, eager_found), (outputs, found) = eager, replayed
+    same = len(eager_found) == len(found) and all(
+        a is b and _identical(g, h) for (a, g), (b, h) in zip(found, eager_found)
+    )
+    same = same and all(_identical(out, replayed) for out, replayed in zip(expected, outputs))
+    if not same:
+        raise RuntimeError(
+            "capture_step: replaying the recorded step gave other numbers than running fn; fn must reach its "
+            "inputs only through tinygrad_lr's ops (no NumPy on input values, no Python branch on a value, "
+            "no tensor computed outside fn). Run this step eagerly instead"
         )
-        same = same and all(_identical(out.data, replayed) for out, replayed in zip(eager_outputs, outputs))
-        if not same:
-            raise RuntimeError(
-                "capture_step: replaying the recorded step gave other numbers than running fn; fn must reach its "
-                "inputs only through tinygrad_lr's ops (no NumPy on input values, no Python branch on a value, "
-                "no tensor computed outside fn). Run this step eagerly instead"
-            )
 
 
 @functools.lru_cache(maxsize=256)
