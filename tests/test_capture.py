@@ -489,6 +489,24 @@ def test_ops_that_answer_none_or_give_integers_replay_as_eager():
     _assert_replays_as_eager(objective, params, shapes=((3, 2), (3, 2)))
 
 
+def test_gradients_first_set_where_none_may_come_in_are_none_until_then():
+    """a · b feeds only an op that answers None for it: its backward is skipped, and neither a nor b
+    (first given a gradient there) gets one; c does. Every step as eager's."""
+
+    def objective(ps, xb, yb):
+        a, b, c = ps
+        return (_NoGradientToFirst.apply(a * b, c * xb) * yb).sum()
+
+    def params():
+        return [tl.Tensor(np.array([[0.5, 2.0]]), requires_grad=True) for _ in range(3)]
+
+    _assert_replays_as_eager(objective, params, shapes=((3, 2), (3, 2)))
+    ps = params()
+    step = tl.capture_step(lambda xb, yb: objective(ps, xb, yb), tl.optim.SGD(ps, lr=0.1))
+    step(np.ones((3, 2)), np.ones((3, 2)))
+    assert [p.grad is None for p in ps] == [True, True, False]
+
+
 def test_outputs_come_back_as_eager_makes_them_floating_arrays():
     """A sum gives NumPy a scalar and an integer op an integer array; `apply` makes both floating
     arrays (float32 for the integers), and so does the replay."""

@@ -98,30 +98,27 @@ class _Recording:
                 f"    v{place} = as_array({op}.forward({arguments}{keywords}))  # {type(ctx).__name__}",
                 f"    {op}.inputs, {op}.output = [{arguments}], v{place}",
             ]
-        backward, has_grad = self._backward_lines(names)
-        lines += backward
+        lines += self._backward_lines(names)
         lines += [f"    {names[id(ctx)]}.inputs, {names[id(ctx)]}.output = (), None" for ctx, _, _, _ in self.forward]
         lines.append("    found = []")
         for place, _ in self.grad_leaves:
-            if place in has_grad:
-                lines += [f"    if g{place} is not None:", f"        found.append((leaf{place}, g{place}))"]
+            lines += [f"    if g{place} is not None:", f"        found.append((leaf{place}, g{place}))"]
         lines.append(f"    return [{', '.join(f'v{i}' for i in self.outputs)}], found")
         self.source = "\n".join(lines) + "\n"
         exec(_bytecode(self.source), namespace)
         self.replay = namespace["replay"]
 
-    def _backward_lines(self, names: dict[int, str]) -> tuple[list[str], set[int]]:
-        """The replay's backward pass, and the places whose gradient variable it sets. A gradient's
-        first part is assigned, later ones added to it; every op but the loss's runs only if a
-        gradient came in (an op's backward may give None), so the variables first set inside such a
-        block are made None beforehand. Each gradient is dropped once used, as the eager walk drops it."""
+    def _backward_lines(self, names: dict[int, str]) -> list[str]:
+        """The replay's backward pass. A gradient's first part is assigned, later ones added to it (every
+        tensor visited got at least one from its users, which the eager order visits first); every op
+        but the loss's runs only if a gradient came in (an op's backward may give None), so the
+        variables first set inside such a block are made None beforehand. Each gradient is dropped once
+        used, as the eager walk drops it."""
         root = self.outputs[0]
         body = [f"    g{root} = seed.copy()"]
         first_set_in_a_block: list[int] = []
         has_grad = {root}
         for ctx, place, parents in self.backward:
-            if place not in has_grad:
-                continue  # no op sends it anything
             indent = "    " if place == root else "        "
             if place != root:
                 body.append(f"    if g{place} is not None:")
@@ -137,7 +134,7 @@ class _Recording:
                     has_grad.add(parent)
                     first_set_in_a_block += [] if place == root else [parent]
             body.append(f"{indent}g{place} = None")
-        return [f"    g{place} = None" for place in sorted(first_set_in_a_block)] + body, has_grad
+        return [f"    g{place} = None" for place in sorted(first_set_in_a_block)] + body
 
     def fuse(self) -> None:
         """Replace each pair of recorded ops that `_fused` knows, where the first one's output feeds only
