@@ -13,6 +13,7 @@ import pytest
 
 import tinygrad_lr as tl
 from tests.processes import child_env
+from tinygrad_lr import streams
 
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
@@ -102,6 +103,33 @@ def test_mini_batches_in_order_follow_the_in_memory_ones(client):
         np.testing.assert_allclose(q, p, rtol=1e-12)
     for key in ("loss", "val_loss"):
         np.testing.assert_allclose(got[key], want[key], rtol=1e-12)
+
+
+def test_shuffled_mini_batches_are_contiguous_slices_in_the_seeded_order(client):
+    """Shuffled, a Dask array's batches are contiguous slices in an order drawn from the seed
+    (`streams.slices`); the same steps in memory agree."""
+    X, y = _data(n=600)
+    chunked, by_hand = _model(), _model()
+    chunked.fit(*_chunked(X, y, chunk=150), epochs=2, batch_size=200, seed=5, verbose=0)
+    layer, rng = by_hand.layers[0], np.random.default_rng(5)
+    opt = tl.optim.SGD(layer.parameters(), lr=0.05)
+    for _ in range(2):
+        for start, stop in streams.slices(len(X), 200, True, rng):
+            opt.zero_grad()
+            tl.losses.mse(layer(tl.Tensor(X[start:stop])), y[start:stop]).backward()
+            opt.step()
+    for p, q in zip(by_hand.get_weights(), chunked.get_weights()):
+        np.testing.assert_allclose(q, p, rtol=1e-12)
+
+
+def test_a_dask_y_with_x_in_memory_is_refused_and_changes_nothing(client):
+    X, y = _data(n=600)
+    _, yd = _chunked(X, y, chunk=150)
+    model = _model()
+    before = model.get_weights()
+    with pytest.raises(TypeError, match="fit: x and y must both be Dask arrays"):
+        model.fit(X, yd, epochs=1, batch_size=200, verbose=0)
+    assert all(np.array_equal(p, q) for p, q in zip(before, model.get_weights()))
 
 
 @pytest.mark.parametrize("l2", [0.0, 0.3])

@@ -140,6 +140,50 @@ def test_either_array_read_in_blocks_makes_the_default_batch_the_full_one(tmp_pa
     assert len(history.history["loss"]) == 3
 
 
+def test_arrays_in_memory_are_shuffled_as_one_permutation_not_in_blocks():
+    """In memory, an epoch's batches follow `tl.data.batch_indices` (one permutation of all the rows),
+    not the shuffle buffer of a memory map's blocks."""
+    X, y = _data(n=300)
+    model, by_hand = _model(), _model()
+    model.fit(X, y, epochs=2, batch_size=50, seed=3, verbose=0)
+    layer, rng = by_hand.layers[0], np.random.default_rng(3)
+    opt = tl.optim.SGD(layer.parameters(), lr=0.05)
+    for _ in range(2):
+        for index in tl.data.batch_indices(len(X), 50, shuffle=True, rng=rng):
+            opt.zero_grad()
+            tl.losses.mse(layer(tl.Tensor(X[index])), y[index]).backward()
+            opt.step()
+    for p, q in zip(by_hand.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(q, p)
+
+
+@pytest.mark.parametrize("mapped", ["x", "y"])
+def test_one_array_read_in_blocks_makes_the_pair_stream_as_two_would(tmp_path, mapped):
+    X, y = _data(n=300)
+    Xm, ym = _on_disk(tmp_path, X, y)
+    one, both = _model(), _model()
+    one.fit(*((Xm, y) if mapped == "x" else (X, ym)), epochs=2, batch_size=50, seed=3, verbose=0)
+    both.fit(Xm, ym, epochs=2, batch_size=50, seed=3, verbose=0)
+    for p, q in zip(both.get_weights(), one.get_weights()):
+        np.testing.assert_array_equal(q, p)
+
+
+def test_a_shuffled_memory_map_fit_takes_the_batches_of_the_seeded_shuffle_buffer(tmp_path):
+    X, y = _data(n=300)
+    Xm, ym = _on_disk(tmp_path, X, y)
+    model, by_hand = _model(), _model()
+    model.fit(Xm, ym, epochs=2, batch_size=50, seed=3, verbose=0)
+    layer, rng = by_hand.layers[0], np.random.default_rng(3)
+    opt = tl.optim.SGD(layer.parameters(), lr=0.05)
+    for _ in range(2):
+        for xb, yb in streams.batches(X, y.reshape(-1, 1), 50, np.float64, True, rng):
+            opt.zero_grad()
+            tl.losses.mse(layer(tl.Tensor(xb)), yb).backward()
+            opt.step()
+    for p, q in zip(by_hand.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(q, p)
+
+
 def test_shuffled_mini_batches_reach_the_ridge_optimum(tmp_path):
     X, y = _data(n=2000)
     Xm, ym = _on_disk(tmp_path, X, y)

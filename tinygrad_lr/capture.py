@@ -117,7 +117,7 @@ class _Recording:
         root = self.outputs[0]
         body = [f"    g{root} = seed.copy()"]
         first_set_in_a_block: list[int] = []
-        has_grad = {root}
+        assigned = {root}  # the gradient variables set so far
         for ctx, place, parents in self.backward:
             indent = "    " if place == root else "        "
             if place != root:
@@ -126,12 +126,12 @@ class _Recording:
             for i, parent in enumerate(parents):
                 if not ctx.needs_input_grad[i]:
                     continue
-                if parent in has_grad:
+                if parent in assigned:
                     body.append(f"{indent}if grads[{i}] is not None:")
                     body.append(f"{indent}    g{parent} = grads[{i}] if g{parent} is None else g{parent} + grads[{i}]")
                 else:
                     body.append(f"{indent}g{parent} = grads[{i}]")
-                    has_grad.add(parent)
+                    assigned.add(parent)
                     first_set_in_a_block += [] if place == root else [parent]
             body.append(f"{indent}g{place} = None")
         return [f"    g{place} = None" for place in sorted(first_set_in_a_block)] + body
