@@ -69,6 +69,7 @@ class _Recording:
         self.backward = [(t._ctx, place[id(t)], [place[id(p)] for p in t._ctx.parents]) for t in visits if t._ctx]
         self.grad_leaves = [(place[id(t)], t) for t in visits if t._ctx is None]
         self.input_count = len(inputs)
+        self.checked = False  # whether a replay has been checked against an eager run (CapturedStep does it once)
         loss = outputs[0].data
         self.seed = np.ones(loss.shape, loss.dtype)  # d loss / d loss, copied at each replay
         self.fuse()
@@ -258,17 +259,16 @@ class CapturedStep:
             raise TypeError(f"capture_step: optimizer must be a tl.optim optimizer, got {type(optimizer).__name__}")
         self.fn, self.optimizer, self.safe = fn, optimizer, safe
         self.recordings: dict[tuple, _Recording] = {}
-        self._checked: set[tuple] = set()
 
     def __call__(self, *inputs: Any) -> Any:
-        arrays = [x if type(x) is np.ndarray and x.dtype.kind == "f" else _input_array(x) for x in inputs]
+        arrays = [_input_array(x) for x in inputs]
         key = tuple([(a.shape, a.dtype) for a in arrays])
         recording = self.recordings.get(key)
         if recording is None:
             outputs, found = self._record(key, [Tensor(a) for a in arrays])
-        elif key not in self._checked:
+        elif not recording.checked:
             outputs, found = self._checked_replay(recording, arrays)
-            self._checked.add(key)
+            recording.checked = True
         else:
             outputs, found = recording.replay(*arrays)
         self.optimizer.zero_grad()
@@ -352,10 +352,10 @@ def _as_array(value: Any) -> np.ndarray:
 
 
 def _input_array(x: Any) -> np.ndarray:
-    """An input of the step, other than a floating array, as the array a Tensor of it would hold."""
+    """An input of the step as the array a Tensor of it would hold (a floating array as it is)."""
     if isinstance(x, Tensor) and x.requires_grad:
         raise ValueError("capture_step: the step's inputs are data; they must not require grad")
-    return Tensor(x).data
+    return _as_array(x)
 
 
 def _identical(a: np.ndarray, b: np.ndarray) -> bool:
