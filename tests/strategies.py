@@ -38,6 +38,14 @@ def arrays(shape, domain: str = "any", dtype=np.float64, unique: bool = False):
     return hnp.arrays(dtype, shape, elements=_DOMAINS[domain](width), fill=st.nothing(), unique=unique)
 
 
+@st.composite
+def upstream_with_nans(draw, shape, dtype=np.float64):
+    """An upstream gradient of `shape` and `dtype`: ordinary values, with NaN at drawn entries (none to all)."""
+    values = draw(arrays(shape, "any", dtype))
+    nans = draw(hnp.arrays(np.bool_, shape))
+    return np.where(nans, np.nan, values).astype(dtype)
+
+
 # small shapes for derivatives of derivatives, whose checks cost a backward sweep per element
 small_shapes = hnp.array_shapes(min_dims=0, max_dims=2, min_side=1, max_side=3)
 small_broadcastable_pairs = hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=2, max_side=3)

@@ -157,6 +157,167 @@ def test_hvp_is_the_hessian_times_v_and_vjp_is_v_times_the_jacobian(problem, dat
     assert out.shape == (len(X), 1) and not out.requires_grad
 
 
+# ----- create_graph=True: results connected to the very inputs given, as torch.autograd.functional -----
+
+
+def _scalar_fn(x, y):
+    return (x**3).sum() * y.sum() + x.exp().sum() * (y * y).sum()
+
+
+def _vector_fn(x, y):
+    return x.tanh() * (y * y).sum() + x * x * y.sum()
+
+
+def _weights(shape):
+    """Fixed weights of `shape`, so that a weighted sum of a result reads every entry of it."""
+    return np.random.default_rng(sum(shape) + len(shape)).normal(size=shape)
+
+
+def _jacobian(x, y, create_graph):
+    return tl.autograd.jacobian(_vector_fn, x, y, create_graph=create_graph)
+
+
+def _hessian(x, y, create_graph):
+    return tl.autograd.hessian(_scalar_fn, x, y, create_graph=create_graph)
+
+
+def _vjp(x, y, create_graph):
+    return tl.autograd.vjp(_vector_fn, (x, y), _weights(np.shape(x)), create_graph=create_graph)
+
+
+def _hvp(x, y, create_graph):
+    v = (_weights(np.shape(x)) + 1, _weights(np.shape(y)) - 1)
+    return tl.autograd.hvp(_scalar_fn, (x, y), v, create_graph=create_graph)
+
+
+FUNCTIONAL = {"jacobian": _jacobian, "hessian": _hessian, "vjp": _vjp, "hvp": _hvp}
+
+
+def _tensors_in(result):
+    """Every Tensor of a result (a Tensor, or tuples of them, nested), in order."""
+    if isinstance(result, tl.Tensor):
+        return [result]
+    return [t for part in result for t in _tensors_in(part)]
+
+
+def _moved(points, i, k, delta):
+    """The points with element k of point i moved by delta."""
+    moved = [p.copy() for p in points]
+    moved[i].reshape(-1)[k] += delta
+    return moved
+
+
+def _weighted_sum(result):
+    return sum((t * _weights(t.shape)).sum() for t in _tensors_in(result))
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONAL))
+@settings(max_examples=10)
+@given(data=st.data())
+def test_functional_results_with_create_graph_differentiate_again_with_respect_to_the_inputs_given(name, data):
+    """d/dx of a weighted sum of jacobian/hessian/vjp/hvp(..., create_graph=True) against central differences
+    of the same sum without a graph: a third derivative for hessian and hvp, a second for jacobian and vjp."""
+    a, b = data.draw(arrays(data.draw(small_shapes))), data.draw(arrays(data.draw(small_shapes)))
+    x, y = tl.Tensor(a, requires_grad=True), tl.Tensor(b, requires_grad=True)
+    analytic = tl.autograd.grad(_weighted_sum(FUNCTIONAL[name](x, y, True)), [x, y])
+    without_graph = FUNCTIONAL[name](a, b, False)
+    assert not any(t.requires_grad for t in _tensors_in(without_graph))  # cut from the graph, as before
+    eps, points = 1e-6, [a, b]
+    for i, gradient in enumerate(analytic):
+        numerical = np.zeros(points[i].size)
+        for k in range(points[i].size):
+            plus, minus = (
+                _weighted_sum(FUNCTIONAL[name](*_moved(points, i, k, delta), False)) for delta in (eps, -eps)
+            )
+            numerical[k] = (plus.item() - minus.item()) / (2 * eps)
+        np.testing.assert_allclose(gradient.data.ravel(), numerical, rtol=1e-5, atol=1e-6)
+
+
+def test_third_derivative_of_a_cube_through_its_hessian_is_six_as_in_pytorch():
+    x = tl.Tensor(np.array([1.0, 1.0]), requires_grad=True)
+    H = tl.autograd.hessian(lambda x: (x**3).sum(), x, create_graph=True)  # diag(6x)
+    np.testing.assert_array_equal(tl.autograd.grad(H.sum(), x)[0].data, [6.0, 6.0])
+    value, Hv = tl.autograd.hvp(lambda x: (x**3).sum(), x, np.array([1.0, 2.0]), create_graph=True)
+    np.testing.assert_array_equal(tl.autograd.grad(value, x)[0].data, [3.0, 3.0])  # the value too: 3x²
+    np.testing.assert_array_equal(tl.autograd.grad(Hv.sum(), x)[0].data, [6.0, 12.0])
+
+
+def test_functional_differentiates_with_respect_to_the_argument_only_when_fn_also_reads_the_input():
+    """As torch's view of the input: fn's argument is a view of x, and an x that fn reads besides is a
+    constant of the Hessian, though the result stays connected to x through both."""
+    x = tl.Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    H = tl.autograd.hessian(lambda z: (z * z * x).sum(), x, create_graph=True)  # d²/dz² = diag(2x)
+    np.testing.assert_array_equal(H.data, np.diag(2 * x.data))
+    np.testing.assert_array_equal(tl.autograd.grad(H.sum(), x)[0].data, [2.0, 2.0])
+
+
+def test_hvp_with_create_graph_is_connected_to_v_too():
+    """d/dv of uᵀ(H v) is Hᵀu, as torch.autograd.functional.hvp with a v that requires grad."""
+    x = tl.Tensor(np.array([1.0, -2.0]), requires_grad=True)
+    v = tl.Tensor(np.array([0.5, 3.0]), requires_grad=True)
+    _, Hv = tl.autograd.hvp(lambda x: (x**3).sum() * x.sum(), x, v, create_graph=True)
+    H = tl.autograd.hessian(lambda x: (x**3).sum() * x.sum(), x).data
+    u = np.array([2.0, -1.0])
+    np.testing.assert_allclose(Hv.data, H @ v.data, rtol=1e-12)
+    np.testing.assert_allclose(tl.autograd.grad((Hv * u).sum(), v)[0].data, H.T @ u, rtol=1e-12)
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_functional_derivatives_are_taken_inside_no_grad_too(create_graph):
+    """As torch.autograd.functional, which turns grad mode on inside: a no_grad() around the call changes nothing."""
+    a = np.array([1.0, 2.0])
+    with tl.no_grad():
+        J = tl.autograd.jacobian(lambda x: x * x, a, create_graph=create_graph)
+        H = tl.autograd.hessian(lambda x: (x**3).sum(), a, create_graph=create_graph)
+        _, vJ = tl.autograd.vjp(lambda x: x * x, a, np.ones(2), create_graph=create_graph)
+        _, Hv = tl.autograd.hvp(lambda x: (x**3).sum(), a, np.ones(2), create_graph=create_graph)
+    np.testing.assert_array_equal(J.data, np.diag(2 * a))
+    np.testing.assert_array_equal(H.data, np.diag(6 * a))
+    np.testing.assert_array_equal(vJ.data, 2 * a)
+    np.testing.assert_array_equal(Hv.data, 6 * a)
+
+
+# ----- a gradient has its input's dtype, with or without a graph -----
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+@given(data=st.data())
+def test_a_gradient_has_its_inputs_dtype_with_or_without_create_graph(create_graph, data):
+    """A float32 input combined with float64 values gets a float32 gradient (PyTorch's), which stays
+    differentiable: its own gradient is float32 too, and both are the float64 values rounded."""
+    a = data.draw(arrays(data.draw(small_shapes), "any", np.float32))
+    w = data.draw(arrays(a.shape, "any", np.float64))
+    x = tl.Tensor(a, requires_grad=True)
+    (g,) = tl.autograd.grad(((x * tl.Tensor(w)) ** 2).sum(), x, create_graph=create_graph)  # 2w²x
+    assert g.dtype == np.float32
+    np.testing.assert_allclose(g.data, 2 * w * w * a, rtol=1e-6, atol=1e-6)
+    if create_graph:
+        (h,) = tl.autograd.grad((g * g).sum(), x)  # d/dx (2w²x)² = 8w⁴x
+        assert h.dtype == np.float32
+        np.testing.assert_allclose(h.data, 8 * w**4 * a, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_jacobian_and_hessian_blocks_have_the_dtype_of_the_input_they_differentiate_by(create_graph):
+    """Block [i][j] is a derivative with respect to input j, so it has input j's dtype (as PyTorch's)."""
+    x32 = tl.Tensor(np.array([1.0, 2.0], np.float32), requires_grad=True)
+    y64 = tl.Tensor(np.array([3.0, -1.0, 0.5]), requires_grad=True)
+
+    def scalar(x, y):
+        return (x * x).sum() * (y * y * y).sum()
+
+    H = tl.autograd.hessian(scalar, x32, y64, create_graph=create_graph)
+    assert [[block.dtype for block in row] for row in H] == [[np.float32, np.float64], [np.float32, np.float64]]
+    np.testing.assert_allclose(H[0][1].data, np.outer(2 * x32.data, 3 * y64.data**2), rtol=1e-6)
+    Jx, Jy = tl.autograd.jacobian(lambda x, y: x * y.sum(), x32, y64, create_graph=create_graph)
+    assert Jx.dtype == np.float32 and Jy.dtype == np.float64
+    H32 = tl.autograd.hessian(
+        lambda x: (x * tl.Tensor(np.array([2.0, 3.0]))).sum() ** 2, x32, create_graph=create_graph
+    )
+    assert H32.dtype == np.float32
+    np.testing.assert_allclose(H32.data, 2 * np.outer([2.0, 3.0], [2.0, 3.0]), rtol=1e-6)
+
+
 # ----- your own op, once or twice differentiable -----
 
 

@@ -28,7 +28,11 @@ from tests.strategies import (
     small_broadcastable_pairs,
     small_shapes,
     squeeze_axes,
+    upstream_with_nans,
 )
+
+# derivatives of derivatives cost a backward sweep per element: fewer examples
+second_order = settings(max_examples=15)
 
 
 def _sigmoid(a):
@@ -54,6 +58,8 @@ UNARY = {
     "clip": (lambda x: x.clip(-0.7071, 0.6180), lambda a: np.clip(a, -0.7071, 0.6180), "any"),
     "clip_low": (lambda x: x.clip(low=-0.7071), lambda a: np.clip(a, -0.7071, None), "any"),
     "clip_high": (lambda x: x.clip(high=0.6180), lambda a: np.clip(a, None, 0.6180), "any"),
+    # float32 in, float64 out (float64 is left as it is); the gradient goes back in the input's dtype
+    "cast_float64": (lambda x: tl.ops.Cast.apply(x, dtype=np.float64), lambda a: a.astype(np.float64), "any"),
 }
 
 # name: (engine, NumPy reference, left domain, right domain)
@@ -363,6 +369,53 @@ def test_a_floating_tensor_is_not_an_index():
             x[index]
 
 
+# ----- a zero local derivative passes no gradient, not even a NaN from above -----
+
+# name: (engine, where its local derivative is 0); drawn on the grid k/2, which holds the kinks, the clip
+# bounds (inside, as PyTorch's clamp) and ties with 0.5 (half the gradient to each side)
+FLAT = {
+    "relu": (tl.Tensor.relu, lambda a: a <= 0),
+    "clip": (lambda x: x.clip(-0.5, 0.5), lambda a: (a < -0.5) | (a > 0.5)),
+    "clip_low": (lambda x: x.clip(low=-0.5), lambda a: a < -0.5),
+    "clip_high": (lambda x: x.clip(high=0.5), lambda a: a > 0.5),
+    "maximum(x, 0.5)": (lambda x: x.maximum(0.5), lambda a: a < 0.5),
+    "maximum(0.5, x)": (lambda x: tl.Tensor(np.full(x.shape, 0.5, x.dtype)).maximum(x), lambda a: a < 0.5),
+    "x ** 0": (lambda x: x**0, lambda a: np.ones(a.shape, bool)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FLAT))
+@given(data=st.data(), dtype=FLOAT_DTYPES)
+def test_a_zero_local_derivative_passes_no_nan_from_above(name, data, dtype):
+    """Where the derivative is 0 the gradient is 0, even under a NaN; a NaN reaches only the entries that
+    depend on it."""
+    op, flat = FLAT[name]
+    a = data.draw(arrays(data.draw(shapes), "grid", dtype))
+    upstream = data.draw(upstream_with_nans(a.shape, dtype))
+    x = tl.Tensor(a, requires_grad=True)
+    (g,) = tl.autograd.grad(op(x), x, grad_outputs=upstream)
+    assert g.dtype == dtype
+    np.testing.assert_array_equal(g.data[flat(a)], 0)
+    np.testing.assert_array_equal(np.isnan(g.data), np.isnan(upstream) & ~flat(a))
+
+
+@pytest.mark.parametrize("name", sorted(FLAT))
+@second_order
+@given(data=st.data(), dtype=FLOAT_DTYPES)
+def test_a_zero_local_derivative_passes_no_nan_from_above_in_the_second_derivative(name, data, dtype):
+    """d/dx of the gradient of Σf(x)², which is 2f(x)·f'(x), sent a NaN-holding upstream: 2f'(x)²·upstream
+    (f is piecewise linear), so 0 where f' is, NaN only where the upstream is and f' is not 0."""
+    op, flat = FLAT[name]
+    a = data.draw(arrays(data.draw(shapes), "grid", dtype))
+    upstream = data.draw(upstream_with_nans(a.shape, dtype))
+    x = tl.Tensor(a, requires_grad=True)
+    (g,) = tl.autograd.grad((op(x) * op(x)).sum(), x, create_graph=True)
+    (h,) = tl.autograd.grad(g, x, grad_outputs=upstream)
+    assert h.dtype == dtype
+    np.testing.assert_array_equal(h.data[flat(a)], 0)
+    np.testing.assert_array_equal(np.isnan(h.data), np.isnan(upstream) & ~flat(a))
+
+
 # ----- max and min: reductions whose ties share the gradient -----
 
 
@@ -416,7 +469,6 @@ def test_tolist_is_ndarray_tolist(data, dtype):
 # ----- derivatives of derivatives: every op again, through gradgradcheck -----
 
 SMOOTH = ["exp", "log", "tanh", "sigmoid", "square", "cube_root"]
-second_order = settings(max_examples=15)
 
 
 @pytest.mark.parametrize("name", sorted(UNARY))

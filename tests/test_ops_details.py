@@ -155,6 +155,62 @@ def test_clip_passes_the_gradient_at_both_bounds():
     np.testing.assert_array_equal(z.grad, [1.0, 1.0, 0.0])
 
 
+def test_max_abs_and_powers_multiply_a_nan_from_above_as_pytorch():
+    """Where PyTorch multiplies the upstream gradient by a local derivative that happens to be 0, a NaN
+    from above stays NaN, as there: amax's entries below the maximum, abs at 0, x² at 0, 0^b in b (b >= 0)."""
+    up = np.array([np.nan, np.nan, np.nan])
+    x = tl.Tensor(np.array([1.0, 3.0, 3.0]), requires_grad=True)
+    np.testing.assert_array_equal(tl.autograd.grad(x.max(), x, grad_outputs=np.nan)[0].data, up)
+    rows = tl.Tensor(np.array([[1.0, 3.0], [2.0, 0.0]]), requires_grad=True)
+    (g,) = tl.autograd.grad(rows.max(axis=1), rows, grad_outputs=np.array([np.nan, 1.0]))
+    np.testing.assert_array_equal(g.data, [[np.nan, np.nan], [1.0, 0.0]])
+    z = tl.Tensor(np.array([0.0, -1.0]), requires_grad=True)
+    np.testing.assert_array_equal(tl.autograd.grad(z.abs(), z, grad_outputs=up[:2])[0].data, up[:2])
+    np.testing.assert_array_equal(tl.autograd.grad(z**2, z, grad_outputs=up[:2])[0].data, up[:2])
+    b = tl.Tensor(np.array([0.0, 2.0]), requires_grad=True)
+    np.testing.assert_array_equal(tl.autograd.grad(tl.Tensor(np.zeros(2)) ** b, b, grad_outputs=up[:2])[0].data, up[:2])
+
+
+def test_a_zero_exponent_that_varies_keeps_the_mixed_second_derivative_of_pow():
+    """Only a constant exponent 0 makes a^b flat in a at every order (no gradient, not even a NaN from above).
+    A varying one keeps the product b·a^(b-1): d²(a^b)/da db = 1/a at b = 0, from either side. (PyTorch
+    selects 0 there and gets 0 from one side, 1/a from the other; its gradgradcheck fails at b = 0.)"""
+    a = tl.Tensor(np.array([0.5, 2.0]), requires_grad=True)
+    b = tl.Tensor(np.zeros(2), requires_grad=True)
+    grad_a, grad_b = tl.autograd.grad((a**b).sum(), [a, b], create_graph=True)
+    np.testing.assert_array_equal(grad_a.data, [0.0, 0.0])
+    np.testing.assert_array_equal(tl.autograd.grad(grad_a.sum(), b)[0].data, [2.0, 0.5])
+    np.testing.assert_array_equal(tl.autograd.grad(grad_b.sum(), a)[0].data, [2.0, 0.5])
+    assert tl.gradgradcheck(lambda a, b: a**b, a, b)
+
+
+def test_maximum_of_a_nan_sends_the_gradient_to_both_sides_as_pytorch():
+    """Neither side loses to a NaN (a < b and a > b are both false): each gets the whole gradient."""
+    a = tl.Tensor(np.array([np.nan, 1.0]), requires_grad=True)
+    b = tl.Tensor(np.array([1.0, np.nan]), requires_grad=True)
+    grad_a, grad_b = tl.autograd.grad(a.maximum(b).sum(), [a, b])
+    np.testing.assert_array_equal(grad_a.data, [1.0, 1.0])
+    np.testing.assert_array_equal(grad_b.data, [1.0, 1.0])
+
+
+# ----- Cast: a dtype change, differentiable -----
+
+
+def test_cast_sends_the_gradient_back_in_its_inputs_dtype_at_every_order():
+    x = tl.Tensor(np.array([1.5, -2.0]), requires_grad=True)
+    y = ops.Cast.apply(x, dtype=np.float32)
+    assert y.dtype == np.float32
+    (g,) = tl.autograd.grad((y * y * y).sum(), x, create_graph=True)  # 3x², rounded through float32
+    assert g.dtype == np.float64
+    np.testing.assert_array_equal(g.data, 3 * x.data**2)
+    (h,) = tl.autograd.grad(g.sum(), x)
+    assert h.dtype == np.float64
+    np.testing.assert_array_equal(h.data, 6 * x.data)
+    x.grad = None
+    (y * 2).sum().backward()
+    assert x.grad.dtype == np.float64
+
+
 # ----- ScatterAdd: indexing's backward, whose own backward is indexing -----
 
 
@@ -320,6 +376,7 @@ def test_helpers_give_arrays_for_arrays_and_ops_for_a_tensor_on_either_side():
     assert type(ops.log(a)) is np.ndarray
     assert type(ops.matmul(a, m)) is np.ndarray
     assert type(ops.scatter_add(a, np.array([0, 0]), (3,))) is np.ndarray
+    assert type(ops.cast(a, np.float32)) is np.ndarray and ops.cast(a, np.float64) is a
     np.testing.assert_array_equal(ops.scatter_add(a, np.array([0, 0]), (3,)), [3.0, 0.0, 0.0])
     x = tl.Tensor(a, requires_grad=True)
     results = {
@@ -330,6 +387,7 @@ def test_helpers_give_arrays_for_arrays_and_ops_for_a_tensor_on_either_side():
         "matmul x, m": ops.matmul(x, m),
         "matmul m.T, x": ops.matmul(m.T, x),
         "scatter_add": ops.scatter_add(x, np.array([0, 0]), (3,)),
+        "cast": ops.cast(x, np.float32),
     }
     expected = {
         "expand": np.broadcast_to(a, (3, 2)),
@@ -339,6 +397,7 @@ def test_helpers_give_arrays_for_arrays_and_ops_for_a_tensor_on_either_side():
         "matmul x, m": [5.0],
         "matmul m.T, x": 5.0,
         "scatter_add": [3.0, 0.0, 0.0],
+        "cast": np.float32(a),
     }
     for name, out in results.items():
         assert isinstance(out, tl.Tensor) and out.requires_grad, name

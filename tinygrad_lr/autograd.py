@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from tinygrad_lr.ops import cast
 from tinygrad_lr.tensor import Tensor, _recording, backpropagate, no_grad
 
 __all__ = ["grad", "hessian", "hvp", "jacobian", "vjp"]
@@ -43,7 +44,9 @@ def grad(
     `outputs` is a scalar Tensor, or any shape with `grad_outputs` (the vector of a
     vector-Jacobian product, shaped like `outputs`). No `.grad` is touched. An input that
     `outputs` does not depend on gets zeros. With `create_graph=True` the gradients are built from
-    ops, so they can be differentiated again (their own `grad`, a Hessian, ...).
+    ops, so they can be differentiated again (their own `grad`, a Hessian, ...). Each gradient has
+    its input's dtype (a float32 input mixed with float64 values gets a float32 gradient), with or
+    without a graph.
     """
     if not isinstance(outputs, Tensor):
         raise TypeError(f"grad: outputs must be a Tensor, got {type(outputs).__name__}")
@@ -71,39 +74,53 @@ def grad(
             seed = seed.data
         with _recording() if create_graph else no_grad():
             for tensor, tensor_grad in backpropagate(outputs, seed, create_graph, wanted=set(wanted)):
-                wanted[id(tensor)] = tensor_grad
+                wanted[id(tensor)] = cast(tensor_grad, tensor.dtype)  # (under create_graph, a Cast op)
     return tuple(_gradient_tensor(wanted[id(x)], x) for x in inputs)
 
 
 def _gradient_tensor(value: Any, x: Tensor) -> Tensor:
-    """The gradient for input x as a Tensor of x's shape and dtype (zeros where nothing came back)."""
+    """The gradient for input x as a Tensor of x's shape (zeros where nothing came back)."""
     if value is None:
         return Tensor(np.zeros(x.shape, x.dtype))
     if isinstance(value, Tensor):  # create_graph: the gradient is an op's output, with its graph
         return value
-    return Tensor(np.asarray(value, dtype=x.dtype))
+    return Tensor(value)
 
 
-def _fresh_inputs(what: str, inputs: Sequence[Any]) -> list[Tensor]:
-    """Copies of the points to differentiate at, each a leaf that requires grad (as torch.autograd.functional)."""
-    fresh = []
+def _points(what: str, inputs: Sequence[Any], create_graph: bool) -> list[Tensor]:
+    """The points to differentiate at, each a Tensor that requires grad, as torch.autograd.functional
+    makes them: with create_graph, an input that requires grad enters as a view of itself, so that the
+    results stay connected to it (a derivative with respect to fn's argument alone, even where fn reads
+    the input besides); any other input enters as a copy, a leaf cut from every graph. The view is an
+    op: call this with grad mode on."""
+    points = []
     for i, x in enumerate(inputs):
-        data = x.data if isinstance(x, Tensor) else x
-        if not isinstance(x, Tensor) and not isinstance(data, np.ndarray):
-            data = np.asarray(data, dtype=np.float64)
-        fresh.append(Tensor(np.array(data), requires_grad=True))
-        if fresh[-1].dtype.kind != "f":
-            raise TypeError(f"{what}: input {i} must hold floating-point numbers, got {fresh[-1].dtype}")
-    return fresh
+        if create_graph and isinstance(x, Tensor) and x.requires_grad:
+            point = x.reshape(x.shape)
+        else:
+            data = x.data if isinstance(x, Tensor) else x
+            if not isinstance(x, Tensor) and not isinstance(data, np.ndarray):
+                data = np.asarray(data, dtype=np.float64)
+            point = Tensor(np.array(data), requires_grad=True)
+        if point.dtype.kind != "f":
+            raise TypeError(f"{what}: input {i} must hold floating-point numbers, got {point.dtype}")
+        points.append(point)
+    return points
 
 
 def jacobian(fn: Callable[..., Any], *inputs: Any, create_graph: bool = False) -> Any:
     """The Jacobian of `fn` at `inputs`: J[o][i] has shape outputs[o].shape + inputs[i].shape.
 
     One input and one output give a Tensor; several inputs a tuple over them; several outputs
-    (fn returns a tuple) a tuple of such, as `torch.autograd.functional.jacobian`.
+    (fn returns a tuple) a tuple of such, as `torch.autograd.functional.jacobian`. With `create_graph`
+    the blocks can be differentiated again, with respect to the inputs given.
     """
-    xs = _fresh_inputs("jacobian", inputs)
+    with _recording():  # as torch.autograd.functional, also inside no_grad()
+        return _jacobian(fn, _points("jacobian", inputs, create_graph), create_graph)
+
+
+def _jacobian(fn: Callable[..., Any], xs: list[Tensor], create_graph: bool) -> Any:
+    """`jacobian` at the points xs, one backward sweep per output element."""
     outputs, single_output = _as_tensors("jacobian: the outputs of fn", fn(*xs))
     rows = []
     for out in outputs:
@@ -142,6 +159,7 @@ def hessian(fn: Callable[..., Any], *inputs: Any, create_graph: bool = False) ->
     """The Hessian of the scalar `fn` at `inputs`: H[i][j] has shape inputs[i].shape + inputs[j].shape.
 
     One input gives a Tensor; several a tuple of tuples, as `torch.autograd.functional.hessian`.
+    With `create_graph` the blocks can be differentiated again, with respect to the inputs given.
     """
 
     def gradient(*xs: Tensor) -> tuple[Tensor, ...]:
@@ -161,11 +179,12 @@ def vjp(fn: Callable[..., Any], inputs: Any, v: Any = None, create_graph: bool =
     left out for a single-element output.
     """
     single = not isinstance(inputs, (tuple, list))
-    xs = _fresh_inputs("vjp", [inputs] if single else inputs)
-    out = fn(*xs)
-    if not isinstance(out, Tensor):
-        raise TypeError(f"vjp: fn must return a Tensor, got {type(out).__name__}")
-    products = grad(out, xs, grad_outputs=v, create_graph=create_graph)
+    with _recording():  # as torch.autograd.functional, also inside no_grad()
+        xs = _points("vjp", [inputs] if single else inputs, create_graph)
+        out = fn(*xs)
+        if not isinstance(out, Tensor):
+            raise TypeError(f"vjp: fn must return a Tensor, got {type(out).__name__}")
+        products = grad(out, xs, grad_outputs=v, create_graph=create_graph)
     value = out if create_graph else out.detach()
     return value, (products[0] if single else products)
 
@@ -174,26 +193,29 @@ def hvp(fn: Callable[..., Any], inputs: Any, v: Any, create_graph: bool = False)
     """(fn(inputs), H·v): the Hessian of the scalar `fn` times v, without forming the Hessian.
 
     `inputs` and `v` are a Tensor (or array) each, or tuples of them, alike in shape. Two
-    backward sweeps: the gradient with its graph, then the gradient of ⟨gradient, v⟩.
+    backward sweeps: the gradient with its graph, then the gradient of ⟨gradient, v⟩. With
+    `create_graph`, the product stays connected to the inputs and to a v that requires grad.
     """
     single = not isinstance(inputs, (tuple, list))
-    xs = _fresh_inputs("hvp", [inputs] if single else inputs)
     vs = [v] if single else list(v)
-    if len(vs) != len(xs):
-        raise ValueError(f"hvp: {len(xs)} inputs but {len(vs)} vectors v")
-    out = fn(*xs)
-    if not isinstance(out, Tensor) or out.size != 1:
-        raise RuntimeError("hvp: fn must return a single-element Tensor")
-    gradients = grad(out, xs, create_graph=True)
-    terms = []
-    for g, vector, x in zip(gradients, vs, xs):
-        vector = np.asarray(vector.data if isinstance(vector, Tensor) else vector, dtype=x.dtype)
-        if vector.shape != x.shape:
-            raise ValueError(f"hvp: v has shape {vector.shape} but its input has shape {x.shape}")
-        terms.append((g * vector).sum())
-    inner = terms[0]
-    for term in terms[1:]:
-        inner = inner + term
-    products = grad(inner, xs, create_graph=create_graph)
+    with _recording():  # as torch.autograd.functional, also inside no_grad()
+        xs = _points("hvp", [inputs] if single else inputs, create_graph)
+        if len(vs) != len(xs):
+            raise ValueError(f"hvp: {len(xs)} inputs but {len(vs)} vectors v")
+        out = fn(*xs)
+        if not isinstance(out, Tensor) or out.size != 1:
+            raise RuntimeError("hvp: fn must return a single-element Tensor")
+        gradients = grad(out, xs, create_graph=True)
+        terms = []
+        for g, vector, x in zip(gradients, vs, xs):
+            if not (create_graph and isinstance(vector, Tensor)):
+                vector = np.asarray(vector.data if isinstance(vector, Tensor) else vector)
+            if vector.shape != x.shape:
+                raise ValueError(f"hvp: v has shape {vector.shape} but its input has shape {x.shape}")
+            terms.append((g * cast(vector, x.dtype)).sum())
+        inner = terms[0]
+        for term in terms[1:]:
+            inner = inner + term
+        products = grad(inner, xs, create_graph=create_graph)
     value = out if create_graph else out.detach()
     return value, (products[0] if single else products)

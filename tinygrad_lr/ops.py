@@ -6,11 +6,14 @@ gradients may keep the broadcast shape: `Function.apply` sums them back to each 
 Each derivative is written once, for every order. A backward reads its op's values from
 `self.inputs` and `self.output`, and uses only what NumPy arrays and Tensors both have (`+ - * /
 **`, `.sum`, `.reshape`, `.T`) and the few functions below that pick NumPy's version for arrays
-and an op for Tensors (`expand`, `where`, `log`, `matmul`, `scatter_add`). `backward()` runs it on
+and an op for Tensors (`expand`, `where`, `log`, `matmul`, `scatter_add`, `cast`). `backward()` runs it on
 arrays: first-order gradients at NumPy's speed, no graph. `tl.autograd.grad(...,
 create_graph=True)` runs the very same lines on Tensors, so the gradient is itself a graph of ops,
 differentiable again. Masks and shapes saved in `forward` are constants in both: a kink's side or
-a tie does not move under an infinitesimal change.
+a tie does not move under an infinitesimal change. Where such a mask makes a local derivative 0
+(relu below 0, clip outside its bounds, maximum's losing side, a^0), backward selects 0 with `where`
+instead of multiplying by 0, as PyTorch does: a NaN from above then reaches no entry that does not
+depend on it, in any order of derivative.
 
 The fused ops at the end (`Affine`, `MeanSquaredError`, `L2Penalty`) are what `Linear`, `mse` and
 `l2_penalty` run: one op each instead of a chain, with the same rules; `AffineMSE` is the first two
@@ -30,6 +33,7 @@ __all__ = [
     "Add",
     "Affine",
     "AffineMSE",
+    "Cast",
     "Clip",
     "Div",
     "Exp",
@@ -74,7 +78,7 @@ def expand(x, shape: tuple[int, ...]):
     return Expand.apply(x, shape=shape) if isinstance(x, Tensor) else np.broadcast_to(x, shape)
 
 
-def where(condition: np.ndarray, x, y):
+def where(condition: np.ndarray | bool, x, y):
     """x where the (constant) condition holds, else y."""
     if isinstance(x, Tensor) or isinstance(y, Tensor):
         return Where.apply(x, y, condition=condition)
@@ -100,6 +104,13 @@ def scatter_add(x, index, shape: tuple[int, ...]):
     full = np.zeros(shape, x.dtype)
     np.add.at(full, index, x)
     return full
+
+
+def cast(x, dtype):
+    """x in `dtype` (x itself when it has it already)."""
+    if x.dtype == dtype:
+        return x
+    return Cast.apply(x, dtype=dtype) if isinstance(x, Tensor) else x.astype(dtype)
 
 
 def _matrix_transpose(x):
@@ -181,7 +192,8 @@ class Pow(Op):
         # 0·0^-1 = nan), and 0^b has slope 0 in b wherever b >= 0 (not 0·log 0 = nan or -inf). At
         # those points backward takes the base as 1: its formulas then give exactly 0 there, make
         # no inf or nan, and keep their own derivatives right everywhere else.
-        self.base_one_for_a = (b == 0) & ((a == 0) | np.isnan(a))
+        self.zero_exponent = b == 0
+        self.base_one_for_a = self.zero_exponent & ((a == 0) | np.isnan(a))
         self.base_one_for_b = (a == 0) & (b >= 0)
         return a**b
 
@@ -191,7 +203,10 @@ class Pow(Op):
         # (a constant exponent on a negative base must not produce log of a negative number)
         grad_a = grad_b = None
         if self.needs_input_grad[0]:
-            grad_a = grad * b * where(self.base_one_for_a, 1, a) ** (b - 1)
+            # where the exponent is a constant 0, a^0 = 1 is flat in a at every order: no gradient, not even a
+            # NaN from above (a varying exponent keeps the product: d²(a^b)/da db = 1/a at b = 0)
+            flat = self.zero_exponent & (not self.needs_input_grad[1])
+            grad_a = where(flat, 0, grad * b * where(self.base_one_for_a | flat, 1, a) ** (b - 1))
         if self.needs_input_grad[1]:
             grad_b = grad * self.output * log(where(self.base_one_for_b, 1, a))
         return grad_a, grad_b
@@ -342,6 +357,17 @@ class Where(Op):
         return where(self.condition, grad, 0), where(self.condition, 0, grad)
 
 
+class Cast(Op):
+    """a in another dtype; its gradient goes back in a's own (as PyTorch's `.to(dtype)`)."""
+
+    def forward(self, a, dtype):
+        self.input_dtype = a.dtype
+        return a.astype(dtype)
+
+    def backward(self, grad):
+        return cast(grad, self.input_dtype)
+
+
 # ----- elementwise functions -----
 
 
@@ -389,7 +415,7 @@ class Relu(Op):
 
     def backward(self, grad):
         # d relu(a)/da = 1 where a > 0, else 0
-        return grad * self.positive
+        return where(self.positive, grad, 0)
 
 
 class Tanh(Op):
@@ -413,13 +439,14 @@ class Sigmoid(Op):
 
 class Maximum(Op):
     def forward(self, a, b):
-        out = np.maximum(a, b)
-        # where a and b tie, each gets half the gradient (as torch.maximum)
-        self.share_a = ((a > b) + 0.5 * (a == b)).astype(out.dtype)
-        return out
+        # as torch.maximum: the losing side gets no gradient, a tie gives each side half, and next to a
+        # NaN neither side loses (both comparisons are false)
+        self.a_loses, self.b_loses, self.tie = a < b, a > b, a == b
+        return np.maximum(a, b)
 
     def backward(self, grad):
-        return grad * self.share_a, grad * (1 - self.share_a)
+        shared = where(self.tie, grad * 0.5, grad)
+        return where(self.a_loses, 0, shared), where(self.b_loses, 0, shared)
 
 
 class Clip(Op):
@@ -430,7 +457,7 @@ class Clip(Op):
 
     def backward(self, grad):
         # d clip(a)/da = 1 between the bounds (the bounds included, as PyTorch's clamp), 0 where clipped
-        return grad * self.inside
+        return where(self.inside, grad, 0)
 
 
 # ----- fused ops: Linear's affine map, mean squared error, the L2 penalty -----
