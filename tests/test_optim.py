@@ -4,6 +4,8 @@ import re
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import tinygrad_lr as tl
 
@@ -17,11 +19,14 @@ def _grad(p):
     return 2 * A.T @ (A @ p - B)
 
 
-def _run_engine(make_optimizer, steps=6):
+def _run_engine(make_optimizer, steps=6, schedule=None):
+    """The parameter after each step; `schedule[t]` (a dict) is set on the optimizer before step t."""
     p = tl.Tensor(START.copy(), requires_grad=True)
     opt = make_optimizer([p])
     trajectory = []
-    for _ in range(steps):
+    for t in range(steps):
+        for name, value in (schedule[t] if schedule else {}).items():
+            setattr(opt, name, value)
         opt.zero_grad()
         residual = tl.Tensor(A) @ p - B
         (residual * residual).sum().backward()
@@ -30,42 +35,48 @@ def _run_engine(make_optimizer, steps=6):
     return np.array(trajectory)
 
 
+def _at(value, t):
+    """A hyperparameter of step t (from 0): a list holds one value per step, anything else is constant."""
+    return value[t] if isinstance(value, list) else value
+
+
 def _reference_sgd(lr, momentum=0.0, nesterov=False, steps=6):
     p, buf, out = START.copy(), None, []
-    for _ in range(steps):
+    for t in range(steps):
         g = _grad(p)
-        if momentum:
-            buf = g.copy() if buf is None else momentum * buf + g
-            g = g + momentum * buf if nesterov else buf
-        p = p - lr * g
+        if _at(momentum, t):
+            buf = g.copy() if buf is None else _at(momentum, t) * buf + g
+            g = g + _at(momentum, t) * buf if nesterov else buf
+        p = p - _at(lr, t) * g
         out.append(p)
     return np.array(out)
 
 
 def _reference_adam(lr, beta1, beta2, eps, steps=6):
     # written in PyTorch's arrangement (step size lr/bc1, denominator √v/√bc2 + eps), which is
-    # algebraically the paper's m̂/(√v̂ + eps)
+    # algebraically the paper's m̂/(√v̂ + eps); the bias corrections use the betas of the step
     p, m, v, out = START.copy(), np.zeros(2), np.zeros(2), []
     for t in range(1, steps + 1):
         g = _grad(p)
-        m = beta1 * m + (1 - beta1) * g
-        v = beta2 * v + (1 - beta2) * g**2
-        bias_correction1, bias_correction2 = 1 - beta1**t, 1 - beta2**t
-        p = p - (lr / bias_correction1) * m / (np.sqrt(v) / np.sqrt(bias_correction2) + eps)
+        b1, b2 = _at(beta1, t - 1), _at(beta2, t - 1)
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g**2
+        bias_correction1, bias_correction2 = 1 - b1**t, 1 - b2**t
+        p = p - (_at(lr, t - 1) / bias_correction1) * m / (np.sqrt(v) / np.sqrt(bias_correction2) + _at(eps, t - 1))
         out.append(p)
     return np.array(out)
 
 
 def _reference_rmsprop(lr, rho, eps, momentum, steps=6):
     p, v, buf, out = START.copy(), np.zeros(2), np.zeros(2), []
-    for _ in range(steps):
+    for t in range(steps):
         g = _grad(p)
-        v = rho * v + (1 - rho) * g**2
-        if momentum:
-            buf = momentum * buf + g / (np.sqrt(v) + eps)
-            p = p - lr * buf
+        v = _at(rho, t) * v + (1 - _at(rho, t)) * g**2
+        if _at(momentum, t):
+            buf = _at(momentum, t) * buf + g / (np.sqrt(v) + _at(eps, t))
+            p = p - _at(lr, t) * buf
         else:
-            p = p - lr * g / (np.sqrt(v) + eps)
+            p = p - _at(lr, t) * g / (np.sqrt(v) + _at(eps, t))
         out.append(p)
     return np.array(out)
 
@@ -297,3 +308,136 @@ def test_numpy_numbers_are_numbers():
     opt = tl.optim.Adam(lr=np.float32(0.1), betas=np.array([0.9, 0.99]), eps=np.float64(1e-7))
     assert opt.betas == (0.9, 0.99)
     tl.optim.SGD(lr=np.int64(1), momentum=np.float16(0.5))
+
+
+# ----- hyperparameters are read at every step -----
+
+STEPS = 6
+rates = st.floats(1e-3, 0.05)
+decays = st.floats(0.0, 0.99)
+epsilons = st.floats(1e-8, 1e-2)
+momenta = st.one_of(st.just(0.0), st.floats(0.0, 0.95))
+
+
+def _per_step(draw, strategy):
+    return draw(st.lists(strategy, min_size=STEPS, max_size=STEPS))
+
+
+@settings(max_examples=30, deadline=None)
+@given(data=st.data())
+def test_gradient_descent_reads_lr_and_momentum_at_every_step(data):
+    lr, momentum = _per_step(data.draw, rates), _per_step(data.draw, momenta)
+    nesterov = data.draw(st.booleans()) and momentum[0] > 0
+    engine = _run_engine(
+        lambda ps: tl.optim.SGD(ps, lr=lr[0], momentum=momentum[0], nesterov=nesterov),
+        schedule=[{"lr": a, "momentum": b} for a, b in zip(lr, momentum)],
+    )
+    np.testing.assert_allclose(engine, _reference_sgd(lr, momentum, nesterov), rtol=1e-12, atol=1e-14)
+
+
+@settings(max_examples=30, deadline=None)
+@given(data=st.data())
+def test_adam_reads_lr_betas_and_eps_at_every_step(data):
+    lr, eps = _per_step(data.draw, rates), _per_step(data.draw, epsilons)
+    beta1, beta2 = _per_step(data.draw, decays), _per_step(data.draw, st.floats(0.5, 0.9999))
+    engine = _run_engine(
+        lambda ps: tl.optim.Adam(ps, lr=lr[0], betas=(beta1[0], beta2[0]), eps=eps[0]),
+        schedule=[{"lr": a, "betas": (b, c), "eps": d} for a, b, c, d in zip(lr, beta1, beta2, eps)],
+    )
+    np.testing.assert_allclose(engine, _reference_adam(lr, beta1, beta2, eps), rtol=1e-12, atol=1e-14)
+
+
+@settings(max_examples=30, deadline=None)
+@given(data=st.data())
+def test_rmsprop_reads_lr_rho_eps_and_momentum_at_every_step(data):
+    lr, rho, eps, momentum = (_per_step(data.draw, s) for s in (rates, decays, epsilons, momenta))
+    engine = _run_engine(
+        lambda ps: tl.optim.RMSprop(ps, lr=lr[0], rho=rho[0], eps=eps[0], momentum=momentum[0]),
+        schedule=[{"lr": a, "rho": b, "eps": c, "momentum": d} for a, b, c, d in zip(lr, rho, eps, momentum)],
+    )
+    np.testing.assert_allclose(engine, _reference_rmsprop(lr, rho, eps, momentum), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("make", [tl.optim.SGD, tl.optim.RMSprop])
+def test_momentum_switched_on_after_steps_without_it_starts_from_the_gradient(make):
+    # (it was a KeyError: the buffer was made only for an optimizer built with momentum)
+    switched = _run_engine(lambda ps: make(ps, lr=0.01), schedule=[{}, {}, {"momentum": 0.9}, {}, {}, {}])
+    momentum = [0.0, 0.0, 0.9, 0.9, 0.9, 0.9]
+    reference = (
+        _reference_sgd(0.01, momentum) if make is tl.optim.SGD else _reference_rmsprop(0.01, 0.9, 1e-8, momentum)
+    )
+    np.testing.assert_allclose(switched, reference, rtol=1e-12)
+
+
+def test_betas_changed_after_the_first_step_change_the_next_step():
+    # (they were frozen into the state when the parameter was first seen: the change was silently ignored)
+    schedule = [{}, {"betas": (0.5, 0.9)}, {}, {"eps": 1e-3}, {}, {}]
+    changed = _run_engine(lambda ps: tl.optim.Adam(ps, lr=0.1), schedule=schedule)
+    beta1, beta2, eps = [0.9] + [0.5] * 5, [0.999] + [0.9] * 5, [1e-8] * 3 + [1e-3] * 3
+    np.testing.assert_allclose(changed, _reference_adam(0.1, beta1, beta2, eps), rtol=1e-12)
+    assert not np.allclose(changed, _reference_adam(0.1, 0.9, 0.999, 1e-8))
+
+
+@pytest.mark.parametrize(
+    ("make", "name", "value", "words"),
+    [
+        (tl.optim.SGD, "lr", -1.0, "GradientDescent: lr must be a finite number > 0, got -1.0"),
+        (tl.optim.SGD, "momentum", float("nan"), "GradientDescent: momentum must be a finite number >= 0, got nan"),
+        (tl.optim.Adam, "betas", (0.9, 1.0), "Adam: betas[1] must be a finite number >= 0 and < 1, got 1.0"),
+        (tl.optim.Adam, "betas", 0.9, "Adam: betas (beta1, beta2) must be a pair, got 0.9"),
+        (tl.optim.RMSprop, "rho", "0.9", "RMSprop: rho must be a finite number >= 0 and < 1, got '0.9'"),
+        (tl.optim.RMSprop, "eps", -1e-8, "RMSprop: eps must be a finite number >= 0, got -1e-08"),
+    ],
+)
+def test_a_hyperparameter_set_later_is_checked_as_in_the_constructor(make, name, value, words):
+    opt = make(lr=0.1)
+    before = getattr(opt, name)
+    with pytest.raises(ValueError, match=f"^{re.escape(words)}$"):
+        setattr(opt, name, value)
+    assert getattr(opt, name) == before
+
+
+def test_a_rules_constants_are_in_each_parameters_dtype_and_follow_their_hyperparameters():
+    half, double = tl.Tensor([1.0], requires_grad=True), tl.Tensor(np.array([1.0]), requires_grad=True)
+    opt = tl.optim.Adam([half, double], betas=(0.8, 0.9), eps=1e-3)
+    for p in (half, double):
+        constants = opt.in_dtype_of(p, 0.8, 1 - 0.8, 1e-3)
+        assert [c.dtype for c in constants] == [p.dtype] * 3
+        # 1 - beta is taken in double precision, then rounded once (as a Python float in an op would be)
+        np.testing.assert_array_equal(constants, np.array([0.8, 1 - 0.8, 1e-3], dtype=p.dtype))
+        assert opt.in_dtype_of(p, 0.8, 1 - 0.8, 1e-3) is constants  # kept, while the numbers are the same
+        assert opt.in_dtype_of(p, 0.7, 1 - 0.7, 1e-3)[0] == np.asarray(0.7, p.dtype)
+    for value in range(100):  # a schedule of many values keeps a bounded cache
+        opt.in_dtype_of(half, value / 100)
+    assert len(opt._constants) <= 64
+
+
+# ----- Newton: a non-finite loss, gradient or Hessian stops before LAPACK -----
+
+
+def _loss_with_a_nonfinite(what, p, q):
+    """A loss at p = [0, 1] whose `what` is the first thing not finite."""
+    smooth = (p * p).sum() + (q * q * q).sum()
+    if what == "loss":
+        return smooth * np.nan
+    if what == "gradient":
+        return smooth + (p * 0).sum().sqrt()  # √0 is 0, its slope 1/(2√0) = inf, times 0: nan
+    return smooth + (p**1.5).sum()  # at p = 0: value 0, slope 1.5√p = 0, curvature 0.75/√p = inf
+
+
+@pytest.mark.parametrize("what", ["loss", "gradient", "Hessian"])
+def test_newton_refuses_a_nonfinite_loss_gradient_or_hessian_and_changes_nothing(what, capfd):
+    p = tl.Tensor(np.array([0.0, 1.0]), requires_grad=True)
+    q = tl.Tensor(np.array([2.0], np.float32), requires_grad=True)
+    before = [p.data.copy(), q.data.copy()]
+    opt = tl.optim.Newton([p, q])
+    with (
+        np.errstate(all="ignore"),
+        pytest.raises(tl.TrainingDivergedError, match=rf"Newton: the {what} is not finite") as error,
+    ):
+        opt.step(lambda: _loss_with_a_nonfinite(what, p, q))
+    assert error.value.step == 1
+    for param, data in zip((p, q), before):
+        assert param.data.tobytes() == data.tobytes()
+    assert opt.steps == 0 and opt.state[p]["step"] == opt.state[q]["step"] == 0
+    assert capfd.readouterr() == ("", "")  # nothing from LAPACK (DLASCL) on the terminal

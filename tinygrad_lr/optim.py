@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -78,15 +78,25 @@ class Optimizer:
     parameter that has a gradient. `safe_step(loss)` does the same but never leaves a non-finite
     or half-updated parameter behind.
 
-    `lr` is read at every step, so a schedule may change it; the rule's other constants (betas,
-    eps, rho, momentum) are read when the parameters are bound, and kept in each parameter's
-    state in its dtype (see `in_dtype_of`).
+    Hyperparameters (`lr`, `betas`, `eps`, `rho`, `momentum`) are read at every step, as PyTorch
+    reads its `param_groups` and Keras its attributes: `opt.lr = 0.01` or `opt.betas = (0.8, 0.99)`
+    takes effect at the next step, and is checked when it is set (`CHECKS`).
     """
 
+    # name -> (what) -> the check of a hyperparameter, run whenever it is set
+    CHECKS: ClassVar[dict[str, Callable[[str, Any], Any]]] = {
+        "lr": lambda what, value: check_number(what, value, low=0.0, low_inclusive=False)
+    }
+
     def __init__(self, params: Iterable[Tensor] | None, lr: float):
-        self.lr = self._number("lr", lr, low=0.0, low_inclusive=False)
+        self._constants: dict[tuple, tuple[np.ndarray, ...]] = {}
+        self.lr = lr
         self.params: list[Tensor] = []
         self.bind([] if params is None else params)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        check = self.CHECKS.get(name)
+        super().__setattr__(name, value if check is None else check(f"{type(self).__name__}: {name}", value))
 
     def bind(self, params: Iterable[Tensor]) -> Optimizer:
         """Attach the parameters to update (and fresh state for each). Returns self.
@@ -104,10 +114,6 @@ class Optimizer:
         self.state: dict[Tensor, dict[str, Any]] = {p: self.init_state(p) for p in params}
         self.steps = 0  # completed step() calls
         return self
-
-    def _number(self, name: str, value: Any, **bounds: Any) -> float:
-        """A hyperparameter checked by `check_number`, its errors naming this optimizer."""
-        return check_number(f"{type(self).__name__}: {name}", value, **bounds)
 
     def _check_each_once(self, params: list[Tensor]) -> None:
         first_place: dict[int, int] = {}
@@ -132,14 +138,21 @@ class Optimizer:
         """A parameter's state before its first step: the step count, and the rule's buffers."""
         return {"step": 0}
 
-    @staticmethod
-    def in_dtype_of(p: Tensor, *numbers: float) -> tuple[np.ndarray, ...]:
-        """`numbers` as 0-d arrays of p's dtype, for a rule to keep in the state.
+    def in_dtype_of(self, p: Tensor, *numbers: float) -> tuple[np.ndarray, ...]:
+        """`numbers` as 0-d arrays of p's dtype, for a rule's constants (β, 1-β, eps, ...).
 
         The result of `c * array` is the same as with the Python float (NumPy rounds that to the
-        array's dtype too), but on the small arrays of a linear model it takes half the time.
+        array's dtype too), but on the small arrays of a linear model it takes half the time. The
+        arrays are a cache keyed by the numbers they came from, so a changed hyperparameter gets
+        new ones at the next step (a schedule that tries many values keeps at most 64 sets).
         """
-        return tuple(np.asarray(number, dtype=p.dtype) for number in numbers)
+        key = (p.data.dtype, numbers)
+        constants = self._constants.get(key)
+        if constants is None:
+            if len(self._constants) >= 64:
+                self._constants.clear()
+            constants = self._constants[key] = tuple(np.asarray(number, dtype=p.dtype) for number in numbers)
+        return constants
 
     def update(self, p: Tensor, grad: np.ndarray, state: dict[str, Any]) -> None:
         """The rule: change p.data in place (and the state)."""
@@ -210,6 +223,27 @@ class Optimizer:
         return {k: v for k, v in vars(self).items() if k not in ("params", "state", "steps") and k[0] != "_"}
 
 
+def _non_negative(what: str, value: Any) -> float:
+    return check_number(what, value, low=0.0)
+
+
+def _betas(what: str, value: Any) -> tuple[float, float]:
+    beta1, beta2 = check_pair(f"{what} (beta1, beta2)", value)
+    return check_number(f"{what}[0]", beta1, low=0.0, high=1.0), check_number(f"{what}[1]", beta2, low=0.0, high=1.0)
+
+
+def _rho(what: str, value: Any) -> float:
+    return check_number(what, value, low=0.0, high=1.0)
+
+
+def _momentum_buffer(state: dict[str, Any], momentum: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """buf ← momentum·buf + value, kept in the state; the first buf is `value` itself (as PyTorch's
+    copy), also when momentum is switched on after some steps without it."""
+    buffer = state.get("momentum_buffer")
+    buffer = state["momentum_buffer"] = value.copy() if buffer is None else momentum * buffer + value
+    return buffer
+
+
 class GradientDescent(Optimizer):
     """Gradient descent, optionally with (Nesterov) momentum.
 
@@ -217,30 +251,22 @@ class GradientDescent(Optimizer):
     p   ← p - lr·(g + momentum·buf)  with Nesterov, else  p ← p - lr·buf  (p - lr·g without momentum)
     """
 
+    CHECKS: ClassVar = {**Optimizer.CHECKS, "momentum": _non_negative}
+
     def __init__(
         self, params: Iterable[Tensor] | None = None, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False
     ):
-        self.momentum, self.nesterov = self._number("momentum", momentum, low=0.0), nesterov
+        self.momentum, self.nesterov = momentum, nesterov
         if nesterov and self.momentum == 0:
             raise ValueError(f"{type(self).__name__}: nesterov=True needs a momentum > 0")
         super().__init__(params, lr)
-
-    def init_state(self, p):
-        if not self.momentum:
-            return super().init_state(p)
-        # a zero buffer makes the first step's buf exactly g, as PyTorch's copy of g does
-        return {
-            **super().init_state(p),
-            "momentum_buffer": np.zeros_like(p.data),
-            "constants": self.in_dtype_of(p, self.momentum),
-        }
 
     def update(self, p, grad, state):
         if not self.momentum:
             p.data -= self.lr * grad
             return
-        (momentum,) = state["constants"]
-        buf = state["momentum_buffer"] = momentum * state["momentum_buffer"] + grad
+        (momentum,) = self.in_dtype_of(p, self.momentum)
+        buf = _momentum_buffer(state, momentum, grad)
         p.data -= self.lr * (grad + momentum * buf if self.nesterov else buf)
 
 
@@ -254,6 +280,8 @@ class Adam(Optimizer):
     p ← p - lr · m̂ / (√v̂ + eps)   with m̂ = m/(1-β1ᵗ), v̂ = v/(1-β2ᵗ), t the step number
     """
 
+    CHECKS: ClassVar = {**Optimizer.CHECKS, "betas": _betas, "eps": _non_negative}
+
     def __init__(
         self,
         params: Iterable[Tensor] | None = None,
@@ -261,30 +289,20 @@ class Adam(Optimizer):
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
     ):
-        beta1, beta2 = check_pair(f"{type(self).__name__}: betas (beta1, beta2)", betas)
-        self.betas = (
-            self._number("betas[0]", beta1, low=0.0, high=1.0),
-            self._number("betas[1]", beta2, low=0.0, high=1.0),
-        )
-        self.eps = self._number("eps", eps, low=0.0)
+        self.betas, self.eps = betas, eps
         super().__init__(params, lr)
 
     def init_state(self, p):
-        beta1, beta2 = self.betas
-        return {
-            **super().init_state(p),
-            "m": np.zeros_like(p.data),
-            "v": np.zeros_like(p.data),
-            "constants": self.in_dtype_of(p, beta1, 1 - beta1, beta2, 1 - beta2, self.eps),
-        }
+        return {**super().init_state(p), "m": np.zeros_like(p.data), "v": np.zeros_like(p.data)}
 
     def update(self, p, grad, state):
-        beta1, one_minus_beta1, beta2, one_minus_beta2, eps = state["constants"]
-        m = state["m"] = beta1 * state["m"] + one_minus_beta1 * grad
-        v = state["v"] = beta2 * state["v"] + one_minus_beta2 * grad * grad
+        beta1, beta2 = self.betas
+        b1, one_minus_b1, b2, one_minus_b2, eps = self.in_dtype_of(p, beta1, 1 - beta1, beta2, 1 - beta2, self.eps)
+        m = state["m"] = b1 * state["m"] + one_minus_b1 * grad
+        v = state["v"] = b2 * state["v"] + one_minus_b2 * grad * grad
         # lr·m̂/(√v̂ + eps), the bias corrections folded into two scalars
         t = state["step"]
-        p.data -= (self.lr / (1 - self.betas[0] ** t)) * m / (np.sqrt(v / (1 - self.betas[1] ** t)) + eps)
+        p.data -= (self.lr / (1 - beta1**t)) * m / (np.sqrt(v / (1 - beta2**t)) + eps)
 
 
 class RMSprop(Optimizer):
@@ -294,6 +312,8 @@ class RMSprop(Optimizer):
     p ← p - lr · g / (√v + eps)      or, with momentum:  buf ← momentum·buf + g/(√v + eps),  p ← p - lr·buf
     """
 
+    CHECKS: ClassVar = {**Optimizer.CHECKS, "rho": _rho, "eps": _non_negative, "momentum": _non_negative}
+
     def __init__(
         self,
         params: Iterable[Tensor] | None = None,
@@ -302,27 +322,18 @@ class RMSprop(Optimizer):
         eps: float = 1e-8,
         momentum: float = 0.0,
     ):
-        self.rho = self._number("rho", rho, low=0.0, high=1.0)
-        self.eps = self._number("eps", eps, low=0.0)
-        self.momentum = self._number("momentum", momentum, low=0.0)
+        self.rho, self.eps, self.momentum = rho, eps, momentum
         super().__init__(params, lr)
 
     def init_state(self, p):
-        state = {
-            **super().init_state(p),
-            "square_avg": np.zeros_like(p.data),
-            "constants": self.in_dtype_of(p, self.rho, 1 - self.rho, self.eps, self.momentum),
-        }
-        if self.momentum:
-            state["momentum_buffer"] = np.zeros_like(p.data)
-        return state
+        return {**super().init_state(p), "square_avg": np.zeros_like(p.data)}
 
     def update(self, p, grad, state):
-        rho, one_minus_rho, eps, momentum = state["constants"]
+        rho, one_minus_rho, eps, momentum = self.in_dtype_of(p, self.rho, 1 - self.rho, self.eps, self.momentum)
         square_avg = state["square_avg"] = rho * state["square_avg"] + one_minus_rho * grad * grad
         scaled = grad / (np.sqrt(square_avg) + eps)
         if self.momentum:
-            scaled = state["momentum_buffer"] = momentum * state["momentum_buffer"] + scaled
+            scaled = _momentum_buffer(state, momentum, scaled)
         p.data -= self.lr * scaled
 
 
@@ -336,8 +347,10 @@ class Newton(Optimizer):
     (minimum-norm) step. H has as many rows as there are scalar parameters: meant for small models.
     """
 
+    CHECKS: ClassVar = {**Optimizer.CHECKS, "damping": _non_negative}
+
     def __init__(self, params: Iterable[Tensor] | None = None, lr: float = 1.0, damping: float = 0.0):
-        self.damping = self._number("damping", damping, low=0.0)
+        self.damping = damping
         super().__init__(params, lr)
 
     def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor:  # type: ignore[override]
@@ -348,9 +361,20 @@ class Newton(Optimizer):
             )
         if not self.params:
             raise RuntimeError("Newton.step(): no parameters; pass model.parameters() when creating the optimizer")
+        step = self.steps + 1
+
+        def refuse_nonfinite(name: str, values: np.ndarray) -> None:
+            # before LAPACK sees it: lstsq on a NaN prints DLASCL errors on the terminal, then fails to converge
+            if not _all_finite(values):
+                raise TrainingDivergedError(
+                    f"Newton: the {name} is not finite at step {step}; the parameters were not updated", step
+                )
+
         loss = closure()
         gradients = autograd.grad(loss, self.params, create_graph=True)
+        refuse_nonfinite("loss", loss.data)
         g = np.concatenate([gradient.data.ravel() for gradient in gradients])
+        refuse_nonfinite("gradient", g)
         rows = []
         for gradient in gradients:  # row k of H: the gradient of the k-th entry of the gradient
             flat = gradient.reshape(-1)
@@ -362,6 +386,7 @@ class Newton(Optimizer):
                 )
                 rows.append(np.concatenate([np.ravel(r.data if isinstance(r, Tensor) else r) for r in row]))
         hessian = np.array(rows, dtype=np.float64).reshape(g.size, g.size)
+        refuse_nonfinite("Hessian", hessian)
         system = hessian + self.damping * np.eye(g.size)
         direction = np.linalg.lstsq(system, g.astype(np.float64), rcond=None)[0]
         start = 0
