@@ -1,5 +1,7 @@
 """The command line, `tinygrad-lr fit`: what it prints, what it writes, and how it refuses bad input."""
 
+import csv
+import io
 import re
 import subprocess
 import sys
@@ -10,6 +12,7 @@ import pytest
 
 import tinygrad_lr as tl
 from tests.processes import ROOT, child_env
+from tests.test_robustness import CRAFTED, peak_memory, write_crafted
 from tinygrad_lr import cli
 from tinygrad_lr.cli import main
 
@@ -386,6 +389,64 @@ def test_predict_refuses_what_is_not_a_saved_weights_file_in_one_line(capsys, tm
     code, _, err = run(capsys, "predict", "--weights", str(weights), "--csv", str(new_rows))
     assert code == 2
     assert len(err.splitlines()) == 1 and err.startswith(f"tinygrad-lr: error: --weights {weights}: "), err
+
+
+@pytest.mark.parametrize("case", CRAFTED)
+def test_predict_refuses_a_crafted_weights_file_from_its_headers_in_one_line(capsys, tmp_path, saved, case):
+    path, _ = saved
+    crafted = tmp_path / "crafted.npz"
+    member = write_crafted(case, path, crafted, "weight", (3, 1))
+    new_rows = tmp_path / "new.csv"
+    new_rows.write_text("rm,lstat,ptratio\n6.5,10,15\n")
+    code, peak = peak_memory(lambda: main(["predict", "--weights", str(crafted), "--csv", str(new_rows)]))
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "", repr(code)
+    assert len(err.splitlines()) == 1 and err.startswith(f"tinygrad-lr: error: --weights {crafted}: "), err
+    assert repr(member) in err, err
+    assert peak < 10_000_000, f"refusing it took {peak} bytes"
+
+
+def test_a_crafted_weights_file_ends_the_program_with_one_line_and_exit_code_2(tmp_path, saved):
+    path, _ = saved
+    crafted = tmp_path / "crafted.npz"
+    write_crafted("a huge member with an unknown name", path, crafted, "weight", (3, 1))
+    (tmp_path / "new.csv").write_text("rm,lstat,ptratio\n6.5,10,15\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "tinygrad_lr", "predict", "--weights", str(crafted), "--csv", "new.csv"],
+        cwd=tmp_path,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert len(done.stderr.splitlines()) == 1 and done.stderr.startswith(f"tinygrad-lr: error: --weights {crafted}: ")
+    assert "'extra'" in done.stderr
+
+
+@pytest.mark.parametrize("target", ["price, USD", 'price "USD"', "price\nUSD"])
+def test_predict_writes_a_csv_whose_one_column_is_named_exactly_the_target(capsys, tmp_path, target):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 10, 20)
+    data = tmp_path / "data.csv"
+    with open(data, "w", newline="") as file:  # the target's name quoted as CSV quotes it
+        csv.writer(file).writerows([["x", target], *zip(x, 2 * x + 1)])
+    weights = tmp_path / "weights.npz"
+    argv = ["--csv", str(data), "--target", target, "--epochs", "5", "--quiet", "--out-dir", str(tmp_path)]
+    code, _, err = run(capsys, "fit", *argv, "--save-weights", str(weights))
+    assert code == 0, err
+
+    code, out, err = run(capsys, "predict", "--weights", str(weights), "--csv", str(data))
+    assert code == 0 and err == "", err
+    rows = list(csv.reader(io.StringIO(out, newline="")))
+    assert rows[0] == [target] and [len(row) for row in rows[1:]] == [1] * 20
+    out_file = tmp_path / "predictions.csv"
+    code, _, err = run(capsys, "predict", "--weights", str(weights), "--csv", str(data), "--out", str(out_file))
+    assert code == 0, err
+    pandas = pytest.importorskip("pandas")
+    frame = pandas.read_csv(out_file)
+    assert list(frame.columns) == [target]
+    np.testing.assert_array_equal(frame[target], [float(row[0]) for row in rows[1:]])
 
 
 # ----- the pictures -----

@@ -1,7 +1,10 @@
 """Nothing silent, nothing lost: bad input, divergence, interruption, weights on disk, determinism."""
 
+import io
+import math
 import os
 import re
+import tracemalloc
 import zipfile
 
 import numpy as np
@@ -386,6 +389,97 @@ def test_an_odd_weights_file_is_a_value_error_and_changes_nothing(tmp_path, writ
     with pytest.raises(ValueError, match=words):
         model.load_weights(path)
     assert _same_weights(before, model.get_weights())
+
+
+# ----- crafted weights files: every member's header is checked before any data are read -----
+
+
+def npy_declaring(shape, data=b"", descr="<f8"):
+    """An .npy member's bytes: a header declaring `shape` of `descr`, then `data`, which need not fit it."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": descr, "fortran_order": False, "shape": shape})
+    return header.getvalue() + data
+
+
+def claim_size(path, member, size):
+    """Make the zip's central directory say that `member` holds `size` bytes, whatever the file holds."""
+    data = bytearray(path.read_bytes())
+    for match in re.finditer(rb"PK\x01\x02", data):  # a central directory entry: its name at 46, sizes at 20
+        start = match.start()
+        length = int.from_bytes(data[start + 28 : start + 30], "little")
+        if data[start + 46 : start + 46 + length] == member.encode():
+            data[start + 20 : start + 28] = size.to_bytes(4, "little") * 2  # compressed and uncompressed
+    path.write_bytes(data)
+
+
+CRAFTED = [
+    "a huge member with an unknown name",
+    "a huge member with a known name",
+    "a member of another shape, every byte present",
+    "a header whose shape disagrees with its entry's size",
+    "a truncated member",
+    "an entry that claims more bytes than the file holds",
+]
+
+
+def write_crafted(case, source, path, name, shape):
+    """The weights file `source`, whose member `name` has `shape`, copied to `path` with a member crafted
+    as `case` says (added, or in place of its own); returns the crafted member's name."""
+    n = math.prod(shape)
+    huge = (10**12,)  # 8 TB of float64, declared in a file of 200 kB
+    members = {
+        "a huge member with an unknown name": lambda: {"extra": npy_declaring(huge, bytes(196_000))},
+        "a huge member with a known name": lambda: {name: npy_declaring(huge, bytes(196_000))},
+        "a member of another shape, every byte present": lambda: {
+            name: npy_declaring((2_000_000, 1), bytes(16_000_000))
+        },
+        "a header whose shape disagrees with its entry's size": lambda: {name: npy_declaring(shape, bytes(8 * n + 8))},
+        "a truncated member": lambda: {name: npy_declaring(shape, bytes(8 * n - 3))},
+        "an entry that claims more bytes than the file holds": lambda: {name: npy_declaring((2**28,), bytes(8 * n))},
+    }[case]()
+    with zipfile.ZipFile(source) as original, zipfile.ZipFile(path, "w") as copy:
+        for info in original.infolist():
+            if info.filename.removesuffix(".npy") not in members:
+                copy.writestr(info.filename, original.read(info))
+        for member, content in members.items():
+            copy.writestr(f"{member}.npy", content)
+    if case == "an entry that claims more bytes than the file holds":
+        claim_size(path, f"{name}.npy", len(npy_declaring((2**28,))) + 8 * 2**28)  # 2 GiB
+    return next(iter(members))
+
+
+def peak_memory(call):
+    """(what `call()` returned or the exception it raised, the peak of the memory it allocated in bytes,
+    as tracemalloc counts it)."""
+    tracemalloc.start()
+    try:
+        outcome = call()
+    except Exception as error:
+        outcome = error
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return outcome, peak
+
+
+@pytest.mark.parametrize("case", CRAFTED)
+def test_a_crafted_weights_file_is_refused_from_its_headers_and_changes_nothing(tmp_path, case):
+    source, path = tmp_path / "model.npz", tmp_path / "crafted.npz"
+    model = _model(n_in=2)
+    model.save_weights(source)
+    member = write_crafted(case, source, path, "0.weight", (2, 1))
+    before = model.get_weights()
+    error, peak = peak_memory(lambda: model.load_weights(path))
+    assert isinstance(error, ValueError), repr(error)
+    assert repr(str(path)) in str(error) and member in str(error), error
+    assert peak < 10_000_000, f"refusing it took {peak} bytes"
+    assert _same_weights(before, model.get_weights())
+
+
+def test_a_compressed_weights_file_is_refused_saying_how_to_save_it(tmp_path):
+    path = tmp_path / "compressed.npz"
+    np.savez_compressed(path, **_model(n_in=2).state_dict())
+    with pytest.raises(ValueError, match=r"member '0.weight' is compressed.*np.savez_compressed"):
+        _model(n_in=2, seed=1).load_weights(path)
 
 
 def _train(model_seed, fit_seed):

@@ -101,13 +101,15 @@ class CallbackList:
 class History(Callback):
     """Per-epoch lists of every logged value: `history.history["loss"]`, `["val_loss"]`, metrics.
 
-    `epoch` lists the epochs run; `interrupted` is True when Ctrl-C ended training early.
+    `epoch` lists the epochs run; `interrupted` is True when Ctrl-C ended training early. `step` is
+    the kind of step fit took ("eager", "captured" or "moments") and `step_reason` why.
     """
 
     def __init__(self) -> None:
         self.history: dict[str, list[float]] = {}
         self.epoch: list[int] = []
         self.interrupted = False
+        self.step, self.step_reason = "", ""
 
     def on_epoch_end(self, epoch, logs=None):
         self.epoch.append(epoch)

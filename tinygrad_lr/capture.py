@@ -15,11 +15,26 @@ holds a recording per input shape; the `.source` of one shows the function).
         loss = step(xb, yb)      # zero_grad, forward, backward and optimizer.step(); the loss as a float
 
 As with `jax.jit`, the step is recorded once per shape and dtype of its inputs (a last, shorter
-batch gets its own recording), and what is recorded is what runs: `fn` must reach its inputs only
-through tinygrad_lr's ops. A value computed from an input with NumPy, a Python `if` on a value, or
-a tensor computed outside `fn` (a constant then) would be frozen at its recorded value. The first
-replay of each recording is therefore checked against an eager run of `fn` on the same inputs,
-and any difference is an error that names this rule; after that the replay is trusted.
+batch gets its own recording), and what is recorded is what runs. A recording is reused only while
+everything it assumed still holds, as `torch.compile` guards a compiled frame; when one of these
+changes, the step is recorded again (and checked again):
+- the shapes and dtypes of the inputs;
+- the Python numbers (and strings) `fn` reads from its closure or its module's globals, and those
+  of the functions it calls (an `l2` that a schedule changes); other objects it reads there by
+  identity (a model replaced by another);
+- the tensors the step reads: which of them require grad (a layer frozen or unfrozen), their
+  shapes and dtypes, and every tensor of a Module that `fn` reads (a weight replaced by another
+  Tensor: `Module` counts such assignments, `nn.Module.structure_version`);
+- the grad mode: under `tl.no_grad()` the step raises, as `loss.backward()` would.
+The optimizer is not recorded: its `step()` runs as usual after each replay and reads its
+hyperparameters then, so a learning-rate schedule needs no guard.
+
+What no guard can see, a Python `if` on a value or NumPy applied to an input's values, is caught
+by the first replay of each recording, which is checked against an eager run of `fn` on the same
+inputs: a difference is an error that names the cause it found (other ops applied, or a constant
+with another value). After that the replay is trusted. A `fn` that takes derivatives itself
+(`backward`, `tl.autograd.grad`) is refused at recording: the masks of its gradient's graph would
+be frozen. Calls from several threads take turns: each is a whole step.
 
 Before it is written out, a recording fuses what the floor of a hand-written NumPy step does in one
 go: `x @ w + b` (`MatMul`, `Add`) becomes `Affine`, and `Affine` followed by `MeanSquaredError`
@@ -29,7 +44,9 @@ bit (and the first replay's check against eager checks that too).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import threading
 import types
 from collections import Counter
 from collections.abc import Callable
@@ -37,7 +54,7 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_lr import ops, tensor
+from tinygrad_lr import nn, ops, tensor
 from tinygrad_lr.tensor import Function, Tensor, accumulate_grads, backpropagate, no_grad
 
 __all__ = ["CapturedStep", "capture_step"]
@@ -49,15 +66,26 @@ class _Recording:
     at every replay, so that in-place updates of the parameters are seen), then each op's output.
     """
 
-    def __init__(self, tape: list[tuple], inputs: list[Tensor], outputs: list[Tensor], visits: list[Tensor]):
+    def __init__(
+        self,
+        tape: list[tuple],
+        inputs: list[Tensor],
+        outputs: list[Tensor],
+        visits: list[Tensor],
+        module_tensors: tuple[Tensor, ...],
+    ):
         place = {id(t): i for i, t in enumerate(inputs)}  # (ids of this recording run's tensors: used here only)
         self.leaves: list[tuple[int, Tensor]] = []
-        made = {id(out) for _, _, _, out in tape}
-        for t in [t for _, tensors, _, _ in tape for t in tensors] + outputs:
-            if id(t) not in made and id(t) not in place:
-                _check_leaf(t, inputs)
-                place[id(t)] = len(place)
-                self.leaves.append((place[id(t)], t))
+        for t in _leaves(tape, inputs, outputs):
+            _check_leaf(t, inputs)
+            place[id(t)] = len(place)
+            self.leaves.append((place[id(t)], t))
+        self.op_kinds = [type(ctx) for ctx, _, _, _ in tape]  # as applied, before fusion (for the first check)
+        # the guards this recording holds under (see the module docstring and `holds`)
+        self.leaf_specs = _leaf_specs([t for _, t in self.leaves])
+        self.module_tensors = module_tensors
+        self.structure_version = nn.Module.structure_version
+        self.watched: list[Any] = []  # the values fn read when recorded (CapturedStep keeps them here)
         for _, _, _, out in tape:
             place[id(out)] = len(place)
         self.specs = {place[id(t)]: (t.shape, t.dtype) for _, tensors, _, out in tape for t in (*tensors, out)}
@@ -181,6 +209,19 @@ class _Recording:
         self.forward = [entry for entry in forward if entry is not None]
         self.backward = [entry for entry in backward if entry is not None]
 
+    def holds(self, module_tensors: Callable[[], tuple[Tensor, ...]]) -> bool:
+        """Whether what this recording assumed of the tensors it reads still holds: the same of them
+        require grad, with the same shapes and dtypes, and (when a Module's attributes were assigned
+        since) the Modules `fn` reads still hold the same tensors (`module_tensors()` lists them)."""
+        if _leaf_specs([t for _, t in self.leaves]) != self.leaf_specs:
+            return False
+        if self.structure_version != nn.Module.structure_version:
+            now = module_tensors()
+            if len(now) != len(self.module_tensors) or any(a is not b for a, b in zip(now, self.module_tensors)):
+                return False
+            self.structure_version = nn.Module.structure_version
+        return True
+
     def release(self) -> None:
         """Let the ops drop the recording run's arrays and tensors (a replay drops its own as it ends)."""
         for ctx, _, _, _ in self.forward:
@@ -242,6 +283,21 @@ def _check_leaf(t: Tensor, inputs: list[Tensor]) -> None:
         )
 
 
+def _leaves(tape: list[tuple], inputs: list[Tensor], outputs: list[Tensor]) -> list[Tensor]:
+    """The tensors a step reads that no op of its tape made and that are not its inputs (parameters and
+    constants), each once, in the order the ops first read them."""
+    made = {id(t) for t in inputs} | {id(out) for _, _, _, out in tape}
+    found: dict[int, Tensor] = {}
+    for t in [t for _, tensors, _, _ in tape for t in tensors] + outputs:
+        if id(t) not in made:
+            found.setdefault(id(t), t)
+    return list(found.values())
+
+
+def _leaf_specs(leaves: list[Tensor]) -> list[tuple]:
+    return [(t.requires_grad, t.data.shape, t.data.dtype) for t in leaves]
+
+
 class CapturedStep:
     """A training step recorded on its first call (per input shapes) and replayed after; see the module.
 
@@ -252,6 +308,8 @@ class CapturedStep:
     arrays). Each parameter's `.grad` holds the step's gradient afterwards, as in eager mode.
     """
 
+    MAX_RECORDINGS = 16  # per step; the oldest goes first (a schedule may try many values of a number)
+
     def __init__(self, fn: Callable[..., Any], optimizer: Any, safe: bool = False):
         if not callable(fn):
             raise TypeError(f"capture_step: fn must be callable, got {type(fn).__name__}")
@@ -259,19 +317,34 @@ class CapturedStep:
             raise TypeError(f"capture_step: optimizer must be a tl.optim optimizer, got {type(optimizer).__name__}")
         self.fn, self.optimizer, self.safe = fn, optimizer, safe
         self.recordings: dict[tuple, _Recording] = {}
+        self._reads = _what_fn_reads(fn)
+        self._turn = threading.Lock()
 
     def __call__(self, *inputs: Any) -> Any:
+        with self._turn:  # one whole step at a time: a replay keeps its values on the ops it runs
+            return self._step(inputs)
+
+    def _step(self, inputs: tuple[Any, ...]) -> Any:
+        self.optimizer.zero_grad()  # first, as in the eager step: also when fn or the grad mode then fails
+        if not tensor.is_grad_enabled():
+            raise RuntimeError(
+                "capture_step: called inside no_grad(), where no graph is made and no gradient can be taken; "
+                "call it outside no_grad(), as loss.backward() must be"
+            )
         arrays = [_input_array(x) for x in inputs]
-        key = tuple([(a.shape, a.dtype) for a in arrays])
+        values = [read() for read in self._reads]
+        key = (tuple([(a.shape, a.dtype) for a in arrays]), tuple([_guard_key(value) for value in values]))
         recording = self.recordings.get(key)
+        if recording is not None and not recording.holds(lambda: _module_tensors(values)):
+            del self.recordings[key]
+            recording = None
         if recording is None:
-            outputs, found = self._record(key, [Tensor(a) for a in arrays])
+            outputs, found = self._record(key, [Tensor(a) for a in arrays], values)
         elif not recording.checked:
             outputs, found = self._checked_replay(recording, arrays)
             recording.checked = True
         else:
             outputs, found = recording.replay(*arrays)
-        self.optimizer.zero_grad()
         accumulate_grads(found)
         loss = outputs[0].item()
         if self.safe:
@@ -296,7 +369,8 @@ class CapturedStep:
                 raise TypeError(f"capture_step: fn must return Tensors; output {i} is a {type(out).__name__}")
         loss = outputs[0]
         if loss.data.size != 1 or loss._ctx is None:
-            raise ValueError(
+            # (no graph is the RuntimeError of backward(), as when every parameter is frozen; a shape, misuse)
+            raise (ValueError if loss.data.size != 1 else RuntimeError)(
                 f"capture_step: fn's first output must be the loss, a one-element Tensor that depends on the "
                 f"parameters; got shape {loss.shape}" + ("" if loss._ctx else ", computed by no op")
             )
@@ -304,11 +378,14 @@ class CapturedStep:
             found = backpropagate(loss, np.ones(loss.shape, loss.dtype), create_graph=False, visits=visits)
         return outputs, found
 
-    def _record(self, key: tuple, tensors: list[Tensor]) -> tuple[list[Any], list[tuple]]:
+    def _record(self, key: tuple, tensors: list[Tensor], values: list[Any]) -> tuple[list[Any], list[tuple]]:
         tape: list[tuple] = []
         visits: list[Tensor] = []
         outputs, found = self._eager(tensors, tape, visits)
-        self.recordings[key] = _Recording(tape, tensors, outputs, visits)
+        if len(self.recordings) >= self.MAX_RECORDINGS:
+            del self.recordings[next(iter(self.recordings))]
+        self.recordings[key] = _Recording(tape, tensors, outputs, visits, _module_tensors(values))
+        self.recordings[key].watched = values  # (alive while recorded: their ids in the key stay theirs)
         self.recordings[key].release()  # the recording run's arrays
         return [out.data for out in outputs], found
 
@@ -316,26 +393,67 @@ class CapturedStep:
         """The first replay of a recording, which must give what `fn` gives eagerly, to the bit. (The eager
         run goes first and its graph is dropped before the replay makes its arrays: on a large batch,
         a step's peak memory stays that of one run.)"""
-        eager_outputs, eager_found = self._eager([Tensor(a) for a in arrays])
+        tape: list[tuple] = []
+        tensors = [Tensor(a) for a in arrays]
+        eager_outputs, eager_found = self._eager(tensors, tape)
         expected = [out.data for out in eager_outputs]
-        del eager_outputs
+        cause = _cause_of_a_difference(recording, tape, tensors, eager_outputs)
+        del eager_outputs, tape
         outputs, found = recording.replay(*arrays)
-        _check_same((expected, eager_found), (outputs, found))
+        _check_same((expected, eager_found), (outputs, found), cause)
         return outputs, found
 
 
-def _check_same(eager: tuple[list[Any], list[tuple]], replayed: tuple[list[Any], list[tuple]]) -> None:
-    """Eager and replayed (outputs' arrays, (leaf, gradient) pairs) must be the same, to the bit."""
+def _cause_of_a_difference(recording: _Recording, tape: list[tuple], inputs: list[Tensor], outputs: list) -> str:
+    """What an eager run of fn did otherwise than the recorded run, as the words of an error ("" if nothing
+    shows): other ops (a Python branch on a value), or a constant with another value (a number or an
+    array computed from the data outside tinygrad_lr's ops)."""
+    kinds = [type(ctx) for ctx, _, _, _ in tape]
+    if kinds != recording.op_kinds:
+        at = next((i for i, (a, b) in enumerate(zip(kinds, recording.op_kinds)) if a is not b), None)
+        where = (
+            f"op {at} is {kinds[at].__name__}, recorded as {recording.op_kinds[at].__name__}"
+            if at is not None
+            else f"{len(kinds)} ops, {len(recording.op_kinds)} recorded"
+        )
+        return (
+            f"fn applied other ops on these inputs than when it was recorded ({where}): a Python branch on a "
+            "value (an if on a tensor's value, a choice made with .item() or NumPy) cannot be replayed"
+        )
+    for now, (_, then) in zip(_leaves(tape, inputs, outputs), recording.leaves):
+        if not now.requires_grad and not then.requires_grad and not _identical(now.data, then.data):
+            return (
+                f"a constant of shape {now.shape} that fn made has another value on these inputs than when it "
+                "was recorded: it was computed from the data outside tinygrad_lr's ops (NumPy on an input's "
+                "values, .item(), float() of a tensor); compute it with tinygrad_lr's ops inside fn"
+            )
+    return ""
+
+
+def _check_same(eager: tuple[list[Any], list[tuple]], replayed: tuple[list[Any], list[tuple]], cause: str = "") -> None:
+    """Eager and replayed (outputs' arrays, (leaf, gradient) pairs) must be the same, to the bit; else an
+    error that says what differed, and why when `cause` (found by `_cause_of_a_difference`) says."""
     (expected, eager_found), (outputs, found) = eager, replayed
-    same = len(eager_found) == len(found) and all(
-        a is b and _identical(g, h) for (a, g), (b, h) in zip(found, eager_found)
-    )
-    same = same and all(_identical(out, replayed) for out, replayed in zip(expected, outputs))
-    if not same:
+    differs = None
+    for i, (out, replayed_out) in enumerate(zip(expected, outputs)):
+        if not _identical(out, replayed_out):
+            differs = "the loss" if i == 0 else f"output {i}"
+            break
+    if differs is None:
+        eager_grads = {id(leaf): g for leaf, g in eager_found}
+        replayed_grads = {id(leaf): (leaf, g) for leaf, g in found}
+        for leaf, g in eager_found:
+            if id(leaf) not in replayed_grads or not _identical(g, replayed_grads[id(leaf)][1]):
+                differs = f"the gradient of a tensor of shape {leaf.shape}"
+                break
+        for leaf, _ in found:
+            if differs is None and id(leaf) not in eager_grads:
+                differs = f"the gradient of a tensor of shape {leaf.shape}"
+    if differs is not None:
         raise RuntimeError(
-            "capture_step: replaying the recorded step gave other numbers than running fn; fn must reach its "
-            "inputs only through tinygrad_lr's ops (no NumPy on input values, no Python branch on a value, "
-            "no tensor computed outside fn). Run this step eagerly instead"
+            f"capture_step: replaying the recorded step gave other numbers than running fn ({differs} differs)"
+            + (f"; {cause}" if cause else "; fn must reach its inputs only through tinygrad_lr's ops")
+            + ". Run this step eagerly instead"
         )
 
 
@@ -356,6 +474,83 @@ def _input_array(x: Any) -> np.ndarray:
     if isinstance(x, Tensor) and x.requires_grad:
         raise ValueError("capture_step: the step's inputs are data; they must not require grad")
     return _as_array(x)
+
+
+def _what_fn_reads(fn: Callable[..., Any]) -> list[Callable[[], Any]]:
+    """Readers of the values `fn` finds in its closure, its defaults and its module's globals, and,
+    through the functions among them (a bound method's object too), those of the functions it calls,
+    apart from tinygrad_lr's own. Found once; each reader gives the value as it is now (None when unbound).
+    """
+    reads: list[Callable[[], Any]] = []
+    seen: set[int] = set()
+    pending: list[Any] = [fn]
+    while pending:
+        item = pending.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, types.MethodType):
+            reads.append(functools.partial(getattr, item, "__self__"))
+            pending.append(item.__func__)
+        library = item is not fn and getattr(item, "__module__", "").startswith("tinygrad_lr")
+        if not isinstance(item, types.FunctionType) or library:
+            continue
+        for i, default in enumerate(item.__defaults__ or ()):
+            reads.append(functools.partial(_default_value, item, i))
+            pending.append(default)
+        for cell in item.__closure__ or ():
+            reads.append(functools.partial(_cell_value, cell))
+            pending.append(_cell_value(cell))
+        for name in sorted(_global_names(item.__code__) & item.__globals__.keys()):
+            reads.append(functools.partial(item.__globals__.get, name))
+            pending.append(item.__globals__[name])
+    return reads
+
+
+def _default_value(function: types.FunctionType, i: int) -> Any:
+    return function.__defaults__[i] if function.__defaults__ and i < len(function.__defaults__) else None
+
+
+def _cell_value(cell: Any) -> Any:
+    try:
+        return cell.cell_contents
+    except ValueError:  # not bound yet
+        return None
+
+
+def _global_names(code: types.CodeType) -> set[str]:
+    """The names a code object (and the functions written inside it) may read as globals."""
+    names = set(code.co_names)
+    for constant in code.co_consts:
+        if isinstance(constant, types.CodeType):
+            names |= _global_names(constant)
+    return names
+
+
+def _guard_key(value: Any) -> Any:
+    """What a recording assumes of a value fn reads: a number or a string by its value, anything else by
+    its identity (kept alive by the recording, so the id is not reused), and a dataclass (a settings
+    object such as fit's `Compiled`) also by the numbers it holds."""
+    if isinstance(value, _NUMBERS):
+        return (type(value), value)
+    if dataclasses.is_dataclass(value):
+        return id(value), tuple([(k, v) for k, v in vars(value).items() if isinstance(v, _NUMBERS)])
+    return id(value)
+
+
+_NUMBERS = (int, float, complex, str, bytes, np.number)
+
+
+def _module_tensors(values: list[Any]) -> tuple[Tensor, ...]:
+    """Every Tensor held by the Modules among `values` (parameters and frozen tensors alike)."""
+    found: dict[int, Tensor] = {}
+    for value in values:
+        if isinstance(value, nn.Module):
+            for module in value.modules():
+                for _, child in module._children():
+                    if isinstance(child, Tensor):
+                        found.setdefault(id(child), child)
+    return tuple(found.values())
 
 
 def _identical(a: np.ndarray, b: np.ndarray) -> bool:

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
 import dataclasses
 import functools
+import io
 import math
 import os
 import sys
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -718,44 +719,57 @@ class SavedModel:
 
 
 def load_weights(path: str) -> SavedModel:
-    """Read a file written by `save_weights`, never unpickling; anything else is a UsageError saying why."""
+    """Read a file written by `save_weights`, never unpickling, every member checked before its data are
+    read (tl.nn.read_weights_file); anything else is a UsageError saying why."""
     where = f"--weights {path}"
     not_ours = f"{where}: not a weights file written by '{PROG} fit --save-weights'"
     try:
-        with open(path, "rb") as file:
-            is_zip = file.read(4) == b"PK\x03\x04"  # an .npz is a zip archive
-        # np.load would take any other file for a pickle, and refuse it as one
-        archive = np.load(path, allow_pickle=False) if is_zip else None
+        members = tl.nn.read_weights_file(path, functools.partial(_check_members, not_ours), what=where)
     except FileNotFoundError:
         raise UsageError(f"{where}: no such file") from None
-    except (ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise UsageError(f"{not_ours} ({error})") from None
     except OSError as error:
         raise UsageError(f"{where}: cannot read it ({error.strerror or error})") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise UsageError(f"{not_ours} (it is not an .npz archive)")
-    try:
-        with archive:
-            members = {name: archive[name] for name in archive.files}
-    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as error:  # a pickle is a ValueError
-        raise UsageError(f"{not_ours} ({error})") from None
-    if sorted(members) != sorted(_WEIGHTS_MEMBERS) or members["format"].tolist() != WEIGHTS_FORMAT:
-        raise UsageError(f"{not_ours} (it holds {', '.join(sorted(members)) or 'nothing'})")
-    features, target = members["features"], members["target"]
-    if features.dtype.kind != "U" or features.ndim != 1 or not len(features) or target.dtype.kind != "U":
-        raise UsageError(f"{not_ours} (its feature names are not a list of strings)")
-    d = len(features)
-    mean, scale = members["mean"], members["scale"]
-    if any(a.dtype.kind != "f" or a.shape != (d,) or not np.all(np.isfinite(a)) for a in (mean, scale)):
-        raise UsageError(f"{not_ours} (its scaling is not {d} finite numbers per feature)")
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if members["format"].tolist() != WEIGHTS_FORMAT:
+        raise UsageError(f"{not_ours} (its format is {members['format'].tolist()!r}, not {WEIGHTS_FORMAT!r})")
+    features, mean, scale = members["features"], members["mean"], members["scale"]
+    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(scale))):
+        raise UsageError(f"{not_ours} (its scaling is not {len(features)} finite numbers per feature)")
     if not np.all(scale > 0):
         raise UsageError(f"{not_ours} (its scale has values <= 0)")
-    model = tl.nn.Sequential([tl.nn.Linear(d, 1, dtype=np.float64)])
+    model = tl.nn.Sequential([tl.nn.Linear(len(features), 1, dtype=np.float64)])
     try:
         model.set_weights([members["weight"], members["bias"]])
     except ValueError as error:
         raise UsageError(f"{not_ours} ({error})") from None
-    return SavedModel(model, features.tolist(), str(target), mean, scale)
+    return SavedModel(model, features.tolist(), str(members["target"]), mean, scale)
+
+
+def _check_members(not_ours: str, headers: dict[str, tl.nn.NpyHeader]) -> None:
+    """Refuse, from the headers alone, a weights file whose members are not those `save_weights` writes."""
+    if sorted(headers) != sorted(_WEIGHTS_MEMBERS):
+        held = ", ".join(map(repr, sorted(headers))) or "nothing"
+        raise UsageError(f"{not_ours} (it holds {held}; expected {', '.join(map(repr, _WEIGHTS_MEMBERS))})")
+    features = headers["features"]
+    if features.dtype.kind != "U" or len(features.shape) != 1 or not features.shape[0]:
+        raise UsageError(f"{not_ours} (its member 'features' is not a list of names)")
+    d = features.shape[0]
+    expected = {  # member: (shape, dtype kind, in words)
+        "format": ((), "U", "a string"),
+        "target": ((), "U", "a string"),
+        "mean": ((d,), "f", f"{d} floats"),
+        "scale": ((d,), "f", f"{d} floats"),
+        "weight": ((d, 1), "f", f"{d} by 1 floats"),
+        "bias": ((1,), "f", "1 float"),
+    }
+    for name, (shape, kind, words) in expected.items():
+        header = headers[name]
+        if header.shape != shape or header.dtype.kind != kind:
+            raise UsageError(
+                f"{not_ours} (its member {name!r} should be {words} for {d} features, shape {shape}; "
+                f"it is {header.dtype}, shape {header.shape})"
+            )
 
 
 def _check_file_path(option: str, path: str) -> None:
@@ -781,13 +795,16 @@ def run_predict(args: argparse.Namespace) -> None:
     except ValueError as error:
         raise UsageError(f"{error} (the weights in {args.weights} read {', '.join(saved.features)})") from None
     predictions = saved.predict(X)
+    # a CSV as the csv module writes it: the target's name quoted where it needs it ("price, USD");
     # repr: the shortest text that reads back as the same float64
-    text = "".join(f"{line}\n" for line in [saved.target, *(repr(float(value)) for value in predictions)])
+    table = io.StringIO()
+    csv.writer(table).writerows([[saved.target], *([repr(float(value))] for value in predictions)])
+    text = table.getvalue()
     if args.out is None:
         sys.stdout.write(text)
         return
     try:
-        Path(args.out).write_text(text)
+        Path(args.out).write_text(text, newline="")  # the line ends as the csv module wrote them
     except OSError as error:
         raise UsageError(f"--out {args.out}: cannot write it ({error.strerror or error})") from None
     print(line("Wrote:", f"{len(predictions)} predictions of {saved.target} to {args.out}"))

@@ -7,13 +7,14 @@ Keras-style `compile`/`fit`/`evaluate`/`predict` are methods of every Module; th
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import secrets
 import shutil
 import zipfile
 import zlib
-from collections.abc import Iterable, Iterator
-from typing import Any, BinaryIO
+from collections.abc import Callable, Iterable, Iterator
+from typing import IO, Any, BinaryIO, NamedTuple
 
 import numpy as np
 
@@ -31,6 +32,15 @@ class Module:
     compiled: Any  # what compile() chose: loss, optimizer, metrics, l2
     history: Any  # the History of the latest fit()
     stop_training: bool  # a callback sets it to end fit() after the current batch
+
+    # how many times a Tensor or a Module (or a list of them) was assigned to a Module's attribute, in
+    # any Module: a captured step (capture.py) looks again at the tensors its model holds when it changed
+    structure_version = 0
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, _STRUCTURE) or isinstance(getattr(self, name, None), _STRUCTURE):
+            Module.structure_version += 1
+        super().__setattr__(name, value)
 
     def forward(self, *args: Any) -> Tensor:
         raise NotImplementedError(f"{type(self).__name__}.forward is not written")
@@ -131,31 +141,50 @@ class Module:
             raise
 
     def load_weights(self, path: str | os.PathLike) -> None:
-        """Read weights written by `save_weights`. Never unpickles; the model is unchanged on any error."""
+        """Read weights written by `save_weights`. Never unpickles; every member's name, shape and dtype
+        are checked against the model before any of its data are read; the model is unchanged on any error."""
         path = os.fspath(path)
-        state = _read_weights_file(path)
-        names = [name for name, _ in self.named_parameters()]
-        if sorted(state) != sorted(names):
-            raise ValueError(
-                f"load_weights: {path!r} holds weights {sorted(state)} but this model has {names}; "
-                "it was saved from a different model"
-            )
-        cast = []
-        for name, p in self.named_parameters():
-            if state[name].shape != p.shape:
+        params = dict(self.named_parameters())
+
+        def check(headers: dict[str, NpyHeader]) -> None:
+            if sorted(headers) != sorted(params):
                 raise ValueError(
-                    f"load_weights: {path!r} has {name} of shape {state[name].shape}, "
-                    f"but this model's {name} has shape {p.shape}"
+                    f"load_weights: {path!r} holds weights {sorted(headers)} but this model has {list(params)}; "
+                    "it was saved from a different model"
                 )
-            cast.append(_checked_weight(f"load_weights: {path!r} member {name!r}", state[name], p))
-        self.set_weights(cast)
+            for name, p in params.items():
+                if headers[name].shape != p.shape:
+                    raise ValueError(
+                        f"load_weights: {path!r} has {name} of shape {headers[name].shape}, "
+                        f"but this model's {name} has shape {p.shape}"
+                    )
+                # the dtype, refused in the words of the values' own check, before any value is read
+                checks.as_real_array(f"load_weights: {path!r} member {name!r}", np.empty(0, headers[name].dtype))
+
+        try:
+            state = read_weights_file(path, check)
+        except FileNotFoundError:
+            raise
+        except OSError as error:
+            raise _unreadable("load_weights", path, error) from None
+        self.set_weights(
+            [_checked_weight(f"load_weights: {path!r} member {name!r}", state[name], p) for name, p in params.items()]
+        )
 
     # ----- Keras-style training (training.py) -----
-    def compile(self, loss: str = "mse", optimizer: Any = "adam", metrics: Iterable[str] = (), l2: float = 0.0):
-        """Choose the loss, optimizer, metrics and L2 strength for `fit` (see training.compile)."""
+    def compile(
+        self,
+        loss: str = "mse",
+        optimizer: Any = "adam",
+        metrics: Iterable[str] = (),
+        l2: float = 0.0,
+        run_eagerly: bool = False,
+    ):
+        """Choose the loss, optimizer, metrics and L2 strength for `fit`, and whether its steps are all
+        plain eager ones (see training.compile)."""
         from tinygrad_lr import training
 
-        return training.compile(self, loss=loss, optimizer=optimizer, metrics=metrics, l2=l2)
+        return training.compile(self, loss=loss, optimizer=optimizer, metrics=metrics, l2=l2, run_eagerly=run_eagerly)
 
     def fit(self, x: Any, y: Any, **kwargs: Any):
         """Train on (x, y) the Keras way; returns a History (see training.fit)."""
@@ -207,39 +236,117 @@ def _write_npz(file: BinaryIO, arrays: dict[str, np.ndarray]) -> None:
                 np.lib.format.write_array(member, array, allow_pickle=False)
 
 
-def _read_weights_file(path: str) -> dict[str, np.ndarray]:
-    """Name → array of an .npz archive, never unpickling; anything else is a ValueError saying what it is."""
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise
-    except _UNREADABLE as error:
-        raise _unreadable(path, error) from None
-    if not isinstance(loaded, np.lib.npyio.NpzFile):
+class NpyHeader(NamedTuple):
+    """What an .npy member's header declares, read before any of its data."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * self.dtype.itemsize
+
+
+def read_weights_file(
+    path: str, check: Callable[[dict[str, NpyHeader]], None], what: str = "load_weights"
+) -> dict[str, np.ndarray]:
+    """Name → array of the .npz archive at `path`, no array read before `check` has seen every header.
+
+    Every member must be an .npy array stored uncompressed (as save_weights and np.savez write them)
+    whose header declares as many bytes as its zip entry holds, bytes that are in the file; then
+    `check(headers)`, the caller's, raises for any name, shape or dtype it does not expect. So what is
+    read is at most the file's size, and only what the caller expects: a header that declares 10**12
+    values is an error, never a MemoryError. Never unpickles. A file that is not such an archive is a
+    ValueError that starts with `what` and names the file (and the member); OSErrors, FileNotFoundError
+    included, are the operating system's, as it gives them.
+    """
+    with open(path, "rb") as file:
+        is_npy = file.read(len(np.lib.format.MAGIC_PREFIX)) == np.lib.format.MAGIC_PREFIX
+    if is_npy:
         raise ValueError(
-            f"load_weights: {path!r} holds a single array (an .npy file), not the named weights of an .npz "
+            f"{what}: {path!r} holds a single array (an .npy file), not the named weights of an .npz "
             "archive; load the file that model.save_weights wrote"
         )
-    try:
-        with loaded as archive:
-            state = {name: archive[name] for name in archive.files}
-    except _UNREADABLE as error:
-        raise _unreadable(path, error) from None
-    for name, value in state.items():
-        if not isinstance(value, np.ndarray):  # NumPy hands out a member that is not .npy as raw bytes
+    with _reading(what, path):
+        archive = zipfile.ZipFile(path)
+    with archive:
+        entries = _npy_entries(archive, path, what)
+        check({name: header for name, (_, header) in entries.items()})
+        with _reading(what, path):
+            return {name: _read_array(archive, info) for name, (info, _) in entries.items()}
+
+
+def _npy_entries(archive: zipfile.ZipFile, path: str, what: str) -> dict[str, tuple[zipfile.ZipInfo, NpyHeader]]:
+    """Name → (zip entry, .npy header) of every member, named as np.load names them; only headers are read."""
+    size = os.path.getsize(path)
+    entries: dict[str, tuple[zipfile.ZipInfo, NpyHeader]] = {}
+    for info in archive.infolist():
+        name = info.filename.removesuffix(".npy")
+        where = f"{what}: {path!r} member {name!r}"
+        if name in entries:
+            raise ValueError(f"{where} appears twice; the file was not written by save_weights")
+        if info.compress_type != zipfile.ZIP_STORED:
             raise ValueError(
-                f"load_weights: {path!r} member {name!r} is not an array (.npy); the file was not written by "
-                "save_weights"
+                f"{where} is compressed; a weights file holds its arrays uncompressed, as save_weights and "
+                "np.savez write them (np.savez_compressed does not)"
             )
-    return state
+        # stored: the entry's bytes are the member's, and they must be in the file
+        if info.file_size != info.compress_size or info.header_offset + info.compress_size > size:
+            raise ValueError(
+                f"{where}: its zip entry claims {max(info.file_size, info.compress_size)} bytes of a file of "
+                f"{size} bytes; the file is truncated or was not written by save_weights"
+            )
+        with _reading(what, path), archive.open(info) as member:
+            header = _npy_header(member)
+            held = info.file_size - member.tell()  # the bytes after the header
+        if header is None:  # NumPy hands out such a member as raw bytes
+            raise ValueError(f"{where} is not an array (.npy); the file was not written by save_weights")
+        if header.dtype.hasobject:  # a pickle: reading it is NumPy's own refusal, before it reads any data
+            with _reading(what, path):
+                _read_array(archive, info)
+        if min(header.shape, default=0) < 0 or header.nbytes != held:
+            raise ValueError(
+                f"{where} declares {header.nbytes} bytes of data (shape {header.shape}, dtype {header.dtype}) "
+                f"but its zip entry holds {held}; the file is truncated or was not written by save_weights"
+            )
+        entries[name] = info, header
+    return entries
 
 
-# what reading a damaged .npz can raise (a pickled member is a ValueError with allow_pickle=False)
-_UNREADABLE = (OSError, ValueError, EOFError, KeyError, NotImplementedError, zipfile.BadZipFile, zlib.error)
+def _npy_header(member: IO[bytes]) -> NpyHeader | None:
+    """The header at the start of an .npy member, the stream left at its data; None when it is not .npy."""
+    try:
+        version = np.lib.format.read_magic(member)
+    except ValueError:  # too short, or another magic string
+        return None
+    read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    if version not in read_header:
+        raise ValueError(f".npy format version {version}, which weights files never have")
+    shape, _, dtype = read_header[version](member)
+    return NpyHeader(shape, dtype)
 
 
-def _unreadable(path: str, error: BaseException) -> ValueError:
-    return ValueError(f"load_weights: cannot read {path!r} as a weights file (truncated or corrupted?): {error}")
+def _read_array(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
+    """A member's array; an array of Python objects (a pickle) is refused, never unpickled."""
+    with archive.open(info) as member:
+        return np.lib.format.read_array(member, allow_pickle=False)
+
+
+@contextlib.contextmanager
+def _reading(what: str, path: str) -> Iterator[None]:
+    """What zipfile and NumPy raise on a damaged archive, as one ValueError that says so (OSErrors pass)."""
+    try:
+        yield
+    except _UNREADABLE as error:
+        raise _unreadable(what, path, error) from None
+
+
+# what reading a damaged .npz can raise (a pickled member is a ValueError, an encrypted one a RuntimeError)
+_UNREADABLE = (ValueError, EOFError, KeyError, NotImplementedError, RuntimeError, zipfile.BadZipFile, zlib.error)
+
+
+def _unreadable(what: str, path: str, error: BaseException) -> ValueError:
+    return ValueError(f"{what}: cannot read {path!r} as a weights file (truncated or corrupted?): {error}")
 
 
 def _checked_weight(what: str, value: Any, param: Tensor) -> np.ndarray:
@@ -249,6 +356,9 @@ def _checked_weight(what: str, value: Any, param: Tensor) -> np.ndarray:
     if array.shape != param.shape:
         raise ValueError(f"{what} must have shape {param.shape}, got {array.shape}")
     return array
+
+
+_STRUCTURE = (Tensor, Module, list, tuple)  # what an attribute holding parameters may be
 
 
 class Linear(Module):

@@ -481,6 +481,12 @@ def backpropagate(
     the root and release a tensor once all its users have sent their gradient back. No recursion,
     no global clock; each op's backward runs once, on the sum of what came in.
     """
+    if _mode.tape is not None:
+        raise RuntimeError(
+            "capture_step: fn takes derivatives itself (backward(), tl.autograd.grad); the masks and values of "
+            "that gradient would be frozen in the recording. Return the loss from fn and let the step take its "
+            "gradient, or run this step eagerly"
+        )
     pending = _consumers(root)
     grads = {id(root): grad}
     ready = [root]

@@ -41,6 +41,7 @@ class Compiled:
     metrics: dict[str, Callable[[Tensor, Any], Tensor]] = field(default_factory=dict)
     l2: float = 0.0
     penalized: list[Tensor] = field(default_factory=list)
+    run_eagerly: bool = False
 
     def objective(self, pred: Tensor, y: Any) -> Tensor:
         loss = self.loss(pred, y)
@@ -52,14 +53,23 @@ def _linear_layers(model: Module) -> list[Linear]:
 
 
 def compile(
-    model: Module, loss: Any = "mse", optimizer: Any = "adam", metrics: Iterable[Any] = (), l2: float = 0.0
+    model: Module,
+    loss: Any = "mse",
+    optimizer: Any = "adam",
+    metrics: Iterable[Any] = (),
+    l2: float = 0.0,
+    run_eagerly: bool = False,
 ) -> None:
     """Configure `model` for `fit`/`evaluate`.
 
     optimizer: "sgd"/"gd", "adam", "rmsprop" (Keras' default learning rates 0.01, 0.001, 0.001) or
     an optimizer instance, bound here to the model's parameters. metrics: "mse", "mae".
     l2: adds `l2 · Σ W²` over every Linear weight (never the biases) to the loss.
+    run_eagerly: (Keras' name) every step of `fit` a plain eager one, no captured step and no shortcut
+    through the data's moments: the reference that those faster paths must equal.
     """
+    if not isinstance(run_eagerly, (bool, np.bool_)):
+        raise TypeError(f"compile: run_eagerly must be True or False, got {run_eagerly!r}")
     if isinstance(loss, str):
         if loss not in LOSSES:
             raise ValueError(f"compile: unknown loss {loss!r}; choose one of {sorted(LOSSES)} or pass a function")
@@ -84,7 +94,9 @@ def compile(
     optimizer.bind(model.parameters())
     weights = {id(layer.weight): layer.weight for layer in _linear_layers(model)}  # a shared weight once
     penalized = list(weights.values())
-    model.compiled = Compiled(loss=loss, optimizer=optimizer, metrics=chosen, l2=l2, penalized=penalized)
+    model.compiled = Compiled(
+        loss=loss, optimizer=optimizer, metrics=chosen, l2=l2, penalized=penalized, run_eagerly=bool(run_eagerly)
+    )
 
 
 def _compiled(model: Module, caller: str) -> Compiled:
@@ -312,7 +324,9 @@ def fit(
     hooks = CallbackList([history, *([ProgressBar()] if verbose else []), *user_callbacks], model, params)
     model.stop_training = False
     hooks.on_train_begin({})
-    step = _training_step(model, compiled, x, y, full_batch=batch_size >= n, epochs=epochs)
+    step, history.step, history.step_reason = _training_step(
+        model, compiled, x, y, full_batch=batch_size >= n, epochs=epochs
+    )
     # one batch of everything: its order changes nothing, so it is not shuffled (nor copied)
     shuffle = shuffle and batch_size < n
     # batches in memory that are not shuffled are the same views every epoch: cut once
@@ -403,32 +417,38 @@ def _train_epoch(
 
 def _training_step(
     model: Module, compiled: Compiled, x: Any, y: Any, full_batch: bool, epochs: int
-) -> Callable[[Any, Any], tuple[float, dict[str, float]]]:
+) -> tuple[Callable[[Any, Any], tuple[float, dict[str, float]]], str, str]:
     """fit's step on a batch (xb, yb) of (x, y): the gradient of the objective, then `safe_step` (which
     checks the loss and the new weights, and undoes a bad step); returns the batch's objective and
-    metrics.
+    metrics. Also returns which kind of step it is ("eager", "captured" or "moments") and why.
 
-    Full batches of a single Linear layer on mse, in memory, with many rows and epochs, take their
-    gradient from the data's moments (`gram.py`: one pass over the data for the whole fit). Otherwise
-    a model of built-in layers trained on a built-in loss, on batches in memory (a memory map's
-    batches are, once read), gets its step captured (`capture.py`): recorded on the first batch of
-    each shape, then replayed, with the same numbers and a fraction of the Python work. Anything
-    else (a Module or loss of the user's own, whose Python may branch on values; a Dask batch, or a
-    memory-map batch larger than a block, summed a block at a time) runs eagerly.
+    Every kind gives the numbers of the eager step (`run_eagerly=True`, always taken then): the
+    captured one to the bit, the moments to ~1e-9 relative in float64. Full batches of a single
+    Linear layer on mse, in memory, with many rows and epochs, take their gradient from the data's
+    moments (`gram.py`: one pass over the data for the whole fit), unless the data's rounding would
+    make them differ; they serve while the layer keeps its weight and bias and trains both (a
+    callback may change that: the next step is then captured). Otherwise a model of built-in layers
+    trained on a built-in loss, on batches in memory (a memory map's batches are, once read), gets
+    its step captured (`capture.py`): recorded on the first batch of each shape, then replayed, with
+    the same numbers and a fraction of the Python work, under guards that record it again when the
+    model or a number it read changes. Anything else (a Module or loss of the user's own, whose
+    Python may branch on values; a Dask batch, or a memory-map batch larger than a block, summed a
+    block at a time) runs eagerly.
     """
     optimizer = compiled.optimizer
-    layer = model.layers[0] if type(model) is Sequential and len(model.layers) == 1 else model
-    if (
-        full_batch
-        and type(layer) is Linear
-        and isinstance(x, np.ndarray)
-        and not _in_blocks(x, y)
-        and compiled.loss is losses.mse
-        and set(compiled.metrics) <= {"mse"}
-        and gram.pays_off(len(x), layer.in_features, epochs)
-    ):
-        return gram.GramStep(x, y, layer.weight, layer.bias, compiled.l2, optimizer, list(compiled.metrics))
     on_dask = checks.is_dask_array(x) or checks.is_dask_array(y)
+
+    def eager(xb: Any, yb: Any) -> tuple[float, dict[str, float]]:
+        loss, metrics = _batch_gradient(model, compiled, xb, yb)
+        optimizer.safe_step(loss)
+        return loss, metrics
+
+    if compiled.run_eagerly:
+        return eager, "eager", "compiled with run_eagerly=True"
+    built_in = all(type(module) in (Linear, Sequential) for module in model.modules())
+    if on_dask or not built_in or compiled.loss not in LOSSES.values():
+        why = "a Dask array" if on_dask else "a model of the user's own" if not built_in else "a loss of the user's own"
+        return eager, "eager", f"{why}: its Python is run as it is"
 
     def objective_and_prediction(xb: Tensor, yb: Tensor) -> tuple[Tensor, Tensor]:
         pred = model(xb)
@@ -437,24 +457,42 @@ def _training_step(
     def objective(xb: Tensor, yb: Tensor) -> Tensor:
         return compiled.objective(model(xb), yb)
 
-    built_in = all(type(module) in (Linear, Sequential) for module in model.modules())
-    captured = None
-    if not on_dask and built_in and compiled.loss in LOSSES.values():
-        # the prediction comes back only when metrics need it
-        captured = capture.CapturedStep(objective_and_prediction if compiled.metrics else objective, optimizer, True)
+    # the prediction comes back only when metrics need it
+    captured = capture.CapturedStep(objective_and_prediction if compiled.metrics else objective, optimizer, True)
 
-    def step(xb: Any, yb: Any) -> tuple[float, dict[str, float]]:
-        if captured is None or checks.is_memory_map(xb):
-            loss, metrics = _batch_gradient(model, compiled, xb, yb)
-            optimizer.safe_step(loss)
-            return loss, metrics
+    def captured_step(xb: Any, yb: Any) -> tuple[float, dict[str, float]]:
+        if checks.is_memory_map(xb):
+            return eager(xb, yb)
         if not compiled.metrics:
             return captured(xb, yb), {}
         loss, pred = captured(xb, yb)
         with no_grad():
             return loss, {name: metric(Tensor(pred), yb).item() for name, metric in compiled.metrics.items()}
 
-    return step
+    layer = model.layers[0] if type(model) is Sequential and len(model.layers) == 1 else model
+    if not (
+        full_batch
+        and type(layer) is Linear
+        and isinstance(x, np.ndarray)
+        and not _in_blocks(x, y)
+        and compiled.loss is losses.mse
+        and set(compiled.metrics) <= {"mse"}
+        and gram.pays_off(len(x), layer.in_features, epochs)
+    ):
+        return captured_step, "captured", "recorded once per batch shape, replayed after"
+    assert isinstance(layer, Linear)
+    moments = gram.GramStep(x, y, layer.weight, layer.bias, compiled.l2, optimizer, list(compiled.metrics))
+    if moments.refusal is not None:
+        return captured_step, "captured", f"not from the moments: {moments.refusal}"
+
+    def from_the_moments(xb: Any, yb: Any) -> tuple[float, dict[str, float]]:
+        if moments.serves(layer.weight, layer.bias) and compiled.l2 == moments.l2:
+            result = moments(xb, yb)
+            if result is not None:
+                return result
+        return captured_step(xb, yb)
+
+    return from_the_moments, "moments", "full batches from the data's moments, one pass for the whole fit"
 
 
 def _batch_gradient(model: Module, compiled: Compiled, xb: Any, yb: Any) -> tuple[float, dict[str, float]]:
