@@ -1,9 +1,6 @@
 """The captured step: every replay gives the eager step's numbers to the bit, and what cannot be
 replayed is refused with an error, never run wrong."""
 
-import sys
-import threading
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -11,6 +8,7 @@ from hypothesis import strategies as st
 
 import tinygrad_lr as tl
 from tests.strategies import FLOAT_DTYPES
+from tests.threads import run_interleaved
 
 CONSTANT_CHANGED = (
     "a constant of shape {shape} that fn made has another value on these inputs than when it was recorded: it "
@@ -698,16 +696,7 @@ def test_one_captured_step_called_from_several_threads_takes_whole_steps_in_turn
         except Exception as error:  # any error is the defect: collected, asserted below
             errors.append(error)
 
-    threads = [threading.Thread(target=worker) for _ in range(4)]
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)  # threads switch every few bytecodes: calls interleave, if they can
-    try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    finally:
-        sys.setswitchinterval(interval)
+    run_interleaved([worker] * 4)
     assert errors == []
     for _ in range(240):  # the same batch every time: the order of the calls does not matter
         _eager_step(eager_fn, eager_opt, xb, yb)

@@ -3,8 +3,6 @@ their eager twin (`run_eagerly=True`), also after whatever a user may change bet
 side by side through random sequences of such changes, compared after every one."""
 
 import itertools
-import sys
-import threading
 
 import numpy as np
 import pytest
@@ -14,6 +12,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 import tinygrad_lr as tl
 from tests.strategies import FLOAT_DTYPES
+from tests.threads import run_interleaved
 from tinygrad_lr import gram
 
 OPTIMIZERS = {
@@ -146,18 +145,7 @@ class CapturedBesideEager(RuleBasedStateMachine):
     def steps_from_threads(self, calls):
         xb, yb = np.full((4, 3), 0.5, self.dtype), np.ones((4, 1), self.dtype)
         outcomes = []
-        threads = [
-            threading.Thread(target=lambda: outcomes.append(self._captured_or_error(xb, yb))) for _ in range(calls)
-        ]
-        interval = sys.getswitchinterval()
-        sys.setswitchinterval(1e-6)
-        try:
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-        finally:
-            sys.setswitchinterval(interval)
+        run_interleaved([lambda: outcomes.append(self._captured_or_error(xb, yb))] * calls)
         # the same batch each time: the order of the calls does not matter, and each was a whole step (its
         # outcome may be listed out of turn: a thread appends it after the step has let the next one in)
         eager = [self._eager_or_error(lambda: self._eager_step(xb, yb)) for _ in range(calls)]
@@ -187,7 +175,7 @@ class CapturedBesideEager(RuleBasedStateMachine):
 
 
 CapturedBesideEager.TestCase.settings = settings(
-    max_examples=40, stateful_step_count=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    stateful_step_count=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 test_a_captured_step_equals_its_eager_twin_through_random_changes = CapturedBesideEager.TestCase
 
@@ -242,13 +230,13 @@ def _fit_twice(make_model, optimizer, x, y, changes_drawn, compile_kwargs, **fit
         kept = [change for change in changes_drawn if change[1] not in HYPERPARAMETERS or change[1] in settable]
         try:
             history = model.fit(x, y, verbose=0, callbacks=[_Change(kept)], **fit_kwargs)
-        except RuntimeError as error:  # every parameter frozen: no gradient to take, in either
+        except RuntimeError as error:  # diverged, or every parameter frozen (no gradient to take): in both
             history = type(error)
         results.append((history, [t.data.copy() for t in _tensors(model)]))
     return results
 
 
-@settings(max_examples=25, deadline=None)
+@settings(deadline=None)
 @given(
     layers=st.sampled_from([1, 2]),
     dtype=FLOAT_DTYPES,
@@ -276,7 +264,7 @@ def test_fit_equals_fit_run_eagerly_through_callbacks_that_change_the_model_or_o
         validation_split=validation_split,
         seed=seed,
     )
-    if fast is RuntimeError or eager is RuntimeError:
+    if isinstance(fast, type) or isinstance(eager, type):  # an error's type
         assert fast is eager
     else:
         assert fast.step == "captured" and eager.step == "eager"

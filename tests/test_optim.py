@@ -323,7 +323,7 @@ def _per_step(draw, strategy):
     return draw(st.lists(strategy, min_size=STEPS, max_size=STEPS))
 
 
-@settings(max_examples=30, deadline=None)
+@settings(deadline=None)
 @given(data=st.data())
 def test_gradient_descent_reads_lr_and_momentum_at_every_step(data):
     lr, momentum = _per_step(data.draw, rates), _per_step(data.draw, momenta)
@@ -335,7 +335,7 @@ def test_gradient_descent_reads_lr_and_momentum_at_every_step(data):
     np.testing.assert_allclose(engine, _reference_sgd(lr, momentum, nesterov), rtol=1e-12, atol=1e-14)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(deadline=None)
 @given(data=st.data())
 def test_adam_reads_lr_betas_and_eps_at_every_step(data):
     lr, eps = _per_step(data.draw, rates), _per_step(data.draw, epsilons)
@@ -347,7 +347,7 @@ def test_adam_reads_lr_betas_and_eps_at_every_step(data):
     np.testing.assert_allclose(engine, _reference_adam(lr, beta1, beta2, eps), rtol=1e-12, atol=1e-14)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(deadline=None)
 @given(data=st.data())
 def test_rmsprop_reads_lr_rho_eps_and_momentum_at_every_step(data):
     lr, rho, eps, momentum = (_per_step(data.draw, s) for s in (rates, decays, epsilons, momenta))

@@ -44,12 +44,11 @@ bit (and the first replay's check against eager checks that too).
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import threading
 import types
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import numpy as np
@@ -83,6 +82,7 @@ class _Recording:
         self.op_kinds = [type(ctx) for ctx, _, _, _ in tape]  # as applied, before fusion (for the first check)
         # the guards this recording holds under (see the module docstring and `holds`)
         self.leaf_specs = _leaf_specs([t for _, t in self.leaves])
+        self.leaf_state = [(t, t.requires_grad, t.data) for _, t in self.leaves]  # (kept: their ids stay theirs)
         self.module_tensors = module_tensors
         self.structure_version = nn.Module.structure_version
         self.watched: list[Any] = []  # the values fn read when recorded (CapturedStep keeps them here)
@@ -147,22 +147,31 @@ class _Recording:
         body = [f"    g{root} = seed.copy()"]
         first_set_in_a_block: list[int] = []
         assigned = {root}  # the gradient variables set so far
+        # the places whose every gradient part comes from a fused op: a fresh array no one else holds, which
+        # a leaf may keep as its .grad without a copy (`fresh_leaves`; any other op may hand out a shared one)
+        fresh = {root}
         for ctx, place, parents in self.backward:
             indent = "    " if place == root else "        "
             if place != root:
                 body.append(f"    if g{place} is not None:")
-            body.append(f"{indent}grads = {names[id(ctx)]}._input_grads(None, g{place}, False)")
+            if id(ctx) in self.exact:  # (see `fuse`)
+                body.append(f"{indent}grads = {names[id(ctx)]}.backward(g{place})")
+            else:
+                body.append(f"{indent}grads = {names[id(ctx)]}._input_grads(None, g{place}, False)")
             for i, parent in enumerate(parents):
                 if not ctx.needs_input_grad[i]:
                     continue
                 if parent in assigned:
                     body.append(f"{indent}if grads[{i}] is not None:")
                     body.append(f"{indent}    g{parent} = grads[{i}] if g{parent} is None else g{parent} + grads[{i}]")
+                    fresh -= set() if id(ctx) in self.exact else {parent}
                 else:
                     body.append(f"{indent}g{parent} = grads[{i}]")
                     assigned.add(parent)
                     first_set_in_a_block += [] if place == root else [parent]
+                    fresh |= {parent} if id(ctx) in self.exact else set()
             body.append(f"{indent}g{place} = None")
+        self.fresh_leaves = {id(leaf) for place, leaf in self.grad_leaves if place in fresh}
         return [f"    g{place} = None" for place in sorted(first_set_in_a_block)] + body
 
     def fuse(self) -> None:
@@ -171,8 +180,11 @@ class _Recording:
 
         The fused op runs forward where the second one did (every input is ready by then) and backward
         where the first one did, so the gradients of the first one's inputs are summed in the eager
-        order; the second one's other inputs must then need no gradient, or be leaves.
+        order; the second one's other inputs must then need no gradient, or be leaves. Its inputs'
+        shapes were checked by `_fused`, so its backward gives arrays of exactly those shapes: the
+        replay calls it directly (`exact`), without the summing back to each input's shape.
         """
+        self.exact: set[int] = set()  # ids of the fused ops
         uses = Counter(self.outputs)
         for _, places, _, _ in self.forward:
             uses.update(places)
@@ -195,6 +207,7 @@ class _Recording:
                 forward.append(entry)
                 continue
             fused, fused_places, options, absorbed = rule
+            self.exact.add(id(fused))
             for gone in (first, *absorbed):
                 forward[maker[gone[3]]] = None  # (dropped below; indices stay valid meanwhile)
             maker[out] = len(forward)
@@ -209,14 +222,18 @@ class _Recording:
         self.forward = [entry for entry in forward if entry is not None]
         self.backward = [entry for entry in backward if entry is not None]
 
-    def holds(self, module_tensors: Callable[[], tuple[Tensor, ...]]) -> bool:
+    def holds(self, values: list[Any], fixed: list[Any]) -> bool:
         """Whether what this recording assumed of the tensors it reads still holds: the same of them
         require grad, with the same shapes and dtypes, and (when a Module's attributes were assigned
-        since) the Modules `fn` reads still hold the same tensors (`module_tensors()` lists them)."""
-        if _leaf_specs([t for _, t in self.leaves]) != self.leaf_specs:
-            return False
+        since) the Modules among the values fn reads (`values`, `fixed`) still hold the same tensors."""
+        for t, requires_grad, data in self.leaf_state:
+            if t.requires_grad is not requires_grad or t.data is not data:  # (the common case: neither changed)
+                if _leaf_specs([t for _, t in self.leaves]) != self.leaf_specs:
+                    return False
+                self.leaf_state = [(t, t.requires_grad, t.data) for _, t in self.leaves]
+                break
         if self.structure_version != nn.Module.structure_version:
-            now = module_tensors()
+            now = _module_tensors(values + fixed)
             if len(now) != len(self.module_tensors) or any(a is not b for a, b in zip(now, self.module_tensors)):
                 return False
             self.structure_version = nn.Module.structure_version
@@ -318,6 +335,7 @@ class CapturedStep:
         self.fn, self.optimizer, self.safe = fn, optimizer, safe
         self.recordings: dict[tuple, _Recording] = {}
         self._reads = _what_fn_reads(fn)
+        self._by_value = True  # whether the values fn reads can be the keys of its recordings themselves
         self._turn = threading.Lock()
 
     def __call__(self, *inputs: Any) -> Any:
@@ -326,26 +344,38 @@ class CapturedStep:
 
     def _step(self, inputs: tuple[Any, ...]) -> Any:
         self.optimizer.zero_grad()  # first, as in the eager step: also when fn or the grad mode then fails
-        if not tensor.is_grad_enabled():
+        if not tensor._mode.grad_enabled:
             raise RuntimeError(
                 "capture_step: called inside no_grad(), where no graph is made and no gradient can be taken; "
                 "call it outside no_grad(), as loss.backward() must be"
             )
         arrays = [_input_array(x) for x in inputs]
-        values = [read() for read in self._reads]
-        key = (tuple([(a.shape, a.dtype) for a in arrays]), tuple([_guard_key(value) for value in values]))
-        recording = self.recordings.get(key)
-        if recording is not None and not recording.holds(lambda: _module_tensors(values)):
+        values = self._reads.read()
+        specs = tuple([(a.shape, a.dtype) for a in arrays])
+        recording = None
+        if self._by_value:  # the values themselves: numbers and strings by value, objects by identity
+            key = (specs, tuple(values))
+            try:
+                recording = self.recordings.get(key)
+            except TypeError:  # an unhashable value (a list, an array): from now on, keys from _guard_key
+                self._by_value = False
+        if not self._by_value:
+            key = (specs, tuple([_guard_key(value) for value in values]))
+            recording = self.recordings.get(key)
+        if recording is not None and not recording.holds(values, self._reads.fixed):
             del self.recordings[key]
             recording = None
         if recording is None:
-            outputs, found = self._record(key, [Tensor(a) for a in arrays], values)
-        elif not recording.checked:
-            outputs, found = self._checked_replay(recording, arrays)
-            recording.checked = True
+            outputs, found = self._record(key, [Tensor(a) for a in arrays], values + self._reads.fixed)
+            fresh: Collection[int] = ()  # (the eager walk's gradients)
         else:
-            outputs, found = recording.replay(*arrays)
-        accumulate_grads(found)
+            if recording.checked:
+                outputs, found = recording.replay(*arrays)
+            else:
+                outputs, found = self._checked_replay(recording, arrays)
+                recording.checked = True
+            fresh = recording.fresh_leaves
+        accumulate_grads(found, fresh)
         loss = outputs[0].item()
         if self.safe:
             self.optimizer.safe_step(loss)
@@ -476,12 +506,28 @@ def _input_array(x: Any) -> np.ndarray:
     return _as_array(x)
 
 
-def _what_fn_reads(fn: Callable[..., Any]) -> list[Callable[[], Any]]:
-    """Readers of the values `fn` finds in its closure, its defaults and its module's globals, and,
-    through the functions among them (a bound method's object too), those of the functions it calls,
-    apart from tinygrad_lr's own. Found once; each reader gives the value as it is now (None when unbound).
+class _Reads:
+    """The values a step's `fn` reads from outside: its closure cells and the globals it names, read
+    anew at every call, and the values that cannot change (a bound method's object, defaults), kept.
+    `read()` gives them as a list: the changing ones first (None for a name not bound)."""
+
+    def __init__(self, cells: list[Any], names: list[tuple[dict[str, Any], str]], fixed: list[Any]):
+        self.cells, self.names, self.fixed = cells, names, fixed
+
+    def read(self) -> list[Any]:
+        try:
+            values = [cell.cell_contents for cell in self.cells]
+        except ValueError:  # a cell not bound yet
+            values = [_cell_value(cell) for cell in self.cells]
+        values += [namespace.get(name) for namespace, name in self.names]
+        return values
+
+
+def _what_fn_reads(fn: Callable[..., Any]) -> _Reads:
+    """What `fn` reads from outside (see `_Reads`): its closure, its defaults and the globals it names,
+    and, through the functions among them, those of the functions it calls, apart from tinygrad_lr's own.
     """
-    reads: list[Callable[[], Any]] = []
+    reads = _Reads([], [], [])
     seen: set[int] = set()
     pending: list[Any] = [fn]
     while pending:
@@ -490,25 +536,21 @@ def _what_fn_reads(fn: Callable[..., Any]) -> list[Callable[[], Any]]:
             continue
         seen.add(id(item))
         if isinstance(item, types.MethodType):
-            reads.append(functools.partial(getattr, item, "__self__"))
-            pending.append(item.__func__)
+            reads.fixed.append(item.__self__)
+            pending += [item.__self__, item.__func__]
         library = item is not fn and getattr(item, "__module__", "").startswith("tinygrad_lr")
         if not isinstance(item, types.FunctionType) or library:
             continue
-        for i, default in enumerate(item.__defaults__ or ()):
-            reads.append(functools.partial(_default_value, item, i))
-            pending.append(default)
+        reads.fixed += item.__defaults__ or ()
+        pending += item.__defaults__ or ()
         for cell in item.__closure__ or ():
-            reads.append(functools.partial(_cell_value, cell))
+            reads.cells.append(cell)
             pending.append(_cell_value(cell))
         for name in sorted(_global_names(item.__code__) & item.__globals__.keys()):
-            reads.append(functools.partial(item.__globals__.get, name))
-            pending.append(item.__globals__[name])
+            if not any(namespace is item.__globals__ and known == name for namespace, known in reads.names):
+                reads.names.append((item.__globals__, name))
+                pending.append(item.__globals__[name])
     return reads
-
-
-def _default_value(function: types.FunctionType, i: int) -> Any:
-    return function.__defaults__[i] if function.__defaults__ and i < len(function.__defaults__) else None
 
 
 def _cell_value(cell: Any) -> Any:
@@ -528,17 +570,14 @@ def _global_names(code: types.CodeType) -> set[str]:
 
 
 def _guard_key(value: Any) -> Any:
-    """What a recording assumes of a value fn reads: a number or a string by its value, anything else by
-    its identity (kept alive by the recording, so the id is not reused), and a dataclass (a settings
-    object such as fit's `Compiled`) also by the numbers it holds."""
-    if isinstance(value, _NUMBERS):
-        return (type(value), value)
-    if dataclasses.is_dataclass(value):
-        return id(value), tuple([(k, v) for k, v in vars(value).items() if isinstance(v, _NUMBERS)])
-    return id(value)
+    """What a recording assumes of a value fn reads, when some are not hashable: a number or a string by
+    its value, anything else by its identity (the recording keeps it alive, so the id is not reused).
+    Numbers held in an object's attributes are not looked at: fit's settings (`training.Compiled`) are
+    frozen for that reason."""
+    return value if type(value) in _BY_VALUE else ("id", id(value))
 
 
-_NUMBERS = (int, float, complex, str, bytes, np.number)
+_BY_VALUE = frozenset([int, float, complex, str, bytes, bool, type(None), np.float64, np.float32, np.int64])
 
 
 def _module_tensors(values: list[Any]) -> tuple[Tensor, ...]:

@@ -89,7 +89,7 @@ class Optimizer:
     }
 
     def __init__(self, params: Iterable[Tensor] | None, lr: float):
-        self._constants: dict[tuple, tuple[np.ndarray, ...]] = {}
+        self._constants: dict[np.dtype, tuple[tuple[float, ...], tuple[np.ndarray, ...]]] = {}
         self.lr = lr
         self.params: list[Tensor] = []
         self.bind([] if params is None else params)
@@ -143,16 +143,14 @@ class Optimizer:
 
         The result of `c * array` is the same as with the Python float (NumPy rounds that to the
         array's dtype too), but on the small arrays of a linear model it takes half the time. The
-        arrays are a cache keyed by the numbers they came from, so a changed hyperparameter gets
-        new ones at the next step (a schedule that tries many values keeps at most 64 sets).
+        arrays are a cache, one per dtype, kept while the numbers they came from are the same: a
+        changed hyperparameter gets new ones at the next step.
         """
-        key = (p.data.dtype, numbers)
-        constants = self._constants.get(key)
-        if constants is None:
-            if len(self._constants) >= 64:
-                self._constants.clear()
-            constants = self._constants[key] = tuple(np.asarray(number, dtype=p.dtype) for number in numbers)
-        return constants
+        dtype = p.data.dtype
+        cached = self._constants.get(dtype)
+        if cached is None or cached[0] != numbers:
+            cached = self._constants[dtype] = (numbers, tuple([np.asarray(number, dtype) for number in numbers]))
+        return cached[1]
 
     def update(self, p: Tensor, grad: np.ndarray, state: dict[str, Any]) -> None:
         """The rule: change p.data in place (and the state)."""
@@ -170,7 +168,7 @@ class Optimizer:
                 state = self.state[p]
                 state["step"] += 1
                 self.update(p, p.grad, state)
-        self.steps += 1
+        vars(self)["steps"] += 1  # (past __setattr__, whose checks are for the hyperparameters)
 
     def safe_step(self, loss: Tensor | float | None = None) -> None:
         """`step()`, guarded: nothing non-finite and nothing half-done is ever left in the parameters.

@@ -18,7 +18,7 @@ for a graph of its gradient is an error naming it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -516,12 +516,14 @@ def backpropagate(
     return found
 
 
-def accumulate_grads(found: list[tuple]) -> None:
+def accumulate_grads(found: list[tuple], fresh: Collection[int] = ()) -> None:
     """Add each (leaf, gradient) pair into `leaf.grad`, as PyTorch does; the first gradient is
-    copied (in the leaf's dtype), so that `.grad` is an array the leaf owns."""
+    copied (in the leaf's dtype), so that `.grad` is an array the leaf owns, unless the leaf's id is
+    among `fresh`: its gradient is then an array no one else holds, kept as it is when in that dtype."""
     for leaf, leaf_grad in found:
         if leaf.grad is None:
-            leaf.grad = leaf_grad.astype(leaf.data.dtype)
+            keep = id(leaf) in fresh and leaf_grad.dtype == leaf.data.dtype
+            leaf.grad = leaf_grad if keep else leaf_grad.astype(leaf.data.dtype)
         else:
             leaf.grad = leaf.grad + leaf_grad.astype(leaf.data.dtype, copy=False)
 

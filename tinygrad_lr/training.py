@@ -32,9 +32,11 @@ LOSSES: dict[str, Callable[[Tensor, Any], Tensor]] = {
 METRIC_NAMES = {"mse": "mse", "mean_squared_error": "mse", "mae": "mae", "mean_absolute_error": "mae"}
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class Compiled:
-    """What `compile` chose: the objective is `loss(pred, y) + l2 · Σ W²` over every Linear weight."""
+    """What `compile` chose: the objective is `loss(pred, y) + l2 · Σ W²` over every Linear weight.
+    Frozen: a captured step reads it (by identity), and what cannot change needs no guard (compile
+    again instead)."""
 
     loss: Callable[[Tensor, Any], Tensor]
     optimizer: optim.Optimizer
@@ -486,7 +488,7 @@ def _training_step(
         return captured_step, "captured", f"not from the moments: {moments.refusal}"
 
     def from_the_moments(xb: Any, yb: Any) -> tuple[float, dict[str, float]]:
-        if moments.serves(layer.weight, layer.bias) and compiled.l2 == moments.l2:
+        if moments.serves(layer.weight, layer.bias):
             result = moments(xb, yb)
             if result is not None:
                 return result
