@@ -727,3 +727,65 @@ def test_a_fn_that_takes_derivatives_itself_is_refused_at_recording():
         w.grad = None
         penalized(tl.Tensor(xb)).backward()
         assert np.isfinite(w.grad).all()
+
+
+def _recorded_count(step, calls):
+    """How many times `step` recorded its fn during `calls()` (each recording runs fn eagerly once)."""
+    before = {id(r) for r in step.recordings.values()}
+    calls()
+    return len([r for r in step.recordings.values() if id(r) not in before])
+
+
+def test_what_fn_reads_is_found_through_its_defaults_methods_and_the_functions_it_calls():
+    class Objective(tl.nn.Module):
+        def __init__(self):
+            self.layer = tl.nn.Linear(2, 1, seed=0, dtype=np.float64)
+
+        def loss(self, xb, yb):
+            return tl.losses.mse(self.layer(xb), yb) * SCALE
+
+    objective = Objective()
+    by_method = tl.capture_step(objective.loss, tl.optim.SGD(objective.parameters(), lr=0.1))
+    layer = tl.nn.Linear(2, 1, seed=0, dtype=np.float64)
+
+    def by_default(xb, yb, layer=layer):
+        return tl.losses.mse(layer(xb), yb)
+
+    by_default_step = tl.capture_step(by_default, tl.optim.SGD(layer.parameters(), lr=0.1))
+    reads = by_method._reads
+    assert objective in reads.fixed and ("SCALE" in [name for _, name in reads.names])
+    assert layer in by_default_step._reads.fixed
+    for step, owner in ((by_method, objective.layer), (by_default_step, layer)):
+        for _ in range(3):
+            step(*BATCHES[0])
+        # a weight replaced in the module the method belongs to, or in a default argument: recorded again
+        owner.weight = tl.Tensor(np.full((2, 1), 0.5), requires_grad=True)
+        assert _recorded_count(step, lambda step=step: step(*BATCHES[0])) == 1
+        assert _recorded_count(step, lambda step=step: step(*BATCHES[0])) == 0
+
+
+def test_each_global_is_read_once_and_tinygrad_lrs_own_functions_are_not_looked_into():
+    model = tl.nn.Linear(2, 1, seed=0, dtype=np.float64)
+
+    def inner(xb, yb):
+        return _scaled_loss(model, xb, yb)
+
+    step = tl.capture_step(lambda xb, yb: inner(xb, yb) + _scaled_loss(model, xb, yb), tl.optim.SGD(model.parameters()))
+    names = [name for _, name in step._reads.names]
+    assert sorted(names) == ["SCALE", "_scaled_loss", "tl"]  # (tl.losses.mse's own globals are not among them)
+    assert [cell.cell_contents for cell in step._reads.cells].count(model) == 2  # fn's cell, and inner's
+
+
+def test_an_unhashable_value_fn_reads_is_watched_by_identity():
+    model = tl.nn.Linear(2, 1, seed=0, dtype=np.float64)
+    weights = [model.weight]
+
+    def fn(xb, yb):
+        return tl.losses.mse(model(xb), yb) + tl.losses.l2_penalty(weights, 0.1)
+
+    step = tl.capture_step(fn, tl.optim.SGD(model.parameters(), lr=0.1))
+    assert _recorded_count(step, lambda: [step(*BATCHES[0]) for _ in range(3)]) == 1
+    assert not step._by_value  # the list cannot be a key: ids from here on
+    assert _recorded_count(step, lambda: step(*BATCHES[0])) == 0
+    weights = [model.weight]  # another list, the same contents: recorded again, as any other object
+    assert _recorded_count(step, lambda: step(*BATCHES[0])) == 1
