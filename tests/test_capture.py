@@ -789,3 +789,19 @@ def test_an_unhashable_value_fn_reads_is_watched_by_identity():
     assert _recorded_count(step, lambda: step(*BATCHES[0])) == 0
     weights = [model.weight]  # another list, the same contents: recorded again, as any other object
     assert _recorded_count(step, lambda: step(*BATCHES[0])) == 1
+
+
+def test_a_parameters_data_replaced_is_read_and_recorded_again_only_when_its_shape_or_dtype_changed():
+    (eager_fn, eager_opt, eager_model), (step, _, model) = _twins(lambda m: lambda xb, yb: tl.losses.mse(m(xb), yb))
+    for k in range(3):
+        assert step(*BATCHES[k]) == _eager_step(eager_fn, eager_opt, *BATCHES[k])
+    for m in (eager_model, model):  # the same shape and dtype: the recording still holds, and reads the new array
+        m.layers[0].weight.data = np.full((2, 1), 0.75)
+    assert _recorded_count(step, lambda: step(*BATCHES[0])) == 0
+    _eager_step(eager_fn, eager_opt, *BATCHES[0])
+    _assert_same(eager_model, model)
+    for m in (eager_model, model):  # another dtype: recorded again
+        m.layers[0].bias.data = m.layers[0].bias.data.astype(np.float32)
+    assert _recorded_count(step, lambda: step(*BATCHES[1])) == 1
+    _eager_step(eager_fn, eager_opt, *BATCHES[1])
+    _assert_same(eager_model, model)
