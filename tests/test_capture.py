@@ -643,6 +643,7 @@ def test_a_python_number_the_step_reads_is_read_at_every_call():
 
 
 SCALE = 1.0
+PENALTY = 0.1
 
 
 def _scaled_loss(model, xb, yb):
@@ -773,7 +774,7 @@ def test_each_global_is_read_once_and_tinygrad_lrs_own_functions_are_not_looked_
     step = tl.capture_step(lambda xb, yb: inner(xb, yb) + _scaled_loss(model, xb, yb), tl.optim.SGD(model.parameters()))
     names = [name for _, name in step._reads.names]
     assert sorted(names) == ["SCALE", "_scaled_loss", "tl"]  # (tl.losses.mse's own globals are not among them)
-    assert [cell.cell_contents for cell in step._reads.cells].count(model) == 2  # fn's cell, and inner's
+    assert [cell.cell_contents for cell in step._reads.cells].count(model) == 2  # the cell fn and inner share
 
 
 def test_an_unhashable_value_fn_reads_is_watched_by_identity():
@@ -805,3 +806,102 @@ def test_a_parameters_data_replaced_is_read_and_recorded_again_only_when_its_sha
     assert _recorded_count(step, lambda: step(*BATCHES[1])) == 1
     _eager_step(eager_fn, eager_opt, *BATCHES[1])
     _assert_same(eager_model, model)
+
+
+def test_once_keys_are_made_from_ids_numbers_are_still_compared_by_value():
+    model = tl.nn.Linear(2, 1, seed=0, dtype=np.float64)
+    weights = [model.weight]  # unhashable: the keys are made value by value from here on
+    l2 = 0.1
+
+    def fn(xb, yb):
+        return tl.losses.mse(model(xb), yb) + tl.losses.l2_penalty(weights, l2)
+
+    step = tl.capture_step(fn, tl.optim.SGD(model.parameters(), lr=0.1))
+    for text in ("0.1", "0.2") * 2:
+        l2 = float(text)  # a new float object each time
+        for _ in range(2):
+            step(*BATCHES[0])
+    assert not step._by_value and len(step.recordings) == 2  # one per value, reused when it comes back
+
+
+def test_a_closure_variable_not_bound_yet_is_read_as_none_and_its_binding_is_a_change():
+    model = tl.nn.Linear(2, 1, seed=0, dtype=np.float64)
+
+    def fn(xb, yb):
+        loss = tl.losses.mse(model(xb), yb)
+        return loss * scale if bound else loss
+
+    bound = False
+    step = tl.capture_step(fn, tl.optim.SGD(model.parameters(), lr=0.1))
+    assert _recorded_count(step, lambda: [step(*BATCHES[0]) for _ in range(3)]) == 1  # `scale`'s cell is empty
+    scale, bound = 2.0, True
+    assert _recorded_count(step, lambda: [step(*BATCHES[0]) for _ in range(3)]) == 1
+
+
+def _recursive_sum(terms):
+    """A helper that calls itself: what fn reads is walked once per function, however it is reached."""
+    return terms[0] if len(terms) == 1 else terms[0] + _recursive_sum(terms[1:])
+
+
+class _Scaled(tl.nn.Module):
+    def __init__(self, layer):
+        self.layer = layer
+
+    def loss(self, xb, yb):
+        return tl.losses.mse(self.layer(xb), yb) * SCALE
+
+
+def test_everything_fn_reads_is_found_once_through_shared_and_recursive_functions_and_methods():
+    layer = tl.nn.Linear(2, 1, seed=0, dtype=np.float64)
+    scaled_loss = _Scaled(layer).loss  # a bound method, reached through fn's closure
+
+    def penalty():  # reached twice: from fn and from twice
+        return tl.losses.l2_penalty([layer.weight], PENALTY)
+
+    def twice():
+        return penalty() + penalty()
+
+    def fn(xb, yb):
+        return _recursive_sum([scaled_loss(xb, yb), twice(), penalty(), _scaled_loss(layer, xb, yb)]) * tl.Tensor(1.0)
+
+    reads = tl.capture_step(fn, tl.optim.SGD(layer.parameters()))._reads
+    assert sorted(name for _, name in reads.names) == ["PENALTY", "SCALE", "_recursive_sum", "_scaled_loss", "tl"]
+    # each function's cells once: fn's (layer, penalty, scaled_loss, twice), twice's (penalty), penalty's (layer)
+    kinds = sorted(type(cell.cell_contents).__name__ for cell in reads.cells)
+    assert kinds == ["Linear", "Linear", "function", "function", "function", "method"]
+    assert [type(value).__name__ for value in reads.fixed] == ["_Scaled"]  # the method's object
+
+
+BOTTOM_NUMBER, HELPER_NUMBER = 2.0, 3.0
+
+
+def _helper():
+    return HELPER_NUMBER
+
+
+def _calling(function):
+    def caller():
+        return function()
+
+    return caller
+
+
+_calls_helper = _calling(_helper)  # reaches _helper again, through its closure
+_zz_bound = _Scaled(None).loss  # a bound method, read as a global
+
+
+def test_the_walk_goes_on_past_a_function_met_again_and_past_a_method():
+    def bottom():  # pushed first: walked last
+        return BOTTOM_NUMBER
+
+    def fn():
+        return bottom() + _helper() + _calls_helper()
+
+    def with_method():
+        return _helper() + _zz_bound
+
+    for walked, expected in (
+        (fn, ["BOTTOM_NUMBER", "HELPER_NUMBER", "_calls_helper", "_helper"]),
+        (with_method, ["HELPER_NUMBER", "SCALE", "_helper", "_zz_bound", "tl"]),
+    ):
+        assert sorted(name for _, name in tl.capture._what_fn_reads(walked).names) == expected
