@@ -905,3 +905,20 @@ def test_the_walk_goes_on_past_a_function_met_again_and_past_a_method():
         (with_method, ["HELPER_NUMBER", "SCALE", "_helper", "_zz_bound", "tl"]),
     ):
         assert sorted(name for _, name in tl.capture._what_fn_reads(walked).names) == expected
+
+
+def test_tinygrad_lrs_own_functions_are_read_but_not_walked_into():
+    model, mse = tl.nn.Linear(2, 1, seed=0, dtype=np.float64), tl.losses.mse
+
+    def fn(xb, yb):
+        return mse(model(xb), yb)
+
+    reads = tl.capture_step(fn, tl.optim.SGD(model.parameters()))._reads
+    assert reads.names == [] and sorted(map(id, (cell.cell_contents for cell in reads.cells))) == sorted(
+        [id(mse), id(model)]
+    )
+    exec_made = {}
+    exec("def made(xb, yb):\n    return mse(model(xb), yb)\n", {"mse": mse, "model": model}, exec_made)
+    made = exec_made["made"]
+    assert made.__module__ is None  # a function made by exec: no module, walked as any other
+    assert sorted(name for _, name in tl.capture._what_fn_reads(lambda xb, yb: made(xb, yb)).names) == ["model", "mse"]

@@ -538,7 +538,7 @@ def _what_fn_reads(fn: Callable[..., Any]) -> _Reads:
         if isinstance(item, types.MethodType):
             reads.fixed.append(item.__self__)
             pending += [item.__self__, item.__func__]
-        library = item is not fn and getattr(item, "__module__", "").startswith("tinygrad_lr")
+        library = item is not fn and (getattr(item, "__module__", None) or "").startswith("tinygrad_lr")
         if not isinstance(item, types.FunctionType) or library:
             continue
         reads.fixed += item.__defaults__ or ()
