@@ -69,6 +69,75 @@ def test_grad_with_respect_to_an_intermediate_tensor():
     np.testing.assert_allclose(g.data, 2 * hidden.data)
 
 
+def test_grad_outputs_may_be_a_tensor_and_with_create_graph_the_gradient_depends_on_it():
+    """vᵀJ for a Tensor v, as for an array; with create_graph it is connected to v as well (as torch's):
+    d/dv ⟨u, vᵀJ⟩ = J u, with J = diag(2x) for x²."""
+    x = tl.Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    v = tl.Tensor(np.array([3.0, -1.0]), requires_grad=True)
+    u = np.array([0.5, 4.0])
+    (plain,) = tl.autograd.grad(x * x, x, grad_outputs=v)
+    (vJ,) = tl.autograd.grad(x * x, x, grad_outputs=v, create_graph=True)
+    np.testing.assert_array_equal(plain.data, 2 * x.data * v.data)
+    np.testing.assert_array_equal(vJ.data, 2 * x.data * v.data)
+    np.testing.assert_array_equal(tl.autograd.grad((vJ * u).sum(), v)[0].data, 2 * x.data * u)
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_an_input_the_output_does_not_depend_on_gets_zeros_of_its_own_dtype(create_graph):
+    x = tl.Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    unused = tl.Tensor(np.array([5.0, 6.0], np.float32), requires_grad=True)
+    _, g = tl.autograd.grad((x * x).sum(), [x, unused], create_graph=create_graph)
+    assert g.dtype == np.float32
+    np.testing.assert_array_equal(g.data, [0.0, 0.0])
+
+
+class _NotesGradMode(tl.Function):
+    """The identity, noting in `modes` whether grad mode is on while its backward runs."""
+
+    differentiable_backward = True
+
+    def forward(self, x, modes):
+        self.modes = modes
+        return x.copy()
+
+    def backward(self, grad):
+        self.modes.append(tl.is_grad_enabled())
+        return grad
+
+
+def test_backward_runs_with_grad_mode_on_only_under_create_graph():
+    """As in PyTorch: without create_graph a backward runs in no_grad(), as backward() runs it (Tensor work
+    inside records no graph); with create_graph it records one, also when the call is inside no_grad()."""
+    x = tl.Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    modes = []
+    tl.autograd.grad(_NotesGradMode.apply(x, modes=modes).sum(), x)
+    _NotesGradMode.apply(x, modes=modes).sum().backward()
+    out = _NotesGradMode.apply(x, modes=modes).sum()
+    with tl.no_grad():
+        tl.autograd.grad(out, x, create_graph=True)
+    assert modes == [False, False, True]
+
+
+def _error_message(error_type, call):
+    """The message of the error of error_type that call() raises."""
+    with pytest.raises(error_type) as error:
+        call()
+    return str(error.value)
+
+
+def _leaf():
+    return tl.Tensor(np.array([1.0, 2.0]), requires_grad=True)
+
+
+def test_grad_names_the_argument_that_is_not_a_tensor():
+    assert _error_message(TypeError, lambda: tl.autograd.grad(2.0, _leaf())) == (
+        "grad: outputs must be a Tensor, got float"
+    )
+    assert _error_message(TypeError, lambda: tl.autograd.grad(_leaf().sum(), [_leaf(), np.ones(2)])) == (
+        "grad: inputs: item 1 is a ndarray, not a Tensor"
+    )
+
+
 # ----- jacobian, hessian, vjp, hvp: torch.autograd.functional's shapes -----
 
 
@@ -173,21 +242,21 @@ def _weights(shape):
     return np.random.default_rng(sum(shape) + len(shape)).normal(size=shape)
 
 
-def _jacobian(x, y, create_graph):
-    return tl.autograd.jacobian(_vector_fn, x, y, create_graph=create_graph)
+def _jacobian(x, y, **options):
+    return tl.autograd.jacobian(_vector_fn, x, y, **options)
 
 
-def _hessian(x, y, create_graph):
-    return tl.autograd.hessian(_scalar_fn, x, y, create_graph=create_graph)
+def _hessian(x, y, **options):
+    return tl.autograd.hessian(_scalar_fn, x, y, **options)
 
 
-def _vjp(x, y, create_graph):
-    return tl.autograd.vjp(_vector_fn, (x, y), _weights(np.shape(x)), create_graph=create_graph)
+def _vjp(x, y, **options):
+    return tl.autograd.vjp(_vector_fn, (x, y), _weights(np.shape(x)), **options)
 
 
-def _hvp(x, y, create_graph):
+def _hvp(x, y, **options):
     v = (_weights(np.shape(x)) + 1, _weights(np.shape(y)) - 1)
-    return tl.autograd.hvp(_scalar_fn, (x, y), v, create_graph=create_graph)
+    return tl.autograd.hvp(_scalar_fn, (x, y), v, **options)
 
 
 FUNCTIONAL = {"jacobian": _jacobian, "hessian": _hessian, "vjp": _vjp, "hvp": _hvp}
@@ -219,15 +288,16 @@ def test_functional_results_with_create_graph_differentiate_again_with_respect_t
     of the same sum without a graph: a third derivative for hessian and hvp, a second for jacobian and vjp."""
     a, b = data.draw(arrays(data.draw(small_shapes))), data.draw(arrays(data.draw(small_shapes)))
     x, y = tl.Tensor(a, requires_grad=True), tl.Tensor(b, requires_grad=True)
-    analytic = tl.autograd.grad(_weighted_sum(FUNCTIONAL[name](x, y, True)), [x, y])
-    without_graph = FUNCTIONAL[name](a, b, False)
+    analytic = tl.autograd.grad(_weighted_sum(FUNCTIONAL[name](x, y, create_graph=True)), [x, y])
+    without_graph = FUNCTIONAL[name](a, b, create_graph=False)
     assert not any(t.requires_grad for t in _tensors_in(without_graph))  # cut from the graph, as before
     eps, points = 1e-6, [a, b]
     for i, gradient in enumerate(analytic):
         numerical = np.zeros(points[i].size)
         for k in range(points[i].size):
             plus, minus = (
-                _weighted_sum(FUNCTIONAL[name](*_moved(points, i, k, delta), False)) for delta in (eps, -eps)
+                _weighted_sum(FUNCTIONAL[name](*_moved(points, i, k, delta), create_graph=False))
+                for delta in (eps, -eps)
             )
             numerical[k] = (plus.item() - minus.item()) / (2 * eps)
         np.testing.assert_allclose(gradient.data.ravel(), numerical, rtol=1e-5, atol=1e-6)
@@ -277,6 +347,114 @@ def test_functional_derivatives_are_taken_inside_no_grad_too(create_graph):
     np.testing.assert_array_equal(Hv.data, 6 * a)
 
 
+@pytest.mark.parametrize("name", sorted(FUNCTIONAL))
+def test_functional_results_are_cut_from_the_graph_unless_create_graph_is_asked_for(name):
+    """create_graph defaults to False, as in torch.autograd.functional: even at inputs that require grad."""
+    x = tl.Tensor(np.array([0.5, -1.0]), requires_grad=True)
+    y = tl.Tensor(np.array([2.0, 0.3, 1.0]), requires_grad=True)
+    assert not any(t.requires_grad for t in _tensors_in(FUNCTIONAL[name](x, y)))
+    assert all(t.requires_grad for t in _tensors_in(FUNCTIONAL[name](x, y, create_graph=True)))
+
+
+@pytest.mark.parametrize(
+    "point, dtype",
+    [
+        ([1, 2], np.float64),
+        (np.array([1.0, 2.0], np.float32), np.float32),
+        (tl.Tensor(np.array([1.0, 2.0], np.float32)), np.float32),
+    ],
+    ids=["list of ints", "float32 array", "float32 Tensor without requires_grad"],
+)
+def test_a_point_given_as_a_list_is_float64_and_a_floating_array_or_tensor_keeps_its_dtype(point, dtype):
+    J = tl.autograd.jacobian(lambda x: x * x, point)
+    assert J.dtype == dtype
+    np.testing.assert_array_equal(J.data, np.diag([2.0, 4.0]))
+
+
+def _cube_sum(x):
+    return (x * x * x).sum()
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_hvp_takes_v_as_a_list_too(create_graph):
+    _, Hv = tl.autograd.hvp(_cube_sum, np.array([1.0, 2.0]), [1.0, -1.0], create_graph=create_graph)
+    np.testing.assert_array_equal(Hv.data, [6.0, -12.0])  # diag(6x) v
+
+
+def test_vjp_at_several_inputs_gives_one_product_per_input():
+    a, b, v = np.array([1.0, 2.0]), np.array([3.0, -1.0]), np.array([0.5, 2.0])
+    _, products = tl.autograd.vjp(lambda x, y: x * y, (a, b), v)
+    assert len(products) == 2
+    np.testing.assert_array_equal(products[0].data, v * b)
+    np.testing.assert_array_equal(products[1].data, v * a)
+
+
+def test_hvp_at_several_inputs_is_the_hessian_blocks_times_v():
+    """H·v over inputs (x, y): (Hxx u + Hxy w, Hyx u + Hyy w), the cross blocks included."""
+    a, b = np.array([0.5, -1.0]), np.array([2.0, 0.3, 1.0])
+    u, w = _weights(a.shape), _weights(b.shape)
+    (Hxx, Hxy), (Hyx, Hyy) = tl.autograd.hessian(_scalar_fn, a, b)
+    _, (Hu, Hw) = tl.autograd.hvp(_scalar_fn, (a, b), (u, w))
+    np.testing.assert_allclose(Hu.data, Hxx.data @ u + Hxy.data @ w, rtol=1e-12)
+    np.testing.assert_allclose(Hw.data, Hyx.data @ u + Hyy.data @ w, rtol=1e-12)
+
+
+def test_jacobian_of_an_empty_output_is_an_empty_block_in_the_inputs_dtype():
+    empty_columns = tl.Tensor(np.ones((1, 0), np.float32))
+    J = tl.autograd.jacobian(lambda x: x.reshape(2, 1) * empty_columns, np.array([1.0, 2.0], np.float32))
+    assert J.shape == (2, 0, 2) and J.dtype == np.float32
+
+
+FUNCTIONAL_ERRORS = {
+    "jacobian: fn returns a float among its outputs": (
+        TypeError,
+        lambda: tl.autograd.jacobian(lambda x: (x, 3.0), np.ones(2)),
+        "jacobian: the outputs of fn: item 1 is a float, not a Tensor",
+    ),
+    "hessian: fn returns a vector": (
+        RuntimeError,
+        lambda: tl.autograd.hessian(lambda x: x * 2, np.ones(2)),
+        "hessian: fn must return a single-element Tensor",
+    ),
+    "hessian: fn returns a float": (
+        RuntimeError,
+        lambda: tl.autograd.hessian(lambda x: 3.0, np.ones(2)),
+        "hessian: fn must return a single-element Tensor",
+    ),
+    "vjp: fn returns a float": (
+        TypeError,
+        lambda: tl.autograd.vjp(lambda x: 3.0, np.ones(2)),
+        "vjp: fn must return a Tensor, got float",
+    ),
+    "hvp: fn returns a vector": (
+        RuntimeError,
+        lambda: tl.autograd.hvp(lambda x: x * 2, np.ones(2), np.ones(2)),
+        "hvp: fn must return a single-element Tensor",
+    ),
+    "hvp: fn returns a float": (
+        RuntimeError,
+        lambda: tl.autograd.hvp(lambda x: 3.0, np.ones(2), np.ones(2)),
+        "hvp: fn must return a single-element Tensor",
+    ),
+    "hvp: fewer vectors than inputs": (
+        ValueError,
+        lambda: tl.autograd.hvp(lambda x, y: (x * y).sum(), (np.ones(2), np.ones(2)), (np.ones(2),)),
+        "hvp: 2 inputs but 1 vectors v",
+    ),
+    "hvp: v of another shape": (
+        ValueError,
+        lambda: tl.autograd.hvp(_cube_sum, np.ones(2), np.ones(3)),
+        "hvp: v has shape (3,) but its input has shape (2,)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FUNCTIONAL_ERRORS))
+def test_functional_errors_say_what_fn_or_v_should_have_been(case):
+    error_type, call, message = FUNCTIONAL_ERRORS[case]
+    assert _error_message(error_type, call) == message
+
+
 # ----- a gradient has its input's dtype, with or without a graph -----
 
 
@@ -316,6 +494,51 @@ def test_jacobian_and_hessian_blocks_have_the_dtype_of_the_input_they_differenti
     )
     assert H32.dtype == np.float32
     np.testing.assert_allclose(H32.data, 2 * np.outer([2.0, 3.0], [2.0, 3.0]), rtol=1e-6)
+
+
+# float32 points and float64 weights: their products round differently in float32 and in float64
+POINTS32 = np.linspace(-1.3, 1.7, 5).astype(np.float32)
+WEIGHTS64 = 1 / np.arange(3.0, 8.0)
+
+
+def _tanh_times_x(x):
+    return x.tanh() * x
+
+
+def _sum_of_tanh_times_x(x):
+    return _tanh_times_x(x).sum()
+
+
+@pytest.mark.parametrize("grad_outputs", [None, WEIGHTS64], ids=["ones", "float64 grad_outputs"])
+def test_grad_takes_its_seed_in_the_outputs_dtype_as_backward_does(grad_outputs):
+    """The ones, or a float64 grad_outputs, enter in the float32 output's dtype: backward()'s gradient, bit for bit."""
+    x = tl.Tensor(POINTS32, requires_grad=True)
+    out = _tanh_times_x(x) if grad_outputs is not None else _sum_of_tanh_times_x(x)
+    (g,) = tl.autograd.grad(out, x, grad_outputs)
+    out.backward(grad_outputs)
+    assert g.dtype == np.float32
+    np.testing.assert_array_equal(g.data, x.grad)
+
+
+def test_create_graph_changes_no_gradient_value():
+    """With a graph or without, the same numbers, bit for bit: here of a float64 penalty on float32 and
+    float64 weights, whose float32 gradient a float64 seed must reach in float64."""
+    x = tl.Tensor(POINTS32, requires_grad=True)
+    y = tl.Tensor(WEIGHTS64, requires_grad=True)
+    penalty = tl.losses.l2_penalty([y, x], 0.1)
+    plain = tl.autograd.grad(penalty, [y, x])
+    with_graph = tl.autograd.grad(penalty, [y, x], create_graph=True)
+    assert [g.dtype for g in with_graph] == [np.float64, np.float32]
+    for expected, g in zip(plain, with_graph):
+        np.testing.assert_array_equal(g.data, expected.data)
+
+
+def test_hvp_takes_v_in_its_inputs_dtype():
+    """A float64 v at a float32 point gives the product with v rounded to float32, bit for bit."""
+    _, Hv = tl.autograd.hvp(_sum_of_tanh_times_x, POINTS32, WEIGHTS64)
+    _, Hv32 = tl.autograd.hvp(_sum_of_tanh_times_x, POINTS32, WEIGHTS64.astype(np.float32))
+    assert Hv.dtype == np.float32
+    np.testing.assert_array_equal(Hv.data, Hv32.data)
 
 
 # ----- your own op, once or twice differentiable -----
@@ -417,3 +640,20 @@ def test_newton_needs_a_closure_and_checks_damping():
     opt = tl.optim.Newton([p], lr=0.5, damping=1.0)
     opt.step(lambda: (p * p).sum())  # H = 2, g = 2: p ← 1 - 0.5·2/(2 + 1)
     np.testing.assert_allclose(p.data, [1 - 0.5 * 2 / 3])
+
+
+@pytest.mark.parametrize(
+    ("name", "call"),
+    [
+        ("jacobian", lambda x: tl.autograd.jacobian(lambda a: a * 2, x)),
+        ("hessian", lambda x: tl.autograd.hessian(lambda a: (a * a).sum(), x)),
+        ("vjp", lambda x: tl.autograd.vjp(lambda a: (a * a).sum(), x)),
+        ("hvp", lambda x: tl.autograd.hvp(lambda a: (a * a).sum(), x, np.ones(2))),
+    ],
+)
+def test_an_integer_point_is_refused_as_pytorch_refuses_it(name, call):
+    # (it was silently made float32: a large int64 lost its digits)
+    for x in (np.array([1, 2]), tl.Tensor(np.array([1, 2]), dtype=np.int64)):
+        with pytest.raises(TypeError) as error:
+            call(x)
+        assert str(error.value) == f"{name}: input 0 must hold floating-point numbers, got int64"

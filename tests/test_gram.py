@@ -1,6 +1,7 @@
 """Full-batch fit from the data's moments (gram.py): the eager iterates up to rounding, used only where it applies."""
 
 import contextlib
+import warnings
 
 import numpy as np
 import pytest
@@ -20,6 +21,18 @@ def _data(n=N, d=3, k=1, noise=0.1, dtype=np.float64, seed=0):
     X = rng.normal(size=(n, d)) + 1.0
     Y = X @ rng.normal(size=(d, k)) * 5 + 20 + noise * rng.normal(size=(n, k))
     return X.astype(dtype), Y.astype(dtype)
+
+
+def _root_mean_squares(a):
+    return np.sqrt(np.mean(a.astype(np.float64) ** 2, axis=0))
+
+
+def _gram_step(X, Y, bias=True, make_optimizer=lambda params: tl.optim.SGD(params, lr=1e-3), **kwargs):
+    """(step, weight, bias): a GramStep on (X, Y) for a zero weight (and bias) of the data's dtype."""
+    weight = tl.Tensor(np.zeros((X.shape[1], Y.shape[1]), X.dtype), requires_grad=True)
+    b = tl.Tensor(np.zeros(Y.shape[1], X.dtype), requires_grad=True) if bias else None
+    params = [weight] + ([b] if bias else [])
+    return gram.GramStep(X, Y, weight, b, 0.0, make_optimizer(params), **kwargs), weight, b
 
 
 def _fit_both(X, Y, bias=True, optimizer=lambda: tl.optim.SGD(lr=0.1), l2=0.0, **fit_kwargs):
@@ -142,15 +155,25 @@ def test_pays_off_weighs_the_pass_against_the_steps(n, d, epochs, pays):
     assert gram.pays_off(n, d, epochs) is pays
     assert not gram.pays_off(gram.MIN_ROWS - 1, d, 10**6)
     assert gram.pays_off(gram.MIN_ROWS, 1, 2)  # the edges: MIN_ROWS rows, epochs just above (d + 1)/2
+    assert gram.pays_off(gram.MIN_ROWS, 2, 2)
     assert not gram.pays_off(gram.MIN_ROWS, 3, 2)
 
 
+def test_the_rows_are_read_a_block_at_a_time_in_float64():
+    X, Y = _data(n=2 * gram._BLOCK_ROWS + 5, k=2, dtype=np.float32)
+    blocks = list(gram._blocks(X, Y))
+    assert [(len(rows), len(targets)) for rows, targets in blocks] == [(gram._BLOCK_ROWS,) * 2] * 2 + [(5, 5)]
+    assert all(rows.dtype == targets.dtype == np.float64 for rows, targets in blocks)
+    np.testing.assert_array_equal(np.vstack([rows for rows, _ in blocks]), X.astype(np.float64))
+    np.testing.assert_array_equal(np.vstack([targets for _, targets in blocks]), Y.astype(np.float64))
+
+
 @pytest.mark.parametrize("bias", [True, False])
-def test_the_moments_are_summed_in_float64_from_float32_rows(bias):
-    X, Y = _data(n=3 * 2**15 + 7, k=2, dtype=np.float32)  # several blocks, the last one short
-    weight = tl.Tensor(np.zeros((3, 2), np.float32), requires_grad=True)
-    b = tl.Tensor(np.zeros(2, np.float32), requires_grad=True) if bias else None
-    step = gram.GramStep(X, Y, weight, b, 0.0, tl.optim.SGD([weight] + ([b] if bias else [])))
+def test_the_moments_of_blocks_with_different_means_are_those_of_all_the_rows_in_float64(bias):
+    X, Y = _data(n=3 * gram._BLOCK_ROWS + 7, k=2, dtype=np.float32)  # several blocks, the last one short
+    drift = np.linspace(0.0, 8.0, len(X), dtype=np.float32)[:, None]  # each block's means its own
+    X, Y = X + drift * np.float32([1, -2, 3]), Y - drift * np.float32([3, 1])
+    step, _, _ = _gram_step(X, Y, bias=bias)
     X64, Y64 = X.astype(np.float64), Y.astype(np.float64)
     m = step.moments
     assert m.n == len(X) and m.sxx.dtype == np.float64
@@ -159,6 +182,9 @@ def test_the_moments_are_summed_in_float64_from_float32_rows(bias):
     Xc, Yc = X64 - X64.mean(axis=0), Y64 - Y64.mean(axis=0)
     np.testing.assert_allclose(m.sxx, Xc.T @ Xc, rtol=1e-12)
     np.testing.assert_allclose(m.sxy, Xc.T @ Yc, rtol=1e-12)
+    np.testing.assert_allclose(m.syy, np.sum(Yc**2, axis=0), rtol=1e-12)
+    for got, rows in zip(m.root_mean_squares(), (X64, Y64)):
+        np.testing.assert_allclose(got, _root_mean_squares(rows), rtol=1e-12)
     np.testing.assert_allclose(step.gram, Xc.T @ Xc if bias else X64.T @ X64, rtol=1e-12)
     A = np.hstack([X64, np.ones((len(X), 1))]) if bias else X64
     optimum = np.linalg.lstsq(A, Y64, rcond=None)[0]
@@ -171,15 +197,13 @@ def test_the_moments_are_summed_in_float64_from_float32_rows(bias):
 def test_the_loss_and_gradient_are_exact_around_any_point_not_only_the_optimum(bias):
     """The step writes the squared error around W*, with a term for W* being off: it stays exact when it is."""
     X, Y = _data(n=2000, k=2)
-    weight = tl.Tensor(np.zeros((3, 2)), requires_grad=True)
-    b = tl.Tensor(np.zeros(2), requires_grad=True) if bias else None
-    params = [weight] + ([b] if bias else [])
-    step = gram.GramStep(X, Y, weight, b, 0.0, tl.optim.SGD(params, lr=1e-3), metrics=["mse"])
+    step, weight, b = _gram_step(X, Y, bias=bias, metrics=["mse"])
     A = np.hstack([X, np.ones((len(X), 1))]) if bias else X
     # move the expansion point off the optimum, and its two terms with it
     Xc, Yc = (X - X.mean(axis=0), Y - Y.mean(axis=0)) if bias else (X, Y)
+    G, C = Xc.T @ Xc, Xc.T @ Yc
     step.optimum = step.optimum + np.random.default_rng(1).normal(size=step.optimum.shape)
-    step.optimum_gradient = step.gram @ step.optimum - Xc.T @ Yc
+    step.optimum_gradient = G @ step.optimum - C
     step.optimum_residual = float(np.sum((Xc @ step.optimum - Yc) ** 2))
     rng = np.random.default_rng(2)
     for _ in range(3):
@@ -188,6 +212,21 @@ def test_the_loss_and_gradient_are_exact_around_any_point_not_only_the_optimum(b
             b.data[...] = rng.normal(size=2)
         theta = np.vstack([weight.data, b.data[None, :]]) if bias else weight.data.copy()
         residual = A @ theta - Y
+        squared_error, half_gradient, e, sizes = step._at(weight.data.copy(), b.data.copy() if bias else None)
+        assert squared_error == pytest.approx(float(np.sum(residual**2)), rel=1e-12)
+        np.testing.assert_allclose(half_gradient, X.T @ residual, rtol=1e-10)
+        # the sizes of the terms summed: |δ|·|G|·|δ|, 2|⟨δ, GW* - C⟩|, and 2n|e|·(|b| + |x̄|·|W| + |ȳ|) with a bias
+        delta = np.abs(weight.data - step.optimum)
+        expected_sizes = float(np.vdot(delta, np.abs(G) @ delta)) + 2 * abs(
+            float(np.vdot(weight.data - step.optimum, step.optimum_gradient))
+        )
+        if bias:
+            np.testing.assert_allclose(e, residual.mean(axis=0), rtol=1e-10)  # e is the mean residual
+            parts = np.abs(b.data) + np.abs(X.mean(axis=0)) @ np.abs(weight.data) + np.abs(Y.mean(axis=0))
+            expected_sizes += 2 * len(X) * float(np.vdot(np.abs(e), parts))
+        else:
+            assert e is None
+        assert sizes == pytest.approx(expected_sizes, rel=1e-12)
         loss, metrics = step()
         assert loss == pytest.approx(float(np.mean(residual**2)), rel=1e-12)
         assert metrics == {"mse": loss}
@@ -203,3 +242,134 @@ def test_gradients_take_the_parameters_dtype():
     b = tl.Tensor(np.zeros(1, np.float32), requires_grad=True)
     gram.GramStep(X, Y, weight, b, 0.1, tl.optim.SGD([weight, b], lr=1e-6))()
     assert weight.grad.dtype == b.grad.dtype == np.float32
+
+
+def test_the_moments_serve_only_the_same_weight_and_bias_each_still_trained():
+    X, Y = _data(n=100)
+    step, weight, b = _gram_step(X, Y)
+    assert step.serves(weight, b)
+    assert not step.serves(tl.Tensor(weight.data, requires_grad=True), b)  # a replaced weight
+    assert not step.serves(weight, tl.Tensor(b.data, requires_grad=True))  # a replaced bias
+    assert not step.serves(weight, None)
+    for frozen in (weight, b):
+        frozen.requires_grad = False
+        assert not step.serves(weight, b)
+        frozen.requires_grad = True
+    no_bias, weight, _ = _gram_step(X, Y, bias=False)
+    assert no_bias.serves(weight, None)
+    assert not no_bias.serves(weight, b)
+
+
+_EPS = np.finfo(np.float64).eps
+
+
+def _eager_refusal(row, residual):
+    """What the rounding check says when rounding rows of size `row` moves residuals of RMS `residual` too far."""
+    return (
+        f"the rows' values reach {row:.3g} where the fit leaves residuals of {residual:.3g}: rounding each row, as "
+        f"an eager step does, moves the loss by ~{2 * _EPS * row / residual:.1e} (relative), more than the moments "
+        "may differ (1e-10)"
+    )
+
+
+def _step_at_a_point(bias):
+    """(step, weight, bias, row) on small data: weight and bias a point to check, row the largest size
+    |x|·|W| + |y| + |b| of a row's terms (root mean squares of the columns)."""
+    rng = np.random.default_rng(3)
+    X, Y = rng.normal(size=(500, 3)), rng.normal(size=(500, 2)) + 0.5
+    step, _, _ = _gram_step(X, Y, bias=bias)
+    weight, b = rng.normal(size=(3, 2)) / 2, np.array([1.5, -2.0]) if bias else None
+    row = _root_mean_squares(X) @ np.abs(weight) + _root_mean_squares(Y) + (np.abs(b) if bias else 0)
+    return step, weight, b, float(row.max())
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_the_rounding_check_refuses_the_eager_rounding_only_above_the_bound(bias):
+    step, weight, b, row = _step_at_a_point(bias)
+    for ratio in (0.9, 1.1):  # the eager rounding, 2·eps·row / the RMS residual, at this ratio to the bound
+        residual = 2 * _EPS * row / (ratio * gram.ROUNDING_BOUND)
+        refusal = step._rounding(weight, b, residual**2 * step.count, 0.0)
+        assert refusal == (_eager_refusal(row, residual) if ratio > 1 else None)
+
+
+def test_the_rounding_check_refuses_the_moments_rounding_only_above_the_bound():
+    step, weight, b, _ = _step_at_a_point(bias=True)
+    # 4·eps·sizes / the squared error, exactly the bound (powers of two apart), then twice it
+    sizes = gram.ROUNDING_BOUND / (4 * _EPS) * 4.0
+    assert 4 * _EPS * sizes / 4.0 == gram.ROUNDING_BOUND
+    assert step._rounding(weight, b, 4.0, sizes) is None
+    assert step._rounding(weight, b, 4.0, 2 * sizes) == (
+        "the loss from the moments would be summed from terms 2.25e+05 times its size (rounding ~2.0e-10, relative, "
+        "more than 1e-10)"
+    )
+
+
+def test_the_rounding_check_reports_the_larger_rounding():
+    step, weight, b, row = _step_at_a_point(bias=True)
+    for eager in (1.1, 3.0):  # against the moments' rounding at twice the bound
+        residual = 2 * _EPS * row / (eager * gram.ROUNDING_BOUND)
+        squared_error = residual**2 * step.count
+        sizes = 2 * gram.ROUNDING_BOUND * squared_error / (4 * _EPS)
+        refusal = step._rounding(weight, b, squared_error, sizes)
+        assert refusal.startswith("the rows' values reach " if eager > 2 else "the loss from the moments would be ")
+
+
+def test_a_fit_that_leaves_no_residual_is_refused_and_warns_of_nothing():
+    """All-zero targets: W* = 0, b* = 0, and no residual to measure either rounding against (not even one
+    rounded below zero)."""
+    X, Y = np.random.default_rng(4).normal(size=(500, 3)), np.zeros((500, 2))
+    nothing = (
+        "the rows' values reach 0 where the fit leaves residuals of 0: rounding each row, as an eager step does, "
+        "moves the loss by ~inf (relative), more than the moments may differ (1e-10)"
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        step, weight, b = _gram_step(X, Y)
+        assert step.refusal == nothing
+        assert step._rounding(weight.data, b.data, -1e-30, 0.0) == nothing
+        assert step() is None
+    assert step.refusal == "at step 1: " + nothing
+
+
+def _far_offset_data(noise):
+    """Rows x ≈ 1000 (one feature) and y ≈ x - 1000: the bias the fit needs is as large as the rows' values."""
+    rng = np.random.default_rng(5)
+    X = 1000 + rng.normal(size=(4000, 1))
+    return X, X - 1000 + noise * rng.normal(size=(4000, 1))
+
+
+def test_a_row_is_sized_with_the_bias_and_a_refusal_at_a_step_changes_nothing():
+    X, Y = _far_offset_data(noise=6e-3)
+    A = np.hstack([X, np.ones((len(X), 1))])
+    optimum = np.linalg.lstsq(A, Y, rcond=None)[0]
+    residual = float(np.sqrt(np.mean((A @ optimum - Y) ** 2)))
+    (w, bias), (x_size,), (y_size,) = optimum[:, 0], _root_mean_squares(X), _root_mean_squares(Y)
+    row_without_bias = x_size * abs(w) + y_size
+    row = row_without_bias + abs(bias)
+    assert 2 * _EPS * row_without_bias / residual <= gram.ROUNDING_BOUND < 2 * _EPS * row / residual  # the bias decides
+    step, weight, b = _gram_step(X, Y, make_optimizer=lambda params: tl.optim.Adam(params, lr=0.1))
+    assert step.refusal == _eager_refusal(row, residual)
+    weight.data[...], b.data[...] = optimum[:1], optimum[1]
+    assert step() is None
+    assert step.refusal.startswith("at step 1: the rows' values reach ")
+    assert step.optimizer.steps == 0
+    np.testing.assert_array_equal(weight.data, optimum[:1])
+    np.testing.assert_array_equal(b.data, optimum[1])
+
+
+def test_a_step_that_ends_where_the_moments_refuse_is_taken_back():
+    """From W = 0 Adam's first step moves W by about lr: to W*, where residuals of 1e-9 against rows of ~5
+    make the eager rounding ~1e-6 of the loss."""
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(4000, 1)) + 1
+    Y = 2 * X + 1e-9 * rng.normal(size=(4000, 1))
+    optimum = float(np.linalg.lstsq(X, Y, rcond=None)[0][0, 0])
+    step, weight, _ = _gram_step(X, Y, bias=False, make_optimizer=lambda params: tl.optim.Adam(params, lr=optimum))
+    state = dict(step.optimizer.state[weight])
+    assert step() is None
+    assert step.refusal.startswith("after step 1: the rows' values reach ")
+    assert step.optimizer.steps == 0
+    np.testing.assert_array_equal(weight.data, 0.0)
+    assert step.optimizer.state[weight].keys() == state.keys()
+    for key, value in state.items():
+        np.testing.assert_array_equal(step.optimizer.state[weight][key], value)

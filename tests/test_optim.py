@@ -225,6 +225,48 @@ def test_parameters_of_different_dtypes_are_updated_each_by_the_rule():
     np.testing.assert_allclose(b.data, _adam_reference_steps([-1.0, -1.0]), rtol=1e-12)
 
 
+class _KeepsTheStart(tl.optim.Optimizer):
+    """State a class between a rule and Optimizer adds: the parameter's value before its first step."""
+
+    def init_state(self, p):
+        return {**super().init_state(p), "start": p.data.copy()}
+
+
+@pytest.mark.parametrize(
+    ("rule", "buffers"), [(tl.optim.Adam, ["m", "v"]), (tl.optim.RMSprop, ["square_avg"])], ids=["Adam", "RMSprop"]
+)
+def test_a_rules_state_starts_as_zero_buffers_like_the_parameter_over_the_state_of_the_classes_it_extends(
+    rule, buffers
+):
+    """Each init_state passes the parameter on (super().init_state(p)), so the state of a class after the rule
+    in the MRO is kept; the rule's buffers are zeros of the parameter's shape and dtype before any step."""
+
+    class Composed(rule, _KeepsTheStart):
+        pass
+
+    p = tl.Tensor(np.arange(6.0, dtype=np.float32).reshape(2, 3), requires_grad=True)
+    state = Composed([p]).state[p]
+    assert sorted(state) == sorted(["step", "start", *buffers])
+    assert state["step"] == 0
+    np.testing.assert_array_equal(state["start"], p.data)
+    for name in buffers:
+        assert state[name].shape == p.shape and state[name].dtype == p.dtype
+        np.testing.assert_array_equal(state[name], np.zeros((2, 3)))
+
+
+def test_steps_counts_every_step_and_safe_step_names_the_next_one():
+    p = tl.Tensor(np.array([1.0]), requires_grad=True)
+    opt = tl.optim.SGD([p], lr=0.1)
+    for done in (1, 2, 3):
+        opt.zero_grad()
+        (p * p).sum().backward()
+        opt.step()
+        assert opt.steps == done
+    with pytest.raises(tl.TrainingDivergedError) as error:
+        opt.safe_step(float("nan"))
+    assert error.value.step == 4
+
+
 def test_state_is_kept_per_parameter_in_its_shape():
     model = tl.nn.Linear(3, 2, seed=0)
     opt = tl.optim.Adam(model.parameters(), lr=0.1)
@@ -406,6 +448,8 @@ def test_a_rules_constants_are_in_each_parameters_dtype_and_follow_their_hyperpa
         # 1 - beta is taken in double precision, then rounded once (as a Python float in an op would be)
         np.testing.assert_array_equal(constants, np.array([0.8, 1 - 0.8, 1e-3], dtype=p.dtype))
         assert opt.in_dtype_of(p, 0.8, 1 - 0.8, 1e-3) is constants  # kept, while the numbers are the same
+        nearby = 0.8 + 1e-12  # another number, though the same float32: the numbers decide, not their rounding
+        assert opt.in_dtype_of(p, nearby, 1 - nearby, 1e-3) is not constants
         assert opt.in_dtype_of(p, 0.7, 1 - 0.7, 1e-3)[0] == np.asarray(0.7, p.dtype)
     for value in range(100):  # a schedule of many values keeps a bounded cache
         opt.in_dtype_of(half, value / 100)

@@ -95,16 +95,15 @@ def _points(what: str, inputs: Sequence[Any], create_graph: bool) -> list[Tensor
     op: call this with grad mode on."""
     points = []
     for i, x in enumerate(inputs):
+        data = x.data if isinstance(x, Tensor) else x
+        if not isinstance(data, np.ndarray):
+            data = np.asarray(data, dtype=np.float64)  # numbers and lists: float64
+        if data.dtype.kind != "f":  # (as PyTorch: only floating tensors can require grad)
+            raise TypeError(f"{what}: input {i} must hold floating-point numbers, got {data.dtype}")
         if create_graph and isinstance(x, Tensor) and x.requires_grad:
-            point = x.reshape(x.shape)
+            points.append(x.reshape(x.shape))
         else:
-            data = x.data if isinstance(x, Tensor) else x
-            if not isinstance(x, Tensor) and not isinstance(data, np.ndarray):
-                data = np.asarray(data, dtype=np.float64)
-            point = Tensor(np.array(data), requires_grad=True)
-        if point.dtype.kind != "f":
-            raise TypeError(f"{what}: input {i} must hold floating-point numbers, got {point.dtype}")
-        points.append(point)
+            points.append(Tensor(np.array(data), requires_grad=True))
     return points
 
 
@@ -168,7 +167,8 @@ def hessian(fn: Callable[..., Any], *inputs: Any, create_graph: bool = False) ->
             raise RuntimeError("hessian: fn must return a single-element Tensor")
         return grad(out, list(xs), create_graph=True)
 
-    blocks = jacobian(gradient, *inputs, create_graph=create_graph)
+    with _recording():  # as torch.autograd.functional, also inside no_grad()
+        blocks = _jacobian(gradient, _points("hessian", inputs, create_graph), create_graph)
     return blocks[0] if len(inputs) == 1 else blocks
 
 
