@@ -97,7 +97,9 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
     def fit(self, X: Any, y: Any) -> LinearRegressor:
         """Train on X: (n, d) and y: (n,) or (n, k), starting from zero weights; returns self."""
         _check_pandas("LinearRegressor.fit", X=X, y=y)
-        X, y = validate_data(self, X, y, dtype=np.float64, multi_output=True, y_numeric=True)
+        # row-major, as any array a caller passes (a frame's values come column-major): the same data give the
+        # same products, to the bit, whatever their memory order
+        X, y = validate_data(self, X, y, dtype=np.float64, order="C", multi_output=True, y_numeric=True)
         optimizer, callbacks = self._training_setup()
         targets = y.reshape(len(y), -1)
         model = Sequential([Linear(X.shape[1], targets.shape[1], dtype=np.float64)])
@@ -132,7 +134,7 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
         """Predictions for X: (n, d): (n,) when fitted on a 1-D y, (n, k) on a 2-D y."""
         check_is_fitted(self)
         _check_pandas("LinearRegressor.predict", X=X)
-        X = validate_data(self, X, dtype=np.float64, reset=False)
+        X = validate_data(self, X, dtype=np.float64, order="C", reset=False)
         return X @ self.coef_.T + self.intercept_
 
     def _training_setup(self) -> tuple[optim.Optimizer, list[GradientNormStop | EarlyStopping]]:
