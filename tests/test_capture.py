@@ -774,7 +774,9 @@ def test_each_global_is_read_once_and_tinygrad_lrs_own_functions_are_not_looked_
     step = tl.capture_step(lambda xb, yb: inner(xb, yb) + _scaled_loss(model, xb, yb), tl.optim.SGD(model.parameters()))
     names = [name for _, name in step._reads.names]
     assert sorted(names) == ["SCALE", "_scaled_loss", "tl"]  # (tl.losses.mse's own globals are not among them)
-    assert [cell.cell_contents for cell in step._reads.cells].count(model) == 2  # the cell fn and inner share
+    cells = step._reads.cells
+    assert [cell.cell_contents for cell in cells].count(model) == 1  # the cell fn and inner share, read once
+    assert len({id(cell) for cell in cells}) == len(cells) == 2  # model's and inner's
 
 
 def test_an_unhashable_value_fn_reads_is_watched_by_identity():
@@ -866,9 +868,10 @@ def test_everything_fn_reads_is_found_once_through_shared_and_recursive_function
 
     reads = tl.capture_step(fn, tl.optim.SGD(layer.parameters()))._reads
     assert sorted(name for _, name in reads.names) == ["PENALTY", "SCALE", "_recursive_sum", "_scaled_loss", "tl"]
-    # each function's cells once: fn's (layer, penalty, scaled_loss, twice), twice's (penalty), penalty's (layer)
+    # each cell once: fn's (layer, penalty, scaled_loss, twice); twice's (penalty) and penalty's (layer) are
+    # the same cells, of the scope the three functions share
     kinds = sorted(type(cell.cell_contents).__name__ for cell in reads.cells)
-    assert kinds == ["Linear", "Linear", "function", "function", "function", "method"]
+    assert kinds == ["Linear", "function", "function", "method"]
     assert [type(value).__name__ for value in reads.fixed] == ["_Scaled"]  # the method's object
 
 

@@ -45,6 +45,7 @@ bit (and the first replay's check against eager checks that too).
 from __future__ import annotations
 
 import functools
+import operator
 import threading
 import types
 from collections import Counter
@@ -516,7 +517,7 @@ class _Reads:
 
     def read(self) -> list[Any]:
         try:
-            values = [cell.cell_contents for cell in self.cells]
+            values = list(map(_contents, self.cells))
         except ValueError:  # a cell not bound yet
             values = [_cell_value(cell) for cell in self.cells]
         values += [namespace.get(name) for namespace, name in self.names]
@@ -544,13 +545,17 @@ def _what_fn_reads(fn: Callable[..., Any]) -> _Reads:
         reads.fixed += item.__defaults__ or ()
         pending += item.__defaults__ or ()
         for cell in item.__closure__ or ():
-            reads.cells.append(cell)
-            pending.append(_cell_value(cell))
+            if not any(cell is known for known in reads.cells):  # (functions of one scope share its cells)
+                reads.cells.append(cell)
+                pending.append(_cell_value(cell))
         for name in sorted(_global_names(item.__code__) & item.__globals__.keys()):
             if not any(namespace is item.__globals__ and known == name for namespace, known in reads.names):
                 reads.names.append((item.__globals__, name))
                 pending.append(item.__globals__[name])
     return reads
+
+
+_contents = operator.attrgetter("cell_contents")
 
 
 def _cell_value(cell: Any) -> Any:
