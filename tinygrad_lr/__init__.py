@@ -26,6 +26,7 @@ from tinygrad_lr import (
     optim,
     plot,
     solvers,
+    sources,
     streams,
     tensor,
     training,

@@ -260,12 +260,12 @@ class GradientDescent(Optimizer):
         super().__init__(params, lr)
 
     def update(self, p, grad, state):
+        lr, momentum = self.in_dtype_of(p, self.lr, self.momentum)
         if not self.momentum:
-            p.data -= self.lr * grad
+            p.data -= lr * grad
             return
-        (momentum,) = self.in_dtype_of(p, self.momentum)
         buf = _momentum_buffer(state, momentum, grad)
-        p.data -= self.lr * (grad + momentum * buf if self.nesterov else buf)
+        p.data -= lr * (grad + momentum * buf if self.nesterov else buf)
 
 
 SGD = GradientDescent
@@ -327,12 +327,14 @@ class RMSprop(Optimizer):
         return {**super().init_state(p), "square_avg": np.zeros_like(p.data)}
 
     def update(self, p, grad, state):
-        rho, one_minus_rho, eps, momentum = self.in_dtype_of(p, self.rho, 1 - self.rho, self.eps, self.momentum)
+        lr, rho, one_minus_rho, eps, momentum = self.in_dtype_of(
+            p, self.lr, self.rho, 1 - self.rho, self.eps, self.momentum
+        )
         square_avg = state["square_avg"] = rho * state["square_avg"] + one_minus_rho * grad * grad
         scaled = grad / (np.sqrt(square_avg) + eps)
         if self.momentum:
             scaled = _momentum_buffer(state, momentum, scaled)
-        p.data -= self.lr * scaled
+        p.data -= lr * scaled
 
 
 class Newton(Optimizer):

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_lr import chunked, streams
-from tinygrad_lr.checks import as_real_array, as_real_data, check_number, is_dask_array, is_memory_map
+from tinygrad_lr.checks import as_real_array, as_real_data, check_number
+from tinygrad_lr.sources import as_source
 
 __all__ = ["hessian_condition_number", "ols", "ridge", "stable_learning_rate"]
 
@@ -68,7 +68,7 @@ def _check_l2(caller: str, l2: Any) -> float:
 
 
 def _least_squares(caller: str, X: Any, y: Any, l2: Any, fit_intercept: bool) -> tuple[np.ndarray, Any]:
-    if any(is_memory_map(a) or is_dask_array(a) for a in (X, y)):
+    if as_source(X, y).reads_blocks:
         return _least_squares_in_one_pass(caller, X, y, l2, fit_intercept)
     X, y = _validate(caller, X, y)
     l2 = _check_l2(caller, l2)
@@ -102,8 +102,7 @@ def _least_squares_in_one_pass(caller: str, X: Any, y: Any, l2: Any, fit_interce
     l2 = _check_l2(caller, l2)
     n, d = X.shape
     k = y.shape[1] if y.ndim == 2 else 1
-    where = chunked if is_dask_array(X) or is_dask_array(y) else streams
-    R = where.triangular_factor(X, y, fit_intercept, caller)  # a 1-D y's blocks are read as one column
+    R = as_source(X, y).triangular_factor(fit_intercept, caller)  # a 1-D y's blocks are read as one column
     R = np.vstack([R, np.zeros((R.shape[1] - len(R), R.shape[1]))])  # fewer rows than columns: zero rows
     if fit_intercept:
         # The first column of A is 1, so R's first row is ±(√n, column sums / √n): the column means

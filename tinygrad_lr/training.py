@@ -15,10 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_lr import autograd, capture, checks, chunked, data, gram, losses, optim, solvers, streams
+from tinygrad_lr import autograd, capture, checks, data, gram, losses, optim, solvers, streams
 from tinygrad_lr.callbacks import Callback, CallbackList, History, ProgressBar, progress_line
 from tinygrad_lr.nn import Linear, Module, Sequential
 from tinygrad_lr.optim import TrainingDivergedError
+from tinygrad_lr.sources import Source, as_source
 from tinygrad_lr.tensor import Tensor, no_grad
 
 __all__ = ["Compiled", "as_features", "as_samples", "compile", "evaluate", "fit", "gradient_norm", "predict", "summary"]
@@ -190,23 +191,13 @@ def as_samples(model: Module, x: Any, y: Any, caller: str = "fit") -> tuple[np.n
 def predict(model: Module, x: Any, batch_size: int | None = None, verbose: int = 0) -> np.ndarray:
     """Model outputs for x: (n, features) or (n,) → (n, outputs), `batch_size` samples at a time
     (all at once when None); `verbose=1` prints Keras' progress line."""
-    x = as_features(model, x)
-    dtype = model.parameters()[0].dtype
-    if checks.is_dask_array(x):  # lazy, as every Dask computation: the caller computes or stores it
-        with no_grad():
-            width = model(Tensor(np.zeros((1, _columns(x)), dtype))).shape[-1]
-        return chunked.predict(model, x, dtype, width)
-    in_blocks = checks.is_memory_map(x)
-    batches = _batches("predict", len(x), streams.BLOCK_ROWS if in_blocks and batch_size is None else batch_size)
+    source = as_source(as_features(model, x), dtype=model.parameters()[0].dtype)
     start = time.perf_counter()
-    with no_grad():
-        outputs = [
-            model(Tensor(streams.read_block("predict: x", x, i.start, i.stop, dtype, b) if in_blocks else x[i])).data
-            for b, i in enumerate(batches)
-        ]
+    outputs = source.predict(model, batch_size)
     if verbose:
-        print(progress_line(len(batches), len(batches), time.perf_counter() - start, {}))
-    return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
+        steps = len(_batches("predict", len(source), batch_size))
+        print(progress_line(steps, steps, time.perf_counter() - start, {}))
+    return outputs
 
 
 def _batches(caller: str, n: int, batch_size: int | None) -> list[Any]:
@@ -215,11 +206,10 @@ def _batches(caller: str, n: int, batch_size: int | None) -> list[Any]:
     return data.batch_indices(n, size)
 
 
-def _evaluate_arrays(
-    model: Module, compiled: Compiled, x: np.ndarray, y: np.ndarray, caller: str = "evaluate"
-) -> dict[str, float]:
-    if _in_blocks(x, y):
-        return _means(model, compiled, _sums(model, compiled, x, y, False, caller))[0]
+def _evaluate_source(model: Module, compiled: Compiled, source: Source, caller: str = "evaluate") -> dict[str, float]:
+    if source.reads_blocks:
+        return _means(model, compiled, _sums(model, compiled, source, False, caller))[0]
+    x, y = source.x, source.y
     with no_grad():
         pred = model(Tensor(x))
         logs = {"loss": compiled.objective(pred, y).item()}
@@ -234,38 +224,43 @@ def evaluate(model: Module, x: Any, y: Any, batch_size: int | None = None, verbo
     memory maps and Dask arrays are always summed a block (a chunk) at a time. `verbose=1` prints
     Keras' progress line with the results."""
     compiled = _compiled(model, "evaluate")
-    x, y = as_samples(model, x, y, "evaluate")
-    batches = _batches("evaluate", len(x), batch_size)
+    source = as_source(*as_samples(model, x, y, "evaluate"), model.parameters()[0].dtype)
+    batches = _batches("evaluate", len(source), batch_size)
     start = time.perf_counter()
-    if len(batches) == 1 or _in_blocks(x, y):
-        logs = _evaluate_arrays(model, compiled, x, y)
+    if len(batches) == 1 or source.reads_blocks:
+        logs = _evaluate_source(model, compiled, source)
     else:  # Keras' average over batches, weighted by their sizes
+        x, y = source.x, source.y
         totals: dict[str, float] = {}
         for index in batches:
-            for name, value in _evaluate_arrays(model, compiled, x[index], y[index]).items():
-                totals[name] = totals.get(name, 0.0) + value * len(y[index])
+            part = as_source(x[index], y[index], source.dtype)
+            for name, value in _evaluate_source(model, compiled, part).items():
+                totals[name] = totals.get(name, 0.0) + value * len(part)
         logs = {name: total / len(y) for name, total in totals.items()}
     if verbose:
         print(progress_line(len(batches), len(batches), time.perf_counter() - start, logs))
     return logs["loss"] if len(logs) == 1 else logs
 
 
-def gradient_norm(model: Module, compiled: Compiled, x: np.ndarray, y: np.ndarray) -> float:
-    """‖∇θ objective‖ over the whole of (x, y); no parameter's .grad is touched."""
-    if _in_blocks(x, y):
-        gradients: list[np.ndarray] = _means(model, compiled, _sums(model, compiled, x, y, True, "fit"))[1] or []
+def gradient_norm(model: Module, compiled: Compiled, x: Any, y: Any) -> float:
+    """‖∇θ objective‖ over the whole of (x, y) (arrays as `as_samples` gives them, or a Source); no
+    parameter's .grad is touched."""
+    source = x if isinstance(x, Source) else as_source(x, y, model.parameters()[0].dtype)
+    if source.reads_blocks:
+        gradients: list[np.ndarray] = _means(model, compiled, _sums(model, compiled, source, True, "fit"))[1] or []
     else:
-        gradients = [g.data for g in autograd.grad(compiled.objective(model(Tensor(x)), y), model.parameters())]
+        objective = compiled.objective(model(Tensor(source.x)), source.y)
+        gradients = [g.data for g in autograd.grad(objective, model.parameters())]
     return float(np.sqrt(sum(float(np.sum(g.astype(np.float64) ** 2)) for g in gradients)))
 
 
-def _divergence_hint(model: Module, x: np.ndarray, compiled: Compiled) -> str:
+def _divergence_hint(model: Module, source: Source, compiled: Compiled) -> str:
     """Suggest the stable learning rate of plain gradient descent when the model is one Linear layer."""
     layers = _linear_layers(model)
     advice = f"Lower the learning rate (now {compiled.optimizer.lr:g})"
-    if len(layers) != 1 or compiled.loss is not losses.mse or _in_blocks(x):
+    if len(layers) != 1 or compiled.loss is not losses.mse or source.reads_blocks:
         return advice + " or standardise the features"
-    bound = solvers.stable_learning_rate(x, l2=compiled.l2, fit_intercept=layers[0].bias is not None)
+    bound = solvers.stable_learning_rate(source.x, l2=compiled.l2, fit_intercept=layers[0].bias is not None)
     return (
         f"{advice}: for plain gradient descent on this data the largest stable learning rate is {bound:.3g} "
         "(tl.solvers.stable_learning_rate); or standardise the features"
@@ -312,10 +307,12 @@ def fit(
         (x, y), (x_val, y_val) = data.validation_split(x, y, validation_split)
     else:
         x_val, y_val = None, None
-    n = len(x)
-    blocked = _in_blocks(x, y)  # read a block at a time: memory maps, Dask arrays
+    dtype = model.parameters()[0].dtype
+    source = as_source(x, y, dtype)
+    validation = None if x_val is None else as_source(x_val, y_val, dtype)
+    n = len(source)
     if batch_size is None:  # Keras' 32 in memory; the full batch on data read a block at a time
-        batch_size = n if blocked else 32
+        batch_size = n if source.reads_blocks else 32
     batch_size = checks.check_count("fit: batch_size", batch_size)
     steps = -(-n // batch_size)
     rng = np.random.default_rng(seed)
@@ -326,30 +323,28 @@ def fit(
     hooks = CallbackList([history, *([ProgressBar()] if verbose else []), *user_callbacks], model, params)
     model.stop_training = False
     hooks.on_train_begin({})
-    step, history.step, history.step_reason = _training_step(
-        model, compiled, x, y, full_batch=batch_size >= n, epochs=epochs
-    )
+    step, history.step, history.step_reason = _training_step(model, compiled, source, batch_size, epochs)
     # one batch of everything: its order changes nothing, so it is not shuffled (nor copied)
     shuffle = shuffle and batch_size < n
     # batches in memory that are not shuffled are the same views every epoch: cut once
-    same_batches = None if shuffle or blocked else list(_epoch_batches(model, x, y, batch_size, False, rng))
+    same_batches = None if shuffle or source.reads_blocks else list(source.batches(batch_size, False, rng))
     needs_gradient_norm = hooks.needs_gradient_norm
     try:
         with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below, once
             for epoch in range(epochs):
                 hooks.on_epoch_begin(epoch, {})
-                batches = same_batches or _epoch_batches(model, x, y, batch_size, shuffle, rng)
+                batches = same_batches or source.batches(batch_size, shuffle, rng)
                 logs = _train_epoch(model, compiled, step, batches, hooks, epoch)
-                if x_val is not None and y_val is not None:
-                    val_logs = _evaluate_arrays(model, compiled, x_val, y_val, "fit (validation)")
+                if validation is not None:
+                    val_logs = _evaluate_source(model, compiled, validation, "fit (validation)")
                     logs.update({f"val_{name}": value for name, value in val_logs.items()})
                 if needs_gradient_norm:
-                    logs["grad_norm"] = gradient_norm(model, compiled, x, y)
+                    logs["grad_norm"] = gradient_norm(model, compiled, source, None)
                 hooks.on_epoch_end(epoch, logs)
                 if model.stop_training:
                     break
     except TrainingDivergedError as error:  # safe_step put the last finite weights back
-        error.advice = _divergence_hint(model, x, compiled)
+        error.advice = _divergence_hint(model, source, compiled)
         if raise_on_divergence:
             raise
         warnings.warn(str(error), RuntimeWarning, stacklevel=_stacklevel_outside_the_package(sys._getframe()))
@@ -418,9 +413,9 @@ def _train_epoch(
 
 
 def _training_step(
-    model: Module, compiled: Compiled, x: Any, y: Any, full_batch: bool, epochs: int
+    model: Module, compiled: Compiled, source: Source, batch_size: int, epochs: int
 ) -> tuple[Callable[[Any, Any], tuple[float, dict[str, float]]], str, str]:
-    """fit's step on a batch (xb, yb) of (x, y): the gradient of the objective, then `safe_step` (which
+    """fit's step on a batch (xb, yb) of the source's batches: the gradient of the objective, then `safe_step` (which
     checks the loss and the new weights, and undoes a bad step); returns the batch's objective and
     metrics. Also returns which kind of step it is ("eager", "captured" or "moments") and why.
 
@@ -434,22 +429,31 @@ def _training_step(
     its step captured (`capture.py`): recorded on the first batch of each shape, then replayed, with
     the same numbers and a fraction of the Python work, under guards that record it again when the
     model or a number it read changes. Anything else (a Module or loss of the user's own, whose
-    Python may branch on values; a Dask batch, or a memory-map batch larger than a block, summed a
-    block at a time) runs eagerly.
+    Python may branch on values; batches that are not in memory, summed a block at a time: Dask
+    arrays, a memory map's batches larger than a block) runs eagerly.
     """
     optimizer = compiled.optimizer
-    on_dask = checks.is_dask_array(x) or checks.is_dask_array(y)
+    in_memory = source.batches_in_memory(batch_size)
 
     def eager(xb: Any, yb: Any) -> tuple[float, dict[str, float]]:
-        loss, metrics = _batch_gradient(model, compiled, xb, yb)
+        if in_memory:
+            loss, metrics = _batch_gradient(model, compiled, xb, yb)
+        else:
+            loss, metrics = _summed_gradient(model, compiled, source, (xb, yb))
         optimizer.safe_step(loss)
         return loss, metrics
 
     if compiled.run_eagerly:
         return eager, "eager", "compiled with run_eagerly=True"
     built_in = all(type(module) in (Linear, Sequential) for module in model.modules())
-    if on_dask or not built_in or compiled.loss not in LOSSES.values():
-        why = "a Dask array" if on_dask else "a model of the user's own" if not built_in else "a loss of the user's own"
+    if not in_memory or not built_in or compiled.loss not in LOSSES.values():
+        why = (
+            f"{source.kind} batches, summed a block at a time"
+            if not in_memory
+            else "a model of the user's own"
+            if not built_in
+            else "a loss of the user's own"
+        )
         return eager, "eager", f"{why}: its Python is run as it is"
 
     def objective_and_prediction(xb: Tensor, yb: Tensor) -> tuple[Tensor, Tensor]:
@@ -463,8 +467,6 @@ def _training_step(
     captured = capture.CapturedStep(objective_and_prediction if compiled.metrics else objective, optimizer, True)
 
     def captured_step(xb: Any, yb: Any) -> tuple[float, dict[str, float]]:
-        if checks.is_memory_map(xb):
-            return eager(xb, yb)
         if not compiled.metrics:
             return captured(xb, yb), {}
         loss, pred = captured(xb, yb)
@@ -473,17 +475,18 @@ def _training_step(
 
     layer = model.layers[0] if type(model) is Sequential and len(model.layers) == 1 else model
     if not (
-        full_batch
+        batch_size >= len(source)
         and type(layer) is Linear
-        and isinstance(x, np.ndarray)
-        and not _in_blocks(x, y)
+        and not source.reads_blocks
         and compiled.loss is losses.mse
         and set(compiled.metrics) <= {"mse"}
-        and gram.pays_off(len(x), layer.in_features, epochs)
+        and gram.pays_off(len(source), layer.in_features, epochs)
     ):
         return captured_step, "captured", "recorded once per batch shape, replayed after"
     assert isinstance(layer, Linear)
-    moments = gram.GramStep(x, y, layer.weight, layer.bias, compiled.l2, optimizer, list(compiled.metrics))
+    moments = gram.GramStep(
+        source.x, source.y, layer.weight, layer.bias, compiled.l2, optimizer, list(compiled.metrics)
+    )
     if moments.refusal is not None:
         return captured_step, "captured", f"not from the moments: {moments.refusal}"
 
@@ -497,14 +500,19 @@ def _training_step(
     return from_the_moments, "moments", "full batches from the data's moments, one pass for the whole fit"
 
 
+def _summed_gradient(
+    model: Module, compiled: Compiled, source: Source, batch: tuple[Any, Any]
+) -> tuple[float, dict[str, float]]:
+    """`_batch_gradient` for a batch of a source that sums it a block (a Dask chunk) at a time."""
+    logs, gradient = _means(model, compiled, _sums(model, compiled, source, True, "fit", batch))
+    for p, g in zip(model.parameters(), gradient or []):  # (summed with the gradient: never None)
+        p.grad = g
+    return logs.pop("loss"), logs
+
+
 def _batch_gradient(model: Module, compiled: Compiled, xb: Any, yb: Any) -> tuple[float, dict[str, float]]:
-    """Set each parameter's .grad to the gradient of the objective on the batch (xb, yb); return the
-    batch's objective and metrics."""
-    if _in_blocks(xb, yb):  # summed a block (a Dask chunk) at a time
-        logs, gradient = _means(model, compiled, _sums(model, compiled, xb, yb, True, "fit"))
-        for p, g in zip(model.parameters(), gradient or []):  # (summed with the gradient: never None)
-            p.grad = g
-        return logs.pop("loss"), logs
+    """Set each parameter's .grad to the gradient of the objective on the batch (xb, yb) in memory;
+    return the batch's objective and metrics."""
     compiled.optimizer.zero_grad()
     pred = model(Tensor(xb))
     loss = compiled.objective(pred, yb)
@@ -514,32 +522,14 @@ def _batch_gradient(model: Module, compiled: Compiled, xb: Any, yb: Any) -> tupl
     return loss.item(), metrics
 
 
-# ----- data read a block at a time: memory maps and Dask arrays -----
+# ----- data summed a block at a time: memory maps and Dask arrays -----
 
 
-def _in_blocks(*arrays: Any) -> bool:
-    """Whether any of the arrays is read a block at a time: a memory map, or a Dask array (its chunks)."""
-    return any(checks.is_memory_map(a) or checks.is_dask_array(a) for a in arrays)
-
-
-def _epoch_batches(
-    model: Module, x: Any, y: Any, batch_size: int, shuffle: bool, rng: np.random.Generator
-) -> Iterable[tuple[Any, Any]]:
-    """An epoch's mini-batches as (x, y) pairs: slices of arrays in memory, blocks read from a memory
-    map (`streams.batches`), lazy slices of Dask arrays."""
-    if type(x) is np.ndarray and type(y) is np.ndarray:  # in memory (a memory map is a subclass)
-        return ((x[index], y[index]) for index in data.cut_batches(len(x), batch_size, rng if shuffle else None))
-    if checks.is_dask_array(x) or checks.is_dask_array(y):
-        return chunked.batches(x, y, batch_size, shuffle, rng)
-    return streams.batches(x, y, batch_size, model.parameters()[0].dtype, shuffle, rng)
-
-
-def _sums(model: Module, compiled: Compiled, x: Any, y: Any, gradient: bool, caller: str) -> streams.Sums:
-    """The Sums (loss, metrics, gradient, each times the rows) of all of (x, y): on the Dask chunks
-    where they live, or the blocks of a memory map in turn."""
-    where = chunked if checks.is_dask_array(x) or checks.is_dask_array(y) else streams
-    dtype = model.parameters()[0].dtype
-    return where.sums(model, compiled.loss, compiled.metrics, x, y, dtype, gradient, caller)
+def _sums(
+    model: Module, compiled: Compiled, source: Source, gradient: bool, caller: str, batch: tuple | None = None
+) -> streams.Sums:
+    """The Sums (loss, metrics, gradient, each times the rows) of all the source's rows, or of a batch of it."""
+    return source.sums(model, compiled.loss, compiled.metrics, gradient, caller, batch)
 
 
 def _means(model: Module, compiled: Compiled, total: streams.Sums) -> tuple[dict[str, float], list | None]:

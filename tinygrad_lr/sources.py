@@ -1,0 +1,156 @@
+"""The kinds of data, decided once: an array in memory, a memory map, a Dask array.
+
+Training, evaluation, prediction and the closed form take any of them. What differs is how the
+rows are reached: an array in memory is sliced; a memory map is read a block at a time (`streams`:
+contiguous blocks, converted and checked as they are read, a shuffle buffer); a Dask array is
+worked on where its chunks live (`chunked`: only sums travel). `as_source(x, y, dtype)` looks at
+what it was given once, at the boundary, and returns the adapter for that kind (as Keras 3 picks
+its data adapter); the code above it asks the adapter, never the array:
+
+    source.batches(batch_size, shuffle, rng)      the (xb, yb) pairs of an epoch
+    source.batches_in_memory(batch_size)         whether those come as arrays in memory (a step
+                                                 can then run on them); else each batch's
+    source.sums(model, loss, metrics, gradient)  loss, metrics and gradient are summed a block (a
+                                                 chunk) at a time, over all rows or one batch
+    source.predict(model, batch_size)            the model's outputs (a lazy array on Dask)
+    source.triangular_factor(fit_intercept)      R of [1 X y], one pass (the closed form's)
+
+x is (n, features) or (n,) for one; y is (n, outputs) or (n,), or None (predict). Where either of x
+and y is a Dask array, both are worked on as Dask arrays; else where either is a memory map, both
+are read a block at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar
+
+import numpy as np
+
+from tinygrad_lr import checks, chunked, data, streams
+from tinygrad_lr.tensor import Tensor, no_grad
+
+__all__ = ["DaskArrays", "InMemory", "MemoryMapped", "Source", "as_source"]
+
+Metric = Callable[[Tensor, Any], Tensor]
+
+
+class Source:
+    """(x, y) of one kind of array (see the module); `dtype` is the model's, the values' dtype once read."""
+
+    kind: ClassVar[str] = ""
+    reads_blocks: ClassVar[bool] = False  # whether its sums are taken a block (a chunk) at a time
+
+    def __init__(self, x: Any, y: Any = None, dtype: Any = np.float64):
+        self.x, self.y, self.dtype = x, y, np.dtype(dtype)
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def batches(
+        self, batch_size: int, shuffle: bool, rng: np.random.Generator, caller: str = "fit"
+    ) -> Iterable[tuple[Any, Any]]:
+        """An epoch's (xb, yb) pairs of `batch_size` rows (the last one possibly fewer), in order or shuffled."""
+        raise NotImplementedError
+
+    def batches_in_memory(self, batch_size: int) -> bool:
+        """Whether `batches` gives arrays in memory, on which a step may run as on any array; if not,
+        a batch's gradient is `sums(..., batch=(xb, yb))`."""
+        return not self.reads_blocks
+
+    def sums(
+        self,
+        model: Any,
+        loss: Metric,
+        metrics: dict[str, Metric],
+        gradient: bool,
+        caller: str,
+        batch: tuple[Any, Any] | None = None,
+    ) -> streams.Sums:
+        """The Sums (loss, metrics and, with `gradient`, the gradient, each times the rows, float64) of all
+        the rows, or of `batch`, one of this source's batches."""
+        x, y = (self.x, self.y) if batch is None else batch
+        return streams.sums(model, loss, metrics, x, y, self.dtype, gradient, caller)
+
+    def predict(self, model: Any, batch_size: int | None) -> Any:
+        """The model's outputs, (n, outputs), `batch_size` rows at a time (all at once when None)."""
+        with no_grad():
+            outputs = [model(Tensor(self.x[i])).data for i in _contiguous("predict", len(self), batch_size)]
+        return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
+
+    def triangular_factor(self, fit_intercept: bool, caller: str) -> np.ndarray:
+        """R of the QR of [1 X y] ([X y] without an intercept), float64, in one pass over the rows."""
+        return streams.triangular_factor(self.x, self.y, fit_intercept, caller)
+
+
+class InMemory(Source):
+    """NumPy arrays in memory: batches are slices (views, or copies in a drawn order)."""
+
+    kind = "in memory"
+
+    def batches(self, batch_size, shuffle, rng, caller="fit"):
+        x, y = self.x, self.y
+        return ((x[index], y[index]) for index in data.cut_batches(len(x), batch_size, rng if shuffle else None))
+
+
+class MemoryMapped(Source):
+    """A memory map (x or y, or both): never read whole, but in contiguous blocks (`streams`)."""
+
+    kind = "memory-mapped"
+    reads_blocks = True
+
+    def batches(self, batch_size, shuffle, rng, caller="fit"):
+        return streams.batches(self.x, self.y, batch_size, self.dtype, shuffle, rng, caller)
+
+    def batches_in_memory(self, batch_size):
+        return batch_size <= streams.BLOCK_ROWS  # (a larger batch is handed on as a slice of the map)
+
+    def predict(self, model, batch_size):
+        rows = streams.BLOCK_ROWS if batch_size is None else batch_size
+        with no_grad():
+            outputs = [
+                model(Tensor(streams.read_block("predict: x", self.x, i.start, i.stop, self.dtype, number))).data
+                for number, i in enumerate(_contiguous("predict", len(self), rows))
+            ]
+        return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
+
+
+class DaskArrays(Source):
+    """Dask arrays: each chunk's work is done where it lives, only sums travel (`chunked`)."""
+
+    kind = "Dask"
+    reads_blocks = True
+
+    def batches(self, batch_size, shuffle, rng, caller="fit"):
+        return chunked.batches(self.x, self.y, batch_size, shuffle, rng)
+
+    def batches_in_memory(self, batch_size):
+        return False
+
+    def sums(self, model, loss, metrics, gradient, caller, batch=None):
+        x, y = (self.x, self.y) if batch is None else batch
+        return chunked.sums(model, loss, metrics, x, y, self.dtype, gradient, caller)
+
+    def predict(self, model, batch_size):
+        # lazy, as every Dask computation: the caller computes or stores it
+        with no_grad():
+            width = model(Tensor(np.zeros((1, self.x.shape[1] if self.x.ndim == 2 else 1), self.dtype))).shape[-1]
+        return chunked.predict(model, self.x, self.dtype, width)
+
+    def triangular_factor(self, fit_intercept, caller):
+        return chunked.triangular_factor(self.x, self.y, fit_intercept, caller)
+
+
+def as_source(x: Any, y: Any = None, dtype: Any = np.float64) -> Source:
+    """The adapter for the kind of (x, y) (see the module): x, y as the boundary's checks left them."""
+    if checks.is_dask_array(x) or checks.is_dask_array(y):
+        return DaskArrays(x, y, dtype)
+    if checks.is_memory_map(x) or checks.is_memory_map(y):
+        return MemoryMapped(x, y, dtype)
+    return InMemory(x, y, dtype)
+
+
+def _contiguous(caller: str, n: int, batch_size: int | None) -> list[Any]:
+    """Contiguous batches of `batch_size` rows (one of all n when None), as slices."""
+    size = n if batch_size is None else checks.check_count(f"{caller}: batch_size", batch_size)
+    return data.batch_indices(n, size)
