@@ -47,7 +47,7 @@ def _show_only_the_api(module) -> None:
 # every public module; `tl.gradcheck` is the function, so its module is looked up by name
 for _module in (autograd, callbacks, checks, chunked, data, datasets, losses, nn, ops, optim, plot, solvers):
     _show_only_the_api(_module)
-for _module in (capture, gram, streams, tensor, training):
+for _module in (capture, gram, sources, streams, tensor, training):
     _show_only_the_api(_module)
 _show_only_the_api(sys.modules["tinygrad_lr.gradcheck"])
 
@@ -92,6 +92,7 @@ __all__ = [
     "optim",
     "plot",
     "solvers",
+    "sources",
     "streams",
     "tensor",
     "training",
