@@ -88,7 +88,8 @@ def test_full_batch_on_the_default_scheduler_too():
     in_memory, chunked = _model(), _model()
     in_memory.fit(X, y, epochs=5, batch_size=len(X), verbose=0)
     with dask.config.set(scheduler="threads"):  # Dask's local scheduler, whatever client is active
-        chunked.fit(*_chunked(X, y), epochs=5, batch_size=None, verbose=0)
+        history = chunked.fit(*_chunked(X, y), epochs=5, batch_size=None, verbose=0)
+    assert (history.step, history.step_reason) == ("eager", "batches of Dask data, each summed a block at a time")
     for p, q in zip(in_memory.get_weights(), chunked.get_weights()):
         np.testing.assert_allclose(q, p, rtol=1e-12)
 

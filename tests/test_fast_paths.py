@@ -273,10 +273,6 @@ def test_fit_equals_fit_run_eagerly_through_callbacks_that_change_the_model_or_o
         np.testing.assert_array_equal(a, b)
 
 
-class _OwnLinear(tl.nn.Linear):
-    """A layer of the user's own (the same maths): fit runs it eagerly, in every version of fit."""
-
-
 def test_a_callback_that_freezes_the_bias_is_obeyed_by_the_captured_fit():
     # (the captured fit kept training the bias: 2.1087 against 1.6259 for the same fit run eagerly)
     class FreezeBias(tl.callbacks.Callback):
@@ -287,9 +283,9 @@ def test_a_callback_that_freezes_the_bias_is_obeyed_by_the_captured_fit():
     x = np.linspace(0, 1, 40)
     y = 3 * x + 2
     runs = []
-    for layer in (tl.nn.Linear, _OwnLinear):
-        model = tl.nn.Sequential([layer(1, 1, seed=0)])
-        model.compile(optimizer=tl.optim.SGD(lr=0.1))
+    for run_eagerly in (False, True):
+        model = tl.nn.Sequential([tl.nn.Linear(1, 1, seed=0)])
+        model.compile(optimizer=tl.optim.SGD(lr=0.1), run_eagerly=run_eagerly)
         history = model.fit(x, y, epochs=5, batch_size=8, shuffle=False, verbose=0, callbacks=[FreezeBias()])
         runs.append((history.history, [t.data.copy() for t in _tensors(model)]))
     (fast, fast_tensors), (eager, eager_tensors) = runs
@@ -316,10 +312,10 @@ def test_on_data_far_from_zero_the_loss_history_is_eagers_or_the_moments_step_as
     x, y = _offset_data(70_000, offset=1.5e8, scale=1.0, correlation=0.0, noise=0.1, seed=0)
     coef, intercept = tl.solvers.ols(x, y)
     histories = []
-    for layer in (tl.nn.Linear, _OwnLinear):
-        model = tl.nn.Sequential([layer(3, 1, seed=0, dtype=np.float64)])
+    for run_eagerly in (False, True):
+        model = tl.nn.Sequential([tl.nn.Linear(3, 1, seed=0, dtype=np.float64)])
         model.set_weights([coef[:, None] * (1 + 1e-9), np.array([intercept])])
-        model.compile(optimizer=tl.optim.SGD(lr=1e-20))
+        model.compile(optimizer=tl.optim.SGD(lr=1e-20), run_eagerly=run_eagerly)
         histories.append(model.fit(x, y, epochs=4, batch_size=len(x), verbose=0))
     fast, eager = histories
     assert min(eager.history["loss"]) > 0.009
@@ -420,3 +416,57 @@ def test_run_eagerly_takes_plain_eager_steps_and_says_so():
 def test_run_eagerly_must_be_a_bool(value):
     with pytest.raises(TypeError, match=r"^compile: run_eagerly must be True or False, got "):
         tl.nn.Linear(1, 1).compile(run_eagerly=value)
+
+
+# ----- the choice of step (steps.py): subclasses of Linear -----
+
+
+class _PlainSubclass(tl.nn.Linear):
+    """A subclass of Linear that keeps Linear's maths (a name of the user's own, say)."""
+
+
+class _OwnForward(tl.nn.Linear):
+    """A subclass of Linear with a forward of its own: its Python may do anything."""
+
+    def forward(self, x):
+        return super().forward(x) * 1.0
+
+
+def _fit_step(layer, x, y, batch_size, epochs=3, run_eagerly=False):
+    model = tl.nn.Sequential([layer(x.shape[1], 1, seed=0, dtype=np.float64)])
+    model.compile(optimizer=tl.optim.SGD(lr=0.05), run_eagerly=run_eagerly)
+    history = model.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=False, verbose=0)
+    return history, model.get_weights()
+
+
+def test_a_subclass_of_linear_that_keeps_its_forward_gets_the_captured_step_with_the_eager_numbers():
+    x, y = _offset_data(60, offset=0.0, scale=1.0, correlation=0.3, noise=0.1, seed=1)
+    fast, fast_weights = _fit_step(_PlainSubclass, x, y, batch_size=16)
+    eager, eager_weights = _fit_step(_PlainSubclass, x, y, batch_size=16, run_eagerly=True)
+    assert (fast.step, eager.step) == ("captured", "eager")
+    assert fast.history == eager.history
+    for a, b in zip(fast_weights, eager_weights):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_subclass_of_linear_that_keeps_its_forward_gets_the_moments():
+    x, y = _offset_data(70_000, offset=0.0, scale=1.0, correlation=0.3, noise=0.1, seed=2)
+    fast, fast_weights = _fit_step(_PlainSubclass, x, y, batch_size=len(x), epochs=4)
+    eager, eager_weights = _fit_step(_PlainSubclass, x, y, batch_size=len(x), epochs=4, run_eagerly=True)
+    assert fast.step == "moments"
+    np.testing.assert_allclose(fast.history["loss"], eager.history["loss"], rtol=1e-9)
+    for a, b in zip(fast_weights, eager_weights):
+        np.testing.assert_allclose(a, b, rtol=1e-9)
+
+
+def test_a_layer_with_a_forward_of_its_own_runs_eagerly_and_says_why():
+    x, y = _offset_data(70_000, offset=0.0, scale=1.0, correlation=0.3, noise=0.1, seed=3)
+    for batch_size in (16, len(x)):
+        history, _ = _fit_step(
+            _OwnForward,
+            x[:200] if batch_size == 16 else x,
+            y[:200] if batch_size == 16 else y,
+            batch_size=batch_size,
+            epochs=1,
+        )
+        assert (history.step, history.step_reason) == ("eager", "a model of the user's own: its Python is run as it is")

@@ -492,3 +492,16 @@ def test_bad_validation_rows_in_a_memory_map_are_named_as_validation(tmp_path):
         "fit (validation): x: block 0 (rows 0 to 19) has a non-finite value, nan, at row 5, column 1; "
         "remove or impute such samples first"
     )
+
+
+@pytest.mark.parametrize(("batch_size", "step"), [(BLOCK, "captured"), (BLOCK + 1, "eager")])
+def test_a_memory_maps_batches_are_captured_when_read_into_memory_and_summed_when_larger_than_a_block(
+    tmp_path, batch_size, step
+):
+    X, y = _data(n=300)
+    mapped = _model().fit(*_on_disk(tmp_path, X, y), epochs=2, batch_size=batch_size, shuffle=False, verbose=0)
+    in_memory = _model().fit(X, y, epochs=2, batch_size=batch_size, shuffle=False, verbose=0)
+    assert mapped.step == step
+    if step == "eager":
+        assert mapped.step_reason == "batches of memory-mapped data, each summed a block at a time"
+    np.testing.assert_allclose(mapped.history["loss"], in_memory.history["loss"], rtol=1e-12)

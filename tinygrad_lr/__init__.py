@@ -27,6 +27,7 @@ from tinygrad_lr import (
     plot,
     solvers,
     sources,
+    steps,
     streams,
     tensor,
     training,
@@ -47,7 +48,7 @@ def _show_only_the_api(module) -> None:
 # every public module; `tl.gradcheck` is the function, so its module is looked up by name
 for _module in (autograd, callbacks, checks, chunked, data, datasets, losses, nn, ops, optim, plot, solvers):
     _show_only_the_api(_module)
-for _module in (capture, gram, sources, streams, tensor, training):
+for _module in (capture, gram, sources, steps, streams, tensor, training):
     _show_only_the_api(_module)
 _show_only_the_api(sys.modules["tinygrad_lr.gradcheck"])
 
@@ -93,6 +94,7 @@ __all__ = [
     "plot",
     "solvers",
     "sources",
+    "steps",
     "streams",
     "tensor",
     "training",

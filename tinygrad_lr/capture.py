@@ -577,7 +577,7 @@ def _global_names(code: types.CodeType) -> set[str]:
 def _guard_key(value: Any) -> Any:
     """What a recording assumes of a value fn reads, when some are not hashable: a number or a string by
     its value, anything else by its identity (the recording keeps it alive, so the id is not reused).
-    Numbers held in an object's attributes are not looked at: fit's settings (`training.Compiled`) are
+    Numbers held in an object's attributes are not looked at: fit's settings (`steps.Compiled`) are
     frozen for that reason."""
     return value if type(value) in _BY_VALUE else ("id", id(value))
 

@@ -10,45 +10,17 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from tinygrad_lr import autograd, capture, checks, data, gram, losses, optim, solvers, streams
+from tinygrad_lr import checks, data, losses, optim, solvers, steps
 from tinygrad_lr.callbacks import Callback, CallbackList, History, ProgressBar, progress_line
-from tinygrad_lr.nn import Linear, Module, Sequential
+from tinygrad_lr.nn import Linear, Module
 from tinygrad_lr.optim import TrainingDivergedError
 from tinygrad_lr.sources import Source, as_source
-from tinygrad_lr.tensor import Tensor, no_grad
 
-__all__ = ["Compiled", "as_features", "as_samples", "compile", "evaluate", "fit", "gradient_norm", "predict", "summary"]
-
-LOSSES: dict[str, Callable[[Tensor, Any], Tensor]] = {
-    "mse": losses.mse,
-    "mean_squared_error": losses.mse,
-    "mae": losses.mae,
-    "mean_absolute_error": losses.mae,
-}
-METRIC_NAMES = {"mse": "mse", "mean_squared_error": "mse", "mae": "mae", "mean_absolute_error": "mae"}
-
-
-@dataclass(frozen=True, eq=False)
-class Compiled:
-    """What `compile` chose: the objective is `loss(pred, y) + l2 · Σ W²` over every Linear weight.
-    Frozen: a captured step reads it (by identity), and what cannot change needs no guard (compile
-    again instead)."""
-
-    loss: Callable[[Tensor, Any], Tensor]
-    optimizer: optim.Optimizer
-    metrics: dict[str, Callable[[Tensor, Any], Tensor]] = field(default_factory=dict)
-    l2: float = 0.0
-    penalized: list[Tensor] = field(default_factory=list)
-    run_eagerly: bool = False
-
-    def objective(self, pred: Tensor, y: Any) -> Tensor:
-        loss = self.loss(pred, y)
-        return loss + losses.l2_penalty(self.penalized, self.l2) if self.l2 else loss
+__all__ = ["as_features", "as_samples", "compile", "evaluate", "fit", "gradient_norm", "predict", "summary"]
 
 
 def _linear_layers(model: Module) -> list[Linear]:
@@ -74,9 +46,9 @@ def compile(
     if not isinstance(run_eagerly, (bool, np.bool_)):
         raise TypeError(f"compile: run_eagerly must be True or False, got {run_eagerly!r}")
     if isinstance(loss, str):
-        if loss not in LOSSES:
-            raise ValueError(f"compile: unknown loss {loss!r}; choose one of {sorted(LOSSES)} or pass a function")
-        loss = LOSSES[loss]
+        if loss not in steps.LOSSES:
+            raise ValueError(f"compile: unknown loss {loss!r}; choose one of {sorted(steps.LOSSES)} or pass a function")
+        loss = steps.LOSSES[loss]
     if isinstance(optimizer, str):
         if optimizer.lower() not in optim.BY_NAME:
             raise ValueError(f"compile: unknown optimizer {optimizer!r}; choose one of {sorted(optim.BY_NAME)}")
@@ -88,21 +60,21 @@ def compile(
         metrics = [metrics]
     chosen = {}
     for metric in metrics:
-        if metric not in METRIC_NAMES:
-            raise ValueError(f"compile: unknown metric {metric!r}; choose from {sorted(METRIC_NAMES)}")
-        chosen[METRIC_NAMES[metric]] = LOSSES[metric]
+        if metric not in steps.METRIC_NAMES:
+            raise ValueError(f"compile: unknown metric {metric!r}; choose from {sorted(steps.METRIC_NAMES)}")
+        chosen[steps.METRIC_NAMES[metric]] = steps.LOSSES[metric]
     l2 = checks.check_number("compile: l2", l2, low=0.0)
     if not model.parameters():
         raise ValueError("compile: the model has no trainable parameters")
     optimizer.bind(model.parameters())
     weights = {id(layer.weight): layer.weight for layer in _linear_layers(model)}  # a shared weight once
     penalized = list(weights.values())
-    model.compiled = Compiled(
+    model.compiled = steps.Compiled(
         loss=loss, optimizer=optimizer, metrics=chosen, l2=l2, penalized=penalized, run_eagerly=bool(run_eagerly)
     )
 
 
-def _compiled(model: Module, caller: str) -> Compiled:
+def _compiled(model: Module, caller: str) -> steps.Compiled:
     compiled = getattr(model, "compiled", None)
     if compiled is None:
         raise RuntimeError(f"{caller}: the model must be compiled first: model.compile(loss='mse', optimizer='adam')")
@@ -206,17 +178,6 @@ def _batches(caller: str, n: int, batch_size: int | None) -> list[Any]:
     return data.batch_indices(n, size)
 
 
-def _evaluate_source(model: Module, compiled: Compiled, source: Source, caller: str = "evaluate") -> dict[str, float]:
-    if source.reads_blocks:
-        return _means(model, compiled, _sums(model, compiled, source, False, caller))[0]
-    x, y = source.x, source.y
-    with no_grad():
-        pred = model(Tensor(x))
-        logs = {"loss": compiled.objective(pred, y).item()}
-        logs.update({name: metric(pred, y).item() for name, metric in compiled.metrics.items()})
-    return logs
-
-
 def evaluate(model: Module, x: Any, y: Any, batch_size: int | None = None, verbose: int = 0) -> float | dict:
     """The compiled objective (loss plus any L2 term) on (x, y): a float, or a dict with the metrics.
 
@@ -228,13 +189,13 @@ def evaluate(model: Module, x: Any, y: Any, batch_size: int | None = None, verbo
     batches = _batches("evaluate", len(source), batch_size)
     start = time.perf_counter()
     if len(batches) == 1 or source.reads_blocks:
-        logs = _evaluate_source(model, compiled, source)
+        logs = steps.objective_on(model, compiled, source, "evaluate")
     else:  # Keras' average over batches, weighted by their sizes
         x, y = source.x, source.y
         totals: dict[str, float] = {}
         for index in batches:
             part = as_source(x[index], y[index], source.dtype)
-            for name, value in _evaluate_source(model, compiled, part).items():
+            for name, value in steps.objective_on(model, compiled, part, "evaluate").items():
                 totals[name] = totals.get(name, 0.0) + value * len(part)
         logs = {name: total / len(y) for name, total in totals.items()}
     if verbose:
@@ -242,19 +203,15 @@ def evaluate(model: Module, x: Any, y: Any, batch_size: int | None = None, verbo
     return logs["loss"] if len(logs) == 1 else logs
 
 
-def gradient_norm(model: Module, compiled: Compiled, x: Any, y: Any) -> float:
+def gradient_norm(model: Module, compiled: steps.Compiled, x: Any, y: Any) -> float:
     """‖∇θ objective‖ over the whole of (x, y) (arrays as `as_samples` gives them, or a Source); no
     parameter's .grad is touched."""
     source = x if isinstance(x, Source) else as_source(x, y, model.parameters()[0].dtype)
-    if source.reads_blocks:
-        gradients: list[np.ndarray] = _means(model, compiled, _sums(model, compiled, source, True, "fit"))[1] or []
-    else:
-        objective = compiled.objective(model(Tensor(source.x)), source.y)
-        gradients = [g.data for g in autograd.grad(objective, model.parameters())]
+    gradients = steps.gradient(model, compiled, source)
     return float(np.sqrt(sum(float(np.sum(g.astype(np.float64) ** 2)) for g in gradients)))
 
 
-def _divergence_hint(model: Module, source: Source, compiled: Compiled) -> str:
+def _divergence_hint(model: Module, source: Source, compiled: steps.Compiled) -> str:
     """Suggest the stable learning rate of plain gradient descent when the model is one Linear layer."""
     layers = _linear_layers(model)
     advice = f"Lower the learning rate (now {compiled.optimizer.lr:g})"
@@ -314,16 +271,17 @@ def fit(
     if batch_size is None:  # Keras' 32 in memory; the full batch on data read a block at a time
         batch_size = n if source.reads_blocks else 32
     batch_size = checks.check_count("fit: batch_size", batch_size)
-    steps = -(-n // batch_size)
+    batches_per_epoch = -(-n // batch_size)
     rng = np.random.default_rng(seed)
 
     history = History()
     model.history = history
-    params = {"epochs": epochs, "steps": steps, "samples": n, "verbose": verbose}
+    params = {"epochs": epochs, "steps": batches_per_epoch, "samples": n, "verbose": verbose}
     hooks = CallbackList([history, *([ProgressBar()] if verbose else []), *user_callbacks], model, params)
     model.stop_training = False
     hooks.on_train_begin({})
-    step, history.step, history.step_reason = _training_step(model, compiled, source, batch_size, epochs)
+    chosen = steps.choose(model, compiled, source, batch_size, epochs)
+    step, history.step, history.step_reason = chosen.run, chosen.kind, chosen.reason
     # one batch of everything: its order changes nothing, so it is not shuffled (nor copied)
     shuffle = shuffle and batch_size < n
     # batches in memory that are not shuffled are the same views every epoch: cut once
@@ -336,7 +294,7 @@ def fit(
                 batches = same_batches or source.batches(batch_size, shuffle, rng)
                 logs = _train_epoch(model, compiled, step, batches, hooks, epoch)
                 if validation is not None:
-                    val_logs = _evaluate_source(model, compiled, validation, "fit (validation)")
+                    val_logs = steps.objective_on(model, compiled, validation, "fit (validation)")
                     logs.update({f"val_{name}": value for name, value in val_logs.items()})
                 if needs_gradient_norm:
                     logs["grad_norm"] = gradient_norm(model, compiled, source, None)
@@ -384,7 +342,7 @@ def _stacklevel_outside_the_package(frame: Any) -> int:
 
 def _train_epoch(
     model: Module,
-    compiled: Compiled,
+    compiled: steps.Compiled,
     step: Callable[[Any, Any], tuple[float, dict[str, float]]],
     batches: Iterable[tuple[Any, Any]],
     callbacks: CallbackList,
@@ -410,142 +368,6 @@ def _train_epoch(
         if model.stop_training:
             break
     return {name: total / seen for name, total in totals.items()}
-
-
-def _training_step(
-    model: Module, compiled: Compiled, source: Source, batch_size: int, epochs: int
-) -> tuple[Callable[[Any, Any], tuple[float, dict[str, float]]], str, str]:
-    """fit's step on a batch (xb, yb) of the source's batches: the gradient of the objective, then `safe_step` (which
-    checks the loss and the new weights, and undoes a bad step); returns the batch's objective and
-    metrics. Also returns which kind of step it is ("eager", "captured" or "moments") and why.
-
-    Every kind gives the numbers of the eager step (`run_eagerly=True`, always taken then): the
-    captured one to the bit, the moments to ~1e-9 relative in float64. Full batches of a single
-    Linear layer on mse, in memory, with many rows and epochs, take their gradient from the data's
-    moments (`gram.py`: one pass over the data for the whole fit), unless the data's rounding would
-    make them differ; they serve while the layer keeps its weight and bias and trains both (a
-    callback may change that: the next step is then captured). Otherwise a model of built-in layers
-    trained on a built-in loss, on batches in memory (a memory map's batches are, once read), gets
-    its step captured (`capture.py`): recorded on the first batch of each shape, then replayed, with
-    the same numbers and a fraction of the Python work, under guards that record it again when the
-    model or a number it read changes. Anything else (a Module or loss of the user's own, whose
-    Python may branch on values; batches that are not in memory, summed a block at a time: Dask
-    arrays, a memory map's batches larger than a block) runs eagerly.
-    """
-    optimizer = compiled.optimizer
-    in_memory = source.batches_in_memory(batch_size)
-
-    def eager(xb: Any, yb: Any) -> tuple[float, dict[str, float]]:
-        if in_memory:
-            loss, metrics = _batch_gradient(model, compiled, xb, yb)
-        else:
-            loss, metrics = _summed_gradient(model, compiled, source, (xb, yb))
-        optimizer.safe_step(loss)
-        return loss, metrics
-
-    if compiled.run_eagerly:
-        return eager, "eager", "compiled with run_eagerly=True"
-    built_in = all(type(module) in (Linear, Sequential) for module in model.modules())
-    if not in_memory or not built_in or compiled.loss not in LOSSES.values():
-        why = (
-            f"{source.kind} batches, summed a block at a time"
-            if not in_memory
-            else "a model of the user's own"
-            if not built_in
-            else "a loss of the user's own"
-        )
-        return eager, "eager", f"{why}: its Python is run as it is"
-
-    def objective_and_prediction(xb: Tensor, yb: Tensor) -> tuple[Tensor, Tensor]:
-        pred = model(xb)
-        return compiled.objective(pred, yb), pred
-
-    def objective(xb: Tensor, yb: Tensor) -> Tensor:
-        return compiled.objective(model(xb), yb)
-
-    # the prediction comes back only when metrics need it
-    captured = capture.CapturedStep(objective_and_prediction if compiled.metrics else objective, optimizer, True)
-
-    def captured_step(xb: Any, yb: Any) -> tuple[float, dict[str, float]]:
-        if not compiled.metrics:
-            return captured(xb, yb), {}
-        loss, pred = captured(xb, yb)
-        with no_grad():
-            return loss, {name: metric(Tensor(pred), yb).item() for name, metric in compiled.metrics.items()}
-
-    layer = model.layers[0] if type(model) is Sequential and len(model.layers) == 1 else model
-    if not (
-        batch_size >= len(source)
-        and type(layer) is Linear
-        and not source.reads_blocks
-        and compiled.loss is losses.mse
-        and set(compiled.metrics) <= {"mse"}
-        and gram.pays_off(len(source), layer.in_features, epochs)
-    ):
-        return captured_step, "captured", "recorded once per batch shape, replayed after"
-    assert isinstance(layer, Linear)
-    moments = gram.GramStep(
-        source.x, source.y, layer.weight, layer.bias, compiled.l2, optimizer, list(compiled.metrics)
-    )
-    if moments.refusal is not None:
-        return captured_step, "captured", f"not from the moments: {moments.refusal}"
-
-    def from_the_moments(xb: Any, yb: Any) -> tuple[float, dict[str, float]]:
-        if moments.serves(layer.weight, layer.bias):
-            result = moments(xb, yb)
-            if result is not None:
-                return result
-        return captured_step(xb, yb)
-
-    return from_the_moments, "moments", "full batches from the data's moments, one pass for the whole fit"
-
-
-def _summed_gradient(
-    model: Module, compiled: Compiled, source: Source, batch: tuple[Any, Any]
-) -> tuple[float, dict[str, float]]:
-    """`_batch_gradient` for a batch of a source that sums it a block (a Dask chunk) at a time."""
-    logs, gradient = _means(model, compiled, _sums(model, compiled, source, True, "fit", batch))
-    for p, g in zip(model.parameters(), gradient or []):  # (summed with the gradient: never None)
-        p.grad = g
-    return logs.pop("loss"), logs
-
-
-def _batch_gradient(model: Module, compiled: Compiled, xb: Any, yb: Any) -> tuple[float, dict[str, float]]:
-    """Set each parameter's .grad to the gradient of the objective on the batch (xb, yb) in memory;
-    return the batch's objective and metrics."""
-    compiled.optimizer.zero_grad()
-    pred = model(Tensor(xb))
-    loss = compiled.objective(pred, yb)
-    loss.backward()
-    with no_grad():
-        metrics = {name: metric(pred, yb).item() for name, metric in compiled.metrics.items()}
-    return loss.item(), metrics
-
-
-# ----- data summed a block at a time: memory maps and Dask arrays -----
-
-
-def _sums(
-    model: Module, compiled: Compiled, source: Source, gradient: bool, caller: str, batch: tuple | None = None
-) -> streams.Sums:
-    """The Sums (loss, metrics, gradient, each times the rows) of all the source's rows, or of a batch of it."""
-    return source.sums(model, compiled.loss, compiled.metrics, gradient, caller, batch)
-
-
-def _means(model: Module, compiled: Compiled, total: streams.Sums) -> tuple[dict[str, float], list | None]:
-    """The logs (objective, metrics) and the gradient of the objective (None when not summed) from the
-    Sums of all the rows: each sum divided by the rows, and the L2 term added here, once."""
-    params = model.parameters()
-    logs = {"loss": total.loss / total.rows, **{name: value / total.rows for name, value in total.metrics.items()}}
-    gradient = None if total.gradient is None else [g / total.rows for g in total.gradient]
-    if compiled.l2:
-        penalty = losses.l2_penalty(compiled.penalized, compiled.l2)
-        logs["loss"] += penalty.item()
-        if gradient is not None:  # autograd.grad gives zeros for the biases, which are not penalised
-            gradient = [g + extra.data for g, extra in zip(gradient, autograd.grad(penalty, params))]
-    if gradient is not None:
-        gradient = [g.astype(p.dtype) for g, p in zip(gradient, params)]
-    return logs, gradient
 
 
 # ----- summary -----

@@ -1,0 +1,215 @@
+"""Which step `fit` takes, decided in one place, and why: eager, captured, or from the data's moments.
+
+Every kind gives the numbers of the eager step (`compile(run_eagerly=True)` takes it always): a
+captured step (`capture.py`) to the bit, the moments (`gram.py`) to ~1e-9 relative. `choose` picks
+one for a fit from what it is given (the model, the loss, the data's source, the batch size) and
+says why; fit keeps both in `history.step` and `history.step_reason`. A step takes a batch (xb, yb),
+sets each parameter's gradient, steps the optimizer with `safe_step` (which checks the loss and the
+new weights and undoes a bad step) and returns the batch's objective and metrics.
+
+- *moments*: full batches of one Linear layer (or a subclass that keeps its forward) on mse, in
+  memory, with many rows and epochs: one pass over the data for the whole fit, unless the data's
+  rounding would make its numbers differ; it serves while the layer keeps its weight and bias and
+  trains both (a callback may change that: the next step is then captured);
+- *captured*: a model of built-in layers (subclasses that keep their forward included) on a built-in
+  loss, on batches in memory (a memory map's batches are, once read): recorded on the first batch of
+  each shape, then replayed, under guards that record it again when the model or a number it read
+  changes;
+- *eager*: anything else: a Module or loss of the user's own, whose Python may branch on values;
+  batches that are not in memory, summed a block at a time (Dask arrays, a memory map's batches
+  larger than a block).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tinygrad_lr import autograd, capture, gram, losses, optim, streams
+from tinygrad_lr.nn import Linear, Module, Sequential
+from tinygrad_lr.sources import Source
+from tinygrad_lr.tensor import Tensor, no_grad
+
+__all__ = ["LOSSES", "METRIC_NAMES", "Compiled", "Step", "choose", "means", "objective_on"]
+
+# compile's names for the losses and metrics
+LOSSES: dict[str, Callable[[Tensor, Any], Tensor]] = {
+    "mse": losses.mse,
+    "mean_squared_error": losses.mse,
+    "mae": losses.mae,
+    "mean_absolute_error": losses.mae,
+}
+METRIC_NAMES = {"mse": "mse", "mean_squared_error": "mse", "mae": "mae", "mean_absolute_error": "mae"}
+
+
+@dataclass(frozen=True, eq=False)
+class Compiled:
+    """What `compile` chose: the objective is `loss(pred, y) + l2 · Σ W²` over every Linear weight.
+    Frozen: a captured step reads it (by identity), and what cannot change needs no guard (compile
+    again instead)."""
+
+    loss: Callable[[Tensor, Any], Tensor]
+    optimizer: optim.Optimizer
+    metrics: dict[str, Callable[[Tensor, Any], Tensor]] = field(default_factory=dict)
+    l2: float = 0.0
+    penalized: list[Tensor] = field(default_factory=list)
+    run_eagerly: bool = False
+
+    def objective(self, pred: Tensor, y: Any) -> Tensor:
+        loss = self.loss(pred, y)
+        return loss + losses.l2_penalty(self.penalized, self.l2) if self.l2 else loss
+
+
+@dataclass(frozen=True)
+class Step:
+    """A step for a fit: `run(xb, yb) -> (objective, metrics)`, its kind ("eager", "captured",
+    "moments") and why it was chosen."""
+
+    run: Callable[[Any, Any], tuple[float, dict[str, float]]]
+    kind: str
+    reason: str
+
+
+def _keeps_built_in_code(model: Module) -> bool:
+    """Whether every module of the model runs tinygrad_lr's own forward: Linear's and Sequential's,
+    also in a subclass that does not override it (nor `__call__`)."""
+    return all(
+        type(module).forward in (Linear.forward, Sequential.forward) and type(module).__call__ is Module.__call__
+        for module in model.modules()
+    )
+
+
+def choose(model: Module, compiled: Compiled, source: Source, batch_size: int, epochs: int) -> Step:
+    """The step fit takes on the batches of `source` (see the module)."""
+    optimizer = compiled.optimizer
+    in_memory = source.batches_in_memory(batch_size)
+
+    def eager(xb: Any, yb: Any) -> tuple[float, dict[str, float]]:
+        if in_memory:
+            loss, metrics = _batch_gradient(model, compiled, xb, yb)
+        else:
+            loss, metrics = _summed_gradient(model, compiled, source, (xb, yb))
+        optimizer.safe_step(loss)
+        return loss, metrics
+
+    if compiled.run_eagerly:
+        return Step(eager, "eager", "compiled with run_eagerly=True")
+    built_in = _keeps_built_in_code(model)
+    if not in_memory or not built_in or compiled.loss not in LOSSES.values():
+        if not in_memory:
+            return Step(eager, "eager", f"batches of {source.kind} data, each summed a block at a time")
+        why = "a model of the user's own" if not built_in else "a loss of the user's own"
+        return Step(eager, "eager", f"{why}: its Python is run as it is")
+
+    def objective_and_prediction(xb: Tensor, yb: Tensor) -> tuple[Tensor, Tensor]:
+        pred = model(xb)
+        return compiled.objective(pred, yb), pred
+
+    def objective(xb: Tensor, yb: Tensor) -> Tensor:
+        return compiled.objective(model(xb), yb)
+
+    # the prediction comes back only when metrics need it
+    captured = capture.CapturedStep(objective_and_prediction if compiled.metrics else objective, optimizer, True)
+
+    def captured_step(xb: Any, yb: Any) -> tuple[float, dict[str, float]]:
+        if not compiled.metrics:
+            return captured(xb, yb), {}
+        loss, pred = captured(xb, yb)
+        with no_grad():
+            return loss, {name: metric(Tensor(pred), yb).item() for name, metric in compiled.metrics.items()}
+
+    layer = model.layers[0] if isinstance(model, Sequential) and len(model.layers) == 1 else model
+    if not (
+        batch_size >= len(source)
+        and isinstance(layer, Linear)
+        and not source.reads_blocks
+        and compiled.loss is losses.mse
+        and set(compiled.metrics) <= {"mse"}
+        and gram.pays_off(len(source), layer.in_features, epochs)
+    ):
+        return Step(captured_step, "captured", "recorded once per batch shape, replayed after")
+    assert isinstance(layer, Linear)
+    moments = gram.GramStep(
+        source.x, source.y, layer.weight, layer.bias, compiled.l2, optimizer, list(compiled.metrics)
+    )
+    if moments.refusal is not None:
+        return Step(captured_step, "captured", f"not from the moments: {moments.refusal}")
+
+    def from_the_moments(xb: Any, yb: Any) -> tuple[float, dict[str, float]]:
+        if moments.serves(layer.weight, layer.bias):
+            result = moments(xb, yb)
+            if result is not None:
+                return result
+        return captured_step(xb, yb)
+
+    return Step(from_the_moments, "moments", "full batches from the data's moments, one pass for the whole fit")
+
+
+def _summed_gradient(
+    model: Module, compiled: Compiled, source: Source, batch: tuple[Any, Any]
+) -> tuple[float, dict[str, float]]:
+    """`_batch_gradient` for a batch of a source that sums it a block (a Dask chunk) at a time."""
+    logs, gradient = means(model, compiled, _sums(model, compiled, source, True, "fit", batch))
+    for p, g in zip(model.parameters(), gradient or []):  # (summed with the gradient: never None)
+        p.grad = g
+    return logs.pop("loss"), logs
+
+
+def _batch_gradient(model: Module, compiled: Compiled, xb: Any, yb: Any) -> tuple[float, dict[str, float]]:
+    """Set each parameter's .grad to the gradient of the objective on the batch (xb, yb) in memory;
+    return the batch's objective and metrics."""
+    compiled.optimizer.zero_grad()
+    pred = model(Tensor(xb))
+    loss = compiled.objective(pred, yb)
+    loss.backward()
+    with no_grad():
+        metrics = {name: metric(pred, yb).item() for name, metric in compiled.metrics.items()}
+    return loss.item(), metrics
+
+
+def objective_on(model: Module, compiled: Compiled, source: Source, caller: str) -> dict[str, float]:
+    """The objective and the metrics on all of the source's rows (no gradient), as fit's logs."""
+    if source.reads_blocks:
+        return means(model, compiled, _sums(model, compiled, source, False, caller))[0]
+    x, y = source.x, source.y
+    with no_grad():
+        pred = model(Tensor(x))
+        logs = {"loss": compiled.objective(pred, y).item()}
+        logs.update({name: metric(pred, y).item() for name, metric in compiled.metrics.items()})
+    return logs
+
+
+def gradient(model: Module, compiled: Compiled, source: Source) -> list:
+    """The gradient of the objective over all of the source's rows, one array per parameter; no
+    parameter's .grad is touched."""
+    if source.reads_blocks:
+        return means(model, compiled, _sums(model, compiled, source, True, "fit"))[1] or []
+    objective = compiled.objective(model(Tensor(source.x)), source.y)
+    return [g.data for g in autograd.grad(objective, model.parameters())]
+
+
+# ----- data summed a block at a time: memory maps and Dask arrays -----
+
+
+def _sums(
+    model: Module, compiled: Compiled, source: Source, gradient: bool, caller: str, batch: tuple | None = None
+) -> streams.Sums:
+    """The Sums (loss, metrics, gradient, each times the rows) of all the source's rows, or of a batch of it."""
+    return source.sums(model, compiled.loss, compiled.metrics, gradient, caller, batch)
+
+
+def means(model: Module, compiled: Compiled, total: streams.Sums) -> tuple[dict[str, float], list | None]:
+    """The logs (objective, metrics) and the gradient of the objective (None when not summed) from the
+    Sums of all the rows: each sum divided by the rows, and the L2 term added here, once."""
+    params = model.parameters()
+    logs = {"loss": total.loss / total.rows, **{name: value / total.rows for name, value in total.metrics.items()}}
+    gradient = None if total.gradient is None else [g / total.rows for g in total.gradient]
+    if compiled.l2:
+        penalty = losses.l2_penalty(compiled.penalized, compiled.l2)
+        logs["loss"] += penalty.item()
+        if gradient is not None:  # autograd.grad gives zeros for the biases, which are not penalised
+            gradient = [g + extra.data for g, extra in zip(gradient, autograd.grad(penalty, params))]
+    if gradient is not None:
+        gradient = [g.astype(p.dtype) for g, p in zip(gradient, params)]
+    return logs, gradient
