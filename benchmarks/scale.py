@@ -72,7 +72,7 @@ import tinygrad_lr as tl  # noqa: E402
 FEATURES = 10
 COEF = np.linspace(0.1, 1.0, FEATURES)  # y = X @ COEF + INTERCEPT + NOISE·N(0, 1), X ~ N(0, 1)
 INTERCEPT, NOISE = 3.0, 0.1
-BATCH_SIZE = 8192  # memory-map training: 8 batches per block of streams.BLOCK_ROWS = 65,536 rows
+BATCH_SIZE = 8192  # memory-map training: 8 batches per block of blockwise.BLOCK_ROWS = 65,536 rows
 LEARNING_RATE = 0.05
 READ_CHUNK = 16 * 2**20  # bytes per read() in the sequential-read measurement
 WRITE_ROWS = 1_000_000  # rows generated and written at a time
@@ -321,7 +321,7 @@ def run_memory_map(plan: Plan, scratch_parent: Path) -> dict:
             "features": FEATURES,
             "dtype": "float32",
             "batch_size": BATCH_SIZE,
-            "block_rows": tl.streams.BLOCK_ROWS,
+            "block_rows": tl.blockwise.BLOCK_ROWS,
             "learning_rate": LEARNING_RATE,
             "write_s": time.perf_counter() - started,
             "written_bytes": needed,

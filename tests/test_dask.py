@@ -13,7 +13,7 @@ import pytest
 
 import tinygrad_lr as tl
 from tests.processes import child_env
-from tinygrad_lr import streams
+from tinygrad_lr import blockwise
 
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
@@ -71,11 +71,11 @@ def test_full_batch_follows_the_in_memory_iterates_on_the_cluster(client, dtype,
     X, y = _data(dtype=dtype)
     Xd, yd = _chunked(X, y)
     in_memory = _model(dtype=dtype, optimizer=optimizer(), metrics=["mae"], l2=0.01)
-    chunked = _model(dtype=dtype, optimizer=optimizer(), metrics=["mae"], l2=0.01)
+    on_dask = _model(dtype=dtype, optimizer=optimizer(), metrics=["mae"], l2=0.01)
     for _ in range(6):  # the iterates, step by step
         want = in_memory.fit(X, y, epochs=1, batch_size=len(X), verbose=0).history
-        got = chunked.fit(Xd, yd, epochs=1, batch_size=None, verbose=0).history
-        for p, q in zip(in_memory.get_weights(), chunked.get_weights()):
+        got = on_dask.fit(Xd, yd, epochs=1, batch_size=None, verbose=0).history
+        for p, q in zip(in_memory.get_weights(), on_dask.get_weights()):
             np.testing.assert_allclose(q, p, rtol=rtol, atol=rtol * 1e-3)
         for key in ("loss", "mae"):
             assert got[key][0] == pytest.approx(want[key][0], rel=rtol)
@@ -85,22 +85,22 @@ def test_full_batch_on_the_default_scheduler_too():
     import dask
 
     X, y = _data()
-    in_memory, chunked = _model(), _model()
+    in_memory, on_dask = _model(), _model()
     in_memory.fit(X, y, epochs=5, batch_size=len(X), verbose=0)
     with dask.config.set(scheduler="threads"):  # Dask's local scheduler, whatever client is active
-        history = chunked.fit(*_chunked(X, y), epochs=5, batch_size=None, verbose=0)
+        history = on_dask.fit(*_chunked(X, y), epochs=5, batch_size=None, verbose=0)
     assert (history.step, history.step_reason) == ("eager", "batches of Dask data, each summed a block at a time")
-    for p, q in zip(in_memory.get_weights(), chunked.get_weights()):
+    for p, q in zip(in_memory.get_weights(), on_dask.get_weights()):
         np.testing.assert_allclose(q, p, rtol=1e-12)
 
 
 def test_mini_batches_in_order_follow_the_in_memory_ones(client):
     X, y = _data(n=600)
-    in_memory, chunked = _model(), _model()
+    in_memory, on_dask = _model(), _model()
     kwargs = {"epochs": 2, "batch_size": 200, "shuffle": False, "verbose": 0, "validation_split": 0.25}
     want = in_memory.fit(X, y, **kwargs).history
-    got = chunked.fit(*_chunked(X, y, chunk=150), **kwargs).history
-    for p, q in zip(in_memory.get_weights(), chunked.get_weights()):
+    got = on_dask.fit(*_chunked(X, y, chunk=150), **kwargs).history
+    for p, q in zip(in_memory.get_weights(), on_dask.get_weights()):
         np.testing.assert_allclose(q, p, rtol=1e-12)
     for key in ("loss", "val_loss"):
         np.testing.assert_allclose(got[key], want[key], rtol=1e-12)
@@ -108,18 +108,18 @@ def test_mini_batches_in_order_follow_the_in_memory_ones(client):
 
 def test_shuffled_mini_batches_are_contiguous_slices_in_the_seeded_order(client):
     """Shuffled, a Dask array's batches are contiguous slices in an order drawn from the seed
-    (`streams.slices`); the same steps in memory agree."""
+    (`blockwise.slices`); the same steps in memory agree."""
     X, y = _data(n=600)
-    chunked, by_hand = _model(), _model()
-    chunked.fit(*_chunked(X, y, chunk=150), epochs=2, batch_size=200, seed=5, verbose=0)
+    on_dask, by_hand = _model(), _model()
+    on_dask.fit(*_chunked(X, y, chunk=150), epochs=2, batch_size=200, seed=5, verbose=0)
     layer, rng = by_hand.layers[0], np.random.default_rng(5)
     opt = tl.optim.SGD(layer.parameters(), lr=0.05)
     for _ in range(2):
-        for start, stop in streams.slices(len(X), 200, True, rng):
+        for start, stop in blockwise.slices(len(X), 200, True, rng):
             opt.zero_grad()
             tl.losses.mse(layer(tl.Tensor(X[start:stop])), y[start:stop]).backward()
             opt.step()
-    for p, q in zip(by_hand.get_weights(), chunked.get_weights()):
+    for p, q in zip(by_hand.get_weights(), on_dask.get_weights()):
         np.testing.assert_allclose(q, p, rtol=1e-12)
 
 
@@ -212,7 +212,7 @@ def test_a_step_pinned_to_a_worker_that_is_gone_is_made_again_unpinned(client, m
     X, y = _persisted(4000, 3, 500)
     gone = "tcp://127.0.0.1:9"  # no worker there: a task pinned to it would wait forever
     monkeypatch.setattr(client, "who_has", lambda arrays: {f.key: [gone] for f in client.futures_of(arrays)})
-    monkeypatch.setattr(tl.chunked, "PIN_CHECK_S", 0.2)
+    monkeypatch.setattr(tl.dask_chunks, "PIN_CHECK_S", 0.2)
     model, in_memory = _model(), _model()
     outcome = _run_with_timeout(60, lambda: model.fit(X, y, epochs=2, batch_size=None, verbose=0))
     assert "error" not in outcome, outcome.get("error")
@@ -223,11 +223,11 @@ def test_a_step_pinned_to_a_worker_that_is_gone_is_made_again_unpinned(client, m
 def test_a_one_feature_dask_x_trains_and_predicts_as_in_memory(client):
     X, y = _data(d=1)
     x = X[:, 0]
-    in_memory, chunked = _model(d=1), _model(d=1)
+    in_memory, on_dask = _model(d=1), _model(d=1)
     in_memory.fit(x, y, epochs=3, batch_size=len(x), verbose=0)
-    chunked.fit(da.from_array(x, chunks=CHUNK), da.from_array(y, chunks=CHUNK), epochs=3, batch_size=None, verbose=0)
-    np.testing.assert_allclose(chunked.get_weights()[0], in_memory.get_weights()[0], rtol=1e-12)
-    lazy = chunked.predict(da.from_array(x, chunks=CHUNK))
+    on_dask.fit(da.from_array(x, chunks=CHUNK), da.from_array(y, chunks=CHUNK), epochs=3, batch_size=None, verbose=0)
+    np.testing.assert_allclose(on_dask.get_weights()[0], in_memory.get_weights()[0], rtol=1e-12)
+    lazy = on_dask.predict(da.from_array(x, chunks=CHUNK))
     assert isinstance(lazy, da.Array) and lazy.shape == (len(x), 1)
     np.testing.assert_allclose(lazy.compute(), in_memory.predict(x), rtol=1e-12)
     with pytest.raises(ValueError, match=r"y has shape \(1000, 2\) but the model has 1 output\(s\)"):
@@ -304,14 +304,14 @@ def test_a_worker_killed_mid_fit_is_recovered_from_and_the_result_is_unchanged(c
     Xd, yd = Xd.persist(), yd.persist()  # chunks held by the workers: the dead one's are recomputed
     distributed.wait([Xd, yd])
     pid = next(iter(client.run(os.getpid).values()))
-    chunked = _model()
+    on_dask = _model()
     outcome = _run_with_timeout(
-        90, lambda: chunked.fit(Xd, yd, epochs=4, batch_size=None, verbose=0, callbacks=[_KillAWorker(pid)])
+        90, lambda: on_dask.fit(Xd, yd, epochs=4, batch_size=None, verbose=0, callbacks=[_KillAWorker(pid)])
     )
     assert "error" not in outcome, outcome.get("error")
     in_memory = _model()
     in_memory.fit(X, y, epochs=4, batch_size=len(X), verbose=0)
-    for p, q in zip(in_memory.get_weights(), chunked.get_weights()):
+    for p, q in zip(in_memory.get_weights(), on_dask.get_weights()):
         np.testing.assert_allclose(q, p, rtol=1e-12)
     client.wait_for_workers(2, timeout=60)
 
@@ -352,7 +352,7 @@ def test_importing_the_package_imports_no_dask():
 def test_without_dask_the_error_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "dask", None)  # `import dask` now fails, as when it is not installed
     with pytest.raises(ImportError, match=r'needs Dask, an optional extra: pip install "tinygrad_lr\[dask\]"'):
-        tl.chunked.require_dask("fit")
+        tl.dask_chunks.require_dask("fit")
     start = time.perf_counter()
     assert tl.solvers.ols(np.arange(4.0), np.arange(4.0))[0] == pytest.approx([1.0])  # everything else works
     assert time.perf_counter() - start < 5
@@ -385,8 +385,8 @@ def test_cli_reads_a_big_csv_in_chunks_with_the_in_memory_results(tmp_path, caps
     in_memory = capsys.readouterr().out
     monkeypatch.setattr(cli, "CHUNKED_ABOVE", path.stat().st_size - 1)  # the file counts as big now
     assert cli.main([*argv, "--out-dir", str(tmp_path / "chunks")]) == 0
-    chunked = capsys.readouterr().out
-    assert _report(chunked) == _report(in_memory) and len(_report(chunked)) == 3
+    on_dask = capsys.readouterr().out
+    assert _report(on_dask) == _report(in_memory) and len(_report(on_dask)) == 3
     assert (tmp_path / "chunks" / "fit.png").stat().st_size > 1000
 
 

@@ -13,7 +13,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 import tinygrad_lr as tl
 from tests.strategies import FLOAT_DTYPES
 from tests.threads import run_interleaved
-from tinygrad_lr import gram
+from tinygrad_lr import moments
 
 OPTIMIZERS = {
     "sgd": lambda ps: tl.optim.SGD(ps, lr=0.05),
@@ -326,7 +326,7 @@ def test_on_data_far_from_zero_the_loss_history_is_eagers_or_the_moments_step_as
         assert "rounding each row" in fast.step_reason
 
 
-N = gram.MIN_ROWS * 5 // 4  # still at least MIN_ROWS after a validation split of 0.1
+N = moments.MIN_ROWS * 5 // 4  # still at least MIN_ROWS after a validation split of 0.1
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])

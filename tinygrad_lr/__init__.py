@@ -1,10 +1,11 @@
 """tinygrad_lr: a small reverse-mode autodiff engine on NumPy, and linear regression built on it.
 
 Layers, lowest first: checks (input checks) ← tensor/ops (the engine) ← autograd, capture, gradcheck,
-gram, losses, nn, optim, data, datasets ← streams (data read a block at a time: memory maps, the shuffle
-buffer, per-block sums) ← chunked (the same work on Dask chunks; Dask imported only when a
-Dask array is given) ← solvers ← callbacks, training ← estimators, plot, report,
-cli. A module never imports one above it, with one exception: `nn.Module`'s Keras-style methods (`compile`,
+moments, losses, nn, optim, data, datasets ← blockwise (data read a block at a time: memory maps, the
+shuffle buffer, per-block sums) ← dask_chunks (the same work on Dask chunks; Dask imported only when
+a Dask array is given) ← sources (the kind of data, decided once) ← solvers, steps (which step fit
+takes, and why) ← callbacks, training ← estimators, plot, report, cli.
+A module never imports one above it, with one exception: `nn.Module`'s Keras-style methods (`compile`,
 `fit`, `evaluate`, `predict`, `summary`) load `training` when first called, so that every model
 has them, as in Keras, while `nn` stays importable without the training loop.
 """
@@ -13,14 +14,15 @@ import sys
 
 from tinygrad_lr import (
     autograd,
+    blockwise,
     callbacks,
     capture,
     checks,
-    chunked,
+    dask_chunks,
     data,
     datasets,
-    gram,
     losses,
+    moments,
     nn,
     ops,
     optim,
@@ -28,7 +30,6 @@ from tinygrad_lr import (
     solvers,
     sources,
     steps,
-    streams,
     tensor,
     training,
 )
@@ -46,9 +47,9 @@ def _show_only_the_api(module) -> None:
 
 
 # every public module; `tl.gradcheck` is the function, so its module is looked up by name
-for _module in (autograd, callbacks, checks, chunked, data, datasets, losses, nn, ops, optim, plot, solvers):
+for _module in (autograd, callbacks, checks, dask_chunks, data, datasets, losses, nn, ops, optim, plot, solvers):
     _show_only_the_api(_module)
-for _module in (capture, gram, sources, steps, streams, tensor, training):
+for _module in (capture, moments, sources, steps, blockwise, tensor, training):
     _show_only_the_api(_module)
 _show_only_the_api(sys.modules["tinygrad_lr.gradcheck"])
 
@@ -75,18 +76,19 @@ __all__ = [
     "Tensor",
     "TrainingDivergedError",
     "autograd",
+    "blockwise",
     "callbacks",
     "capture",
     "capture_step",
     "checks",
-    "chunked",
+    "dask_chunks",
     "data",
     "datasets",
     "gradcheck",
     "gradgradcheck",
-    "gram",
     "is_grad_enabled",
     "losses",
+    "moments",
     "nn",
     "no_grad",
     "ops",
@@ -95,7 +97,6 @@ __all__ = [
     "solvers",
     "sources",
     "steps",
-    "streams",
     "tensor",
     "training",
 ]

@@ -207,7 +207,7 @@ def as_real_data(
 ) -> np.ndarray | Any:
     """`as_real_array(what, values, dtype, not_numbers)`, except for a memory map or a Dask array,
     which is returned as it is once its dtype is known to hold real numbers: its values are
-    converted and checked a block at a time as they are read (`tinygrad_lr.streams`)."""
+    converted and checked a block at a time as they are read (`tinygrad_lr.blockwise`)."""
     if not (is_memory_map(values) or is_dask_array(values)):
         return as_real_array(what, values, dtype, not_numbers)
     if values.dtype.kind not in "biuf":

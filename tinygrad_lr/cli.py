@@ -348,7 +348,7 @@ def _dask(args: argparse.Namespace):
     """The dask module, or a UsageError naming the extra."""
     why = f"--scheduler {args.scheduler}:" if args.scheduler else f"--csv {args.csv} is over {CHUNKED_ABOVE >> 30} GiB:"
     try:
-        return tl.chunked.require_dask(f"{why} reading the CSV in chunks")
+        return tl.dask_chunks.require_dask(f"{why} reading the CSV in chunks")
     except ImportError as error:
         raise UsageError(str(error)) from None
 
@@ -835,7 +835,7 @@ def _scheduler(args: argparse.Namespace):
     try:
         import distributed
     except ImportError as error:
-        raise UsageError(f"--scheduler {args.scheduler} needs distributed: {tl.chunked.EXTRA} ({error})") from None
+        raise UsageError(f"--scheduler {args.scheduler} needs distributed: {tl.dask_chunks.EXTRA} ({error})") from None
     try:
         client = distributed.Client(args.scheduler, timeout="10s")
     except (OSError, TimeoutError, ValueError) as error:

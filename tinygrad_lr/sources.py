@@ -1,9 +1,9 @@
 """The kinds of data, decided once: an array in memory, a memory map, a Dask array.
 
 Training, evaluation, prediction and the closed form take any of them. What differs is how the
-rows are reached: an array in memory is sliced; a memory map is read a block at a time (`streams`:
+rows are reached: an array in memory is sliced; a memory map is read a block at a time (`blockwise`:
 contiguous blocks, converted and checked as they are read, a shuffle buffer); a Dask array is
-worked on where its chunks live (`chunked`: only sums travel). `as_source(x, y, dtype)` looks at
+worked on where its chunks live (`dask_chunks`: only sums travel). `as_source(x, y, dtype)` looks at
 what it was given once, at the boundary, and returns the adapter for that kind (as Keras 3 picks
 its data adapter); the code above it asks the adapter, never the array:
 
@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from tinygrad_lr import checks, chunked, data, streams
+from tinygrad_lr import blockwise, checks, dask_chunks, data
 from tinygrad_lr.tensor import Tensor, no_grad
 
 __all__ = ["DaskArrays", "InMemory", "MemoryMapped", "Source", "as_source"]
@@ -66,11 +66,11 @@ class Source:
         gradient: bool,
         caller: str,
         batch: tuple[Any, Any] | None = None,
-    ) -> streams.Sums:
+    ) -> blockwise.Sums:
         """The Sums (loss, metrics and, with `gradient`, the gradient, each times the rows, float64) of all
         the rows, or of `batch`, one of this source's batches."""
         x, y = (self.x, self.y) if batch is None else batch
-        return streams.sums(model, loss, metrics, x, y, self.dtype, gradient, caller)
+        return blockwise.sums(model, loss, metrics, x, y, self.dtype, gradient, caller)
 
     def predict(self, model: Any, batch_size: int | None) -> Any:
         """The model's outputs, (n, outputs), `batch_size` rows at a time (all at once when None)."""
@@ -80,7 +80,7 @@ class Source:
 
     def triangular_factor(self, fit_intercept: bool, caller: str) -> np.ndarray:
         """R of the QR of [1 X y] ([X y] without an intercept), float64, in one pass over the rows."""
-        return streams.triangular_factor(self.x, self.y, fit_intercept, caller)
+        return blockwise.triangular_factor(self.x, self.y, fit_intercept, caller)
 
 
 class InMemory(Source):
@@ -94,51 +94,51 @@ class InMemory(Source):
 
 
 class MemoryMapped(Source):
-    """A memory map (x or y, or both): never read whole, but in contiguous blocks (`streams`)."""
+    """A memory map (x or y, or both): never read whole, but in contiguous blocks (`blockwise`)."""
 
     kind = "memory-mapped"
     reads_blocks = True
 
     def batches(self, batch_size, shuffle, rng, caller="fit"):
-        return streams.batches(self.x, self.y, batch_size, self.dtype, shuffle, rng, caller)
+        return blockwise.batches(self.x, self.y, batch_size, self.dtype, shuffle, rng, caller)
 
     def batches_in_memory(self, batch_size):
-        return batch_size <= streams.BLOCK_ROWS  # (a larger batch is handed on as a slice of the map)
+        return batch_size <= blockwise.BLOCK_ROWS  # (a larger batch is handed on as a slice of the map)
 
     def predict(self, model, batch_size):
-        rows = streams.BLOCK_ROWS if batch_size is None else batch_size
+        rows = blockwise.BLOCK_ROWS if batch_size is None else batch_size
         with no_grad():
             outputs = [
-                model(Tensor(streams.read_block("predict: x", self.x, i.start, i.stop, self.dtype, number))).data
+                model(Tensor(blockwise.read_block("predict: x", self.x, i.start, i.stop, self.dtype, number))).data
                 for number, i in enumerate(_contiguous("predict", len(self), rows))
             ]
         return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
 
 
 class DaskArrays(Source):
-    """Dask arrays: each chunk's work is done where it lives, only sums travel (`chunked`)."""
+    """Dask arrays: each chunk's work is done where it lives, only sums travel (`dask_chunks`)."""
 
     kind = "Dask"
     reads_blocks = True
 
     def batches(self, batch_size, shuffle, rng, caller="fit"):
-        return chunked.batches(self.x, self.y, batch_size, shuffle, rng)
+        return dask_chunks.batches(self.x, self.y, batch_size, shuffle, rng)
 
     def batches_in_memory(self, batch_size):
         return False
 
     def sums(self, model, loss, metrics, gradient, caller, batch=None):
         x, y = (self.x, self.y) if batch is None else batch
-        return chunked.sums(model, loss, metrics, x, y, self.dtype, gradient, caller)
+        return dask_chunks.sums(model, loss, metrics, x, y, self.dtype, gradient, caller)
 
     def predict(self, model, batch_size):
         # lazy, as every Dask computation: the caller computes or stores it
         with no_grad():
             width = model(Tensor(np.zeros((1, self.x.shape[1] if self.x.ndim == 2 else 1), self.dtype))).shape[-1]
-        return chunked.predict(model, self.x, self.dtype, width)
+        return dask_chunks.predict(model, self.x, self.dtype, width)
 
     def triangular_factor(self, fit_intercept, caller):
-        return chunked.triangular_factor(self.x, self.y, fit_intercept, caller)
+        return dask_chunks.triangular_factor(self.x, self.y, fit_intercept, caller)
 
 
 def as_source(x: Any, y: Any = None, dtype: Any = np.float64) -> Source:

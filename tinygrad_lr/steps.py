@@ -1,7 +1,7 @@
 """Which step `fit` takes, decided in one place, and why: eager, captured, or from the data's moments.
 
 Every kind gives the numbers of the eager step (`compile(run_eagerly=True)` takes it always): a
-captured step (`capture.py`) to the bit, the moments (`gram.py`) to ~1e-9 relative. `choose` picks
+captured step (`capture.py`) to the bit, the moments (`moments.py`) to ~1e-9 relative. `choose` picks
 one for a fit from what it is given (the model, the loss, the data's source, the batch size) and
 says why; fit keeps both in `history.step` and `history.step_reason`. A step takes a batch (xb, yb),
 sets each parameter's gradient, steps the optimizer with `safe_step` (which checks the loss and the
@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tinygrad_lr import autograd, capture, gram, losses, optim, streams
+from tinygrad_lr import autograd, blockwise, capture, losses, moments, optim
 from tinygrad_lr.nn import Linear, Module, Sequential
 from tinygrad_lr.sources import Source
 from tinygrad_lr.tensor import Tensor, no_grad
@@ -126,19 +126,19 @@ def choose(model: Module, compiled: Compiled, source: Source, batch_size: int, e
         and not source.reads_blocks
         and compiled.loss is losses.mse
         and set(compiled.metrics) <= {"mse"}
-        and gram.pays_off(len(source), layer.in_features, epochs)
+        and moments.pays_off(len(source), layer.in_features, epochs)
     ):
         return Step(captured_step, "captured", "recorded once per batch shape, replayed after")
     assert isinstance(layer, Linear)
-    moments = gram.GramStep(
+    moment_step = moments.GramStep(
         source.x, source.y, layer.weight, layer.bias, compiled.l2, optimizer, list(compiled.metrics)
     )
-    if moments.refusal is not None:
-        return Step(captured_step, "captured", f"not from the moments: {moments.refusal}")
+    if moment_step.refusal is not None:
+        return Step(captured_step, "captured", f"not from the moments: {moment_step.refusal}")
 
     def from_the_moments(xb: Any, yb: Any) -> tuple[float, dict[str, float]]:
-        if moments.serves(layer.weight, layer.bias):
-            result = moments(xb, yb)
+        if moment_step.serves(layer.weight, layer.bias):
+            result = moment_step(xb, yb)
             if result is not None:
                 return result
         return captured_step(xb, yb)
@@ -194,12 +194,12 @@ def gradient(model: Module, compiled: Compiled, source: Source) -> list:
 
 def _sums(
     model: Module, compiled: Compiled, source: Source, gradient: bool, caller: str, batch: tuple | None = None
-) -> streams.Sums:
+) -> blockwise.Sums:
     """The Sums (loss, metrics, gradient, each times the rows) of all the source's rows, or of a batch of it."""
     return source.sums(model, compiled.loss, compiled.metrics, gradient, caller, batch)
 
 
-def means(model: Module, compiled: Compiled, total: streams.Sums) -> tuple[dict[str, float], list | None]:
+def means(model: Module, compiled: Compiled, total: blockwise.Sums) -> tuple[dict[str, float], list | None]:
     """The logs (objective, metrics) and the gradient of the objective (None when not summed) from the
     Sums of all the rows: each sum divided by the rows, and the L2 term added here, once."""
     params = model.parameters()

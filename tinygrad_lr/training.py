@@ -135,7 +135,7 @@ def _as_columns(array: Any) -> Any:
     """A 1-D array (n,) as one column (n, 1). A Dask array stays 1-D: reshaping it would add tasks to
     its graph on every call, which are not persisted with its chunks and may run on another worker,
     so every step would move the chunk; its chunks become columns as they are read
-    (`streams.read_block`)."""
+    (`blockwise.read_block`)."""
     return array.reshape(-1, 1) if array.ndim == 1 and not checks.is_dask_array(array) else array
 
 

@@ -16,14 +16,14 @@ from hypothesis import strategies as st
 
 import tinygrad_lr as tl
 from tests.processes import child_env
-from tinygrad_lr import streams
+from tinygrad_lr import blockwise
 
 BLOCK = 64  # rows per block in these tests, so that a few hundred rows make many blocks
 
 
 @pytest.fixture(autouse=True)
 def small_blocks(monkeypatch):
-    monkeypatch.setattr(streams, "BLOCK_ROWS", BLOCK)
+    monkeypatch.setattr(blockwise, "BLOCK_ROWS", BLOCK)
 
 
 def _data(n=1000, d=3, seed=0, dtype=np.float64):
@@ -59,7 +59,7 @@ def test_a_memory_map_is_recognised_and_a_plain_array_is_not(tmp_path):
 def test_unshuffled_batches_are_those_of_the_same_rows_in_memory(n, batch_size, dtype):
     rng = np.random.default_rng(n)
     x, y = rng.normal(size=(n, 2)), rng.normal(size=n)
-    got = list(streams.batches(x, y, batch_size, dtype))
+    got = list(blockwise.batches(x, y, batch_size, dtype))
     want = [(x[i].astype(dtype), y[i].astype(dtype)[:, None]) for i in tl.data.batch_indices(n, batch_size)]
     assert len(got) == len(want)
     for (xb, yb), (xw, yw) in zip(got, want):
@@ -72,8 +72,8 @@ def test_unshuffled_batches_are_those_of_the_same_rows_in_memory(n, batch_size, 
 @given(st.integers(1, 400), st.integers(1, 64), st.integers(0, 2**32 - 1))
 def test_a_shuffled_epoch_visits_every_row_once_from_its_seed(n, batch_size, seed):
     x = np.arange(n, dtype=np.float64)
-    first = [b.ravel() for b, _ in streams.batches(x, x, batch_size, np.float64, True, np.random.default_rng(seed))]
-    again = [b.ravel() for b, _ in streams.batches(x, x, batch_size, np.float64, True, np.random.default_rng(seed))]
+    first = [b.ravel() for b, _ in blockwise.batches(x, x, batch_size, np.float64, True, np.random.default_rng(seed))]
+    again = [b.ravel() for b, _ in blockwise.batches(x, x, batch_size, np.float64, True, np.random.default_rng(seed))]
     rows = np.concatenate(first)
     assert sorted(rows.tolist()) == list(range(n))
     assert len(first) == -(-n // batch_size)  # a block holds whole batches: as many steps as in memory
@@ -89,7 +89,7 @@ def test_shuffled_order_changes_with_the_seed():
 
     def order(seed):
         return np.concatenate(
-            [b.ravel() for b, _ in streams.batches(x, x, 10, np.float64, True, np.random.default_rng(seed))]
+            [b.ravel() for b, _ in blockwise.batches(x, x, 10, np.float64, True, np.random.default_rng(seed))]
         )
 
     assert not np.array_equal(order(1), order(2))
@@ -176,7 +176,7 @@ def test_a_shuffled_memory_map_fit_takes_the_batches_of_the_seeded_shuffle_buffe
     layer, rng = by_hand.layers[0], np.random.default_rng(3)
     opt = tl.optim.SGD(layer.parameters(), lr=0.05)
     for _ in range(2):
-        for xb, yb in streams.batches(X, y.reshape(-1, 1), 50, np.float64, True, rng):
+        for xb, yb in blockwise.batches(X, y.reshape(-1, 1), 50, np.float64, True, rng):
             opt.zero_grad()
             tl.losses.mse(layer(tl.Tensor(xb)), yb).backward()
             opt.step()
@@ -218,7 +218,7 @@ def test_ols_and_ridge_on_a_memory_map_equal_the_in_memory_answer(tmp_path, l2):
 
 
 def test_ols_on_fewer_rows_than_columns_per_block_still_solves(tmp_path, monkeypatch):
-    monkeypatch.setattr(streams, "BLOCK_ROWS", 2)  # each block of [1 X y] is wider than tall
+    monkeypatch.setattr(blockwise, "BLOCK_ROWS", 2)  # each block of [1 X y] is wider than tall
     X, y = _data(n=41, d=4)
     Xm, ym = _on_disk(tmp_path, X, y)
     want, got = tl.solvers.ols(X, y), tl.solvers.ols(Xm, ym)
@@ -360,7 +360,7 @@ def _read_ahead_threads():
 def test_shuffled_batches_are_the_seeded_shuffle_buffer_drawn_in_turn(n, batch_size, seed):
     """The order is a contract: the block order, then each block's rows, drawn in turn from one generator."""
     x = np.arange(n, dtype=np.float64)
-    got = [b.ravel() for b, _ in streams.batches(x, x, batch_size, np.float64, True, np.random.default_rng(seed))]
+    got = [b.ravel() for b, _ in blockwise.batches(x, x, batch_size, np.float64, True, np.random.default_rng(seed))]
     rng = np.random.default_rng(seed)
     block_rows = batch_size * max(1, BLOCK // batch_size)
     want = []
@@ -401,10 +401,10 @@ def test_the_steps_before_a_bad_block_are_taken_and_the_error_comes_in_its_turn(
 
 def test_finite_values_whose_sum_overflows_are_not_an_error():
     big = np.full((4, 2), 3e38, dtype=np.float32)  # each finite; their sum is inf in float32
-    assert np.array_equal(streams.read_block("fit: x", big, 0, 4, np.float32, 0), big)
+    assert np.array_equal(blockwise.read_block("fit: x", big, 0, 4, np.float32, 0), big)
     rows = np.array([3, 1, 0, 2])
     values = np.arange(8.0).reshape(4, 2)
-    assert np.array_equal(streams.read_block("fit: x", values, 0, 4, np.float32, 0, rows=rows), values[rows])
+    assert np.array_equal(blockwise.read_block("fit: x", values, 0, 4, np.float32, 0, rows=rows), values[rows])
 
 
 def test_reading_ahead_hands_on_items_and_errors_in_order_and_stops_its_thread():
@@ -419,13 +419,13 @@ def test_reading_ahead_hands_on_items_and_errors_in_order_and_stops_its_thread()
         finally:
             closed.append(True)
 
-    assert list(streams.ahead(items())) == list(range(10))
+    assert list(blockwise.ahead(items())) == list(range(10))
     got = []
     with pytest.raises(ValueError, match="item 4"):
-        for item in streams.ahead(items(fail_at=4)):
+        for item in blockwise.ahead(items(fail_at=4)):
             got.append(item)
     assert got == [0, 1, 2, 3]
-    early = streams.ahead(items())
+    early = blockwise.ahead(items())
     assert next(early) == 0
     early.close()  # the consumer stops early: the thread ends and the producer is closed
     assert closed == [True] * 3 and not _read_ahead_threads()
@@ -454,7 +454,7 @@ def test_the_kernel_is_asked_to_read_the_next_blocks_ahead(tmp_path):
     rows = slice(1 << 14, 1 << 15)  # 1 MiB in the middle
     if _cached(path, x, rows) > 0.5:
         pytest.skip(f"{path} stays in the page cache (a tmpfs?): nothing to read ahead")
-    streams.will_need(x, rows.start, rows.stop)
+    blockwise.will_need(x, rows.start, rows.stop)
     deadline = time.monotonic() + 10
     while _cached(path, x, rows) < 1.0 and time.monotonic() < deadline:
         time.sleep(0.01)

@@ -8,7 +8,7 @@ of the file (the pages read from the file are page cache, which the kernel takes
 What is computed on a block is a `Sums`: the loss, the metrics and the gradient of the loss,
 each multiplied by the block's row count, in float64. Sums of blocks add up to the sums of their
 rows, so the mean over all rows, and the full-batch gradient, come out of any grouping of blocks:
-one after another here, or on the workers of a Dask cluster (`chunked`), which uses the same
+one after another here, or on the workers of a Dask cluster (`dask_chunks`), which uses the same
 per-block functions. So does the one-pass least squares: the triangular factor R of [1 X y] is
 built block by block (the QR of R stacked over the next block), and R of a stack of factors is
 the factor of the stack of their rows.

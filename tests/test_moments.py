@@ -1,4 +1,5 @@
-"""Full-batch fit from the data's moments (gram.py): the eager iterates up to rounding, used only where it applies."""
+"""Full-batch fit from the data's moments (moments.py): the eager iterates up to rounding, used only where it
+applies."""
 
 import contextlib
 import warnings
@@ -7,9 +8,9 @@ import numpy as np
 import pytest
 
 import tinygrad_lr as tl
-from tinygrad_lr import gram
+from tinygrad_lr import moments
 
-N = gram.MIN_ROWS * 5 // 4  # still at least MIN_ROWS after a validation split of 0.1
+N = moments.MIN_ROWS * 5 // 4  # still at least MIN_ROWS after a validation split of 0.1
 
 
 def _data(n=N, d=3, k=1, noise=0.1, dtype=np.float64, seed=0):
@@ -28,7 +29,7 @@ def _gram_step(X, Y, bias=True, make_optimizer=lambda params: tl.optim.SGD(param
     weight = tl.Tensor(np.zeros((X.shape[1], Y.shape[1]), X.dtype), requires_grad=True)
     b = tl.Tensor(np.zeros(Y.shape[1], X.dtype), requires_grad=True) if bias else None
     params = [weight] + ([b] if bias else [])
-    return gram.GramStep(X, Y, weight, b, 0.0, make_optimizer(params), **kwargs), weight, b
+    return moments.GramStep(X, Y, weight, b, 0.0, make_optimizer(params), **kwargs), weight, b
 
 
 def _fit_both(X, Y, bias=True, optimizer=lambda: tl.optim.SGD(lr=0.1), l2=0.0, **fit_kwargs):
@@ -47,17 +48,17 @@ def _fit_both(X, Y, bias=True, optimizer=lambda: tl.optim.SGD(lr=0.1), l2=0.0, *
 @contextlib.contextmanager
 def _counting_moment_steps():
     """A list that gets an item for every step fit takes from the moments, while inside."""
-    steps, original = [], gram.GramStep.__call__
+    steps, original = [], moments.GramStep.__call__
 
     def counted(self, *args):
         steps.append(1)
         return original(self, *args)
 
-    gram.GramStep.__call__ = counted
+    moments.GramStep.__call__ = counted
     try:
         yield steps
     finally:
-        gram.GramStep.__call__ = original
+        moments.GramStep.__call__ = original
 
 
 @pytest.mark.parametrize(
@@ -128,7 +129,7 @@ def test_the_moments_serve_only_where_they_apply():
     assert _uses_the_moments(tl.nn.Sequential([linear()]), X, Y, epochs=3)
     assert _uses_the_moments(linear(), X, Y, epochs=3, metrics=["mse"])
     assert not _uses_the_moments(linear(), X, Y, epochs=2)  # the pass would cost more than 2 steps save
-    assert not _uses_the_moments(linear(), X[: gram.MIN_ROWS - 1], Y[: gram.MIN_ROWS - 1], epochs=3)
+    assert not _uses_the_moments(linear(), X[: moments.MIN_ROWS - 1], Y[: moments.MIN_ROWS - 1], epochs=3)
     assert not _uses_the_moments(linear(), X, Y, epochs=3, batch_size=len(X) - 1)  # mini-batches
     assert not _uses_the_moments(linear(), X, Y, epochs=3, metrics=["mae"])
     assert not _uses_the_moments(linear(), X, Y, epochs=3, loss="mae")
@@ -148,17 +149,17 @@ def test_divergence_from_the_moments_puts_back_the_last_finite_weights():
 
 @pytest.mark.parametrize(("n", "d", "epochs", "pays"), [(N, 3, 3, True), (N, 3, 2, False), (N, 40, 20, False)])
 def test_pays_off_weighs_the_pass_against_the_steps(n, d, epochs, pays):
-    assert gram.pays_off(n, d, epochs) is pays
-    assert not gram.pays_off(gram.MIN_ROWS - 1, d, 10**6)
-    assert gram.pays_off(gram.MIN_ROWS, 1, 2)  # the edges: MIN_ROWS rows, epochs just above (d + 1)/2
-    assert gram.pays_off(gram.MIN_ROWS, 2, 2)
-    assert not gram.pays_off(gram.MIN_ROWS, 3, 2)
+    assert moments.pays_off(n, d, epochs) is pays
+    assert not moments.pays_off(moments.MIN_ROWS - 1, d, 10**6)
+    assert moments.pays_off(moments.MIN_ROWS, 1, 2)  # the edges: MIN_ROWS rows, epochs just above (d + 1)/2
+    assert moments.pays_off(moments.MIN_ROWS, 2, 2)
+    assert not moments.pays_off(moments.MIN_ROWS, 3, 2)
 
 
 def test_the_rows_are_read_a_block_at_a_time_in_float64():
-    X, Y = _data(n=2 * gram._BLOCK_ROWS + 5, k=2, dtype=np.float32)
-    blocks = list(gram._blocks(X, Y))
-    assert [(len(rows), len(targets)) for rows, targets in blocks] == [(gram._BLOCK_ROWS,) * 2] * 2 + [(5, 5)]
+    X, Y = _data(n=2 * moments._BLOCK_ROWS + 5, k=2, dtype=np.float32)
+    blocks = list(moments._blocks(X, Y))
+    assert [(len(rows), len(targets)) for rows, targets in blocks] == [(moments._BLOCK_ROWS,) * 2] * 2 + [(5, 5)]
     assert all(rows.dtype == targets.dtype == np.float64 for rows, targets in blocks)
     np.testing.assert_array_equal(np.vstack([rows for rows, _ in blocks]), X.astype(np.float64))
     np.testing.assert_array_equal(np.vstack([targets for _, targets in blocks]), Y.astype(np.float64))
@@ -166,7 +167,7 @@ def test_the_rows_are_read_a_block_at_a_time_in_float64():
 
 @pytest.mark.parametrize("bias", [True, False])
 def test_the_moments_of_blocks_with_different_means_are_those_of_all_the_rows_in_float64(bias):
-    X, Y = _data(n=3 * gram._BLOCK_ROWS + 7, k=2, dtype=np.float32)  # several blocks, the last one short
+    X, Y = _data(n=3 * moments._BLOCK_ROWS + 7, k=2, dtype=np.float32)  # several blocks, the last one short
     drift = np.linspace(0.0, 8.0, len(X), dtype=np.float32)[:, None]  # each block's means its own
     X, Y = X + drift * np.float32([1, -2, 3]), Y - drift * np.float32([3, 1])
     step, _, _ = _gram_step(X, Y, bias=bias)
@@ -236,7 +237,7 @@ def test_gradients_take_the_parameters_dtype():
     X, Y = _data(n=100, dtype=np.float32)
     weight = tl.Tensor(np.zeros((3, 1), np.float32), requires_grad=True)
     b = tl.Tensor(np.zeros(1, np.float32), requires_grad=True)
-    gram.GramStep(X, Y, weight, b, 0.1, tl.optim.SGD([weight, b], lr=1e-6))()
+    moments.GramStep(X, Y, weight, b, 0.1, tl.optim.SGD([weight, b], lr=1e-6))()
     assert weight.grad.dtype == b.grad.dtype == np.float32
 
 
@@ -283,7 +284,7 @@ def _step_at_a_point(bias):
 def test_the_rounding_check_refuses_the_eager_rounding_only_above_the_bound(bias):
     step, weight, b, row = _step_at_a_point(bias)
     for ratio in (0.9, 1.1):  # the eager rounding, 2·eps·row / the RMS residual, at this ratio to the bound
-        residual = 2 * _EPS * row / (ratio * gram.ROUNDING_BOUND)
+        residual = 2 * _EPS * row / (ratio * moments.ROUNDING_BOUND)
         refusal = step._rounding(weight, b, residual**2 * step.count, 0.0)
         assert refusal == (_eager_refusal(row, residual) if ratio > 1 else None)
 
@@ -291,8 +292,8 @@ def test_the_rounding_check_refuses_the_eager_rounding_only_above_the_bound(bias
 def test_the_rounding_check_refuses_the_moments_rounding_only_above_the_bound():
     step, weight, b, _ = _step_at_a_point(bias=True)
     # 4·eps·sizes / the squared error, exactly the bound (powers of two apart), then twice it
-    sizes = gram.ROUNDING_BOUND / (4 * _EPS) * 4.0
-    assert 4 * _EPS * sizes / 4.0 == gram.ROUNDING_BOUND
+    sizes = moments.ROUNDING_BOUND / (4 * _EPS) * 4.0
+    assert 4 * _EPS * sizes / 4.0 == moments.ROUNDING_BOUND
     assert step._rounding(weight, b, 4.0, sizes) is None
     assert step._rounding(weight, b, 4.0, 2 * sizes) == (
         "the loss from the moments would be summed from terms 2.25e+05 times its size (rounding ~2.0e-10, relative, "
@@ -303,9 +304,9 @@ def test_the_rounding_check_refuses_the_moments_rounding_only_above_the_bound():
 def test_the_rounding_check_reports_the_larger_rounding():
     step, weight, b, row = _step_at_a_point(bias=True)
     for eager in (1.1, 3.0):  # against the moments' rounding at twice the bound
-        residual = 2 * _EPS * row / (eager * gram.ROUNDING_BOUND)
+        residual = 2 * _EPS * row / (eager * moments.ROUNDING_BOUND)
         squared_error = residual**2 * step.count
-        sizes = 2 * gram.ROUNDING_BOUND * squared_error / (4 * _EPS)
+        sizes = 2 * moments.ROUNDING_BOUND * squared_error / (4 * _EPS)
         refusal = step._rounding(weight, b, squared_error, sizes)
         assert refusal.startswith("the rows' values reach " if eager > 2 else "the loss from the moments would be ")
 
@@ -342,7 +343,9 @@ def test_a_row_is_sized_with_the_bias_and_a_refusal_at_a_step_changes_nothing():
     (w, bias), (x_size,), (y_size,) = optimum[:, 0], _root_mean_squares(X), _root_mean_squares(Y)
     row_without_bias = x_size * abs(w) + y_size
     row = row_without_bias + abs(bias)
-    assert 2 * _EPS * row_without_bias / residual <= gram.ROUNDING_BOUND < 2 * _EPS * row / residual  # the bias decides
+    assert (
+        2 * _EPS * row_without_bias / residual <= moments.ROUNDING_BOUND < 2 * _EPS * row / residual
+    )  # the bias decides
     step, weight, b = _gram_step(X, Y, make_optimizer=lambda params: tl.optim.Adam(params, lr=0.1))
     assert step.refusal == _eager_refusal(row, residual)
     weight.data[...], b.data[...] = optimum[:1], optimum[1]

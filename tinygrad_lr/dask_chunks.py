@@ -1,7 +1,7 @@
 """Dask arrays: every chunk's work is done where the chunk lives, and only small results travel.
 
 A gradient step on Dask arrays sends the model (its weights, a few kB) to the chunks: on each,
-the engine computes the loss and its gradient (`streams.block_sums`: Tensor, forward, backward),
+the engine computes the loss and its gradient (`blockwise.block_sums`: Tensor, forward, backward),
 and returns them as sums times the chunk's rows, in float64. Those sums meet in a tree
 (`SPLIT_EVERY` at a time, as Dask's own reductions) and reach the client as one `Sums`: a few
 numbers per parameter, whatever the number of rows. Least squares is one pass of the same kind:
@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_lr import streams
+from tinygrad_lr import blockwise
 from tinygrad_lr.tensor import Tensor, no_grad
 
 __all__ = ["SPLIT_EVERY", "batches", "predict", "require_dask", "sums", "triangular_factor"]
@@ -144,7 +144,7 @@ def _distributed_client(dask: Any) -> Any:
     return client if distributed is not None and isinstance(client, distributed.Client) else None
 
 
-def _add(parts: list[streams.Sums]) -> streams.Sums:
+def _add(parts: list[blockwise.Sums]) -> blockwise.Sums:
     return sum(parts[1:], start=parts[0])
 
 
@@ -157,10 +157,10 @@ def _portable(model: Any) -> Any:
     return copy.deepcopy(bare)
 
 
-def _chunk_sums(program: tuple, x: np.ndarray, y: np.ndarray, number: int, start: int) -> streams.Sums:
+def _chunk_sums(program: tuple, x: np.ndarray, y: np.ndarray, number: int, start: int) -> blockwise.Sums:
     model, loss, metrics, dtype, gradient, caller = program
     xb, yb = _read_chunks(caller, ("x", "y"), x, y, dtype, number, start)
-    return streams.block_sums(model, loss, metrics, xb, yb, gradient)
+    return blockwise.block_sums(model, loss, metrics, xb, yb, gradient)
 
 
 def sums(
@@ -172,7 +172,7 @@ def sums(
     dtype: Any,
     gradient: bool,
     caller: str,
-) -> streams.Sums:
+) -> blockwise.Sums:
     """The Sums of all of (x, y), each chunk's computed where it lives: x (n, features), y (n, outputs)
     or (n,) for one."""
     dask = require_dask(caller)
@@ -186,8 +186,8 @@ def _read_chunks(
     """A chunk of x and of y, read and checked as a memory map's blocks are (rows counted in the whole array)."""
     x_name, y_name = names
     return (
-        streams.read_block(f"{caller}: {x_name}", x, 0, len(x), dtype, number, unit="chunk", offset=start),
-        streams.read_block(f"{caller}: {y_name}", y, 0, len(y), dtype, number, unit="chunk", offset=start),
+        blockwise.read_block(f"{caller}: {x_name}", x, 0, len(x), dtype, number, unit="chunk", offset=start),
+        blockwise.read_block(f"{caller}: {y_name}", y, 0, len(y), dtype, number, unit="chunk", offset=start),
     )
 
 
@@ -196,12 +196,12 @@ def batches(x: Any, y: Any, batch_size: int, shuffle: bool, rng: np.random.Gener
     computed on the chunks the slice touches), in order, or in an order drawn from `rng` with `shuffle`."""
     if batch_size >= len(x):
         return [(x, y)]
-    return [(x[start:stop], y[start:stop]) for start, stop in streams.slices(len(x), batch_size, shuffle, rng)]
+    return [(x[start:stop], y[start:stop]) for start, stop in blockwise.slices(len(x), batch_size, shuffle, rng)]
 
 
 def _chunk_factor(x: np.ndarray, y: np.ndarray, number: int, start: int, fit_intercept: bool, caller: str) -> Any:
     xb, yb = _read_chunks(caller, ("X", "y"), x, y, np.float64, number, start)
-    return streams.block_factor(xb, yb, fit_intercept)
+    return blockwise.block_factor(xb, yb, fit_intercept)
 
 
 def triangular_factor(x: Any, y: Any, fit_intercept: bool, caller: str) -> np.ndarray:
@@ -210,14 +210,14 @@ def triangular_factor(x: Any, y: Any, fit_intercept: bool, caller: str) -> np.nd
     dask = require_dask(caller)
     task = dask.delayed(_chunk_factor)
     return _on_the_chunks(
-        caller, x, y, ("X", "y"), lambda *pair: task(*pair, fit_intercept, caller), streams.stack_factors
+        caller, x, y, ("X", "y"), lambda *pair: task(*pair, fit_intercept, caller), blockwise.stack_factors
     )
 
 
 def _chunk_predict(x: np.ndarray, model: Any, dtype: Any, block_info: dict | None = None) -> np.ndarray:
     where: dict[str, Any] = block_info[0] if block_info else {"chunk-location": (0,), "array-location": ((0, len(x)),)}
     number, start = where["chunk-location"][0], where["array-location"][0][0]
-    xb = streams.read_block("predict: x", x, 0, len(x), dtype, number, unit="chunk", offset=start)
+    xb = blockwise.read_block("predict: x", x, 0, len(x), dtype, number, unit="chunk", offset=start)
     with no_grad():
         return model(Tensor(xb)).data
 
