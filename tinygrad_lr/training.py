@@ -98,7 +98,7 @@ def _output_count(model: Module) -> int | None:
     return layers[-1].out_features if layers else None
 
 
-def _as_array(values: Any, name: str, caller: str, dtype: np.dtype) -> np.ndarray:
+def _checked_samples(values: Any, name: str, caller: str, dtype: np.dtype) -> np.ndarray:
     """A finite array of the model's dtype, (n,) or (n, columns) with n >= 1; a memory map or a Dask
     array as it is (its values are converted and checked a block at a time, as they are read)."""
     array = checks.as_real_data(f"{caller}: {name}", values, dtype, not_numbers=TypeError)
@@ -119,7 +119,7 @@ def as_features(model: Module, x: Any, caller: str = "predict") -> np.ndarray:
             "give it layers, e.g. tl.nn.Sequential([tl.nn.Linear(1, 1)])"
         )
     dtype = params[0].dtype
-    x = _as_array(x, "x", caller, dtype)
+    x = _checked_samples(x, "x", caller, dtype)
     x = _as_columns(x)
     columns = _columns(x)
     expected = _feature_count(model)
@@ -148,7 +148,7 @@ def as_samples(model: Module, x: Any, y: Any, caller: str = "fit") -> tuple[np.n
     """(x, y) checked against the model: x (n, features), y (n, outputs), the model's dtype (a 1-D
     Dask array stays 1-D, one column: see `_as_columns`)."""
     x = as_features(model, x, caller)
-    y = _as_columns(_as_array(y, "y", caller, model.parameters()[0].dtype))
+    y = _as_columns(_checked_samples(y, "y", caller, model.parameters()[0].dtype))
     if len(y) != len(x):
         raise ValueError(f"{caller}: x has {len(x)} samples (shape {x.shape}) but y has {len(y)} (shape {y.shape})")
     outputs = _output_count(model)
