@@ -427,3 +427,18 @@ def test_cli_without_the_extra_names_it_and_exits_2(tmp_path, capsys, monkeypatc
     assert "is over" in capsys.readouterr().err
     assert cli.main(["fit", "--scheduler", "tcp://127.0.0.1:8786"]) == 2
     assert "--scheduler needs --csv PATH" in capsys.readouterr().err
+
+
+def test_a_dask_sources_column_statistics_and_r2_are_those_of_the_rows_in_memory(client):
+    X, y = _data(n=900)
+    X[:, 1] = 7.0  # a constant column
+    Xd, yd = _chunked(X, y)
+    pred = X @ np.array([1.0, 0.0, 2.5]) - 3.0
+    on_dask, in_memory = tl.sources.as_source(Xd, yd), tl.sources.as_source(X, y)
+    for got, want in zip(on_dask.column_statistics(), in_memory.column_statistics()):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    lazy_pred = Xd @ np.array([1.0, 0.0, 2.5]) - 3.0
+    assert on_dask.r2_score(lazy_pred) == pytest.approx(in_memory.r2_score(pred), rel=1e-12)
+    assert tl.sources.as_source(Xd, yd * 0 + 1).r2_score(lazy_pred) != tl.sources.as_source(Xd, yd * 0 + 1).r2_score(
+        lazy_pred
+    )  # nan

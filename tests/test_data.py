@@ -10,7 +10,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from tests.strategies import feature_matrices, near_csv_text
-from tinygrad_lr import data
+from tinygrad_lr import data, sources
 
 
 def write(tmp_path, text, name="data.csv"):
@@ -321,6 +321,19 @@ def test_standardizer_gives_zero_mean_unit_std_and_constant_columns_scale_one(X)
     np.testing.assert_allclose(Z.mean(axis=0), 0.0, atol=1e-6)
     varied = ~constant & (np.std(columns, axis=0) > 1e-3 * (1 + np.abs(columns).max(axis=0)))
     np.testing.assert_allclose(Z[:, varied].std(axis=0), 1.0, rtol=1e-6)
+
+
+@given(feature_matrices())
+def test_standardizer_from_a_sources_column_statistics_is_the_one_fitted_on_the_rows(X):
+    fitted = data.Standardizer().fit(X)
+    from_statistics = data.Standardizer().fit_statistics(*sources.as_source(X).column_statistics())
+    np.testing.assert_array_equal(from_statistics.mean, fitted.mean)
+    np.testing.assert_array_equal(from_statistics.scale, fitted.scale)
+
+
+def test_standardizer_statistics_that_overflowed_are_refused():
+    with pytest.raises(ValueError, match=r"^Standardizer.fit: values too large to standardise in float64"):
+        data.Standardizer().fit_statistics(np.array([1.0]), np.array([np.inf]), np.array([np.inf]))
 
 
 def test_standardizer_uses_population_std():

@@ -379,16 +379,8 @@ def _load_chunked(args: argparse.Namespace) -> Dataset:
 
 
 def _fit_scaler(X: np.ndarray) -> tl.data.Standardizer:
-    """A Standardizer fitted on X; on a Dask array, from its column means and deviations (one pass)."""
-    if not tl.checks.is_dask_array(X):
-        return tl.data.Standardizer().fit(X)
-    import dask
-
-    scaler = tl.data.Standardizer()
-    mean, scale, spread = dask.compute(X.mean(axis=0), X.std(axis=0), X.max(axis=0) - X.min(axis=0))
-    scale[(spread == 0) | (scale == 0)] = 1.0  # a constant column, as Standardizer.fit does
-    scaler.mean, scaler.scale = mean, scale
-    return scaler
+    """A Standardizer fitted on X (on a Dask array, from statistics computed where its chunks live)."""
+    return tl.data.Standardizer().fit_statistics(*tl.sources.as_source(X).column_statistics())
 
 
 def _scaled(scaler: tl.data.Standardizer | None, X: np.ndarray) -> np.ndarray:
@@ -399,13 +391,8 @@ def _scaled(scaler: tl.data.Standardizer | None, X: np.ndarray) -> np.ndarray:
 
 
 def _r2(pred: np.ndarray, y: np.ndarray) -> float:
-    """R² of the predictions; on Dask arrays from two sums, without gathering the rows."""
-    if not tl.checks.is_dask_array(y):
-        return tl.losses.r2_score(pred, y)
-    import dask
-
-    residual, total = dask.compute(((y - pred) ** 2).sum(), ((y - y.mean()) ** 2).sum())
-    return 1 - float(residual) / float(total) if total > 0 else float("nan")
+    """R² of the predictions (on Dask arrays from two sums, without gathering the rows)."""
+    return tl.sources.as_source(pred, y).r2_score(pred)
 
 
 def _for_pictures(X: np.ndarray) -> np.ndarray:

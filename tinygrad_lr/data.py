@@ -288,16 +288,19 @@ class Standardizer:
         if len(X) == 0:
             raise ValueError("Standardizer.fit: X has no samples; it needs at least one row")
         columns = X.reshape(len(X), -1).astype(np.float64)
-        mean = columns.mean(axis=0)
-        scale = columns.std(axis=0)
+        return self.fit_statistics(columns.mean(axis=0), columns.std(axis=0), np.ptp(columns, axis=0))
+
+    def fit_statistics(self, mean: np.ndarray, std: np.ndarray, spread: np.ndarray) -> Standardizer:
+        """Learn from each column's mean, standard deviation and range (max - min), all (d,) float64,
+        as `fit` does from the rows (a Dask source computes them where its chunks live)."""
+        scale = np.array(std, dtype=np.float64)
         # A constant column has no spread to divide by: its standard deviation is 0, or rounding
         # noise from computing the mean. Scale 1 leaves it centred (all ~0) instead of dividing by
         # ~0, and inverse_transform still restores it.
-        constant = (np.ptp(columns, axis=0) == 0) | (scale == 0)
-        scale[constant] = 1.0
+        scale[(spread == 0) | (scale == 0)] = 1.0
         if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(scale))):
             raise ValueError("Standardizer.fit: values too large to standardise in float64 (the variance overflows)")
-        self.mean, self.scale = mean, scale
+        self.mean, self.scale = np.asarray(mean, dtype=np.float64), scale
         return self
 
     def transform(self, X) -> np.ndarray:

@@ -10,7 +10,7 @@ import numpy as np
 from tinygrad_lr import ops
 from tinygrad_lr.tensor import Tensor
 
-__all__ = ["l2_penalty", "mae", "mse", "r2_score"]
+__all__ = ["l2_penalty", "mae", "mse", "r2_of_sums", "r2_score"]
 
 
 def _aligned(pred: Any, target: Any, name: str) -> tuple[Tensor, Tensor]:
@@ -62,5 +62,9 @@ def r2_score(pred: Any, target: Any) -> float:
     """
     pred, target = _aligned(np.asarray(pred, dtype=np.float64), np.asarray(target, dtype=np.float64), "r2_score")
     y, residual = target.data, pred.data - target.data
-    total = float(np.sum((y - y.mean(axis=0)) ** 2))
-    return 1 - float(np.sum(residual**2)) / total if total > 0 else float("nan")
+    return r2_of_sums(float(np.sum(residual**2)), float(np.sum((y - y.mean(axis=0)) ** 2)))
+
+
+def r2_of_sums(residual: float, total: float) -> float:
+    """R² from Σ(y - ŷ)² and Σ(y - ȳ)² (NaN when the target is constant: total 0)."""
+    return 1 - residual / total if total > 0 else float("nan")

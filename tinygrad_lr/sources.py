@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from tinygrad_lr import blockwise, checks, dask_chunks, data
+from tinygrad_lr import blockwise, checks, dask_chunks, data, losses
 from tinygrad_lr.tensor import Tensor, no_grad
 
 __all__ = ["DaskArrays", "InMemory", "MemoryMapped", "Source", "as_source"]
@@ -81,6 +81,15 @@ class Source:
     def triangular_factor(self, fit_intercept: bool, caller: str) -> np.ndarray:
         """R of the QR of [1 X y] ([X y] without an intercept), float64, in one pass over the rows."""
         return blockwise.triangular_factor(self.x, self.y, fit_intercept, caller)
+
+    def column_statistics(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each column of x: its mean, standard deviation (ddof 0) and range (max - min), float64 (d,)."""
+        columns = np.asarray(self.x).reshape(len(self.x), -1).astype(np.float64)
+        return columns.mean(axis=0), columns.std(axis=0), np.ptp(columns, axis=0)
+
+    def r2_score(self, pred: Any) -> float:
+        """R² of the predictions `pred` of y (the same kind of array as x): 1 - Σ(y - ŷ)² / Σ(y - ȳ)²."""
+        return losses.r2_score(pred, self.y)
 
 
 class InMemory(Source):
@@ -139,6 +148,20 @@ class DaskArrays(Source):
 
     def triangular_factor(self, fit_intercept, caller):
         return dask_chunks.triangular_factor(self.x, self.y, fit_intercept, caller)
+
+    def column_statistics(self):  # one pass over the chunks, where they live
+        dask = dask_chunks.require_dask("column statistics")
+        x = self.x
+        return tuple(
+            np.asarray(s, dtype=np.float64)
+            for s in dask.compute(x.mean(axis=0), x.std(axis=0), x.max(axis=0) - x.min(axis=0))
+        )
+
+    def r2_score(self, pred):  # from two sums, without gathering the rows
+        dask = dask_chunks.require_dask("r2_score")
+        y = self.y
+        residual, total = dask.compute(((y - pred) ** 2).sum(), ((y - y.mean()) ** 2).sum())
+        return losses.r2_of_sums(float(residual), float(total))
 
 
 def as_source(x: Any, y: Any = None, dtype: Any = np.float64) -> Source:
