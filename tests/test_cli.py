@@ -13,7 +13,7 @@ import pytest
 import tinygrad_lr as tl
 from tests.processes import ROOT, child_env
 from tests.test_robustness import CRAFTED, peak_memory, write_crafted
-from tinygrad_lr import cli
+from tinygrad_lr import experiment
 from tinygrad_lr.cli import main
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -589,8 +589,8 @@ def test_extreme_values_end_in_a_report_or_one_line_never_a_traceback(capsys, tm
 
 
 def test_progress_is_thinned_for_any_number_of_epochs():
-    assert [cli._progress_every(epochs) for epochs in (1, 20, 21, 100, 1001)] == [1, 1, 3, 10, 101]
-    assert cli._progress_every(10**400) == 10**399  # no float in the way
+    assert [experiment._progress_every(epochs) for epochs in (1, 20, 21, 100, 1001)] == [1, 1, 3, 10, 101]
+    assert experiment._progress_every(10**400) == 10**399  # no float in the way
 
 
 # ----- help -----

@@ -376,14 +376,14 @@ def _report(out):
 def test_cli_reads_a_big_csv_in_chunks_with_the_in_memory_results(tmp_path, capsys, monkeypatch):
     import dask
 
-    from tinygrad_lr import cli
+    from tinygrad_lr import cli, experiment
 
     monkeypatch.setattr(dask.config, "config", {**dask.config.config, "scheduler": "threads"})  # no cluster
     path = _csv(tmp_path)
     argv = ["fit", "--csv", str(path), "--target", "price", "--epochs", "10", "--standardize", "--quiet"]
     assert cli.main([*argv, "--out-dir", str(tmp_path / "memory")]) == 0
     in_memory = capsys.readouterr().out
-    monkeypatch.setattr(cli, "CHUNKED_ABOVE", path.stat().st_size - 1)  # the file counts as big now
+    monkeypatch.setattr(experiment, "CHUNKED_ABOVE", path.stat().st_size - 1)  # the file counts as big now
     assert cli.main([*argv, "--out-dir", str(tmp_path / "chunks")]) == 0
     on_dask = capsys.readouterr().out
     assert _report(on_dask) == _report(in_memory) and len(_report(on_dask)) == 3
@@ -413,7 +413,7 @@ def test_cli_trains_on_a_running_scheduler(tmp_path, capsys, client):
 
 
 def test_cli_without_the_extra_names_it_and_exits_2(tmp_path, capsys, monkeypatch):
-    from tinygrad_lr import cli
+    from tinygrad_lr import cli, experiment
 
     monkeypatch.setitem(sys.modules, "dask", None)  # as if Dask were not installed
     path = _csv(tmp_path)
@@ -422,7 +422,7 @@ def test_cli_without_the_extra_names_it_and_exits_2(tmp_path, capsys, monkeypatc
     assert code == 2 and err.count("\n") == 1
     assert err.startswith("tinygrad-lr: error: --scheduler tcp://127.0.0.1:8786: reading the CSV in chunks needs Dask")
     assert 'pip install "tinygrad_lr[dask]"' in err
-    monkeypatch.setattr(cli, "CHUNKED_ABOVE", 10)
+    monkeypatch.setattr(experiment, "CHUNKED_ABOVE", 10)
     assert cli.main(["fit", "--csv", str(path), "--target", "price"]) == 2
     assert "is over" in capsys.readouterr().err
     assert cli.main(["fit", "--scheduler", "tcp://127.0.0.1:8786"]) == 2

@@ -20,6 +20,7 @@ from tinygrad_lr.checks import as_real_array, check_count, check_fraction, is_da
 __all__ = [
     "Standardizer",
     "batch_indices",
+    "choose_features",
     "load_csv",
     "random_split",
     "read_columns",
@@ -49,7 +50,7 @@ def load_csv(
     """
     name, columns, rows = _read_rows(path)
     try:
-        feature_names = _choose_features(name, columns, target, features)
+        feature_names = choose_features(name, columns, target, features)
     except ValueError as error:
         raise _header_hint(error, columns, rows[0][0]) from None
     values = _numbers(name, columns, rows, [*feature_names, target])
@@ -137,8 +138,9 @@ def _is_blank(row: list[str]) -> bool:
     return not row or (len(row) == 1 and not row[0].strip())
 
 
-def _choose_features(name: str, columns: list[str], target: str, features: Sequence[str] | str | None) -> list[str]:
-    """The feature columns to read, checked against the header."""
+def choose_features(name: str, columns: list[str], target: str, features: Sequence[str] | str | None) -> list[str]:
+    """The feature columns to read, checked against the header `columns`: `features` (names, or None for every
+    column but `target`); a ValueError names `name` (the file, or the option) and what is wrong."""
     if not isinstance(target, str):
         raise TypeError(f"load_csv: target must be a column name (str), got {type(target).__name__}")
     if target not in columns:

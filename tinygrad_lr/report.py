@@ -1,70 +1,31 @@
-"""The report of `tinygrad-lr fit`: a finished run turned into the lines the command prints.
+"""The report of `tinygrad-lr fit`: a finished experiment turned into the lines and the pictures.
 
 `report` sets the learned weights beside the closed-form optimum in the data's original units
 (an equation for one feature, a table for several), then the gap between them, the final losses
-and R²; `line` and `number` are the label column and the number format that the command's other
-lines and messages share. Nothing here trains or reads files: `Dataset` and `Result` are what
-`tinygrad_lr.cli` hands over once the run is done. The module sits at the command line's level, at
-the top of the package, and imports only lower layers (never `tinygrad_lr.cli`).
+and R²; `line` is the label column the command's other lines share (numbers are
+`experiment.number`'s). `write_pictures` draws `fit.png` and `loss.png`. Nothing here trains or
+reads files: it formats the `Dataset` and `Result` of `tinygrad_lr.experiment`, and imports only
+lower layers (never `tinygrad_lr.cli`).
 """
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from tinygrad_lr.callbacks import History
-from tinygrad_lr.nn import Module
+import tinygrad_lr as tl
+from tinygrad_lr.experiment import Dataset, Result, Settings, number
 
-__all__ = ["HUGE", "LABEL", "Dataset", "Result", "line", "number", "report"]
+__all__ = ["HUGE", "LABEL", "line", "report", "write_pictures"]
 
 LABEL = 14  # width of the labels in the report ("Closed form:  ")
+PICTURE_ROWS = 10_000  # rows of a chunked data set drawn in fit.png: the first ones of each part
 HUGE = 1e6  # a percentage or R² this large is shown in scientific notation, not as dozens of digits
-
-
-# ----- what a run hands over -----
-
-
-@dataclass
-class Dataset:
-    """The rows split three ways, in the data's original units. X: (n, d), y: (n,)."""
-
-    source: str  # "Boston housing (bundled)" or the CSV path
-    target: str
-    features: list[str]
-    X_train: np.ndarray
-    y_train: np.ndarray
-    X_val: np.ndarray
-    y_val: np.ndarray
-    X_test: np.ndarray
-    y_test: np.ndarray
-
-
-@dataclass
-class Result:
-    """Learned and closed-form (coef (d,), intercept) in original units, objectives, R² and the history."""
-
-    initial_loss: float  # the training objective at the initial weights
-    coef: np.ndarray
-    intercept: float
-    optimum_coef: np.ndarray
-    optimum_intercept: float
-    train_loss: float
-    optimum_loss: float
-    val_loss: float | None
-    optimum_val_loss: float | None
-    r2: float
-    optimum_r2: float
-    history: History
-    model: Module | None = None  # the trained model, taking the (possibly standardised) features
-
-    @property
-    def diverged(self) -> bool:
-        """Training made the objective worse than at the initial weights, or beyond float64."""
-        return not math.isfinite(self.train_loss) or self.train_loss > self.initial_loss
 
 
 # ----- the lines -----
@@ -73,11 +34,6 @@ class Result:
 def line(label: str, text: str) -> str:
     """The label padded to the report's label column, then the text: 'Gap:          ...'."""
     return f"{label:<{LABEL}}{text}"
-
-
-def number(value: float) -> str:
-    """A value to six significant digits, as every weight and loss the command prints."""
-    return f"{value:.6g}"
 
 
 def _percent(value: float) -> str:
@@ -115,12 +71,12 @@ def _table(features: list[str], result: Result) -> list[str]:
     return lines
 
 
-def report(args: argparse.Namespace, data: Dataset, result: Result) -> list[str]:
+def report(settings: Settings, data: Dataset, result: Result) -> list[str]:
     """The lines printed after training."""
     n_train = len(data.X_train)
-    solver = "ols" if args.l2 == 0 else f"ridge (l2 {args.l2:g})"
-    rows = f"{n_train} {'standardised ' if args.standardize else ''}training rows"
-    how = f"({solver} on the same {rows}{', back in original units' if args.standardize else ''})"
+    solver = "ols" if settings.l2 == 0 else f"ridge (l2 {settings.l2:g})"
+    rows = f"{n_train} {'standardised ' if settings.standardize else ''}training rows"
+    how = f"({solver} on the same {rows}{', back in original units' if settings.standardize else ''})"
     lines = []
     if len(data.features) == 1:
         lines.append(line("Learned:", _equation(data.target, data.features, result.coef, result.intercept)))
@@ -148,7 +104,7 @@ def report(args: argparse.Namespace, data: Dataset, result: Result) -> list[str]
             f"train {number(result.train_loss)}, validation {number(result.val_loss)}   "
             f"(closed form: validation {number(result.optimum_val_loss)})"
         )
-    lines.append(line("Final loss:", losses + (", l2 term included" if args.l2 > 0 else "")))
+    lines.append(line("Final loss:", losses + (", l2 term included" if settings.l2 > 0 else "")))
 
     if len(data.X_test):
         where, label, y_r2 = f"{len(data.X_test)} test rows", "R² on test:", data.y_test
@@ -170,3 +126,67 @@ def report(args: argparse.Namespace, data: Dataset, result: Result) -> list[str]
             )
         )
     return lines
+
+
+# ----- the pictures -----
+
+
+def write_pictures(settings: Settings, data: Dataset, result: Result, out_dir: Path) -> list[Path]:
+    """fit.png (the line over train and test data, or actual against predicted) and loss.png."""
+    fit_path, loss_path = out_dir / "fit.png", out_dir / "loss.png"
+    if tl.checks.is_dask_array(data.X_train):  # the first rows of each part, not millions of points
+        parts = ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test")
+        pictured: dict[str, Any] = {part: _for_pictures(getattr(data, part)) for part in parts}
+        data = dataclasses.replace(data, **pictured)
+    if len(data.features) == 1:
+        tl.plot.plot_fit(
+            data.X_train[:, 0],
+            data.y_train,
+            coef=result.coef[0],
+            intercept=result.intercept,
+            reference=(result.optimum_coef[0], result.optimum_intercept),
+            title=f"{data.target} against {data.features[0]}: {data.source}",
+            xlabel=data.features[0],
+            ylabel=data.target,
+            path=fit_path,
+            **_held_out_panels(data, lambda X: X[:, 0]),
+        )
+    else:
+        # Several features: no line to draw over one of them. Plotted against its own prediction,
+        # the model is the line actual = predicted; the spread around it is what it misses.
+        def predict(X: np.ndarray) -> np.ndarray:
+            return X @ result.coef + result.intercept
+
+        tl.plot.plot_fit(
+            predict(data.X_train),
+            data.y_train,
+            coef=1.0,
+            intercept=0.0,
+            label="perfect prediction (actual = predicted)",
+            title=f"actual {data.target} against predicted, {len(data.features)} features: {data.source}",
+            xlabel=f"predicted {data.target}",
+            ylabel=f"actual {data.target}",
+            path=fit_path,
+            **_held_out_panels(data, predict),
+        )
+    optimum = {"loss": result.optimum_loss}
+    if result.optimum_val_loss is not None:
+        optimum["val_loss"] = result.optimum_val_loss
+    tl.plot.plot_excess_loss(
+        result.history, optimum, title=f"{settings.optimizer} on {data.source}: loss per epoch", path=loss_path
+    )
+    return [fit_path, loss_path]
+
+
+def _held_out_panels(data: Dataset, x_of: Callable[[np.ndarray], np.ndarray]) -> dict[str, Any]:
+    """plot_fit's validation and test arguments for the parts that have rows; `x_of(X)` is what is drawn as x."""
+    panels = {}
+    for part, X, y in (("val", data.X_val, data.y_val), ("test", data.X_test, data.y_test)):
+        if len(X):
+            panels[f"x_{part}"], panels[f"y_{part}"] = x_of(X), y
+    return panels
+
+
+def _for_pictures(X: np.ndarray) -> np.ndarray:
+    """The rows to draw: all of them in memory, the first PICTURE_ROWS of a Dask array."""
+    return np.asarray(X[:PICTURE_ROWS]) if tl.checks.is_dask_array(X) else X

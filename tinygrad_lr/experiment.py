@@ -1,0 +1,616 @@
+"""The command line's experiment as a library function: data -> model -> the closed form beside it -> a result.
+
+`tinygrad-lr fit` is `run(Settings(...))` and the lines `report` makes of its result:
+
+    settings = Settings(features=["rm", "lstat"], standardize=True, epochs=500)
+    prepared = prepare(settings)           # the data split three ways, the scaling, the learning rate
+    result = train(settings, prepared)     # fit, then ols/ridge on the same rows, in original units
+
+It trains `Sequential([Linear(d, 1)])` in float64 with `model.fit`, solves the same objective exactly
+with `tl.solvers.ols` / `ridge` on the same training rows, and measures both: the objectives, the
+validation loss, R² on held-out test rows. A setting or a file that cannot be used is a `UsageError`
+whose message names the option (`--test-split 0.9: ...`), as the command prints it. The weights file
+of `--save-weights` and `tinygrad-lr predict` is here too (`save_weights`, `load_weights`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+import tinygrad_lr as tl
+from tinygrad_lr import checks
+from tinygrad_lr.callbacks import History
+from tinygrad_lr.nn import Module
+
+__all__ = [
+    "Dataset",
+    "Prepared",
+    "Result",
+    "SavedModel",
+    "Settings",
+    "UsageError",
+    "check",
+    "divergence_message",
+    "load_data",
+    "load_weights",
+    "number",
+    "prepare",
+    "require_dask",
+    "run",
+    "save_weights",
+    "train",
+]
+
+PROG = "tinygrad-lr"
+OPTIMIZERS = ("gd", "adam", "rmsprop")  # names in tl.optim.BY_NAME
+# Default learning rates. Adam and RMSprop move each parameter by about `lr` per step, whatever the
+# gradient's scale, and on the Boston data the bias has to travel ~30 units: with lr 2, Adam's
+# 1000 full-batch steps reach the closed form; RMSprop, having no momentum, ends hovering within
+# about 0.5% of the optimal loss at 0.1. Gradient descent's step must instead fit the curvature, so
+# its default comes from the data (see `_default_lr`).
+DEFAULT_LR = {"adam": 2.0, "rmsprop": 0.1}
+DEFAULT_EPOCHS = 1000
+PROGRESS_LINES = 10  # with more epochs than twice this, only about this many progress reports
+CHUNKED_ABOVE = 1 << 30  # a CSV file larger than this (bytes) is read in chunks by dask.dataframe
+CSV_BLOCKSIZE = "64MB"  # bytes of CSV text per chunk
+DEFAULT_FEATURES = ["rm"]  # of the bundled Boston data: price against rooms
+ALL = "all"  # --features all: every column but the target
+WEIGHTS_FORMAT = "tinygrad-lr fit --save-weights, version 1"  # the "format" member of a weights file
+
+
+def number(value: float) -> str:
+    """A value to six significant digits, as every weight and loss the command prints."""
+    return f"{value:.6g}"
+
+
+class UsageError(Exception):
+    """Bad input: reported as one line on stderr, exit code 2."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What `tinygrad-lr fit` is asked to do (its options, by the same names)."""
+
+    csv: str | None = None  # None: the bundled Boston housing data
+    target: str | None = None  # required with csv
+    features: list[str] | None = None  # None: rm for the Boston data, every column but the target for a CSV
+    scheduler: str | None = None  # a dask.distributed scheduler's address (the CSV is then read in chunks)
+    test_split: float = 0.2
+    validation_split: float = 0.2
+    standardize: bool = False
+    optimizer: str = "adam"
+    lr: float | None = None  # None: DEFAULT_LR, or for gd half the largest stable rate on the rows
+    epochs: int = DEFAULT_EPOCHS
+    batch_size: int | None = None  # None: the full batch
+    l2: float = 0.0
+    seed: int = 0
+    quiet: bool = False  # no progress lines
+
+
+@dataclass
+class Dataset:
+    """The rows split three ways, in the data's original units. X: (n, d), y: (n,)."""
+
+    source: str  # "Boston housing (bundled)" or the CSV path
+    target: str
+    features: list[str]
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_val: np.ndarray
+    y_val: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+
+
+@dataclass
+class Result:
+    """Learned and closed-form (coef (d,), intercept) in original units, objectives, R² and the history."""
+
+    initial_loss: float  # the training objective at the initial weights
+    coef: np.ndarray
+    intercept: float
+    optimum_coef: np.ndarray
+    optimum_intercept: float
+    train_loss: float
+    optimum_loss: float
+    val_loss: float | None
+    optimum_val_loss: float | None
+    r2: float
+    optimum_r2: float
+    history: History
+    model: Module | None = None  # the trained model, taking the (possibly standardised) features
+
+    @property
+    def diverged(self) -> bool:
+        """Training made the objective worse than at the initial weights, or beyond float64."""
+        return not math.isfinite(self.train_loss) or self.train_loss > self.initial_loss
+
+
+@dataclass
+class Prepared:
+    """The data, the scaling into the model's units (None without `standardize`) and the learning rate."""
+
+    data: Dataset
+    scaler: tl.data.Standardizer | None
+    lr: float
+
+    @property
+    def Z_train(self) -> np.ndarray:
+        """The training rows in the model's units."""
+        return _scaled(self.scaler, self.data.X_train)
+
+
+def prepare(settings: Settings, data: Dataset | None = None) -> Prepared:
+    """Check the settings, load and split the data (unless given, as `load_data` made them), fit the
+    scaling, choose the learning rate."""
+    if data is None:
+        check(settings)
+        data = load_data(settings)
+    try:
+        scaler = _fit_scaler(data.X_train) if settings.standardize else None
+    except ValueError as error:
+        raise UsageError(f"--standardize: {error}") from None
+    lr = settings.lr
+    if lr is None:
+        lr = _default_lr(settings.optimizer, _scaled(scaler, data.X_train), settings.l2)
+    return Prepared(data, scaler, lr)
+
+
+def run(settings: Settings) -> tuple[Prepared, Result]:
+    """The whole experiment: `prepare`, then `train`."""
+    prepared = prepare(settings)
+    return prepared, train(settings, prepared)
+
+
+def check(settings: Settings) -> None:
+    """Settings that cannot run: ranges, and options that only make sense together (a UsageError naming the option)."""
+    if settings.csv is None:
+        if settings.target is not None:
+            raise UsageError(
+                f"--target needs --csv PATH (the bundled Boston data's target is {tl.datasets.BOSTON_TARGET})"
+            )
+    elif settings.target is None:
+        raise UsageError("--csv needs --target COL, the column to predict")
+    if settings.scheduler is not None and settings.csv is None:
+        raise UsageError("--scheduler needs --csv PATH (the bundled Boston data are read in memory)")
+    if settings.features is not None and ALL in settings.features and len(settings.features) > 1:
+        raise UsageError(f"--features {ALL} stands alone: it means every column but the target")
+
+    try:  # the package's own checks, so that the options say what its functions would say
+        checks.check_fraction("--test-split", settings.test_split)
+        checks.check_fraction("--validation-split", settings.validation_split)
+        if settings.lr is not None:
+            checks.check_number("--lr", settings.lr, low=0.0, low_inclusive=False)
+        checks.check_count("--epochs", settings.epochs)
+        if settings.batch_size is not None:
+            checks.check_count("--batch-size", settings.batch_size)
+        checks.check_number("--l2", settings.l2, low=0.0)
+        checks.check_count("--seed", settings.seed, minimum=0)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+# ----- the data -----
+
+
+def _split(X: np.ndarray, y: np.ndarray, fraction: float, option: str, seed: np.random.Generator | None = None):
+    """tl.data.validation_split (the last rows), or with a seed tl.data.random_split; errors blame `option`."""
+    split = tl.data.validation_split if seed is None else functools.partial(tl.data.random_split, seed=seed)
+    try:
+        return split(X, y, fraction)
+    except ValueError as error:
+        reason = str(error).removeprefix("validation_split: ").removeprefix("random_split: ")
+        raise UsageError(f"{option} {fraction:g}: {reason}") from None
+
+
+def _csv_features(settings: Settings) -> list[str] | None:
+    """--features for a CSV: None (every column but the target) for the default and for 'all'."""
+    return None if settings.features in (None, [ALL]) else settings.features
+
+
+def _boston_features(settings: Settings) -> list[str]:
+    """--features for the bundled data, checked against its columns."""
+    if settings.features is None:
+        return DEFAULT_FEATURES
+    if settings.features == [ALL]:
+        return list(tl.datasets.BOSTON_FEATURES)
+    columns = [*tl.datasets.BOSTON_FEATURES, tl.datasets.BOSTON_TARGET]
+    try:  # the CSV reader's rules and messages
+        return tl.data.choose_features("--features", columns, tl.datasets.BOSTON_TARGET, settings.features)
+    except ValueError as error:
+        raise UsageError(f"{error} (the bundled Boston data)") from None
+
+
+def _leaves_training_rows(n: int, validation_split: float) -> bool:
+    """Whether `tl.data.validation_split` of n rows keeps at least one to train on (Keras' arithmetic)."""
+    return math.floor(n * (1.0 - validation_split)) >= 1
+
+
+def _check_training_rows(settings: Settings, n_fit: int, n_rows: int) -> None:
+    """Blame --test-split when it, and not --validation-split alone, leaves no row to train on."""
+    v = settings.validation_split
+    if settings.test_split > 0 and not _leaves_training_rows(n_fit, v) and _leaves_training_rows(n_rows, v):
+        raise UsageError(
+            f"--test-split {settings.test_split:g} leaves {n_fit} of the {n_rows} rows for training and validation, "
+            f"too few to train on after --validation-split {v:g}; use a smaller --test-split"
+        )
+
+
+def load_data(settings: Settings) -> Dataset:
+    if settings.csv is not None and _chunked(settings):
+        return _load_chunked(settings)
+    if settings.csv is None:
+        # Keras' boston_housing split, then price against the average number of rooms
+        (X_fit, y_fit), (X_test, y_test) = tl.datasets.load_boston_housing(test_split=settings.test_split)
+        source, target, features = "Boston housing (bundled)", tl.datasets.BOSTON_TARGET, _boston_features(settings)
+        columns = [tl.datasets.BOSTON_FEATURES.index(name) for name in features]
+        X_fit, X_test = X_fit[:, columns], X_test[:, columns]
+    else:
+        csv, target = _csv_and_target(settings)
+        try:
+            X, y, features = tl.data.load_csv(csv, target, _csv_features(settings))
+        except FileNotFoundError:
+            raise UsageError(f"--csv {settings.csv}: no such file") from None
+        except OSError as error:
+            raise UsageError(f"--csv {settings.csv}: cannot read it ({error.strerror or error})") from None
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+        # Test and validation rows drawn at random: the last rows of a file sorted by any column would
+        # be no test at all (the bundled data come shuffled, by Keras' recipe)
+        rng = np.random.default_rng(settings.seed)
+        (X_fit, y_fit), (X_test, y_test) = _split(X, y, settings.test_split, "--test-split", seed=rng)
+        return _three_ways(settings, settings.csv, settings.target, features, X_fit, y_fit, X_test, y_test, rng)
+
+    return _three_ways(settings, source, target, features, X_fit, y_fit, X_test, y_test)
+
+
+def _three_ways(settings, source, target, features, X_fit, y_fit, X_test, y_test, rng=None) -> Dataset:
+    """The Dataset, once the test rows are off: the rest split into training and validation rows,
+    the last ones validating (Keras' rule), or with `rng` (a np.random.Generator) rows drawn at random."""
+    _check_training_rows(settings, len(X_fit), len(X_fit) + len(X_test))
+    split = _split(X_fit, y_fit, settings.validation_split, "--validation-split", seed=rng)
+    (X_train, y_train), (X_val, y_val) = split
+    return Dataset(source, target, features, X_train, y_train, X_val, y_val, X_test, y_test)
+
+
+# ----- a CSV file read in chunks: dask.dataframe, and Dask arrays from there on -----
+
+
+def _chunked(settings: Settings) -> bool:
+    """Whether to read the CSV in chunks: with --scheduler, or when the file is over CHUNKED_ABOVE bytes."""
+    if settings.scheduler is not None:
+        return True
+    try:
+        return settings.csv is not None and os.path.getsize(settings.csv) > CHUNKED_ABOVE
+    except OSError:
+        return False  # the in-memory reader says what is wrong with the path
+
+
+def require_dask(settings: Settings):
+    """The dask module, or a UsageError naming the extra."""
+    big = f"--csv {settings.csv} is over {CHUNKED_ABOVE >> 30} GiB:"
+    why = f"--scheduler {settings.scheduler}:" if settings.scheduler else big
+    try:
+        return tl.dask_chunks.require_dask(f"{why} reading the CSV in chunks")
+    except ImportError as error:
+        raise UsageError(str(error)) from None
+
+
+def _csv_and_target(settings: Settings) -> tuple[str, str]:
+    """--csv and --target, which `check` requires together."""
+    if settings.csv is None or settings.target is None:
+        raise UsageError("--csv needs --target COL, the column to predict")
+    return settings.csv, settings.target
+
+
+def _load_chunked(settings: Settings) -> Dataset:
+    require_dask(settings)
+    csv, target = _csv_and_target(settings)
+    import dask.dataframe as dd
+
+    try:
+        frame = dd.read_csv(settings.csv, blocksize=CSV_BLOCKSIZE, skipinitialspace=True)
+    except FileNotFoundError:
+        raise UsageError(f"--csv {settings.csv}: no such file") from None
+    columns = [str(column).strip() for column in frame.columns]
+    frame.columns = columns
+    try:  # the in-memory reader's rules for the target and the features, on the header
+        features = tl.data.choose_features(csv, columns, target, _csv_features(settings))
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    try:  # one pass to count each chunk's rows, so that the splits and the chunks of X and y agree
+        values = frame[[*features, settings.target]].astype("float64").to_dask_array(lengths=True)
+    except (ValueError, TypeError) as error:
+        raise UsageError(f"--csv {settings.csv}: not numeric ({' '.join(str(error).split())[:200]})") from None
+    X, y = values[:, :-1], values[:, -1]
+    # the in-memory path's random rows: only their row numbers are drawn, in memory
+    rng = np.random.default_rng(settings.seed)
+    (X_fit, y_fit), (X_test, y_test) = _split(X, y, settings.test_split, "--test-split", seed=rng)
+    source = f"{settings.csv} (in chunks)"
+    return _three_ways(settings, source, settings.target, features, X_fit, y_fit, X_test, y_test, rng)
+
+
+def _fit_scaler(X: np.ndarray) -> tl.data.Standardizer:
+    """A Standardizer fitted on X (on a Dask array, from statistics computed where its chunks live)."""
+    return tl.data.Standardizer().fit_statistics(*tl.sources.as_source(X).column_statistics())
+
+
+def _scaled(scaler: tl.data.Standardizer | None, X: np.ndarray) -> np.ndarray:
+    """X in the model's units: standardised when there is a scaler (lazily on a Dask array)."""
+    if scaler is None or not len(X):
+        return X
+    return (X - scaler.mean) / scaler.scale if tl.checks.is_dask_array(X) else scaler.transform(X)
+
+
+def _r2(pred: np.ndarray, y: np.ndarray) -> float:
+    """R² of the predictions (on Dask arrays from two sums, without gathering the rows)."""
+    return tl.sources.as_source(pred, y).r2_score(pred)
+
+
+# ----- training and the closed form -----
+
+
+class SparseProgress(tl.callbacks.ProgressBar):
+    """fit's Keras progress lines, for the first epoch, every `every`-th one and the last."""
+
+    def __init__(self, every: int):
+        super().__init__()
+        self.every = every
+
+    def _shown(self, epoch: int) -> bool:
+        return epoch == 0 or (epoch + 1) % self.every == 0 or epoch + 1 == self.params["epochs"]
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.showing = self._shown(epoch)
+        if self.showing:
+            super().on_epoch_begin(epoch, logs)
+
+    def on_batch_end(self, batch, logs=None):
+        if self.showing:
+            super().on_batch_end(batch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.showing:
+            super().on_epoch_end(epoch, logs)
+
+
+def _progress_every(epochs: int) -> int:
+    """Show every epoch when there are few, else about PROGRESS_LINES of them (integers: any --epochs)."""
+    return 1 if epochs <= 2 * PROGRESS_LINES else -(-epochs // PROGRESS_LINES)
+
+
+TOO_LARGE_FOR_GD = (
+    "the features are too large for plain gradient descent at any representable learning rate "
+    "(its stability bound 2/λ_max is below the smallest float64); standardise them with --standardize "
+    "or rescale the columns"
+)
+
+
+def _default_lr(optimizer: str, X_train: np.ndarray, l2: float) -> float:
+    if optimizer in DEFAULT_LR:
+        return DEFAULT_LR[optimizer]
+    if tl.checks.is_dask_array(X_train):
+        raise UsageError("--optimizer gd on a CSV read in chunks needs --lr (its default needs the rows in memory)")
+    # Plain gradient descent on this quadratic converges for lr < 2/λ_max; 1/λ_max (the classic
+    # 1/L step) keeps a factor of two from that edge, which mini-batches need.
+    bound = tl.solvers.stable_learning_rate(X_train, l2=l2)
+    if not math.isfinite(bound):
+        return 0.01
+    if bound / 2 == 0:
+        raise UsageError(TOO_LARGE_FOR_GD)
+    return bound / 2
+
+
+def _mean_square(r: np.ndarray) -> float:
+    """mean(r²), overflowing only where the answer does: r is scaled by its largest entry first."""
+    scale = float(np.max(np.abs(r)))
+    if not 0 < scale < math.inf:
+        return scale * scale  # 0, inf or nan
+    return scale * (scale * float(np.mean((r / scale) ** 2)))
+
+
+def _objective(X: np.ndarray, y: np.ndarray, coef: np.ndarray, intercept: float, l2: float) -> float:
+    """mean((X @ coef + intercept - y)²) + l2·Σcoef², the training objective, in float64."""
+    loss = _mean_square(X @ coef + intercept - y)
+    # the penalty only where there is one: 0 · (a coef² beyond float64) would be nan
+    return loss + float(np.sum((math.sqrt(l2) * coef) ** 2)) if l2 > 0 else loss
+
+
+def train(settings: Settings, prepared: Prepared) -> Result:
+    """Fit the model, solve the same objective in closed form, and measure both."""
+    data, lr, scaler = prepared.data, prepared.lr, prepared.scaler
+
+    Z_train, Z_val = _scaled(scaler, data.X_train), _scaled(scaler, data.X_val)
+    d = Z_train.shape[1]
+    layer = tl.nn.Linear(d, 1, seed=settings.seed, dtype=np.float64)
+    model = tl.nn.Sequential([layer])
+    model.compile(loss="mse", optimizer=tl.optim.BY_NAME[settings.optimizer][0](lr=lr), l2=settings.l2)
+    weight, bias = layer.get_weights()
+    initial_loss = _objective(Z_train, data.y_train, weight[:, 0], float(bias[0]), settings.l2)
+    engine_loss = model.evaluate(Z_train, data.y_train)  # as fit's first step will compute it
+    if not math.isfinite(engine_loss):
+        raise UsageError(
+            f"the training loss is {engine_loss} in float64 already at the initial weights: features up to "
+            f"{float(np.max(np.abs(Z_train))):.3g} and targets up to {float(np.max(np.abs(data.y_train))):.3g} are "
+            "too large to train on; standardise the features with --standardize, or rescale the columns"
+        )
+    # a tl.TrainingDivergedError goes on up: main reports it and exits 1
+    history = model.fit(
+        Z_train,
+        data.y_train,
+        epochs=settings.epochs,
+        batch_size=settings.batch_size or len(Z_train),
+        validation_data=(Z_val, data.y_val) if len(Z_val) else None,
+        verbose=0,
+        callbacks=[] if settings.quiet else [SparseProgress(_progress_every(settings.epochs))],
+        seed=settings.seed,
+    )
+
+    weight, bias = layer.get_weights()  # copies
+    coef_m, intercept_m = weight[:, 0], float(bias[0])
+    # The closed form of exactly the objective fit minimised: the same rows, in the same
+    # (possibly standardised) units, with the same l2 on the weights.
+    if settings.l2 > 0:
+        optimum_m = tl.solvers.ridge(Z_train, data.y_train, settings.l2)
+    else:
+        optimum_m = tl.solvers.ols(Z_train, data.y_train)
+
+    def measured(X: np.ndarray, y: np.ndarray, coef: np.ndarray, intercept: float) -> float | None:
+        return _objective(X, y, coef, intercept, settings.l2) if len(X) else None
+
+    train_loss = _objective(Z_train, data.y_train, coef_m, intercept_m, settings.l2)  # never empty: fit had rows
+    optimum_loss = _objective(Z_train, data.y_train, *optimum_m, settings.l2)
+    val_loss = measured(Z_val, data.y_val, coef_m, intercept_m)
+    optimum_val_loss = measured(Z_val, data.y_val, *optimum_m)
+
+    def original_units(coef: np.ndarray, intercept: float) -> tuple[np.ndarray, float]:
+        if scaler is None:
+            return coef, intercept
+        coef, intercept_array = tl.data.unscale_linear(coef, intercept, scaler)
+        return coef, float(intercept_array)
+
+    coef, intercept = original_units(coef_m, intercept_m)
+    optimum_coef, optimum_intercept = original_units(*optimum_m)
+    for which, weights in (("closed-form", optimum_coef), ("learned", coef)):
+        if not np.all(np.isfinite(weights)):
+            raise UsageError(
+                f"the {which} weights in the data's original units are beyond float64 ({number(weights.flat[0])}, "
+                "...): the features are too small for the target's scale; rescale the feature columns"
+            )
+    X_r2, y_r2 = (data.X_test, data.y_test) if len(data.X_test) else (data.X_train, data.y_train)
+    return Result(
+        initial_loss=initial_loss,
+        coef=coef,
+        intercept=intercept,
+        optimum_coef=optimum_coef,
+        optimum_intercept=optimum_intercept,
+        train_loss=train_loss,
+        optimum_loss=optimum_loss,
+        val_loss=val_loss,
+        optimum_val_loss=optimum_val_loss,
+        r2=_r2(X_r2 @ coef + intercept, y_r2),
+        optimum_r2=_r2(X_r2 @ optimum_coef + optimum_intercept, y_r2),
+        history=history,
+        model=model,
+    )
+
+
+def divergence_message(settings: Settings, result: Result, Z_train: np.ndarray, lr: float) -> str:
+    """What rose, from where to where, and which --lr would not have diverged."""
+    rose = (
+        f"training diverged: the training loss rose from {number(result.initial_loss)} at the initial weights "
+        f"to {number(result.train_loss)} after {settings.epochs} epoch{'s' if settings.epochs > 1 else ''} "
+        f"of {settings.optimizer} (lr {lr:g})"
+    )
+    if settings.optimizer != "gd" or tl.checks.is_dask_array(Z_train):
+        return f"{rose}; lower --lr or use --standardize"
+    bound = tl.solvers.stable_learning_rate(Z_train, l2=settings.l2)
+    if bound == 0:
+        return f"{rose}; {TOO_LARGE_FOR_GD}"
+    return f"{rose}; the largest stable --lr for gd on these rows is {bound:.3g}: use a smaller one, or --standardize"
+
+
+# ----- weights on disk -----
+
+_WEIGHTS_MEMBERS = ("format", "features", "target", "mean", "scale", "weight", "bias")
+
+
+def save_weights(path: str | os.PathLike, data: Dataset, model: tl.nn.Module, scaler: tl.data.Standardizer | None):
+    """Write what `predict` needs as an .npz of plain arrays (no pickles), at exactly `path`.
+
+    Members: `features` (d,) and `target` () as strings; `mean`, `scale` (d,), the scaling that
+    takes the data to the model's units (0 and 1 without --standardize); `weight` (d, 1) and `bias`
+    (1,), the Linear layer's; `format`, WEIGHTS_FORMAT.
+    """
+    d = len(data.features)
+    weight, bias = model.get_weights()
+    arrays: dict[str, Any] = {
+        "format": np.array(WEIGHTS_FORMAT),
+        "features": np.array(data.features, dtype=str),
+        "target": np.array(data.target, dtype=str),
+        "mean": np.zeros(d) if scaler is None else scaler.mean,
+        "scale": np.ones(d) if scaler is None else scaler.scale,
+        "weight": weight,
+        "bias": bias,
+    }
+    try:
+        with open(path, "wb") as file:  # a file object: np.savez would add ".npz" to a path without it
+            np.savez(file, **arrays)
+    except OSError as error:
+        raise UsageError(f"--save-weights {path}: cannot write it ({error.strerror or error})") from None
+
+
+@dataclasses.dataclass
+class SavedModel:
+    """A weights file, read: the model, the columns it reads, and the scaling into its units. mean, scale: (d,)."""
+
+    model: tl.nn.Sequential
+    features: list[str]
+    target: str
+    mean: np.ndarray
+    scale: np.ndarray
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """X: (n, d) in the data's units -> predictions (n,)."""
+        return self.model.predict((X - self.mean) / self.scale)[:, 0]
+
+
+def load_weights(path: str) -> SavedModel:
+    """Read a file written by `save_weights`, never unpickling, every member checked before its data are
+    read (tl.nn.read_weights_file); anything else is a UsageError saying why."""
+    where = f"--weights {path}"
+    not_ours = f"{where}: not a weights file written by '{PROG} fit --save-weights'"
+    try:
+        members = tl.nn.read_weights_file(path, functools.partial(_check_members, not_ours), what=where)
+    except FileNotFoundError:
+        raise UsageError(f"{where}: no such file") from None
+    except OSError as error:
+        raise UsageError(f"{where}: cannot read it ({error.strerror or error})") from None
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if members["format"].tolist() != WEIGHTS_FORMAT:
+        raise UsageError(f"{not_ours} (its format is {members['format'].tolist()!r}, not {WEIGHTS_FORMAT!r})")
+    features, mean, scale = members["features"], members["mean"], members["scale"]
+    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(scale))):
+        raise UsageError(f"{not_ours} (its scaling is not {len(features)} finite numbers per feature)")
+    if not np.all(scale > 0):
+        raise UsageError(f"{not_ours} (its scale has values <= 0)")
+    model = tl.nn.Sequential([tl.nn.Linear(len(features), 1, dtype=np.float64)])
+    try:
+        model.set_weights([members["weight"], members["bias"]])
+    except ValueError as error:
+        raise UsageError(f"{not_ours} ({error})") from None
+    return SavedModel(model, features.tolist(), str(members["target"]), mean, scale)
+
+
+def _check_members(not_ours: str, headers: dict[str, tl.nn.NpyHeader]) -> None:
+    """Refuse, from the headers alone, a weights file whose members are not those `save_weights` writes."""
+    if sorted(headers) != sorted(_WEIGHTS_MEMBERS):
+        held = ", ".join(map(repr, sorted(headers))) or "nothing"
+        raise UsageError(f"{not_ours} (it holds {held}; expected {', '.join(map(repr, _WEIGHTS_MEMBERS))})")
+    features = headers["features"]
+    if features.dtype.kind != "U" or len(features.shape) != 1 or not features.shape[0]:
+        raise UsageError(f"{not_ours} (its member 'features' is not a list of names)")
+    d = features.shape[0]
+    expected = {  # member: (shape, dtype kind, in words)
+        "format": ((), "U", "a string"),
+        "target": ((), "U", "a string"),
+        "mean": ((d,), "f", f"{d} floats"),
+        "scale": ((d,), "f", f"{d} floats"),
+        "weight": ((d, 1), "f", f"{d} by 1 floats"),
+        "bias": ((1,), "f", "1 float"),
+    }
+    for name, (shape, kind, words) in expected.items():
+        header = headers[name]
+        if header.shape != shape or header.dtype.kind != kind:
+            raise UsageError(
+                f"{not_ours} (its member {name!r} should be {words} for {d} features, shape {shape}; "
+                f"it is {header.dtype}, shape {header.shape})"
+            )
