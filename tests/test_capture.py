@@ -921,3 +921,152 @@ def test_tinygrad_lrs_own_functions_are_read_but_not_walked_into():
     made = exec_made["made"]
     assert made.__module__ is None  # a function made by exec: no module, walked as any other
     assert sorted(name for _, name in tl.capture._what_fn_reads(lambda xb, yb: made(xb, yb)).names) == ["model", "mse"]
+
+
+# ----- written for survivors of issue 21's mutation run (each names the rule it pins) -----
+
+
+def test_a_branch_that_adds_ops_at_the_end_is_named_by_the_count_of_ops():
+    w = tl.Tensor(np.array([1.0]), requires_grad=True)
+
+    def fn(xb):
+        loss = (w * xb).sum()
+        return loss * 2.0 if xb.data[0] > 0 else loss  # the same ops, and one more at the end
+
+    step = tl.capture_step(fn, tl.optim.SGD([w]))
+    step(np.array([-1.0]))
+    with pytest.raises(RuntimeError) as error:
+        step(np.array([1.0]))
+    assert str(error.value) == _replay_differs(
+        "the loss",
+        "fn applied other ops on these inputs than when it was recorded (3 ops, 2 recorded): a Python branch on a "
+        "value (an if on a tensor's value, a choice made with .item() or NumPy) cannot be replayed",
+    )
+
+
+def test_an_option_computed_from_the_data_is_caught_without_a_cause_to_name():
+    # the same ops and the same constants, but clip's bound came from the values of the input: no cause shows
+    w = tl.Tensor(np.array([1.0, 1.0]), requires_grad=True)
+    one = tl.Tensor(np.array([1.0, 1.0]))  # a constant that stays the same
+
+    def fn(xb):
+        return ((w * xb).clip(high=float(xb.data.max()) / 2) * one).sum()
+
+    step = tl.capture_step(fn, tl.optim.SGD([w], lr=1e-300))
+    step(np.array([1.0, 2.0]))
+    with pytest.raises(RuntimeError) as error:
+        step(np.array([1.0, 4.0]))
+    assert str(error.value) == _replay_differs("the loss")
+
+
+def test_a_trainable_tensor_made_inside_fn_with_other_values_is_no_constant_to_blame():
+    w = tl.Tensor(np.array([1.0, 1.0]), requires_grad=True)
+
+    def fn(xb):
+        shift = tl.Tensor(xb.data.copy(), requires_grad=True)  # trainable, made from the data: the replay freezes it
+        return ((w + shift) * xb).sum()
+
+    step = tl.capture_step(fn, tl.optim.SGD([w], lr=1e-300))
+    step(np.array([1.0, 2.0]))
+    with pytest.raises(RuntimeError) as error:
+        step(np.array([1.0, 4.0]))
+    assert str(error.value) == _replay_differs("the loss")
+
+
+def test_a_second_output_that_differs_is_named_by_its_number():
+    w = tl.Tensor(np.array([1.0, 1.0]), requires_grad=True)
+
+    def fn(xb):
+        return (w * xb).sum(), (w * xb).clip(high=float(xb.data.max()) / 2)
+
+    step = tl.capture_step(fn, tl.optim.SGD([w], lr=1e-300))
+    step(np.array([1.0, 2.0]))
+    with pytest.raises(RuntimeError) as error:
+        step(np.array([1.0, 4.0]))
+    assert str(error.value) == _replay_differs("output 1")
+
+
+OUTER_NUMBER, INNER_NUMBER = 2.0, 3.0
+
+
+def test_the_globals_of_a_function_written_inside_fn_are_read_beside_fns_own():
+    w = tl.Tensor(np.array([1.0]), requires_grad=True)
+
+    def fn(xb):
+        inner = lambda: INNER_NUMBER  # noqa: E731  (a code object inside fn's)
+        return (w * xb).sum() * OUTER_NUMBER * inner()
+
+    names = sorted(name for _, name in tl.capture_step(fn, tl.optim.SGD([w]))._reads.names)
+    assert names == ["INNER_NUMBER", "OUTER_NUMBER"]
+
+
+def _with_a_default(xb, scale=SCALE):
+    return xb * scale
+
+
+def test_a_function_reached_twice_is_looked_into_once():
+    w = tl.Tensor(np.array([1.0]), requires_grad=True)
+    helper = _with_a_default  # reached through fn's closure and through the global name in `calling`
+
+    def calling(xb):
+        return _with_a_default(xb)
+
+    def fn(xb):
+        return (w * helper(xb) * calling(xb)).sum()
+
+    reads = tl.capture_step(fn, tl.optim.SGD([w]))._reads
+    assert reads.fixed == [SCALE]  # the helper's default, once
+
+
+TUPLE_OF_NUMBERS = (1.0, 2.0)
+
+
+def test_a_tuple_of_numbers_is_a_guard_by_value():
+    global TUPLE_OF_NUMBERS
+    w = tl.Tensor(np.array([1.0, 1.0]), requires_grad=True)
+    step = tl.capture_step(lambda xb: (w * xb * tl.Tensor(np.array(TUPLE_OF_NUMBERS))).sum(), tl.optim.SGD([w]))
+    try:
+        assert _recorded_count(step, lambda: [step(np.ones(2)) for _ in range(2)]) == 1
+        TUPLE_OF_NUMBERS = tuple([1.0, 2.0])  # another tuple, equal: nothing to record again
+        assert _recorded_count(step, lambda: step(np.ones(2))) == 0
+        TUPLE_OF_NUMBERS = (1.0, 5.0)
+        assert _recorded_count(step, lambda: step(np.ones(2))) == 1
+        assert step._by_value
+    finally:
+        TUPLE_OF_NUMBERS = (1.0, 2.0)
+
+
+def test_past_its_most_recordings_the_oldest_goes_and_is_recorded_again_when_needed():
+    w = tl.Tensor(np.array([1.0]), requires_grad=True)
+    eager_w = tl.Tensor(np.array([1.0]), requires_grad=True)
+    step, eager_opt = (
+        tl.capture_step(lambda xb: (w * xb).sum(), tl.optim.SGD([w], lr=0.01)),
+        tl.optim.SGD([eager_w], lr=0.01),
+    )
+    limit = tl.capture.CapturedStep.MAX_RECORDINGS
+    for i, n in enumerate([*range(1, limit + 2), 1]):
+        xb = np.linspace(0.5, 1.5, n)
+        assert step(xb) == _eager_step(lambda x: (eager_w * x).sum(), eager_opt, tl.Tensor(xb))
+        np.testing.assert_array_equal(w.data, eager_w.data)
+        assert len(step.recordings) == min(i + 1, limit)
+    assert [key[0][0][0] for key in step.recordings] == [(n,) for n in [*range(3, limit + 2), 1]]
+
+
+def test_objects_keyed_by_identity_are_kept_alive_so_that_their_ids_stay_theirs():
+    # a list is keyed by its id: were the recordings not to hold it, a new list could take a dropped one's id
+    # and be served the old recording (a penalty of the old list's tensor)
+    eager_model, model = (tl.nn.Linear(2, 1, seed=0, dtype=np.float64) for _ in range(2))
+    eager_opt, opt = tl.optim.SGD(eager_model.parameters(), lr=0.1), tl.optim.SGD(model.parameters(), lr=0.1)
+    eager_penalized, penalized = [eager_model.weight], [model.weight]
+
+    def eager_fn(xb, yb):
+        return tl.losses.mse(eager_model(xb), yb) + tl.losses.l2_penalty(eager_penalized, 0.5)
+
+    step = tl.capture_step(lambda xb, yb: tl.losses.mse(model(xb), yb) + tl.losses.l2_penalty(penalized, 0.5), opt)
+    for k in range(40):
+        eager_penalized = [eager_model.weight] if k % 2 else [eager_model.bias]  # a new list each time
+        penalized = [model.weight] if k % 2 else [model.bias]
+        xb, yb = BATCHES[k % 3]
+        assert step(xb, yb) == _eager_step(eager_fn, eager_opt, xb, yb)
+        np.testing.assert_array_equal(model.weight.data, eager_model.weight.data)
+        np.testing.assert_array_equal(model.bias.data, eager_model.bias.data)
