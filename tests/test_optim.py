@@ -456,6 +456,29 @@ def test_a_rules_constants_are_in_each_parameters_dtype_and_follow_their_hyperpa
     assert len(opt._constants) <= 64
 
 
+@given(
+    lr=st.floats(1e-12, 10.0),
+    grad=st.lists(st.floats(-100.0, 100.0), min_size=1, max_size=4),
+    dtype=st.sampled_from([np.float16, np.float32, np.float64]),
+)
+def test_the_learning_rate_as_a_constant_of_the_parameters_dtype_gives_the_python_floats_numbers(lr, grad, dtype):
+    # lr * g with lr a 0-d array of g's dtype is NumPy's weak Python-float rule: lr rounded to the dtype once
+    start = np.linspace(-1, 1, len(grad)).astype(dtype)
+    g = np.array(grad, dtype=dtype)
+    for make in (tl.optim.SGD, lambda ps, lr: tl.optim.RMSprop(ps, lr=lr, rho=0.5)):
+        p = tl.Tensor(start.copy(), requires_grad=True)
+        opt = make([p], lr=lr)
+        p.grad = g.copy()
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # (float16: eps rounds to 0)
+            opt.step()
+            if isinstance(opt, tl.optim.RMSprop):
+                square_avg = 0.5 * np.zeros_like(g) + 0.5 * g * g
+                want = start - lr * (g / (np.sqrt(square_avg) + 1e-8))
+            else:
+                want = start - lr * g
+        np.testing.assert_array_equal(p.data, want)
+
+
 # ----- Newton: a non-finite loss, gradient or Hessian stops before LAPACK -----
 
 
