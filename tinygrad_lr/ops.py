@@ -103,16 +103,6 @@ def sum_rows(x):
     return x.sum(axis=0) if isinstance(x, Tensor) else np.add.reduce(x, axis=0)
 
 
-def plus_bias(out: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """out + b, the same numbers either way: in place past one block of rows (no second data-sized
-    array), else a new array (an in-place ufunc checks its operands for overlap, which costs more than
-    the addition on a few rows)."""
-    if out.size <= MeanSquaredError.block:
-        return out + b
-    out += b
-    return out
-
-
 def scatter_add(x, index, shape: tuple[int, ...]):
     """zeros(shape) with x added at `index` (repeated positions add up)."""
     if isinstance(x, Tensor):
@@ -483,7 +473,9 @@ class Affine(Op):
     """x @ w + b as one op (Linear's forward). x: (..., in), w: (in, out), b: (out,)."""
 
     def forward(self, x, w, b):
-        return plus_bias(matmul(x, w), b)
+        out = matmul(x, w)
+        out += b
+        return out
 
     def backward(self, grad):
         x, w, _ = self.inputs
@@ -553,7 +545,8 @@ class AffineMSE(Op):
                 f"AffineMSE: x must be (n, in), w (in, out) and target (n, out); got x {x.shape}, w {w.shape}, "
                 f"target {target.shape}"
             )
-        self.pred = plus_bias(np.dot(x, w), b)  # (forward always sees arrays, here of two axes: `matmul`'s fast case)
+        self.pred = np.dot(x, w)  # (forward always sees arrays, here of two axes: `matmul`'s fast case)
+        self.pred += b
         total, self.diff = squared_error(self.pred, target, MeanSquaredError.block)
         self.l2 = l2
         loss = mean_of(total, target.size, np.result_type(self.pred, target))
