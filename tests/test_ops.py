@@ -612,3 +612,67 @@ def test_clip_takes_tensor_and_array_bounds_as_constants_in_its_own_dtype():
     y.sum().backward()
     np.testing.assert_array_equal(x.grad, [0.0, 1.0, 0.0, 0.0])  # clipped below, inside, above, above
     assert low.grad is None
+
+
+# ----- the fused ops (Linear's affine map, mean squared error, the L2 penalty): rows of their own -----
+# each a function of x (n, in), w (in, out), b (out,) and a target t (n, out): name: (engine, NumPy reference)
+
+
+def _mean_square(d):
+    return np.mean(d * d)
+
+
+FUSED = {
+    "affine": (lambda x, w, b, t: tl.ops.Affine.apply(x, w, b), lambda x, w, b, t: x @ w + b),
+    "mean_squared_error": (
+        lambda x, w, b, t: tl.ops.MeanSquaredError.apply(x @ w + b, t),
+        lambda x, w, b, t: _mean_square(x @ w + b - t),
+    ),
+    "l2_penalty": (
+        lambda x, w, b, t: tl.ops.L2Penalty.apply(w, b, l2=0.3),
+        lambda x, w, b, t: 0.3 * (np.sum(w * w) + np.sum(b * b)),
+    ),
+    "affine_mse": (
+        lambda x, w, b, t: tl.ops.AffineMSE.apply(x, w, b, t),
+        lambda x, w, b, t: _mean_square(x @ w + b - t),
+    ),
+    "affine_mse_l2": (
+        lambda x, w, b, t: tl.ops.AffineMSE.apply(x, w, b, t, l2=0.3),
+        lambda x, w, b, t: _mean_square(x @ w + b - t) + 0.3 * np.sum(w * w),
+    ),
+}
+
+
+@st.composite
+def _affine_problems(draw, dtype=np.float64):
+    n, d_in, d_out = draw(st.integers(1, 5)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    shapes = [(n, d_in), (d_in, d_out), (d_out,), (n, d_out)]
+    return [draw(arrays(shape, "any", dtype)) for shape in shapes]
+
+
+@pytest.mark.parametrize("name", sorted(FUSED))
+@given(data=st.data(), dtype=FLOAT_DTYPES)
+def test_fused_op_forward_matches_numpy(name, data, dtype):
+    op, reference = FUSED[name]
+    arrays_ = data.draw(_affine_problems(dtype))
+    out = op(*(tl.Tensor(a) for a in arrays_))
+    want = np.asarray(reference(*arrays_), dtype=dtype)
+    assert out.shape == want.shape and out.dtype == want.dtype
+    np.testing.assert_allclose(out.data, want, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(FUSED))
+@given(data=st.data())
+def test_fused_op_gradient_passes_gradcheck(name, data):
+    op, _ = FUSED[name]
+    tensors = [tl.Tensor(a, requires_grad=True) for a in data.draw(_affine_problems())]
+    assert tl.gradcheck(op, *tensors)
+
+
+@pytest.mark.parametrize("name", sorted(FUSED))
+@second_order
+@given(data=st.data())
+def test_fused_op_second_derivative_passes_gradgradcheck(name, data):
+    op, _ = FUSED[name]
+    tensors = [tl.Tensor(a, requires_grad=True) for a in data.draw(_affine_problems())]
+    assert tl.gradgradcheck(lambda *ts: op(*ts) * op(*ts), *tensors)
