@@ -4,6 +4,7 @@ data, the learning-rate bound of gradient descent, shapes, and every input error
 
 import math
 import re
+import warnings
 from fractions import Fraction
 
 import numpy as np
@@ -16,6 +17,11 @@ from tests.strategies import polynomial_problems, rank_deficient_problems, regre
 from tinygrad_lr import solvers
 
 # ----- independent references, written out in float64 -----
+
+
+def raises_exactly(error, message):
+    """pytest.raises for an error whose whole message is `message`."""
+    return pytest.raises(error, match=f"^{re.escape(message)}$")
 
 
 def _two_d(X):
@@ -489,3 +495,176 @@ def test_l2_accepts_numpy_and_integer_scalars():
     expected = solvers.ridge(GOOD_X, GOOD_Y, 2.0)
     for l2 in (2, np.float32(2.0), np.int64(2), np.array(2.0)):
         np.testing.assert_array_equal(solvers.ridge(GOOD_X, GOOD_Y, l2)[0], expected[0])
+
+
+# ===== the fine print: worked examples and every message whole (was test_solvers_and_data_details.py) =====
+
+
+# ----- solvers: worked examples, exact to rounding -----
+# x = 0, 1, 2, 3 and y = 1, 3, 5, 7: centred, sum(x²) = 5 and sum(x·y) = 10; uncentred, 14 and 34.
+X4, Y4 = np.arange(4.0), np.array([1.0, 3.0, 5.0, 7.0])
+
+
+@pytest.mark.parametrize(
+    "l2, fit_intercept, coef, intercept",
+    [
+        (0.0, True, 2.0, 1.0),
+        (0.5, True, 10 / 7, 4 - 1.5 * 10 / 7),  # penalty n·l2 = 2 added to sum(x²) = 5
+        (2, True, 10 / 13, 4 - 1.5 * 10 / 13),
+        (0.5, False, 34 / 16, 0.0),  # no centring: 34 / (14 + 2)
+        (0.0, False, 34 / 14, 0.0),
+    ],
+)
+def test_ridge_worked_example_one_target(l2, fit_intercept, coef, intercept):
+    got_coef, got_intercept = solvers.ridge(X4, Y4, l2, fit_intercept=fit_intercept)
+    np.testing.assert_allclose(got_coef, [coef], rtol=1e-13)
+    assert got_intercept == pytest.approx(intercept, rel=1e-13, abs=1e-13)
+
+
+def test_ols_and_ridge_fit_an_intercept_by_default():
+    coef, intercept = solvers.ols(X4, Y4)
+    np.testing.assert_allclose(coef, [2.0], rtol=1e-13)
+    assert intercept == pytest.approx(1.0, rel=1e-13)
+    coef, intercept = solvers.ridge(X4, Y4, 0.5)
+    np.testing.assert_allclose(coef, [10 / 7], rtol=1e-13)
+    assert intercept == pytest.approx(13 / 7, rel=1e-13)
+
+
+def test_ridge_worked_example_two_targets_shares_the_mean_over_all_entries():
+    Y = np.column_stack([Y4, np.full(4, 10.0)])  # the second target is constant
+    coef, intercept = solvers.ols(X4, Y)
+    np.testing.assert_allclose(coef, [[2.0, 0.0]], rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(intercept, [1.0, 10.0], rtol=1e-13)
+    coef, intercept = solvers.ridge(X4, Y, 0.5)  # penalty n·k·l2 = 4
+    np.testing.assert_allclose(coef, [[10 / 9, 0.0]], rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(intercept, [4 - 1.5 * 10 / 9, 10.0], rtol=1e-13)
+    coef, intercept = solvers.ols(X4, Y, fit_intercept=False)
+    np.testing.assert_allclose(coef, [[34 / 14, 60 / 14]], rtol=1e-13)
+    assert intercept.shape == (2,) and intercept.dtype == np.float64
+    np.testing.assert_array_equal(intercept, [0.0, 0.0])
+
+
+@pytest.mark.parametrize("tiny", [3 * 2.0**-52, 2.0**-50, 1e-12])
+def test_ols_keeps_a_tiny_singular_value_that_lstsq_keeps(tiny):
+    # numpy.linalg.lstsq drops singular values below eps·max(n, d)·σ_max (here 2·eps); ols solves
+    # the problem as given, so one just above that cutoff still gets its exact coefficient 1/tiny
+    X = np.diag([1.0, tiny])
+    coef, intercept = solvers.ols(X, [1.0, 1.0], fit_intercept=False)
+    np.testing.assert_allclose(coef, [1.0, 1 / tiny], rtol=1e-12)
+    np.testing.assert_allclose(coef, np.linalg.lstsq(X, [1.0, 1.0], rcond=None)[0], rtol=1e-12)
+    assert intercept == 0.0
+
+
+# ----- solvers: the learning-rate bound and the condition number, worked out -----
+# for x = 0, 1, 2, 3 with a bias, H = (2/4)·[[14, 6], [6, 4]] = [[7, 3], [3, 2]]: λ = (9 ± sqrt(61)) / 2
+
+
+def test_stable_learning_rate_worked_example():
+    assert solvers.stable_learning_rate(X4) == pytest.approx(4 / (9 + math.sqrt(61)), rel=1e-13)
+    # l2 = 0.5 adds 2·l2 = 1 to the weight's diagonal only: [[8, 3], [3, 2]], λ_max = 5 + sqrt(18)
+    assert solvers.stable_learning_rate(X4, l2=0.5) == pytest.approx(2 / (5 + math.sqrt(18)), rel=1e-13)
+    # without a bias H = 2·mean(x²) = 7
+    assert solvers.stable_learning_rate(X4, fit_intercept=False) == pytest.approx(2 / 7, rel=1e-13)
+
+
+def test_stable_learning_rate_of_a_constant_feature_counts_the_bias_by_default():
+    # x = 1: with the bias, A = [1, 1] and H = 2·[[1, 1], [1, 1]] has λ_max = 4; without, H = 2
+    assert solvers.stable_learning_rate(np.ones(4)) == pytest.approx(0.5, rel=1e-13)
+    assert solvers.stable_learning_rate(np.ones(4), fit_intercept=False) == pytest.approx(1.0, rel=1e-13)
+    # one sample of 1 among zeros, no bias: H = 2·mean(x²) = 0.5, so the bound is exactly 4
+    assert solvers.stable_learning_rate([1.0, 0.0, 0.0, 0.0], fit_intercept=False) == 4.0
+
+
+def test_hessian_condition_number_worked_example():
+    expected = (9 + math.sqrt(61)) / (9 - math.sqrt(61))
+    assert solvers.hessian_condition_number(X4) == pytest.approx(expected, rel=1e-12)
+    expected_with_l2 = (10 + math.sqrt(72)) / (10 - math.sqrt(72))  # [[8, 3], [3, 2]]
+    assert solvers.hessian_condition_number(X4, l2=0.5) == pytest.approx(expected_with_l2, rel=1e-12)
+    assert solvers.hessian_condition_number(X4, fit_intercept=False) == 1.0  # one parameter
+    assert solvers.hessian_condition_number(np.eye(3), fit_intercept=False) == 1.0
+    # the default is l2 = 0 and a bias: a constant feature is the bias again, singular
+    assert solvers.hessian_condition_number(np.ones(4)) == math.inf
+
+
+@pytest.mark.parametrize("tiny", [2.0**-53, 2.0**-52, 2.0**-51, 3 * 2.0**-52, 2.0**-50, 1e-12])
+def test_hessian_is_singular_exactly_when_matrix_rank_says_so(tiny):
+    # X = diag(1, tiny): the Hessian's eigenvalues are in the ratio 1 : tiny²; tiny is rounding noise
+    # (the Hessian singular) when numpy.linalg.matrix_rank, with its tolerance eps·max(n, d)·σ_max
+    # (here 2·eps = 2**-51, that value included), calls X rank-deficient
+    X = np.diag([1.0, tiny])
+    condition_number = solvers.hessian_condition_number(X, fit_intercept=False)
+    if np.linalg.matrix_rank(X) < 2:
+        assert condition_number == math.inf
+    else:
+        assert condition_number == pytest.approx(tiny**-2, rel=1e-12)
+    assert solvers.stable_learning_rate(X, fit_intercept=False) == pytest.approx(2.0, rel=1e-13)  # 2 / (2·1/2)
+
+
+def test_bounds_beyond_float64_are_returned_without_warnings_or_floating_point_errors():
+    x = np.arange(1.0, 51.0)
+    X = np.column_stack([x, 2 * x])
+    with warnings.catch_warnings(), np.errstate(all="raise"):
+        warnings.simplefilter("error")
+        assert solvers.stable_learning_rate(1e200 * x, fit_intercept=False) == 0.0  # ~1e-403 underflows
+        assert solvers.stable_learning_rate(1e-200 * x, fit_intercept=False) == math.inf  # ~1e397 overflows
+        assert solvers.stable_learning_rate(np.zeros((4, 2))) == 1.0  # only the bias moves: H = 2, bound 2/2
+        assert solvers.stable_learning_rate(np.zeros(4), fit_intercept=False) == math.inf  # a zero Hessian
+        assert solvers.hessian_condition_number(X) == math.inf  # rank 2 of 3 parameters
+        assert solvers.hessian_condition_number(X, fit_intercept=False) == math.inf  # rank 1 of 2
+        assert solvers.hessian_condition_number(np.zeros(4), fit_intercept=False) == math.inf
+        assert math.isfinite(solvers.hessian_condition_number(X4))
+        solvers.ols(X4, Y4)
+        solvers.ridge(X, x, 0.1)
+
+
+# ----- solvers: every message, whole -----
+
+SOLVER_ERRORS = [
+    (
+        (np.ones((3, 2, 1)), np.ones(3)),
+        "X must be 1-D (n samples of one feature) or 2-D (n samples, d features); got shape (3, 2, 1)",
+    ),
+    (
+        (np.ones((3, 1)), np.ones((3, 1, 1))),
+        "y must be 1-D (n targets) or 2-D (n samples, k targets); got shape (3, 1, 1)",
+    ),
+    (
+        (np.ones((3, 1)), np.ones(2)),
+        "X has 3 samples but y has 2; they must describe the same samples (X has shape (3, 1), y has shape (2,))",
+    ),
+    ((np.ones((0, 1)), np.ones(0)), "no samples (X has shape (0, 1)); at least one is needed"),
+    ((np.ones((3, 0)), np.ones(3)), "X has no features (shape (3, 0)); at least one column is needed"),
+    ((np.ones((3, 1)), np.ones((3, 0))), "y has no target columns (shape (3, 0)); at least one is needed"),
+    (([["a"]], [1.0]), "X must hold real numbers, got an array of dtype <U1"),
+    (([[1.0]], ["a"]), "y must hold real numbers, got an array of dtype <U1"),
+]
+
+
+@pytest.mark.parametrize("function", ["ols", "ridge"])
+@pytest.mark.parametrize("arguments, message", SOLVER_ERRORS)
+def test_ols_and_ridge_messages(function, arguments, message):
+    call = solvers.ols if function == "ols" else lambda X, y: solvers.ridge(X, y, 0.5)
+    with raises_exactly(ValueError, f"{function}: {message}"):
+        call(*arguments)
+
+
+@pytest.mark.parametrize("function", ["stable_learning_rate", "hessian_condition_number"])
+def test_bound_messages_name_the_function(function):
+    call = getattr(solvers, function)
+    with raises_exactly(ValueError, f"{function}: no samples (X has shape (0,)); at least one is needed"):
+        call([])
+    with raises_exactly(ValueError, f"{function}: l2 must be a finite number >= 0, got -0.5"):
+        call(X4, -0.5)
+
+
+@pytest.mark.parametrize("function", ["ridge", "stable_learning_rate", "hessian_condition_number"])
+def test_l2_is_one_number_not_an_array_of_one(function):
+    call = (
+        (lambda l2: solvers.ridge(X4, Y4, l2)) if function == "ridge" else lambda l2: getattr(solvers, function)(X4, l2)
+    )
+    with raises_exactly(ValueError, f"{function}: l2 must be a finite number >= 0, got array([0.5])"):
+        call(np.array([0.5]))
+    with raises_exactly(ValueError, f"{function}: l2 must be a finite number >= 0, got array([[0.5]])"):
+        call(np.array([[0.5]]))
+    call(np.array(0.5))  # a 0-d array is one number
+    call(0.5)
