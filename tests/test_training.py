@@ -3,6 +3,7 @@
 import io
 import os
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -521,3 +522,873 @@ def test_a_divergence_warning_points_at_the_users_line_through_model_fit():
         model.fit(np.arange(4.0), np.arange(4.0), epochs=2, verbose=0, raise_on_divergence=False)
     if "MUTANT_UNDER_TEST" not in os.environ:  # (mutmut's trampolines add frames of their own)
         assert warned[0].filename == __file__
+
+
+# ===== the fine print: exact messages, defaults, boundaries, printed text (was test_training_details.py) =====
+
+
+def _float64_model(n_in=1, n_out=1, optimizer="sgd", seed=0, dtype=np.float64, bias=True, **compile_kwargs):
+    model = tl.nn.Sequential([tl.nn.Linear(n_in, n_out, seed=seed, dtype=dtype, bias=bias)])
+    model.compile(optimizer=optimizer, **compile_kwargs)
+    return model
+
+
+class LabelledFakeModel:
+    """Just enough of a model to drive a callback with scripted logs; its "weights" are a label."""
+
+    def __init__(self):
+        self.weights, self.stop_training = None, False
+
+    def get_weights(self):
+        return self.weights
+
+    def set_weights(self, weights):
+        self.weights = weights
+
+
+def _drive(callback, values, key="val_loss"):
+    """Run `callback` over epochs whose logged `key` takes `values`; the weights of epoch i are i.
+
+    Returns (epochs run, weights at the end)."""
+    model = LabelledFakeModel()
+    callback.set_model(model)
+    callback.on_train_begin({})
+    epochs_run = 0
+    for epoch, value in enumerate(values):
+        model.weights = epoch
+        callback.on_epoch_end(epoch, {key: value})
+        epochs_run += 1
+        if model.stop_training:
+            break
+    callback.on_train_end({})
+    return epochs_run, model.weights
+
+
+# ----- summary -----
+
+
+class Scale(tl.nn.Module):
+    """A layer without `output_shape`: summary cannot know its shape."""
+
+    def __init__(self):
+        self.factor = tl.Tensor(np.ones(3), requires_grad=True)
+
+    def forward(self, x):
+        return x * self.factor
+
+
+SUMMARY = """\
+Model: "sequential"
+_________________________________________________________________
+ Layer (type)                Output Shape              Param #
+=================================================================
+ linear (Linear)             (None, 3)                 9
+ scale (Scale)               (None, None)              3
+ linear_1 (Linear)           (None, 1000)              4000
+=================================================================
+Total params: 4,012
+Trainable params: 4,012
+Non-trainable params: 0
+_________________________________________________________________"""
+
+
+def test_summary_is_the_exact_keras_table_and_unknown_shapes_read_none(capsys):
+    model = tl.nn.Sequential([tl.nn.Linear(2, 3), Scale(), tl.nn.Linear(3, 1000)])
+    assert model.summary() == SUMMARY
+    assert capsys.readouterr().out == SUMMARY + "\n"
+
+
+# ----- the advice when training diverges -----
+
+
+ONE_LAYER_ADVICE = (
+    "Lower the learning rate (now 1e+200): for plain gradient descent on this data the largest stable "
+    "learning rate is {bound} (tl.solvers.stable_learning_rate); or standardise the features"
+)
+DIVERGED_AT_STEP_2 = (
+    "fit: training diverged at epoch 2, batch 1: the loss is inf at step 2; the parameters were not updated. "
+)
+
+
+def _diverge(model):
+    x = np.arange(4.0)
+    with pytest.raises(tl.optim.TrainingDivergedError) as caught:
+        model.fit(x, 2 * x, epochs=3, verbose=0)
+    return str(caught.value)
+
+
+def test_divergence_advice_for_one_linear_layer_gives_the_stable_learning_rate():
+    message = _diverge(_float64_model(optimizer=tl.optim.SGD(lr=1e200)))
+    assert message == DIVERGED_AT_STEP_2 + ONE_LAYER_ADVICE.format(bound="0.238")
+
+
+def test_divergence_advice_counts_the_l2_term_in_the_stable_learning_rate():
+    message = _diverge(_float64_model(optimizer=tl.optim.SGD(lr=1e200), l2=0.5))
+    assert message == DIVERGED_AT_STEP_2 + ONE_LAYER_ADVICE.format(bound="0.216")
+
+
+def test_divergence_advice_for_a_layer_without_bias_leaves_the_intercept_out():
+    message = _diverge(_float64_model(optimizer=tl.optim.SGD(lr=1e200), bias=False))
+    assert message == DIVERGED_AT_STEP_2 + ONE_LAYER_ADVICE.format(bound="0.286")
+
+
+def test_divergence_advice_for_several_layers_is_to_lower_the_rate_or_standardise():
+    model = tl.nn.Sequential([tl.nn.Linear(1, 1, seed=0, dtype=np.float64) for _ in range(2)])
+    model.compile(optimizer=tl.optim.SGD(lr=1e200))
+    message = _diverge(model)
+    assert message == DIVERGED_AT_STEP_2 + "Lower the learning rate (now 1e+200) or standardise the features"
+
+
+def test_divergence_advice_for_a_loss_other_than_mse_has_no_stable_rate():
+    model = tl.nn.Sequential([tl.nn.Linear(1, 1, seed=0)])  # float32: a step of 1e39 overflows
+    model.compile(loss="mae", optimizer=tl.optim.SGD(lr=1e39))
+    assert _diverge(model) == (
+        "fit: training diverged at epoch 1, batch 1: parameter 0 (shape (1, 1)) became non-finite at step 1; "
+        "the parameters were put back to their values before that step. "
+        "Lower the learning rate (now 1e+39) or standardise the features"
+    )
+
+
+# ----- History -----
+
+
+def test_history_repr_shows_the_epoch_count_and_each_last_value_to_six_decimals():
+    history = tl.callbacks.History()
+    assert repr(history) == "History(epochs=0, last={})"
+    history.on_epoch_end(0, {"loss": 3.0, "val_loss": 9.0})
+    history.on_epoch_end(1, {"loss": 2.0, "val_loss": 8.0})
+    history.on_epoch_end(2, {"loss": 1.23456789, "val_loss": 7.5})
+    assert repr(history) == "History(epochs=3, last={'loss': 1.234568, 'val_loss': 7.5})"
+
+
+# ----- EarlyStopping -----
+
+
+def test_early_stopping_defaults_stop_at_the_first_miss_and_keep_the_last_weights():
+    callback = tl.callbacks.EarlyStopping()
+    assert (callback.monitor, callback.patience, callback.min_delta, callback.mode) == ("val_loss", 0, 0.0, "min")
+    assert _drive(callback, [5.0, 6.0, 4.0]) == (2, 1)
+    assert callback.stopped_epoch == 1 and callback.best_epoch == 0
+
+
+def test_early_stopping_patience_zero_can_stop_at_epoch_one():
+    assert _drive(tl.callbacks.EarlyStopping(patience=0), [5.0, 6.0, 4.0])[0] == 2
+
+
+def test_early_stopping_never_stops_at_epoch_zero():
+    callback = tl.callbacks.EarlyStopping(patience=0)
+    assert _drive(callback, [np.nan, 6.0, 7.0]) == (3, 2)  # epoch 0 misses yet goes on; 1 improves; 2 misses
+    assert callback.stopped_epoch == 2
+
+
+def test_early_stopping_counts_a_first_epoch_that_is_not_a_number_as_a_miss():
+    callback = tl.callbacks.EarlyStopping(patience=3)
+    assert _drive(callback, [np.nan, np.nan, np.nan, np.nan]) == (3, 2)  # misses 1, 2, 3 at epoch 2
+    assert callback.stopped_epoch == 2 and callback.best_epoch is None
+
+
+def test_early_stopping_restores_the_first_epochs_weights_when_no_epoch_improved():
+    callback = tl.callbacks.EarlyStopping(patience=5, restore_best_weights=True)
+    assert _drive(callback, [np.nan, np.nan, np.nan]) == (3, 0)
+    assert callback.best_epoch is None and callback.stopped_epoch is None
+
+
+def test_early_stopping_reads_restore_best_weights_when_training_ends():
+    callback = tl.callbacks.EarlyStopping(patience=5, restore_best_weights=True)
+    model = LabelledFakeModel()
+    callback.set_model(model)
+    callback.on_train_begin({})
+    for epoch, value in enumerate([1.0, 2.0]):
+        model.weights = epoch
+        callback.on_epoch_end(epoch, {"val_loss": value})
+    callback.restore_best_weights = False
+    callback.on_train_end({})
+    assert model.weights == 1
+
+
+def test_early_stopping_mode_max_stops_when_the_value_no_longer_rises():
+    callback = tl.callbacks.EarlyStopping(monitor="r2", mode="max", patience=0, restore_best_weights=True)
+    assert _drive(callback, [0.1, 0.5, 0.5, 0.9], key="r2") == (3, 1)  # equal to the best is not better
+    assert callback.best == 0.5 and callback.best_epoch == 1 and callback.stopped_epoch == 2
+
+
+def test_early_stopping_mode_max_improvement_must_beat_min_delta():
+    callback = tl.callbacks.EarlyStopping(monitor="r2", mode="max", patience=0, min_delta=0.1)
+    assert _drive(callback, [0.5, 0.55, 0.9], key="r2") == (2, 1)
+    callback = tl.callbacks.EarlyStopping(monitor="r2", mode="max", patience=0, min_delta=-0.1)  # |min_delta|
+    assert _drive(callback, [0.5, 0.55, 0.9], key="r2") == (2, 1)
+
+
+def test_early_stopping_refuses_an_unknown_mode_with_the_choices():
+    with pytest.raises(ValueError) as caught:
+        tl.callbacks.EarlyStopping(mode="auto")
+    assert str(caught.value) == "EarlyStopping: mode must be 'min' or 'max', got 'auto'"
+
+
+def test_early_stopping_refuses_a_negative_patience_by_name():
+    with pytest.raises(ValueError) as caught:
+        tl.callbacks.EarlyStopping(patience=-1)
+    assert str(caught.value) == "EarlyStopping: patience must be an integer >= 0, got -1"
+
+
+def test_early_stopping_on_a_missing_key_names_it_and_what_is_logged():
+    with pytest.raises(KeyError) as caught:
+        _float64_model().fit([1.0, 2.0], [1.0, 2.0], epochs=2, verbose=0, callbacks=[tl.callbacks.EarlyStopping()])
+    assert caught.value.args[0] == (
+        "EarlyStopping: monitor 'val_loss' is not among the logged values ['loss']; "
+        "val_loss needs validation_split or validation_data"
+    )
+
+
+def test_early_stopping_best_epoch_and_stopped_epoch_start_as_none():
+    callback = tl.callbacks.EarlyStopping()
+    callback.on_train_begin({})
+    assert callback.best_epoch is None and callback.stopped_epoch is None and callback.best_weights is None
+
+
+# ----- GradientNormStop -----
+
+
+def test_gradient_norm_stop_default_tolerance_is_1e_minus_4():
+    callback = tl.callbacks.GradientNormStop()
+    assert callback.tol == 1e-4 and callback.stopped_epoch is None
+    assert _drive(callback, [1e-3, 2e-4, 0.99e-4, 1e-9], key="grad_norm") == (3, 2)
+    assert callback.stopped_epoch == 2
+
+
+def test_gradient_norm_stop_needs_the_norm_strictly_below_tol():
+    callback = tl.callbacks.GradientNormStop(tol=0.5)
+    assert _drive(callback, [1.0, 0.5, 0.25], key="grad_norm") == (3, 2)
+
+
+@pytest.mark.parametrize(
+    ("tol", "message"),
+    [
+        (0.0, "GradientNormStop: tol must be a finite number > 0, got 0.0"),
+        (-1.0, "GradientNormStop: tol must be a finite number > 0, got -1.0"),
+        (np.inf, "GradientNormStop: tol must be a finite number > 0, got inf"),
+        ("0.1", "GradientNormStop: tol must be a finite number > 0, got '0.1'"),
+    ],
+)
+def test_gradient_norm_stop_refuses_a_tolerance_that_is_not_positive(tol, message):
+    with pytest.raises(ValueError) as caught:
+        tl.callbacks.GradientNormStop(tol=tol)
+    assert str(caught.value) == message
+
+
+# ----- the progress line -----
+
+
+def test_progress_bar_draws_done_over_steps_with_an_arrow_while_unfinished():
+    assert tl.callbacks.progress_bar(0, 3) == "0/3 [..............................]"
+    assert tl.callbacks.progress_bar(1, 3) == "1/3 [=========>....................]"
+    assert tl.callbacks.progress_bar(3, 3, width=10) == "3/3 [==========]"
+    assert tl.callbacks.progress_bar(2, 12, width=10) == " 2/12 [>.........]"
+
+
+def test_logs_show_four_decimals_above_1e_minus_3_and_scientific_notation_at_or_below():
+    logs = {"loss": 0.001, "mae": -0.0005, "val_loss": 12.34567, "r2": -0.5}
+    assert tl.callbacks.format_logs(logs) == " - loss: 1.0000e-03 - mae: -5.0000e-04 - val_loss: 12.3457 - r2: -0.5000"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "per_step"),
+    [
+        (2.0, "2s/step"),
+        (1.0, "1s/step"),
+        (0.9, "900ms/step"),
+        (1e-3, "1ms/step"),
+        (0.0005004999, "500us/step"),
+        (0.0, "0us/step"),
+    ],
+)
+def test_time_per_step_is_in_seconds_milliseconds_or_microseconds(seconds, per_step):
+    line = tl.callbacks.progress_line(1, 1, seconds, {})
+    assert line == f"1/1 [==============================] - {seconds:.0f}s {per_step}"
+
+
+def test_progress_line_divides_the_time_by_the_steps_done_and_takes_the_bar_width():
+    assert tl.callbacks.progress_line(2, 4, 1.0, {"loss": 2.5}) == (
+        "2/4 [==============>...............] - 1s 500ms/step - loss: 2.5000"
+    )
+    assert tl.callbacks.progress_line(0, 5, 3.0, {}, width=10) == "0/5 [..........] - 3s 3s/step"
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+class Clock:
+    """A stand-in for `time` whose perf_counter reads the given instants, one per call."""
+
+    def __init__(self, *instants):
+        self.instants = iter(instants)
+
+    def perf_counter(self):
+        return next(self.instants)
+
+
+def test_progress_bar_on_a_terminal_redraws_with_eta_then_ends_with_the_epochs_line(monkeypatch):
+    monkeypatch.setattr(tl.callbacks, "time", Clock(100.0, 102.0, 104.0, 106.0, 112.0))
+    bar = tl.callbacks.ProgressBar(Terminal())
+    bar.params = {"epochs": 3, "steps": 4, "samples": 8, "verbose": 1}
+    bar.on_epoch_begin(1, {})
+    bar.on_batch_end(0, {"batch": 0, "size": 2, "loss": 2.5})  # 2 s for 1 step: 3 more take 6 s
+    bar.on_batch_end(1, {})  # 4 s for 2 steps: 2 more take 4 s
+    bar.on_batch_end(2, None)  # 6 s for 3 steps
+    bar.on_batch_end(3, {"loss": 1.0})  # the last batch: the epoch's line follows
+    bar.on_epoch_end(1, {"loss": 1.5, "grad_norm": 0.25, "val_loss": 2.0})  # 12 s for 4 steps
+    assert bar.stream.getvalue() == (
+        "Epoch 2/3\n"
+        "\r1/4 [======>.......................] - ETA: 6s - loss: 2.5000"
+        "\r2/4 [==============>...............] - ETA: 4s"
+        "\r3/4 [=====================>........] - ETA: 2s"
+        "\r4/4 [==============================] - 12s 3s/step - loss: 1.5000 - val_loss: 2.0000\n"
+    )
+
+
+def test_progress_bar_draws_at_its_width(monkeypatch):
+    monkeypatch.setattr(tl.callbacks, "time", Clock(0.0, 1.0, 2.0))
+    bar = tl.callbacks.ProgressBar(Terminal())
+    bar.width = 10
+    bar.params = {"epochs": 1, "steps": 2, "samples": 2, "verbose": 1}
+    bar.on_epoch_begin(0, {})
+    bar.on_batch_end(0, {"loss": 1.0})
+    bar.on_batch_end(1, {"loss": 1.0})
+    bar.on_epoch_end(0, {"loss": 1.0})
+    assert bar.stream.getvalue() == (
+        "Epoch 1/1\n\r1/2 [====>.....] - ETA: 1s - loss: 1.0000\r2/2 [==========] - 2s 1s/step - loss: 1.0000\n"
+    )
+
+
+def test_progress_bar_for_an_epoch_without_batches_shows_none_done(monkeypatch):
+    monkeypatch.setattr(tl.callbacks, "time", Clock(5.0, 5.0))
+    stream = io.StringIO()
+    bar = tl.callbacks.ProgressBar(stream)
+    bar.params = {"epochs": 1, "steps": 3, "samples": 3, "verbose": 1}
+    bar.on_epoch_begin(0, {})
+    bar.on_epoch_end(0, {})
+    assert stream.getvalue() == "Epoch 1/1\n0/3 [..............................] - 0s 0us/step\n"
+
+
+# ----- what the boundaries refuse, word for word -----
+
+
+def _linear(n_in=1, n_out=1):
+    return tl.nn.Sequential([tl.nn.Linear(n_in, n_out, seed=0)])
+
+
+def _compiled(n_in=1, n_out=1):
+    model = _linear(n_in, n_out)
+    model.compile()
+    return model
+
+
+def _fit(**kwargs):
+    return lambda: _compiled().fit([1.0, 2.0], [1.0, 2.0], verbose=0, **kwargs)
+
+
+NOT_COMPILED = "the model must be compiled first: model.compile(loss='mse', optimizer='adam')"
+
+
+NAMES = "['mae', 'mean_absolute_error', 'mean_squared_error', 'mse']"
+
+
+REFUSED = [
+    (lambda: _linear().compile(loss="huber"), ValueError,
+     f"compile: unknown loss 'huber'; choose one of {NAMES} or pass a function"),
+    (lambda: _linear().compile(optimizer="adamw"), ValueError,
+     "compile: unknown optimizer 'adamw'; choose one of ['adam', 'gd', 'rmsprop', 'sgd']"),
+    (lambda: _linear().compile(optimizer=object()), TypeError,
+     "compile: optimizer must be a name or a tl.optim optimizer, got object"),
+    (lambda: _linear().compile(metrics=["accuracy"]), ValueError,
+     f"compile: unknown metric 'accuracy'; choose from {NAMES}"),
+    (lambda: _linear().compile(metrics="accuracy"), ValueError,
+     f"compile: unknown metric 'accuracy'; choose from {NAMES}"),
+    (lambda: _linear().compile(l2=-1.0), ValueError, "compile: l2 must be a finite number >= 0, got -1.0"),
+    (lambda: tl.nn.Sequential([]).compile(), ValueError, "compile: the model has no trainable parameters"),
+    (lambda: _linear().evaluate([1.0], [1.0]), RuntimeError, f"evaluate: {NOT_COMPILED}"),
+    (lambda: _linear().fit([1.0], [1.0]), RuntimeError, f"fit: {NOT_COMPILED}"),
+    (lambda: tl.nn.Sequential([]).predict([1.0]), ValueError,
+     "predict: the model has no parameters (no layers with weights), so nothing to compute; "
+     "give it layers, e.g. tl.nn.Sequential([tl.nn.Linear(1, 1)])"),
+    (lambda: _linear().predict(1.0), ValueError, "predict: x has shape (); it must hold at least one sample"),
+    (lambda: _linear().predict([]), ValueError, "predict: x has shape (0,); it must hold at least one sample"),
+    (lambda: _linear().predict(np.ones((2, 1, 1))), ValueError,
+     "predict: x has shape (2, 1, 1); expected (n,) or (n, features)"),
+    (lambda: _linear().predict(["a"]), TypeError, "predict: x must hold real numbers, got an array of dtype <U1"),
+    (lambda: _linear(3).predict(np.ones((3, 2))), ValueError,
+     "predict: x has shape (3, 2), 2 feature(s) per sample, but the model takes 3"),
+    (lambda: _linear(3).predict(np.ones(3)), ValueError,
+     "predict: x has shape (3, 1), 1 feature(s) per sample, but the model takes 3; "
+     "a 1-D x is read as n samples of one feature"),
+    (lambda: _compiled().predict([1.0, 2.0], batch_size=0), ValueError,
+     "predict: batch_size must be an integer >= 1, got 0"),
+    (lambda: _compiled().evaluate([1.0, 2.0], [1.0, 2.0], batch_size=0), ValueError,
+     "evaluate: batch_size must be an integer >= 1, got 0"),
+    (lambda: _compiled().evaluate([1.0, 2.0], [1.0]), ValueError,
+     "evaluate: x has 2 samples (shape (2, 1)) but y has 1 (shape (1, 1))"),
+    (lambda: _compiled().fit([1.0, 2.0], [1.0]), ValueError,
+     "fit: x has 2 samples (shape (2, 1)) but y has 1 (shape (1, 1))"),
+    (lambda: _compiled().fit([1.0, 2.0], [[1.0, 2.0], [1.0, 2.0]]), ValueError,
+     "fit: y has shape (2, 2) but the model has 1 output(s)"),
+    (lambda: _compiled().fit(["a"], [1.0]), TypeError, "fit: x must hold real numbers, got an array of dtype <U1"),
+    (lambda: _compiled().fit([1.0], ["a"]), TypeError, "fit: y must hold real numbers, got an array of dtype <U1"),
+    (lambda: _compiled().fit([1.0], [np.nan]), ValueError,
+     "fit: y (shape (1,)) has non-finite values: the first is nan at index (0,); remove or impute such samples first"),
+    (lambda: _compiled().fit([1.0], []), ValueError, "fit: y has shape (0,); it must hold at least one sample"),
+    (lambda: _compiled().fit([1.0], [[[1.0]]]), ValueError,
+     "fit: y has shape (1, 1, 1); expected (n,) or (n, features)"),
+    (_fit(epochs=0), ValueError, "fit: epochs must be an integer >= 1, got 0"),
+    (_fit(batch_size=0), ValueError, "fit: batch_size must be an integer >= 1, got 0"),
+    (_fit(validation_data=[1.0]), ValueError, "fit: validation_data must be a pair (x_val, y_val)"),
+    (_fit(validation_data=([1.0], [1.0], [1.0])), ValueError, "fit: validation_data must be a pair (x_val, y_val)"),
+    (_fit(validation_data=([1.0], [1.0, 2.0])), ValueError,
+     "fit (validation_data): x has 1 samples (shape (1, 1)) but y has 2 (shape (2, 1))"),
+    (_fit(callbacks=tl.callbacks.EarlyStopping()), TypeError,
+     "fit: callbacks must be a list of tl.callbacks.Callback, got one EarlyStopping; "
+     "wrap it in a list: callbacks=[...]"),
+    (_fit(callbacks={}), TypeError, "fit: callbacks must be a list of tl.callbacks.Callback, got a dict"),
+    (_fit(callbacks=[tl.callbacks.History(), 3]), TypeError,
+     "fit: callbacks[1] is a int, not a tl.callbacks.Callback (subclass it and override the hooks you need)"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("call", "error", "message"), REFUSED)
+def test_each_refusal_says_what_was_expected_and_what_was_given(call, error, message):
+    with pytest.raises(error) as caught:
+        call()
+    assert type(caught.value) is error and str(caught.value) == message
+
+
+# ----- data at the boundary -----
+
+
+def test_samples_take_the_models_dtype_and_become_columns():
+    model = _linear()  # float32
+    x, y = tl.training.as_samples(model, np.array([1.0, 2.0]), np.array([1, 2]))
+    assert (x.dtype, y.dtype, x.shape, y.shape) == (np.float32, np.float32, (2, 1), (2, 1))
+    assert model.predict(np.array([1.0, 2.0])).dtype == np.float32
+    with pytest.raises(ValueError) as caught:
+        tl.training.as_samples(model, [1.0, 2.0], [1.0])
+    assert str(caught.value) == "fit: x has 2 samples (shape (2, 1)) but y has 1 (shape (1, 1))"
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda model: model.predict([1e300]),
+         "predict: x (shape (1,)) has values beyond float32: the first is 1e+300 at index (0,); "
+         "rescale the data first"),
+        (lambda model: tl.training.as_samples(model, [1.0], [1e300]),
+         "fit: y (shape (1,)) has values beyond float32: the first is 1e+300 at index (0,); rescale the data first"),
+    ],
+)  # fmt: skip
+def test_values_beyond_a_float32_models_range_are_refused(call, message):
+    with pytest.raises(ValueError) as caught:
+        call(_linear())
+    assert str(caught.value) == message
+
+
+def test_the_output_count_follows_the_layers_as_they_run():
+    first, second = tl.nn.Linear(2, 3, seed=0), tl.nn.Linear(3, 2, seed=1)
+    model = tl.nn.Sequential([first, second, first])
+    model.compile(optimizer="sgd")
+    assert model.evaluate(np.ones((4, 2)), np.zeros((4, 3))) > 0
+    with pytest.raises(ValueError) as caught:
+        model.evaluate(np.ones((4, 2)), np.zeros((4, 2)))
+    assert str(caught.value) == "evaluate: y has shape (4, 2) but the model has 3 output(s)"
+
+
+class Unflatten(tl.nn.Module):
+    """(n, 6) → (n, 2, 3): the model's outputs are the last axis of its output shape."""
+
+    def forward(self, x):
+        raise AssertionError("not reached: the targets are refused first")
+
+    def output_shape(self, input_shape):
+        return (*input_shape[:-1], 2, 3)
+
+
+def test_the_output_count_is_the_last_axis_of_the_output_shape():
+    model = tl.nn.Sequential([tl.nn.Linear(2, 6), Unflatten()])
+    model.compile()
+    with pytest.raises(ValueError) as caught:
+        model.evaluate(np.ones((4, 2)), np.zeros((4, 2)))
+    assert str(caught.value) == "evaluate: y has shape (4, 2) but the model has 3 output(s)"
+
+
+class Doubler(tl.nn.Module):
+    """A layer without output_shape: the output count falls back to the last Linear's."""
+
+    def __init__(self):
+        self.factor = tl.Tensor(np.array(2.0), requires_grad=True)
+
+    def forward(self, x):
+        return x * self.factor
+
+
+def test_the_output_count_without_output_shapes_is_the_last_linear_layers():
+    model = tl.nn.Sequential([tl.nn.Linear(2, 3, seed=0), Doubler(), tl.nn.Linear(3, 2, seed=1), Doubler()])
+    model.compile()
+    assert model.evaluate(np.ones((4, 2)), np.zeros((4, 2))) > 0
+    with pytest.raises(ValueError) as caught:
+        model.evaluate(np.ones((4, 2)), np.zeros((4, 3)))
+    assert str(caught.value) == "evaluate: y has shape (4, 3) but the model has 2 output(s)"
+
+
+def test_the_output_count_without_output_shapes_is_that_of_the_last_of_several_linear_layers():
+    layers = [tl.nn.Linear(2, 3, seed=0), Doubler(), tl.nn.Linear(3, 4, seed=1), tl.nn.Linear(4, 5, seed=2)]
+    model = tl.nn.Sequential(layers)
+    model.compile()
+    assert model.evaluate(np.ones((4, 2)), np.zeros((4, 5))) > 0
+
+
+def test_a_model_without_linear_layers_takes_any_number_of_features_and_outputs():
+    model = Doubler()
+    model.compile(optimizer="sgd")
+    np.testing.assert_array_equal(model.predict(np.ones((2, 3))), np.full((2, 3), 2.0))
+    assert model.evaluate(np.ones((2, 3)), np.full((2, 3), 2.0)) == 0.0
+    assert model.evaluate([1.0, 2.0], [2.0, 4.0]) == 0.0
+
+
+# ----- compile -----
+
+
+def test_compile_defaults_are_mse_and_adam_without_metrics_or_l2():
+    model = _linear()
+    tl.training.compile(model)
+    compiled = model.compiled
+    assert compiled.loss is tl.losses.mse and compiled.metrics == {} and compiled.l2 == 0.0
+    assert type(compiled.optimizer) is tl.optim.Adam and compiled.optimizer.lr == 0.001
+
+
+def test_compile_reads_optimizer_names_in_any_case():
+    model = _linear()
+    model.compile(optimizer="RMSprop")
+    assert type(model.compiled.optimizer) is tl.optim.RMSprop and model.compiled.optimizer.lr == 0.001
+
+
+def test_compile_takes_loss_and_metric_aliases_and_a_single_metric_name():
+    model = _linear()
+    model.compile(loss="mean_absolute_error", metrics="mean_squared_error")
+    assert model.compiled.loss is tl.losses.mae and model.compiled.metrics == {"mse": tl.losses.mse}
+    model.compile(loss="mae", metrics=("mean_absolute_error", "mse"))
+    assert model.compiled.metrics == {"mae": tl.losses.mae, "mse": tl.losses.mse}
+
+
+def test_compile_keeps_a_loss_function_and_penalises_only_the_weights():
+    def loss(pred, y):
+        return tl.losses.mae(pred, y)
+
+    first, second = tl.nn.Linear(2, 3), tl.nn.Linear(3, 1)
+    model = tl.nn.Sequential([first, second])
+    model.compile(loss=loss, l2=1)
+    compiled = model.compiled
+    assert compiled.loss is loss and compiled.l2 == 1.0 and type(compiled.l2) is float
+    assert compiled.penalized == [first.weight, second.weight] and compiled.optimizer.params == model.parameters()
+
+
+def test_without_l2_the_objective_is_the_loss_alone():
+    model = _float64_model()
+    model.set_weights([np.array([[2.0]]), np.array([1.0])])
+    compiled = model.compiled
+    assert compiled.objective(tl.Tensor(np.array([[3.0]])), np.array([[1.0]])).item() == 4.0
+    model.compile(optimizer="sgd", l2=0.5)
+    assert model.compiled.objective(tl.Tensor(np.array([[3.0]])), np.array([[1.0]])).item() == 4.0 + 0.5 * 4.0
+
+
+# ----- fit -----
+
+
+class Recorder(tl.callbacks.Callback):
+    """Records every hook's arguments, copied."""
+
+    def __init__(self):
+        self.calls = []
+
+    def on_train_begin(self, logs=None):
+        self.calls.append(("train_begin", logs, self.model.stop_training))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.calls.append(("epoch_begin", epoch, logs))
+
+    def on_batch_end(self, batch, logs=None):
+        self.calls.append(("batch_end", batch, dict(logs)))
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.calls.append(("epoch_end", epoch, dict(logs)))
+
+    def on_train_end(self, logs=None):
+        self.calls.append(("train_end", logs))
+
+
+def test_fit_gives_callbacks_the_run_parameters_and_the_logs_of_each_hook():
+    x = np.array([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0])
+    model = _float64_model(metrics=["mae"])
+    model.set_weights([np.ones((1, 1)), np.zeros(1)])
+    model.compile(optimizer=tl.optim.SGD(lr=1e-300), metrics=["mae"])  # the weights stay put
+    model.stop_training = True  # left over from an earlier run: fit starts afresh
+    recorder = Recorder()
+    history = model.fit(x, x + 1, epochs=2, batch_size=3, validation_split=0.25, shuffle=False, verbose=0,
+                        callbacks=(recorder,))  # fmt: skip
+    assert recorder.params == {"epochs": 2, "steps": 2, "samples": 6, "verbose": 0}
+    assert recorder.model is model
+    epoch_logs = {"loss": 1.0, "mae": 1.0, "val_loss": 1.0, "val_mae": 1.0}
+    per_epoch = [
+        ("batch_end", 0, {"batch": 0, "size": 3, "loss": 1.0}),
+        ("batch_end", 1, {"batch": 1, "size": 3, "loss": 1.0}),
+    ]
+    assert recorder.calls == [
+        ("train_begin", {}, False),
+        ("epoch_begin", 0, {}), *per_epoch, ("epoch_end", 0, epoch_logs),
+        ("epoch_begin", 1, {}), *per_epoch, ("epoch_end", 1, epoch_logs),
+        ("train_end", {}),
+    ]  # fmt: skip
+    assert history.history == {key: [value, value] for key, value in epoch_logs.items()}
+
+
+def test_fit_batch_logs_carry_the_running_size_weighted_mean_loss():
+    x = np.array([1.0, 1.0, 1.0, 3.0, 3.0])
+    model = _float64_model()
+    model.set_weights([np.ones((1, 1)), np.zeros(1)])
+    model.compile(optimizer=tl.optim.SGD(lr=1e-300), metrics="mae")
+    recorder = Recorder()
+    history = model.fit(x, np.zeros(5), batch_size=3, shuffle=False, verbose=0, callbacks=[recorder])
+    assert [call[2] for call in recorder.calls if call[0] == "batch_end"] == [
+        {"batch": 0, "size": 3, "loss": 1.0},
+        {"batch": 1, "size": 2, "loss": (3 * 1.0 + 2 * 9.0) / 5},
+    ]
+    assert history.history == {"loss": [(3 * 1.0 + 2 * 9.0) / 5], "mae": [(3 * 1.0 + 2 * 3.0) / 5]}
+
+
+def test_fit_defaults_to_one_epoch_of_batches_of_32_with_the_progress_line(capsys):
+    x = np.arange(33.0)
+    recorder = Recorder()
+    history = tl.training.fit(_float64_model(), x, x, callbacks=[recorder])
+    assert recorder.params == {"epochs": 1, "steps": 2, "samples": 33, "verbose": 1}
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[0] == "Epoch 1/1"
+    assert lines[1].startswith("2/2 [==============================] - ")
+    assert history.epoch == [0]
+    tl.training.fit(_float64_model(), x, x, batch_size=None, verbose=0, callbacks=[recorder])
+    assert recorder.params["steps"] == 2
+
+
+def test_fit_with_verbose_zero_prints_nothing(capsys):
+    tl.training.fit(_float64_model(), [1.0, 2.0], [1.0, 2.0], epochs=2, verbose=0)
+    assert capsys.readouterr().out == ""
+
+
+class Inputs(tl.nn.Module):
+    """y = x · weight, recording the inputs of every call."""
+
+    def __init__(self):
+        self.weight = tl.Tensor(np.ones(1), requires_grad=True)
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append(x.data[:, 0].tolist())
+        return x * self.weight
+
+
+def test_fit_shuffles_by_default_and_the_seed_makes_it_reproducible():
+    def batches(seed):
+        model = Inputs()
+        model.compile(optimizer=tl.optim.SGD(lr=1e-300))
+        tl.training.fit(model, np.arange(6.0), np.zeros(6), epochs=2, batch_size=2, seed=seed, verbose=0)
+        return model.seen
+
+    first_epoch = batches(3)[:3]
+    assert batches(3) == batches(3) != batches(4)
+    assert sorted(i for batch in first_epoch for i in batch) == list(range(6))
+    assert first_epoch != [[0, 1], [2, 3], [4, 5]]
+
+
+def test_one_batch_of_exactly_all_samples_is_not_shuffled():
+    model = Inputs()
+    model.compile(optimizer=tl.optim.SGD(lr=1e-300))
+    model.fit(np.arange(5.0), np.zeros(5), epochs=2, batch_size=5, seed=0, verbose=0)
+    assert model.seen == [[0.0, 1.0, 2.0, 3.0, 4.0]] * 2
+
+
+def test_fit_with_validation_split_trains_on_the_first_samples():
+    recorder = Recorder()
+    x = np.arange(10.0)
+    _float64_model().fit(x, x, validation_split=0.3, verbose=0, callbacks=[recorder])
+    assert recorder.params["samples"] == 7
+
+
+def test_fit_logs_the_gradient_norm_only_when_a_callback_asks():
+    x = np.array([1.0, 2.0])
+    model = _float64_model()
+    model.set_weights([np.ones((1, 1)), np.zeros(1)])
+    model.compile(optimizer=tl.optim.SGD(lr=1e-300))
+    assert set(model.fit(x, 3 * x, verbose=0).history) == {"loss"}
+    history = model.fit(x, 3 * x, verbose=0, callbacks=[tl.callbacks.GradientNormStop(tol=1e-9)])
+    # residuals pred - y = (-2, -4): d/dw mean(r²) = mean(2 r x) = -10, d/db = mean(2 r) = -6
+    assert history.history["grad_norm"] == [pytest.approx(np.sqrt(10.0**2 + 6.0**2), rel=1e-12)]
+
+
+def test_gradient_norm_sums_in_float64_and_leaves_grad_alone():
+    model = tl.nn.Sequential([tl.nn.Linear(1, 1, dtype=np.float32)])
+    model.compile(optimizer="sgd")
+    model.set_weights([np.ones((1, 1)), np.zeros(1)])
+    x, y = np.array([[1.0]], np.float32), np.array([[1.0 + 1e20]], np.float32)
+    # the gradient is about (-2e20, -2e20): its squares overflow float32 but not float64
+    assert tl.training.gradient_norm(model, model.compiled, x, y) == pytest.approx(2e20 * np.sqrt(2), rel=1e-6)
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_stopping_mid_epoch_logs_the_batches_done_and_still_ends_training():
+    class StopAfterFirstBatch(tl.callbacks.Callback):
+        def on_batch_end(self, batch, logs=None):
+            self.model.stop_training = True
+
+    model = _float64_model(optimizer=tl.optim.SGD(lr=1e-300))
+    model.set_weights([np.ones((1, 1)), np.zeros(1)])
+    recorder = Recorder()
+    history = model.fit(np.array([1.0, 1.0, 5.0]), np.zeros(3), epochs=3, batch_size=2, shuffle=False, verbose=0,
+                        validation_data=([1.0], [0.0]), callbacks=[StopAfterFirstBatch(), recorder])  # fmt: skip
+    assert history is model.history and history.history == {"loss": [1.0], "val_loss": [1.0]}
+    assert recorder.calls[-2:] == [("epoch_end", 0, {"loss": 1.0, "val_loss": 1.0}), ("train_end", {})]
+
+
+def test_stopping_at_an_epoch_end_still_ends_training_and_returns_the_history():
+    model = _float64_model()
+    recorder = Recorder()
+    stopper = tl.callbacks.GradientNormStop(tol=1e9)  # any gradient is small enough: stop after epoch 0
+    history = model.fit([1.0, 2.0], [1.0, 2.0], epochs=50, verbose=0, callbacks=[stopper, recorder])
+    assert history is model.history and history.epoch == [0] and recorder.calls[-1] == ("train_end", {})
+
+
+def test_divergence_without_raising_warns_from_the_callers_line_and_returns_the_history():
+    model = _float64_model(optimizer=tl.optim.SGD(lr=1e200))
+    recorder = Recorder()
+    x = np.arange(4.0)
+    with pytest.warns(RuntimeWarning) as warned:
+        history = tl.training.fit(model, x, 2 * x, epochs=3, verbose=0, callbacks=[recorder], raise_on_divergence=False)
+    assert [str(w.message) for w in warned] == [DIVERGED_AT_STEP_2 + ONE_LAYER_ADVICE.format(bound="0.238")]
+    assert warned[0].filename != tl.training.__file__
+    if "MUTANT_UNDER_TEST" not in os.environ:  # (under mutmut, its trampolines add a frame between the caller and fit)
+        assert warned[0].filename == __file__
+    assert history is model.history and len(history.history["loss"]) == 1 and history.interrupted is False
+    assert recorder.calls[-1] == ("train_end", {})
+
+
+def test_divergence_error_carries_its_epoch_batch_step_and_advice():
+    model = _float64_model(optimizer=tl.optim.SGD(lr=1e200))
+    recorder = Recorder()
+    with pytest.raises(tl.optim.TrainingDivergedError) as caught:
+        model.fit(np.arange(4.0), np.arange(4.0), epochs=3, batch_size=2, verbose=0, callbacks=[recorder])
+    error = caught.value
+    assert (error.epoch, error.batch, error.step) == (1, 2, 2)
+    assert error.advice.startswith("Lower the learning rate (now 1e+200): for plain gradient descent")
+    assert recorder.calls[-1][0] == "batch_end"  # no epoch end, no train end
+
+
+def test_divergence_is_reported_once_without_numpy_warnings_on_the_way():
+    model = tl.nn.Sequential([tl.nn.Linear(1, 1, dtype=np.float32)])
+    model.compile(optimizer=tl.optim.SGD(lr=0.1))
+    model.set_weights([np.array([[2.0]]), np.zeros(1)])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = model.fit(np.array([3e38, -3e38]), np.zeros(2), epochs=2, verbose=0, raise_on_divergence=False)
+    assert [str(warning.message) for warning in caught] == [
+        "fit: training diverged at epoch 1, batch 1: the loss is inf at step 1; the parameters were not updated. "
+        "Lower the learning rate (now 0.1): for plain gradient descent on this data the largest stable learning "
+        "rate is 1.11e-77 (tl.solvers.stable_learning_rate); or standardise the features"
+    ]
+    assert history.history == {} and model.get_weights()[0][0, 0] == 2.0
+
+
+@pytest.mark.filterwarnings("error")
+def test_a_step_that_overflows_is_undone_without_numpy_warnings():
+    model = tl.nn.Sequential([tl.nn.Linear(1, 1, seed=0)])
+    model.compile(loss="mae", optimizer=tl.optim.SGD(lr=1e39))
+    with pytest.raises(tl.optim.TrainingDivergedError):
+        model.fit(np.arange(4.0), np.arange(4.0), verbose=0)
+
+
+def test_ctrl_c_marks_the_history_interrupted_and_goes_on():
+    class CtrlC(tl.callbacks.Callback):
+        def on_batch_end(self, batch, logs=None):
+            if batch == 1:
+                raise KeyboardInterrupt
+
+    model = _float64_model()
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(np.arange(6.0), np.arange(6.0), batch_size=2, verbose=0, callbacks=[CtrlC()])
+    assert model.history.interrupted is True and model.history.epoch == []
+
+
+# ----- evaluate and predict -----
+
+
+def test_predict_prints_nothing_unless_asked(capsys):
+    model = _float64_model()
+    tl.training.predict(model, np.arange(3.0))
+    assert capsys.readouterr().out == ""
+
+
+def test_evaluate_prints_nothing_unless_asked(capsys):
+    tl.training.evaluate(_float64_model(), [1.0, 2.0], [1.0, 2.0])
+    assert capsys.readouterr().out == ""
+
+
+def test_evaluate_and_predict_call_the_model_once_per_batch():
+    model = Inputs()
+    model.compile(optimizer="sgd")
+    x = np.array([1.0, 2.0, 3.0])
+    model.evaluate(x, x, batch_size=2)
+    model.evaluate(x, x)
+    model.evaluate(x, x, batch_size=1)
+    tl.training.predict(model, x, batch_size=2)
+    assert model.seen == [[1.0, 2.0], [3.0], [1.0, 2.0, 3.0], [1.0], [2.0], [3.0], [1.0, 2.0], [3.0]]
+
+
+def test_predict_in_two_batches_returns_every_sample():
+    model = _float64_model()
+    x = np.arange(5.0)
+    np.testing.assert_array_equal(tl.training.predict(model, x, batch_size=3), model.predict(x))
+    assert tl.training.predict(model, x, batch_size=3).shape == (5, 1)
+
+
+class Total(tl.nn.Module):
+    """A model whose output is one number for the whole batch."""
+
+    def __init__(self):
+        self.weight = tl.Tensor(np.ones(1), requires_grad=True)
+
+    def forward(self, x):
+        return (x * self.weight).sum()
+
+
+def test_predict_in_one_batch_returns_the_models_output_as_it_is():
+    assert tl.training.predict(Total(), np.arange(4.0)) == np.float64(6.0)
+    assert tl.training.predict(Total(), np.arange(4.0)).shape == ()
+
+
+def test_evaluate_in_batches_is_the_size_weighted_mean(monkeypatch):
+    model = _float64_model(metrics=["mae"])
+    model.set_weights([np.ones((1, 1)), np.zeros(1)])
+    x = np.array([1.0, 1.0, 3.0])
+    assert model.evaluate(x, np.zeros(3), batch_size=2) == {"loss": 11 / 3, "mae": 5 / 3}
+    plain = _float64_model()
+    plain.set_weights([np.ones((1, 1)), np.zeros(1)])
+    assert plain.evaluate(x, np.zeros(3), batch_size=2) == 11 / 3
+    assert plain.evaluate(x, np.zeros(3)) == pytest.approx(11 / 3)
+
+
+def test_evaluate_and_predict_print_the_progress_line_when_verbose(monkeypatch, capsys):
+    model = _float64_model(metrics=["mae"])
+    model.set_weights([np.ones((1, 1)), np.zeros(1)])
+    x = np.array([1.0, 1.0, 3.0])
+    monkeypatch.setattr(tl.training, "time", Clock(10.0, 14.0, 20.0, 21.0))
+    assert model.evaluate(x, np.zeros(3), batch_size=2, verbose=1) == {"loss": 11 / 3, "mae": 5 / 3}
+    assert capsys.readouterr().out == (
+        "2/2 [==============================] - 4s 2s/step - loss: 3.6667 - mae: 1.6667\n"
+    )
+    model.predict(x, verbose=1)
+    assert capsys.readouterr().out == "1/1 [==============================] - 1s 1s/step\n"
