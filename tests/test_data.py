@@ -10,6 +10,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from tests.messages import raises_exactly
 from tests.strategies import feature_matrices, near_csv_text
 from tinygrad_lr import data, sources
 
@@ -18,11 +19,6 @@ def write(tmp_path, text, name="data.csv"):
     path = tmp_path / name
     path.write_text(text, encoding="utf-8", newline="")
     return path
-
-
-def raises_exactly(error, message):
-    """pytest.raises for an error whose whole message is `message`."""
-    return pytest.raises(error, match=f"^{re.escape(message)}$")
 
 
 GOOD = "a,b,price,c\n1,2,10,3\n4, 5 ,20,6.5\n\n-1e2,.5,30,+7\n\n"

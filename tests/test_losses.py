@@ -125,3 +125,50 @@ def test_a_shape_mismatch_names_the_loss_and_both_shapes(loss):
     with pytest.raises(ValueError) as error:
         loss(np.zeros(3), np.zeros(2))
     assert str(error.value) == message
+
+
+# ===== the fine print a user sees: exact messages, reprs, state (was test_model_details.py) =====
+
+
+# ----- r2_score -----
+
+
+def _r2(pred, target):
+    pred, target = np.asarray(pred, np.float64), np.asarray(target, np.float64)
+    return 1 - float(np.sum((pred - target) ** 2)) / float(np.sum((target - target.mean(axis=0)) ** 2))
+
+
+def test_r2_score_is_computed_in_float64_whatever_the_prediction_dtype():
+    pred = np.array([0.1, 0.25, 0.6, 0.3], dtype=np.float32)
+    target = np.array([0.1, 0.2, 0.7, 0.35])
+    assert tl.losses.r2_score(pred, target) == _r2(pred, target)
+    assert tl.losses.r2_score(tl.Tensor(pred), target) == _r2(pred, target)
+
+
+def test_r2_score_of_several_outputs_measures_each_against_its_own_mean():
+    target = np.array([[0.0, 10.0], [1.0, 12.0], [2.0, 11.0]])
+    pred = np.array([[0.5, 10.5], [1.0, 11.0], [1.5, 11.5]])
+    assert tl.losses.r2_score(pred, target) == _r2(pred, target)
+    assert tl.losses.r2_score(pred, target) == pytest.approx(1 - 2.0 / 4.0)
+
+
+def test_r2_score_of_a_target_with_small_variance_is_still_a_number():
+    target = np.array([0.0, 0.5, 0.25])
+    pred = np.array([0.1, 0.4, 0.25])
+    assert tl.losses.r2_score(pred, target) == _r2(pred, target)
+    assert tl.losses.r2_score(pred, target) == pytest.approx(1 - 0.02 / 0.125)
+
+
+# ----- losses of plain data -----
+
+
+@pytest.mark.parametrize("loss", [tl.losses.mse, tl.losses.mae])
+def test_a_loss_takes_plain_lists_and_integer_arrays_as_a_prediction(loss):
+    # a plain prediction becomes a Tensor first (integers: float32), and the target takes its dtype
+    from_list = loss([1, 2, 4], [1.5, 2.5, 3.0])
+    from_ints = loss(np.array([1, 2, 4]), np.array([1.5, 2.5, 3.0]))
+    expected = loss(tl.Tensor(np.array([1.0, 2.0, 4.0], dtype=np.float32)), np.array([1.5, 2.5, 3.0]))
+    for value in (from_list, from_ints):
+        assert isinstance(value, tl.Tensor) and value.dtype == np.float32
+        assert value.item() == expected.item()
+    assert expected.item() == pytest.approx({"mse": 1.5 / 3, "mae": 2.0 / 3}[loss.__name__])

@@ -1,11 +1,18 @@
 """Module bookkeeping, Linear (layout, init, fused backward), Sequential, weights on disk."""
 
+import os
+import re
+import stat
+import struct
+import zipfile
+
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 import tinygrad_lr as tl
+from tests.messages import message_of
 from tests.strategies import arrays
 
 
@@ -209,3 +216,245 @@ def test_set_weights_casts_to_each_parameters_dtype():
     small = tl.nn.Sequential([tl.nn.Linear(2, 1)])
     small.set_weights([np.full((2, 1), 3), np.array([True])])  # integers and bools are numbers
     assert small.get_weights()[0].dtype == np.float32
+
+
+# ===== the fine print a user sees: exact messages, reprs, state (was test_model_details.py) =====
+
+
+# ----- modules -----
+
+
+def test_a_module_without_forward_says_so_by_name():
+    class Empty(tl.nn.Module):
+        pass
+
+    with pytest.raises(NotImplementedError) as error:
+        Empty()(np.zeros(1))
+    assert str(error.value) == "Empty.forward is not written"
+
+
+def test_load_state_dict_with_other_names_lists_both():
+    model = tl.nn.Sequential([tl.nn.Linear(2, 1, seed=0)])
+    with pytest.raises(ValueError) as error:
+        model.load_state_dict({"weight": np.zeros((2, 1)), "0.bias": np.zeros(1)})
+    assert str(error.value) == "load_state_dict: the model has weights ['0.weight', '0.bias'], got ['0.bias', 'weight']"
+
+
+def test_summary_goes_to_the_given_print_function_only(capsys):
+    model = tl.nn.Sequential([tl.nn.Linear(3, 2, seed=0)])
+    printed = []
+    text = model.summary(print_fn=printed.append)
+    assert printed == [text]
+    assert "linear (Linear)" in text
+    assert capsys.readouterr().out == ""
+
+
+def test_linear_reprs_its_sizes_and_whether_it_has_a_bias():
+    assert repr(tl.nn.Linear(3, 2)) == "Linear(3, 2, bias=True)"
+    assert repr(tl.nn.Linear(1, 4, bias=False)) == "Linear(1, 4, bias=False)"
+
+
+# ----- weights on disk -----
+
+
+@pytest.fixture
+def recorded_replace(monkeypatch):
+    """The (source, destination) of every os.replace, which still happens."""
+    calls = []
+    real = os.replace
+
+    def replace(src, dst, *args, **kwargs):
+        calls.append((os.fspath(src), os.fspath(dst)))
+        return real(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", replace)
+    return calls
+
+
+def test_save_weights_writes_a_hidden_temporary_file_beside_the_target(tmp_path, monkeypatch, recorded_replace):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    folder = tmp_path / "models"
+    folder.mkdir()
+    monkeypatch.chdir(elsewhere)
+    tl.nn.Sequential([tl.nn.Linear(2, 1, seed=0)]).save_weights(folder / "w.npz")
+    [(src, dst)] = recorded_replace
+    assert dst == os.path.realpath(folder / "w.npz")
+    assert os.path.dirname(src) == os.path.realpath(folder)
+    assert re.fullmatch(r"\.tmp-weights-[0-9a-f]{16}\.npz", os.path.basename(src))
+    assert sorted(os.listdir(folder)) == ["w.npz"] and os.listdir(elsewhere) == []
+
+
+def test_save_weights_never_reuses_an_existing_temporary_name(tmp_path, monkeypatch):
+    names = iter(["0" * 16, "1" * 16])
+    monkeypatch.setattr(tl.nn.secrets, "token_hex", lambda n: next(names))
+    taken = tmp_path / f".tmp-weights-{'0' * 16}.npz"
+    taken.write_bytes(b"someone else's file")
+    model = tl.nn.Sequential([tl.nn.Linear(2, 1, seed=0)])
+    model.save_weights(tmp_path / "w.npz")
+    assert taken.read_bytes() == b"someone else's file"
+    assert sorted(os.listdir(tmp_path)) == [taken.name, "w.npz"]
+    other = tl.nn.Sequential([tl.nn.Linear(2, 1, seed=1)])
+    other.load_weights(tmp_path / "w.npz")
+    for a, b in zip(model.get_weights(), other.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_save_weights_gives_up_after_100_taken_temporary_names(tmp_path, monkeypatch):
+    tries = []
+
+    def token_hex(n):
+        tries.append(n)
+        return "0" * 16
+
+    monkeypatch.setattr(tl.nn.secrets, "token_hex", token_hex)
+    (tmp_path / f".tmp-weights-{'0' * 16}.npz").write_bytes(b"taken")
+    with pytest.raises(FileExistsError) as error:
+        tl.nn.Sequential([tl.nn.Linear(2, 1, seed=0)]).save_weights(tmp_path / "w.npz")
+    assert str(error.value) == f"save_weights: could not create a temporary file in {str(tmp_path)!r}"
+    assert tries == [8] * 100
+    assert not (tmp_path / "w.npz").exists()
+
+
+def test_a_new_weights_file_gets_the_mode_open_would_give(tmp_path):
+    old = os.umask(0o022)
+    try:
+        tl.nn.Sequential([tl.nn.Linear(2, 1, seed=0)]).save_weights(tmp_path / "w.npz")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "w.npz").st_mode) == 0o644
+
+
+def _local_headers(path):
+    """(member name, compression method, extra field) of each local file header of a zip, in order."""
+    data = path.read_bytes()
+    found, at = [], 0
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            at = info.header_offset
+            assert data[at : at + 4] == b"PK\x03\x04"
+            method, name_length, extra_length = struct.unpack("<H16xHH", data[at + 8 : at + 30])
+            name = data[at + 30 : at + 30 + name_length].decode()
+            extra = data[at + 30 + name_length : at + 30 + name_length + extra_length]
+            found.append((name, method, extra))
+    return found
+
+
+def test_weights_file_members_are_stored_uncompressed_with_zip64_headers_as_np_savez_writes(tmp_path):
+    # np.savez writes each member with force_zip64, so a member may grow past 2 GiB while it is written
+    path = tmp_path / "w.npz"
+    tl.nn.Sequential([tl.nn.Linear(2, 1, seed=0)]).save_weights(path)
+    headers = _local_headers(path)
+    assert [name for name, _, _ in headers] == ["0.weight.npy", "0.bias.npy"]
+    for _, method, extra in headers:
+        assert method == zipfile.ZIP_STORED
+        assert struct.unpack("<H", extra[:2]) == (1,)  # the zip64 extended information field
+
+
+def test_save_weights_refuses_to_pickle_an_object_parameter_and_writes_nothing(tmp_path):
+    model = tl.nn.Sequential([tl.nn.Linear(2, 1, seed=0)])
+    model.layers[0].bias = tl.Tensor(np.array([0.5]), requires_grad=True, dtype=object)
+    with pytest.raises(ValueError, match="allow_pickle=False"):
+        model.save_weights(tmp_path / "w.npz")
+    assert os.listdir(tmp_path) == []
+
+
+# ----- weights files: what load_weights says -----
+
+
+def test_load_weights_of_a_different_model_lists_both_sets_of_names(tmp_path):
+    path = tmp_path / "w.npz"
+    tl.nn.Sequential([tl.nn.Linear(2, 1, seed=0)]).save_weights(path)
+    deeper = tl.nn.Sequential([tl.nn.Linear(2, 2), tl.nn.Linear(2, 1)])
+    assert message_of(ValueError, lambda: deeper.load_weights(path)) == (
+        f"load_weights: {str(path)!r} holds weights ['0.bias', '0.weight'] but this model has "
+        "['0.weight', '0.bias', '1.weight', '1.bias']; it was saved from a different model"
+    )
+
+
+def _numpy_error(read):
+    with pytest.raises(Exception) as error:
+        read()
+    return str(error.value)
+
+
+def test_load_weights_of_a_damaged_file_names_it_and_the_cause(tmp_path):
+    model = tl.nn.Sequential([tl.nn.Linear(1, 1)])
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(b"PK\x03\x04 not really a zip file")
+    cause = _numpy_error(lambda: np.load(garbage, allow_pickle=False))
+    assert message_of(ValueError, lambda: model.load_weights(garbage)) == (
+        f"load_weights: cannot read {str(garbage)!r} as a weights file (truncated or corrupted?): {cause}"
+    )
+    pickled = tmp_path / "pickled.npz"
+    np.savez(pickled, **{"0.weight": np.array([{"evil": 1}], dtype=object), "0.bias": np.zeros(1)})
+    cause = _numpy_error(lambda: np.load(pickled, allow_pickle=False)["0.weight"])
+    assert message_of(ValueError, lambda: model.load_weights(pickled)) == (
+        f"load_weights: cannot read {str(pickled)!r} as a weights file (truncated or corrupted?): {cause}"
+    )
+
+
+def test_load_weights_of_a_single_array_file_says_it_is_not_an_archive(tmp_path):
+    path = tmp_path / "one.npy"
+    np.save(path, np.zeros(2))
+    assert message_of(ValueError, lambda: tl.nn.Linear(1, 1).load_weights(path)) == (
+        f"load_weights: {str(path)!r} holds a single array (an .npy file), not the named weights of an .npz "
+        "archive; load the file that model.save_weights wrote"
+    )
+
+
+def test_load_weights_of_an_archive_with_a_raw_member_names_the_member(tmp_path):
+    path = tmp_path / "raw.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("weight", b"not an array")
+        archive.writestr("bias.npy", b"")
+    assert message_of(ValueError, lambda: tl.nn.Linear(1, 1).load_weights(path)) == (
+        f"load_weights: {str(path)!r} member 'weight' is not an array (.npy); the file was not written by save_weights"
+    )
+
+
+# ----- Linear and Sequential -----
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: tl.nn.Linear(0, 1), "Linear: in_features must be a positive integer, got 0"),
+        (lambda: tl.nn.Linear(2, -1), "Linear: out_features must be a positive integer, got -1"),
+        (lambda: tl.nn.Linear(2.5, 1), "Linear: in_features must be a positive integer, got 2.5"),
+        (lambda: tl.nn.Linear(True, 1), "Linear: in_features must be a positive integer, got True"),
+        (lambda: tl.nn.Linear(2, 2.0), "Linear: out_features must be a positive integer, got 2.0"),
+    ],
+)
+def test_linear_sizes_must_be_positive_integers(make, message):
+    assert message_of(ValueError, make) == message
+
+
+def test_linear_casts_plain_input_to_its_own_dtype():
+    layer32 = tl.nn.Linear(3, 2, seed=0)
+    assert layer32(np.ones((2, 3), dtype=np.float64)).dtype == np.float32
+    layer64 = tl.nn.Linear(3, 2, seed=0, dtype=np.float64)
+    assert layer64([[1, 2, 3]]).dtype == np.float64
+
+
+def test_linear_wrong_feature_count_messages():
+    assert message_of(ValueError, lambda: tl.nn.Linear(3, 1)(np.zeros((4, 2)))) == (
+        "Linear(3, 1, bias=True): input has shape (4, 2); its last axis must hold 3 features"
+    )
+    assert message_of(ValueError, lambda: tl.nn.Linear(1, 2, bias=False)(np.zeros(10))) == (
+        "Linear(1, 2, bias=False): input has shape (10,); its last axis must hold 1 features (for n samples of one "
+        "feature use shape (n, 1))"
+    )
+
+
+def test_output_shape_replaces_only_the_last_axis():
+    assert tl.nn.Linear(3, 2).output_shape((None, 5, 3)) == (None, 5, 2)
+    assert tl.nn.Linear(3, 2).output_shape((3,)) == (2,)
+    model = tl.nn.Sequential([tl.nn.Linear(3, 4), tl.nn.Linear(4, 1)])
+    assert model.output_shape((7, 6, 3)) == (7, 6, 1)
+
+
+def test_sequential_names_the_layer_that_is_not_a_module():
+    assert message_of(TypeError, lambda: tl.nn.Sequential([tl.nn.Linear(1, 1), "relu"])) == (
+        "Sequential: layer 1 is a str, not a Module"
+    )

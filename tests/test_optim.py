@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinygrad_lr as tl
+from tests.messages import message_of
 
 A = np.array([[1.0, 2.0], [0.5, -1.0], [3.0, 0.2]])
 B = np.array([1.0, -2.0, 0.5])
@@ -508,3 +509,255 @@ def test_newton_refuses_a_nonfinite_loss_gradient_or_hessian_and_changes_nothing
         assert param.data.tobytes() == data.tobytes()
     assert opt.steps == 0 and opt.state[p]["step"] == opt.state[q]["step"] == 0
     assert capfd.readouterr() == ("", "")  # nothing from LAPACK (DLASCL) on the terminal
+
+
+# ===== the fine print a user sees: exact messages, reprs, state (was test_model_details.py) =====
+
+
+# ----- TrainingDivergedError -----
+
+
+def test_diverged_error_keeps_its_reason_as_its_argument():
+    error = tl.optim.TrainingDivergedError("the loss is nan at step 3", step=3)
+    assert error.args == ("the loss is nan at step 3",)
+    assert (error.reason, error.step, error.epoch, error.batch, error.advice) == (
+        "the loss is nan at step 3",
+        3,
+        None,
+        None,
+        None,
+    )
+
+
+def test_diverged_error_without_advice_is_just_its_reason():
+    assert str(tl.optim.TrainingDivergedError("the loss is inf at step 2", step=2)) == "the loss is inf at step 2"
+    assert str(tl.optim.TrainingDivergedError("boom", step=1, epoch=2, batch=3)) == (
+        "fit: training diverged at epoch 2, batch 3: boom"
+    )
+
+
+def test_diverged_error_appends_its_advice_after_a_full_stop():
+    error = tl.optim.TrainingDivergedError("boom", step=1, advice="Lower the learning rate")
+    assert str(error) == "boom. Lower the learning rate"
+
+
+# ----- Optimizer: the base class, repr and hyperparameters -----
+
+
+def test_the_base_optimizer_says_its_rule_is_not_written():
+    p = tl.Tensor([1.0], requires_grad=True)
+    (p * 2.0).sum().backward()
+    with pytest.raises(NotImplementedError) as error:
+        tl.optim.Optimizer([p], lr=0.1).step()
+    assert str(error.value) == "Optimizer.update is not written"
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "text"),
+    [
+        (tl.optim.Adam(lr=0.1), "Adam(betas=(0.9, 0.999), eps=1e-08, lr=0.1)"),
+        (tl.optim.SGD(), "GradientDescent(momentum=0.0, nesterov=False, lr=0.01)"),
+        (tl.optim.RMSprop(momentum=0.5), "RMSprop(rho=0.9, eps=1e-08, momentum=0.5, lr=0.001)"),
+        (tl.optim.Newton(damping=0.5), "Newton(damping=0.5, lr=1.0)"),
+    ],
+)
+def test_an_optimizer_reprs_as_its_name_and_hyperparameters(optimizer, text):
+    assert repr(optimizer) == text
+
+
+def test_hyperparameters_leave_out_parameters_state_steps_and_private_attributes():
+    class Scaled(tl.optim.GradientDescent):
+        def __init__(self, params=None, lr=0.01):
+            self._cache = {}
+            self.scale = 2.0
+            super().__init__(params, lr=lr)
+
+    p = tl.Tensor([1.0], requires_grad=True)
+    opt = Scaled([p], lr=0.5)
+    (p * 1.0).sum().backward()
+    opt.step()
+    assert opt.hyperparameters() == {"momentum": 0.0, "nesterov": False, "scale": 2.0, "lr": 0.5}
+    assert repr(opt) == "Scaled(scale=2.0, momentum=0.0, nesterov=False, lr=0.5)"
+
+
+# ----- Newton -----
+
+
+def test_newton_without_a_closure_says_how_to_call_it():
+    p = tl.Tensor(np.array([1.0]), requires_grad=True)
+    with pytest.raises(TypeError) as error:
+        tl.optim.Newton([p]).step()
+    assert str(error.value) == (
+        "Newton.step needs a closure that recomputes and returns the loss: opt.step(lambda: loss_fn())"
+    )
+
+
+def test_newton_without_parameters_says_where_to_give_them():
+    with pytest.raises(RuntimeError) as error:
+        tl.optim.Newton().step(lambda: tl.Tensor(0.0))
+    assert str(error.value) == "Newton.step(): no parameters; pass model.parameters() when creating the optimizer"
+
+
+def test_newton_on_a_linear_loss_steps_by_the_gradient_over_the_damping():
+    # the gradient of a linear loss is constant: the Hessian is zero, and (0 + damping·I)⁻¹·g = g / damping
+    p = tl.Tensor(np.array([1.0, -2.0]), requires_grad=True)
+    opt = tl.optim.Newton([p], lr=1.0, damping=2.0)
+    opt.step(lambda: (p * tl.Tensor([3.0, -5.0])).sum())
+    np.testing.assert_allclose(p.data, [1.0 - 1.5, -2.0 + 2.5], rtol=1e-12)
+
+
+def test_newton_steps_each_of_several_parameters_by_its_own_slice_of_the_direction():
+    # separable quadratics: each parameter lands on its own target in one step of lr 1
+    a = tl.Tensor(np.array([1.0]), requires_grad=True)
+    b = tl.Tensor(np.array([2.0, 3.0]), requires_grad=True)
+    c = tl.Tensor(np.array([4.0, 5.0, 6.0]), requires_grad=True)
+    targets = [np.array([-1.0]), np.array([0.5, -0.5]), np.array([7.0, 8.0, 9.0])]
+
+    def loss():
+        return sum(((q - t) * (q - t)).sum() for q, t in zip((a, b, c), targets))
+
+    opt = tl.optim.Newton([a, b, c])
+    opt.step(loss)
+    for q, t in zip((a, b, c), targets):
+        np.testing.assert_allclose(q.data, t, rtol=1e-12, atol=1e-12)
+
+
+def test_newton_counts_its_steps_overall_and_per_parameter():
+    a = tl.Tensor(np.array([1.0]), requires_grad=True)
+    b = tl.Tensor(np.array([2.0, 3.0]), requires_grad=True)
+    opt = tl.optim.Newton([a, b], lr=0.5)
+    for _ in range(3):
+        opt.step(lambda: (a * a).sum() + (b * b).sum())
+    assert opt.steps == 3
+    assert opt.state[a]["step"] == opt.state[b]["step"] == 3
+
+
+def test_newton_steps_a_long_double_parameter():
+    p = tl.Tensor(np.array([1.0, 2.0], dtype=np.longdouble), requires_grad=True)
+    tl.optim.Newton([p]).step(lambda: ((p - 0.5) * (p - 0.5)).sum())
+    assert p.dtype == np.longdouble
+    np.testing.assert_array_equal(p.data, np.array([0.5, 0.5], dtype=np.longdouble))
+
+
+def test_newton_subtracts_a_step_cast_to_the_parameters_dtype():
+    # the step lr·H⁻¹g is rounded to float32 first, then subtracted in float32 (as every optimizer
+    # here updates: in the parameter's own dtype), not subtracted in float64 and rounded after
+    x = np.array([1.4099537134170532, 1.624464511871338], dtype=np.float32)
+    p = tl.Tensor(x.copy(), requires_grad=True)
+    tl.optim.Newton([p], lr=0.3).step(lambda: (p * p).sum())  # g = 2p, H = 2I: the direction is p
+    expected = x - (0.3 * x.astype(np.float64)).astype(np.float32)
+    assert p.dtype == np.float32
+    np.testing.assert_array_equal(p.data, expected)
+
+
+# ----- optimizers: defaults, checks and their messages -----
+
+
+def test_default_hyperparameters_are_keras_and_pytorch_defaults():
+    assert repr(tl.optim.Adam()) == "Adam(betas=(0.9, 0.999), eps=1e-08, lr=0.001)"
+    assert repr(tl.optim.RMSprop()) == "RMSprop(rho=0.9, eps=1e-08, momentum=0.0, lr=0.001)"
+    assert repr(tl.optim.GradientDescent()) == "GradientDescent(momentum=0.0, nesterov=False, lr=0.01)"
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: tl.optim.Adam(betas=(-0.1, 0.9)), "Adam: betas[0] must be a finite number >= 0 and < 1, got -0.1"),
+        (lambda: tl.optim.Adam(betas=(0.9, -0.5)), "Adam: betas[1] must be a finite number >= 0 and < 1, got -0.5"),
+        (lambda: tl.optim.Adam(betas=(0.9, 1.0)), "Adam: betas[1] must be a finite number >= 0 and < 1, got 1.0"),
+        (lambda: tl.optim.RMSprop(rho=-0.1), "RMSprop: rho must be a finite number >= 0 and < 1, got -0.1"),
+        (lambda: tl.optim.SGD(nesterov=True), "GradientDescent: nesterov=True needs a momentum > 0"),
+    ],
+)
+def test_a_hyperparameter_out_of_range_is_refused_with_its_bounds(make, message):
+    assert message_of(ValueError, make) == message
+
+
+def test_beta_and_rho_may_be_zero():
+    assert tl.optim.Adam(betas=(0.0, 0.0)).betas == (0.0, 0.0)
+    assert tl.optim.RMSprop(rho=0.0).rho == 0.0
+
+
+def test_binding_a_tensor_without_gradient_names_the_optimizer_and_the_parameter():
+    good, frozen = tl.Tensor([1.0], requires_grad=True), tl.Tensor([1.0])
+    assert message_of(TypeError, lambda: tl.optim.RMSprop([good, frozen])) == (
+        "RMSprop: parameter 1 must be a Tensor with requires_grad=True"
+    )
+
+
+def test_a_parameter_given_twice_is_refused_with_the_reason():
+    p = tl.Tensor([1.0], requires_grad=True)
+    assert message_of(ValueError, lambda: tl.optim.Adam([p, p])) == (
+        "Adam: parameter 1 is parameter 0 again; give each parameter once (model.parameters() lists a layer "
+        "used twice once), or it is stepped twice"
+    )
+
+
+def test_stepping_an_unbound_optimizer_says_how_to_bind_it():
+    assert message_of(RuntimeError, lambda: tl.optim.RMSprop().step()) == (
+        "RMSprop.step(): no parameters; pass model.parameters() when creating the optimizer, or give it to "
+        "model.compile(optimizer=...)"
+    )
+
+
+def test_plain_gradient_descent_keeps_no_momentum_buffer():
+    p = tl.Tensor([1.0], requires_grad=True)
+    opt = tl.optim.SGD([p])
+    p.grad = np.array([1.0], np.float32)
+    opt.step()
+    assert opt.state[p] == {"step": 1}
+    opt.momentum = 0.5
+    opt.step()
+    assert sorted(opt.state[p]) == ["momentum_buffer", "step"]
+
+
+# ----- safe_step -----
+
+
+def test_safe_step_takes_a_plain_float_loss():
+    p = tl.Tensor(np.array([1.0]), requires_grad=True)
+    opt = tl.optim.SGD([p], lr=0.5)
+    p.grad = np.array([2.0])
+    opt.safe_step(0.25)
+    np.testing.assert_array_equal(p.data, [0.0])
+    with pytest.raises(tl.optim.TrainingDivergedError) as error:
+        opt.safe_step(float("nan"))
+    assert str(error.value) == "the loss is nan at step 2; the parameters were not updated"
+    assert error.value.step == 2 and error.value.advice is None
+    np.testing.assert_array_equal(p.data, [0.0])
+
+
+def test_safe_step_names_the_parameter_that_became_non_finite_and_advises():
+    a = tl.Tensor(np.array([1.0]), requires_grad=True)
+    b = tl.Tensor(np.array([[1.0, 2.0]]), requires_grad=True)
+    opt = tl.optim.SGD([a, b], lr=0.5)
+    a.grad, b.grad = np.array([1.0]), np.array([[np.inf, 0.0]])
+    with pytest.raises(tl.optim.TrainingDivergedError) as error:
+        opt.safe_step()
+    assert error.value.step == 1
+    assert error.value.advice == (
+        "Lower the learning rate (tl.solvers.stable_learning_rate(X) is the bound for plain gradient descent on a "
+        "linear model) or standardise the features"
+    )
+    assert str(error.value) == (
+        "parameter 1 (shape (1, 2)) became non-finite at step 1; the parameters were put back to their values "
+        "before that step. " + error.value.advice
+    )
+    np.testing.assert_array_equal(a.data, [1.0])
+    np.testing.assert_array_equal(b.data, [[1.0, 2.0]])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, None])
+def test_safe_step_tells_huge_finite_weights_from_non_finite_ones(dtype, bad):
+    """Σw² overflows for these finite weights; only a real nan or inf is divergence."""
+    huge = np.finfo(dtype).max / 4
+    p = tl.Tensor(np.array([huge, -huge, 1.0], dtype), requires_grad=True)
+    opt = tl.optim.SGD([p], lr=1.0)
+    p.grad = np.array([0.0, 0.0, 0.0 if bad is None else -bad], dtype)
+    if bad is None:
+        opt.safe_step()
+        np.testing.assert_array_equal(p.data, [huge, -huge, 1.0])
+    else:
+        with pytest.raises(tl.optim.TrainingDivergedError):
+            opt.safe_step()

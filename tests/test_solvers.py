@@ -13,15 +13,11 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import tinygrad_lr as tl
+from tests.messages import raises_exactly
 from tests.strategies import polynomial_problems, rank_deficient_problems, regression_problems
 from tinygrad_lr import solvers
 
 # ----- independent references, written out in float64 -----
-
-
-def raises_exactly(error, message):
-    """pytest.raises for an error whose whole message is `message`."""
-    return pytest.raises(error, match=f"^{re.escape(message)}$")
 
 
 def _two_d(X):
