@@ -20,6 +20,7 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 
 # the sections whose blocks are checked; each must hold at least one block of its kind
 PYTHON_SECTIONS = [
+    "The main job: `tinygrad-lr fit`",
     "The engine in ten lines",
     "Your own differentiable op",
     "Derivatives of any order: `tl.autograd`",
