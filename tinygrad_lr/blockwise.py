@@ -32,6 +32,7 @@ from tinygrad_lr.tensor import Tensor, no_grad
 
 __all__ = [
     "BLOCK_ROWS",
+    "Summing",
     "Sums",
     "ahead",
     "batches",
@@ -291,16 +292,24 @@ class Sums:
         return Sums(self.rows + other.rows, self.loss + other.loss, metrics, gradient)
 
 
-def block_sums(
-    model: Any,
-    loss: Callable[[Tensor, Any], Tensor],
-    metrics: dict[str, Callable[[Tensor, Any], Tensor]],
-    x: np.ndarray,
-    y: np.ndarray,
-    gradient: bool,
-) -> Sums:
+@dataclass(frozen=True)
+class Summing:
+    """What to sum over the rows, wherever they are read: the model's `loss` and `metrics` (means over
+    the rows, as mse and mae are), its `gradient` too or not, the rows read in `dtype` (the model's),
+    and the `caller` that errors name."""
+
+    model: Any
+    loss: Callable[[Tensor, Any], Tensor]
+    metrics: dict[str, Callable[[Tensor, Any], Tensor]]
+    dtype: Any
+    gradient: bool
+    caller: str
+
+
+def block_sums(work: Summing, x: np.ndarray, y: np.ndarray) -> Sums:
     """The Sums of one block, computed by the engine: x (rows, features), y (rows, outputs), both of
-    the model's dtype. `loss` and the metrics must be means over the rows, as mse and mae are."""
+    the model's dtype."""
+    model, loss, metrics, gradient = work.model, work.loss, work.metrics, work.gradient
     rows = len(x)
     grads = None
     if gradient:
@@ -315,18 +324,9 @@ def block_sums(
     return Sums(rows, value.item() * rows, metric_sums, grads)
 
 
-def sums(
-    model: Any,
-    loss: Callable[[Tensor, Any], Tensor],
-    metrics: dict[str, Callable[[Tensor, Any], Tensor]],
-    x: Any,
-    y: Any,
-    dtype: Any,
-    gradient: bool,
-    caller: str,
-) -> Sums:
+def sums(work: Summing, x: Any, y: Any) -> Sums:
     """The Sums of all of (x, y), one block after another: x (n, features), y (n, outputs)."""
-    parts = (block_sums(model, loss, metrics, xb, yb, gradient) for xb, yb in blocks(x, y, dtype, caller))
+    parts = (block_sums(work, xb, yb) for xb, yb in blocks(x, y, work.dtype, work.caller))
     return sum(parts, start=next(parts))
 
 

@@ -293,14 +293,8 @@ def run_predict(args: argparse.Namespace) -> None:
     saved = load_weights(args.weights)
     if args.out is not None:
         _check_file_path("--out", args.out)
-    try:
+    with experiment.reading(f"--csv {args.csv}", f" (the weights in {args.weights} read {', '.join(saved.features)})"):
         X = tl.data.read_columns(args.csv, saved.features)
-    except FileNotFoundError:
-        raise UsageError(f"--csv {args.csv}: no such file") from None
-    except OSError as error:
-        raise UsageError(f"--csv {args.csv}: cannot read it ({error.strerror or error})") from None
-    except ValueError as error:
-        raise UsageError(f"{error} (the weights in {args.weights} read {', '.join(saved.features)})") from None
     predictions = saved.predict(X)
     # a CSV as the csv module writes it: the target's name quoted where it needs it ("price, USD");
     # repr: the shortest text that reads back as the same float64

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -157,27 +158,18 @@ def _portable(model: Any) -> Any:
     return copy.deepcopy(bare)
 
 
-def _chunk_sums(program: tuple, x: np.ndarray, y: np.ndarray, number: int, start: int) -> blockwise.Sums:
-    model, loss, metrics, dtype, gradient, caller = program
-    xb, yb = _read_chunks(caller, ("x", "y"), x, y, dtype, number, start)
-    return blockwise.block_sums(model, loss, metrics, xb, yb, gradient)
+def _chunk_sums(work: blockwise.Summing, x: np.ndarray, y: np.ndarray, number: int, start: int) -> blockwise.Sums:
+    xb, yb = _read_chunks(work.caller, ("x", "y"), x, y, work.dtype, number, start)
+    return blockwise.block_sums(work, xb, yb)
 
 
-def sums(
-    model: Any,
-    loss: Callable[[Tensor, Any], Tensor],
-    metrics: dict[str, Callable[[Tensor, Any], Tensor]],
-    x: Any,
-    y: Any,
-    dtype: Any,
-    gradient: bool,
-    caller: str,
-) -> blockwise.Sums:
+def sums(work: blockwise.Summing, x: Any, y: Any) -> blockwise.Sums:
     """The Sums of all of (x, y), each chunk's computed where it lives: x (n, features), y (n, outputs)
-    or (n,) for one."""
-    dask = require_dask(caller)
-    program = dask.delayed((_portable(model), loss, metrics, np.dtype(dtype), gradient, caller), pure=False)
-    return _on_the_chunks(caller, x, y, ("x", "y"), lambda *pair: dask.delayed(_chunk_sums)(program, *pair), _add)
+    or (n,) for one. The model travels to the chunks once per call, as a copy without its training state."""
+    dask = require_dask(work.caller)
+    portable = dataclasses.replace(work, model=_portable(work.model), dtype=np.dtype(work.dtype))
+    program = dask.delayed(portable, pure=False)
+    return _on_the_chunks(work.caller, x, y, ("x", "y"), lambda *pair: dask.delayed(_chunk_sums)(program, *pair), _add)
 
 
 def _read_chunks(

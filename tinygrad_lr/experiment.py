@@ -15,10 +15,12 @@ of `--save-weights` and `tinygrad-lr predict` is here too (`save_weights`, `load
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +44,7 @@ __all__ = [
     "load_weights",
     "number",
     "prepare",
+    "reading",
     "require_dask",
     "run",
     "save_weights",
@@ -72,6 +75,20 @@ def number(value: float) -> str:
 
 class UsageError(Exception):
     """Bad input: reported as one line on stderr, exit code 2."""
+
+
+@contextlib.contextmanager
+def reading(where: str, about: str = "") -> Iterator[None]:
+    """Reading a file named by an option (`where`: "--csv data.csv"): a missing or unreadable file, or
+    one the reader refuses (a ValueError, followed by `about`), becomes a UsageError that says so."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise UsageError(f"{where}: no such file") from None
+    except OSError as error:
+        raise UsageError(f"{where}: cannot read it ({error.strerror or error})") from None
+    except ValueError as error:
+        raise UsageError(f"{error}{about}") from None
 
 
 @dataclass(frozen=True)
@@ -254,14 +271,8 @@ def load_data(settings: Settings) -> Dataset:
         X_fit, X_test = X_fit[:, columns], X_test[:, columns]
     else:
         csv, target = _csv_and_target(settings)
-        try:
+        with reading(f"--csv {csv}"):
             X, y, features = tl.data.load_csv(csv, target, _csv_features(settings))
-        except FileNotFoundError:
-            raise UsageError(f"--csv {settings.csv}: no such file") from None
-        except OSError as error:
-            raise UsageError(f"--csv {settings.csv}: cannot read it ({error.strerror or error})") from None
-        except ValueError as error:
-            raise UsageError(str(error)) from None
         # Test and validation rows drawn at random: the last rows of a file sorted by any column would
         # be no test at all (the bundled data come shuffled, by Keras' recipe)
         rng = np.random.default_rng(settings.seed)
@@ -567,14 +578,8 @@ def load_weights(path: str) -> SavedModel:
     read (tl.nn.read_weights_file); anything else is a UsageError saying why."""
     where = f"--weights {path}"
     not_ours = f"{where}: not a weights file written by '{PROG} fit --save-weights'"
-    try:
+    with reading(where):
         members = tl.nn.read_weights_file(path, functools.partial(_check_members, not_ours), what=where)
-    except FileNotFoundError:
-        raise UsageError(f"{where}: no such file") from None
-    except OSError as error:
-        raise UsageError(f"{where}: cannot read it ({error.strerror or error})") from None
-    except ValueError as error:
-        raise UsageError(str(error)) from None
     if members["format"].tolist() != WEIGHTS_FORMAT:
         raise UsageError(f"{not_ours} (its format is {members['format'].tolist()!r}, not {WEIGHTS_FORMAT!r})")
     features, mean, scale = members["features"], members["mean"], members["scale"]

@@ -70,7 +70,7 @@ class Source:
         """The Sums (loss, metrics and, with `gradient`, the gradient, each times the rows, float64) of all
         the rows, or of `batch`, one of this source's batches."""
         x, y = (self.x, self.y) if batch is None else batch
-        return blockwise.sums(model, loss, metrics, x, y, self.dtype, gradient, caller)
+        return blockwise.sums(blockwise.Summing(model, loss, metrics, self.dtype, gradient, caller), x, y)
 
     def predict(self, model: Any, batch_size: int | None) -> Any:
         """The model's outputs, (n, outputs), `batch_size` rows at a time (all at once when None)."""
@@ -138,7 +138,7 @@ class DaskArrays(Source):
 
     def sums(self, model, loss, metrics, gradient, caller, batch=None):
         x, y = (self.x, self.y) if batch is None else batch
-        return dask_chunks.sums(model, loss, metrics, x, y, self.dtype, gradient, caller)
+        return dask_chunks.sums(blockwise.Summing(model, loss, metrics, self.dtype, gradient, caller), x, y)
 
     def predict(self, model, batch_size):
         # lazy, as every Dask computation: the caller computes or stores it
