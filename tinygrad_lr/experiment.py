@@ -354,10 +354,11 @@ def _fit_scaler(X: np.ndarray) -> tl.data.Standardizer:
 
 
 def _scaled(scaler: tl.data.Standardizer | None, X: np.ndarray) -> np.ndarray:
-    """X in the model's units: standardised when there is a scaler (lazily on a Dask array)."""
+    """X in the model's units: standardised when there is a scaler (lazily on a Dask array). X is
+    float64 here, so this is `scaler.transform(X)` without its checks, which would read a Dask array."""
     if scaler is None or not len(X):
         return X
-    return (X - scaler.mean) / scaler.scale if tl.checks.is_dask_array(X) else scaler.transform(X)
+    return (X - scaler.mean) / scaler.scale
 
 
 def _r2(pred: np.ndarray, y: np.ndarray) -> float:
@@ -407,7 +408,7 @@ TOO_LARGE_FOR_GD = (
 def _default_lr(optimizer: str, X_train: np.ndarray, l2: float) -> float:
     if optimizer in DEFAULT_LR:
         return DEFAULT_LR[optimizer]
-    if tl.checks.is_dask_array(X_train):
+    if tl.sources.as_source(X_train).reads_blocks:
         raise UsageError("--optimizer gd on a CSV read in chunks needs --lr (its default needs the rows in memory)")
     # Plain gradient descent on this quadratic converges for lr < 2/λ_max; 1/λ_max (the classic
     # 1/L step) keeps a factor of two from that edge, which mini-batches need.
@@ -520,7 +521,7 @@ def divergence_message(settings: Settings, result: Result, Z_train: np.ndarray, 
         f"to {number(result.train_loss)} after {settings.epochs} epoch{'s' if settings.epochs > 1 else ''} "
         f"of {settings.optimizer} (lr {lr:g})"
     )
-    if settings.optimizer != "gd" or tl.checks.is_dask_array(Z_train):
+    if settings.optimizer != "gd" or tl.sources.as_source(Z_train).reads_blocks:
         return f"{rose}; lower --lr or use --standardize"
     bound = tl.solvers.stable_learning_rate(Z_train, l2=settings.l2)
     if bound == 0:

@@ -134,10 +134,11 @@ def report(settings: Settings, data: Dataset, result: Result) -> list[str]:
 def write_pictures(settings: Settings, data: Dataset, result: Result, out_dir: Path) -> list[Path]:
     """fit.png (the line over train and test data, or actual against predicted) and loss.png."""
     fit_path, loss_path = out_dir / "fit.png", out_dir / "loss.png"
-    if tl.checks.is_dask_array(data.X_train):  # the first rows of each part, not millions of points
-        parts = ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test")
-        pictured: dict[str, Any] = {part: _for_pictures(getattr(data, part)) for part in parts}
-        data = dataclasses.replace(data, **pictured)
+    parts = ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test")  # (of a Dask array: its first rows)
+    pictured: dict[str, Any] = {
+        part: tl.sources.as_source(getattr(data, part)).rows_to_draw(PICTURE_ROWS) for part in parts
+    }
+    data = dataclasses.replace(data, **pictured)
     if len(data.features) == 1:
         tl.plot.plot_fit(
             data.X_train[:, 0],
@@ -185,8 +186,3 @@ def _held_out_panels(data: Dataset, x_of: Callable[[np.ndarray], np.ndarray]) ->
         if len(X):
             panels[f"x_{part}"], panels[f"y_{part}"] = x_of(X), y
     return panels
-
-
-def _for_pictures(X: np.ndarray) -> np.ndarray:
-    """The rows to draw: all of them in memory, the first PICTURE_ROWS of a Dask array."""
-    return np.asarray(X[:PICTURE_ROWS]) if tl.checks.is_dask_array(X) else X

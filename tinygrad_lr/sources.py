@@ -91,6 +91,10 @@ class Source:
         """R² of the predictions `pred` of y (the same kind of array as x): 1 - Σ(y - ŷ)² / Σ(y - ȳ)²."""
         return losses.r2_score(pred, self.y)
 
+    def rows_to_draw(self, limit: int) -> np.ndarray:
+        """The rows of x a picture draws, in memory: all of them (a Dask source: the first `limit`)."""
+        return self.x
+
 
 class InMemory(Source):
     """NumPy arrays in memory: batches are slices (views, or copies in a drawn order)."""
@@ -156,6 +160,9 @@ class DaskArrays(Source):
             np.asarray(s, dtype=np.float64)
             for s in dask.compute(x.mean(axis=0), x.std(axis=0), x.max(axis=0) - x.min(axis=0))
         )
+
+    def rows_to_draw(self, limit):  # millions of points would not draw
+        return np.asarray(self.x[:limit])
 
     def r2_score(self, pred):  # from two sums, without gathering the rows
         dask = dask_chunks.require_dask("r2_score")
