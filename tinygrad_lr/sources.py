@@ -91,6 +91,10 @@ class Source:
         """R² of the predictions `pred` of y (the same kind of array as x): 1 - Σ(y - ŷ)² / Σ(y - ȳ)²."""
         return losses.r2_score(pred, self.y)
 
+    def as_columns(self) -> Any:
+        """x as (n, columns): a 1-D x (n,) is one column (n, 1)."""
+        return self.x.reshape(-1, 1) if self.x.ndim == 1 else self.x
+
     def rows_to_draw(self, limit: int) -> np.ndarray:
         """The rows of x a picture draws, in memory: all of them (a Dask source: the first `limit`)."""
         return self.x
@@ -160,6 +164,12 @@ class DaskArrays(Source):
             np.asarray(s, dtype=np.float64)
             for s in dask.compute(x.mean(axis=0), x.std(axis=0), x.max(axis=0) - x.min(axis=0))
         )
+
+    def as_columns(self):
+        # 1-D stays 1-D: reshaping would add tasks to its graph on every call, which are not persisted with
+        # its chunks and may run on another worker, so every step would move the chunk; its chunks become
+        # columns as they are read (`blockwise.read_block`)
+        return self.x
 
     def rows_to_draw(self, limit):  # millions of points would not draw
         return np.asarray(self.x[:limit])

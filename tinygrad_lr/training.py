@@ -111,7 +111,7 @@ def _checked_samples(values: Any, name: str, caller: str, dtype: np.dtype) -> np
 
 def as_features(model: Module, x: Any, caller: str = "predict") -> np.ndarray:
     """x as an (n, features) array of the model's dtype; a 1-D x is n samples of one feature (a 1-D
-    Dask array stays 1-D: see `_as_columns`)."""
+    Dask array stays 1-D: see `Source.as_columns`)."""
     params = model.parameters()
     if not params:
         raise ValueError(
@@ -120,7 +120,7 @@ def as_features(model: Module, x: Any, caller: str = "predict") -> np.ndarray:
         )
     dtype = params[0].dtype
     x = _checked_samples(x, "x", caller, dtype)
-    x = _as_columns(x)
+    x = as_source(x).as_columns()
     columns = _columns(x)
     expected = _feature_count(model)
     if expected is not None and columns != expected:
@@ -131,14 +131,6 @@ def as_features(model: Module, x: Any, caller: str = "predict") -> np.ndarray:
     return x
 
 
-def _as_columns(array: Any) -> Any:
-    """A 1-D array (n,) as one column (n, 1). A Dask array stays 1-D: reshaping it would add tasks to
-    its graph on every call, which are not persisted with its chunks and may run on another worker,
-    so every step would move the chunk; its chunks become columns as they are read
-    (`blockwise.read_block`)."""
-    return array.reshape(-1, 1) if array.ndim == 1 and not checks.is_dask_array(array) else array
-
-
 def _columns(array: Any) -> int:
     """Columns of an (n, columns) array; a 1-D one is one column."""
     return array.shape[1] if array.ndim == 2 else 1
@@ -146,9 +138,9 @@ def _columns(array: Any) -> int:
 
 def as_samples(model: Module, x: Any, y: Any, caller: str = "fit") -> tuple[np.ndarray, np.ndarray]:
     """(x, y) checked against the model: x (n, features), y (n, outputs), the model's dtype (a 1-D
-    Dask array stays 1-D, one column: see `_as_columns`)."""
+    Dask array stays 1-D, one column: see `Source.as_columns`)."""
     x = as_features(model, x, caller)
-    y = _as_columns(_checked_samples(y, "y", caller, model.parameters()[0].dtype))
+    y = as_source(_checked_samples(y, "y", caller, model.parameters()[0].dtype)).as_columns()
     if len(y) != len(x):
         raise ValueError(f"{caller}: x has {len(x)} samples (shape {x.shape}) but y has {len(y)} (shape {y.shape})")
     outputs = _output_count(model)
