@@ -442,3 +442,25 @@ def test_a_dask_sources_column_statistics_and_r2_are_those_of_the_rows_in_memory
     assert tl.sources.as_source(Xd, yd * 0 + 1).r2_score(lazy_pred) != tl.sources.as_source(Xd, yd * 0 + 1).r2_score(
         lazy_pred
     )  # nan
+
+
+def test_cli_reading_a_csv_in_chunks_says_what_is_wrong_with_the_file(tmp_path, capsys, monkeypatch):
+    import dask
+
+    from tinygrad_lr import cli, experiment
+
+    monkeypatch.setattr(dask.config, "config", {**dask.config.config, "scheduler": "threads"})  # no cluster
+    monkeypatch.setattr(experiment, "CHUNKED_ABOVE", 10)  # every file counts as big
+    path = tmp_path / "words.csv"
+    path.write_text("a,b,price\n1,x,3\n4,5,6\n")
+    assert cli.main(["fit", "--csv", str(path), "--target", "price", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"tinygrad-lr: error: {path}: not numeric (") and err.count("\n") == 1
+    assert cli.main(["fit", "--csv", str(path), "--target", "cost", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    columns = "['a', 'b', 'price']"
+    assert err == f"tinygrad-lr: error: {path}: no column named 'cost' for the target; available columns: {columns}\n"
+    missing = tmp_path / "missing.csv"
+    monkeypatch.setattr(experiment, "_chunked", lambda settings: True)  # (a missing file has no size to compare)
+    assert cli.main(["fit", "--csv", str(missing), "--target", "price", "--quiet"]) == 2
+    assert capsys.readouterr().err == f"tinygrad-lr: error: --csv {missing}: no such file\n"

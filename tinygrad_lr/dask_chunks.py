@@ -25,9 +25,10 @@ from typing import Any
 import numpy as np
 
 from tinygrad_lr import blockwise
+from tinygrad_lr.data import choose_features
 from tinygrad_lr.tensor import Tensor, no_grad
 
-__all__ = ["SPLIT_EVERY", "batches", "predict", "require_dask", "sums", "triangular_factor"]
+__all__ = ["SPLIT_EVERY", "batches", "predict", "read_csv", "require_dask", "sums", "triangular_factor"]
 
 SPLIT_EVERY = 8  # partial results combined per task on the way up the tree
 PIN_CHECK_S = 1.0  # how often a computation pinned to workers checks that they are all still there
@@ -189,6 +190,25 @@ def batches(x: Any, y: Any, batch_size: int, shuffle: bool, rng: np.random.Gener
     if batch_size >= len(x):
         return [(x, y)]
     return [(x[start:stop], y[start:stop]) for start, stop in blockwise.slices(len(x), batch_size, shuffle, rng)]
+
+
+def read_csv(path: str, target: str, features: list[str] | None, blocksize: str) -> tuple[Any, Any, list[str]]:
+    """(X, y, feature names) of a CSV file read in chunks of `blocksize` bytes by dask.dataframe: X (n, d)
+    and y (n,), float64 Dask arrays chunked alike (the rows of each chunk counted, one pass). The target
+    and the features are chosen by `tl.data.choose_features`' rules; a column that is not numeric, like a
+    missing file, is an error of the file (ValueError, FileNotFoundError)."""
+    require_dask(f"reading {path} in chunks")
+    import dask.dataframe as dd
+
+    frame = dd.read_csv(path, blocksize=blocksize, skipinitialspace=True)
+    columns = [str(column).strip() for column in frame.columns]
+    frame.columns = columns
+    chosen = choose_features(path, columns, target, features)  # the in-memory reader's rules, on the header
+    try:  # one pass to count each chunk's rows, so that the splits and the chunks of X and y agree
+        values = frame[[*chosen, target]].astype("float64").to_dask_array(lengths=True)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"{path}: not numeric ({' '.join(str(error).split())[:200]})") from None
+    return values[:, :-1], values[:, -1], chosen
 
 
 def _chunk_factor(x: np.ndarray, y: np.ndarray, number: int, start: int, fit_intercept: bool, caller: str) -> Any:

@@ -324,23 +324,8 @@ def _csv_and_target(settings: Settings) -> tuple[str, str]:
 def _load_chunked(settings: Settings) -> Dataset:
     require_dask(settings)
     csv, target = _csv_and_target(settings)
-    import dask.dataframe as dd
-
-    try:
-        frame = dd.read_csv(settings.csv, blocksize=CSV_BLOCKSIZE, skipinitialspace=True)
-    except FileNotFoundError:
-        raise UsageError(f"--csv {settings.csv}: no such file") from None
-    columns = [str(column).strip() for column in frame.columns]
-    frame.columns = columns
-    try:  # the in-memory reader's rules for the target and the features, on the header
-        features = tl.data.choose_features(csv, columns, target, _csv_features(settings))
-    except ValueError as error:
-        raise UsageError(str(error)) from None
-    try:  # one pass to count each chunk's rows, so that the splits and the chunks of X and y agree
-        values = frame[[*features, settings.target]].astype("float64").to_dask_array(lengths=True)
-    except (ValueError, TypeError) as error:
-        raise UsageError(f"--csv {settings.csv}: not numeric ({' '.join(str(error).split())[:200]})") from None
-    X, y = values[:, :-1], values[:, -1]
+    with reading(f"--csv {csv}"):
+        X, y, features = tl.dask_chunks.read_csv(csv, target, _csv_features(settings), CSV_BLOCKSIZE)
     # the in-memory path's random rows: only their row numbers are drawn, in memory
     rng = np.random.default_rng(settings.seed)
     (X_fit, y_fit), (X_test, y_test) = _split(X, y, settings.test_split, "--test-split", seed=rng)
