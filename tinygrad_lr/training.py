@@ -186,7 +186,7 @@ def evaluate(model: Module, x: Any, y: Any, batch_size: int | None = None, verbo
         x, y = source.x, source.y
         totals: dict[str, float] = {}
         for index in batches:
-            part = as_source(x[index], y[index], source.dtype)
+            part = type(source)(x[index], y[index], source.dtype)  # (a batch of arrays in memory)
             for name, value in steps.objective_on(model, compiled, part, "evaluate").items():
                 totals[name] = totals.get(name, 0.0) + value * len(part)
         logs = {name: total / len(y) for name, total in totals.items()}
