@@ -221,6 +221,17 @@ class Optimizer:
         return {k: v for k, v in vars(self).items() if k not in ("params", "state", "steps") and k[0] != "_"}
 
 
+def descend(p: Tensor, delta: np.ndarray) -> None:
+    """p.data -= delta, in place: the same numbers, written as an assignment into the array because
+    NumPy's in-place arithmetic costs three times as much on a one-element array (0.75 against 0.25
+    µs here), and a linear model's bias, and its weight on one feature, are such arrays."""
+    data = p.data
+    if isinstance(data, np.ndarray):
+        data[...] = data - delta
+    else:  # (a NumPy number assigned to .data by hand: replaced, as `-=` replaces it)
+        p.data = data - delta
+
+
 def _non_negative(what: str, value: Any) -> float:
     return check_number(what, value, low=0.0)
 
@@ -262,10 +273,10 @@ class GradientDescent(Optimizer):
     def update(self, p, grad, state):
         lr, momentum = self.in_dtype_of(p, self.lr, self.momentum)
         if not self.momentum:
-            p.data -= lr * grad
+            descend(p, lr * grad)
             return
         buf = _momentum_buffer(state, momentum, grad)
-        p.data -= lr * (grad + momentum * buf if self.nesterov else buf)
+        descend(p, lr * (grad + momentum * buf if self.nesterov else buf))
 
 
 SGD = GradientDescent
@@ -300,7 +311,7 @@ class Adam(Optimizer):
         v = state["v"] = b2 * state["v"] + one_minus_b2 * grad * grad
         # lr·m̂/(√v̂ + eps), the bias corrections folded into two scalars
         t = state["step"]
-        p.data -= (self.lr / (1 - beta1**t)) * m / (np.sqrt(v / (1 - beta2**t)) + eps)
+        descend(p, (self.lr / (1 - beta1**t)) * m / (np.sqrt(v / (1 - beta2**t)) + eps))
 
 
 class RMSprop(Optimizer):
@@ -334,7 +345,7 @@ class RMSprop(Optimizer):
         scaled = grad / (np.sqrt(square_avg) + eps)
         if self.momentum:
             scaled = _momentum_buffer(state, momentum, scaled)
-        p.data -= lr * scaled
+        descend(p, lr * scaled)
 
 
 class Newton(Optimizer):
