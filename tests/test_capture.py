@@ -1160,3 +1160,119 @@ def test_the_data_of_every_tensor_replaced_by_arrays_of_other_shapes_is_seen_by_
         assert step(xb, yb) == _eager_step(lambda x, y: tl.losses.mse(x @ eager_W + eager_b, y), eager_opt, xb, yb)
         np.testing.assert_array_equal(W.data, eager_W.data)
         np.testing.assert_array_equal(b.data, eager_b.data)
+
+
+GUARD_OFFSET = 0.0  # a global the step below reads
+
+
+class _Guarded:
+    """A captured step on a Linear that reads a closure number, a closure object and a global, with its
+    recording replayed once (checked), so that its guard is written."""
+
+    def __init__(self):
+        self.model = model = tl.nn.Linear(2, 1, seed=0, dtype=np.float64)
+        self.other_model = tl.nn.Linear(2, 1, seed=0, dtype=np.float64)  # (made before: a new Module is a change too)
+        scale = 2.0
+
+        def fn(xb, yb):
+            return tl.losses.mse(model(xb), yb) * scale + GUARD_OFFSET
+
+        self.cells = dict(zip(fn.__code__.co_freevars, fn.__closure__))
+        self.step = tl.capture_step(fn, tl.optim.SGD(model.parameters(), lr=0.1))
+        self.step(*BATCHES[0])
+        self.step(*BATCHES[0])
+        self.recording = self.step._last
+
+    def change(self, what):
+        """Change one thing the recording assumed; returns the function that puts it back."""
+        if what in ("a closure number changed", "a closure number of another type", "a closure object replaced"):
+            cell = self.cells["model" if what == "a closure object replaced" else "scale"]
+            old = cell.cell_contents
+            cell.cell_contents = {
+                "a closure number changed": 0.25,
+                "a closure number of another type": 2,  # (equal to 2.0: the same recording)
+                "a closure object replaced": self.other_model,
+            }[what]
+            return lambda: setattr(cell, "cell_contents", old)
+        if what == "a global rebound":
+            globals()["GUARD_OFFSET"] = 1e-300
+            return lambda: globals().__setitem__("GUARD_OFFSET", 0.0)
+        if what == "a parameter frozen":
+            self.model.bias.requires_grad = False
+            return lambda: setattr(self.model.bias, "requires_grad", True)
+        assert what == "a parameter's data replaced by a copy"
+        old = self.model.weight.data
+        self.model.weight.data = old.copy()
+        return lambda: setattr(self.model.weight, "data", old)
+
+
+GUARD_CHANGES = [
+    "a closure number changed",
+    "a closure number of another type",
+    "a closure object replaced",
+    "a global rebound",
+    "a parameter frozen",
+    "a parameter's data replaced by a copy",
+]
+
+
+@pytest.mark.parametrize("change", GUARD_CHANGES)
+def test_the_guard_refuses_each_thing_its_recording_assumed_and_lets_through_once_it_is_back(change):
+    guarded = _Guarded()
+    assert guarded.recording is not None and guarded.recording.lets_through(BATCHES[0])
+    undo = guarded.change(change)
+    try:
+        assert not guarded.recording.lets_through(BATCHES[0])
+    finally:
+        undo()
+    assert guarded.recording.lets_through(BATCHES[0])
+
+
+@pytest.mark.parametrize(
+    "inputs",
+    [
+        pytest.param((BATCHES[0][0][:3], BATCHES[0][1][:3]), id="another shape"),
+        pytest.param((BATCHES[0][0].astype(np.float32), BATCHES[0][1]), id="another dtype"),
+        pytest.param((tl.Tensor(BATCHES[0][0]), BATCHES[0][1]), id="a Tensor"),
+        pytest.param((BATCHES[0][0].tolist(), BATCHES[0][1]), id="a list"),
+        pytest.param((*BATCHES[0], BATCHES[0][1]), id="one input more"),
+        pytest.param(BATCHES[0][:1], id="one input less"),
+    ],
+)
+def test_the_guard_lets_through_only_floating_arrays_of_the_recorded_shapes_and_dtypes(inputs):
+    guarded = _Guarded()
+    assert guarded.recording.lets_through(BATCHES[0])
+    assert not guarded.recording.lets_through(inputs)
+
+
+def test_the_guard_refuses_a_call_under_no_grad_and_after_a_module_attribute_is_assigned():
+    guarded = _Guarded()
+    with tl.no_grad():
+        assert not guarded.recording.lets_through(BATCHES[0])
+    assert guarded.recording.lets_through(BATCHES[0])
+    guarded.model.bias = guarded.model.bias
+    assert not guarded.recording.lets_through(BATCHES[0])
+
+
+@pytest.mark.parametrize("change", ["a closure number of another type", "a parameter's data replaced by a copy"])
+def test_a_guard_refused_for_what_its_recording_allows_is_written_again_without_a_new_recording(change):
+    # (2 == 2.0 is the same key, and a weight's data replaced by data of the same shape holds: the call goes the
+    # long way once, finds the recording, and its guard, written again, lets the next call through)
+    guarded = _Guarded()
+    guarded.change(change)
+    assert not guarded.recording.lets_through(BATCHES[0])
+    assert _recorded_count(guarded.step, lambda: guarded.step(*BATCHES[0])) == 0
+    assert guarded.step._last is guarded.recording
+    assert guarded.recording.lets_through(BATCHES[0])
+
+
+def test_the_guard_lets_through_a_nan_the_step_reads_while_it_is_the_same_object():
+    # (a dict finds a key by identity before equality, and nan != nan: the guard does as the dict does)
+    model = tl.nn.Linear(2, 1, seed=0, dtype=np.float64)
+    marker = float("nan")
+    step = tl.capture_step(lambda xb, yb: (marker, tl.losses.mse(model(xb), yb))[1], tl.optim.SGD(model.parameters()))
+    step(*BATCHES[0])
+    step(*BATCHES[0])
+    assert step._last.lets_through(BATCHES[0])
+    marker = float("nan")  # (another nan: another key, so another recording)
+    assert not step._last.lets_through(BATCHES[0])
