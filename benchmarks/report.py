@@ -18,13 +18,14 @@ BEGIN, END = "<!-- BEGIN GENERATED RESULTS -->", "<!-- END GENERATED RESULTS -->
 SMALL_DATA = ["tiny", "small", "boston", "l2"]
 LARGE_DATA = ["large_f32", "large_f64", "wide"]
 ORDER = ["numpy", "tl-loop", "tl-captured", "tl-raw", "tl-fit", "torch", "jax"]
-# issue 15's targets
+# the targets: issue 15's, with issue 21's for the captured loop on small data (at most 0.9× the floor, with its
+# guards). Two of issue 15's were retired as ill-posed and are shown in the table only, not judged: "10× faster
+# than PyTorch eager" (PyTorch itself is only 5-9× slower than the NumPy floor here) and "the loops under the
+# floor on tall data" (the same BLAS calls on the same row-major data as the floor's).
 LIMITS = {
-    "loop_small": 1.0,
+    "loop_small": 0.9,
     "fit_small": 1.3,
-    "vs_torch": 10.0,
     "fit_bandwidth": 0.5,
-    "loop_large": 0.9,
     "same_work_noise": 0.03,
     "memory": 0.25,
     "import_s": 0.050,
@@ -42,7 +43,7 @@ def _peak_over_data(row: dict) -> tuple[float | None, str]:
 
 
 def targets(results: dict) -> list[dict]:
-    """Every target of issue 15 that this run measured, with its value, its limit and the verdict.
+    """Every target (issues 15 and 21) that this run measured, with its value, its limit and the verdict.
 
     "The hand-written loop" is judged as a user writes it for speed: with its step captured
     (`tl.capture_step`, the implementation "tl-captured"); the eager loop's ratios are in the table.
@@ -64,10 +65,6 @@ def targets(results: dict) -> list[dict]:
                 continue
             ratio = rows[impl]["ratio_to_floor"]
             add(f"{name}: {label} {ratio:.3f}× the NumPy floor per step (≤ {limit}×)", ratio, limit, ratio <= limit)
-            if "torch" in rows:
-                speedup = rows["torch"]["per_step_us"] / rows[impl]["per_step_us"]
-                text = f"{name}: {label} {speedup:.1f}× faster than PyTorch eager (≥ {LIMITS['vs_torch']:g}×)"
-                add(text, speedup, LIMITS["vs_torch"], speedup >= LIMITS["vs_torch"])
             if "jax" in rows:
                 versus = rows[impl]["per_step_us"] / rows["jax"]["per_step_us"]
                 add(f"{name}: {label} {versus:.2f}× JAX jit's step time (≤ 1×)", versus, 1.0, versus <= 1.0)
@@ -85,11 +82,6 @@ def targets(results: dict) -> list[dict]:
             limit = LIMITS["fit_bandwidth"]
             text = f"{name}: fit at {share:.0%} of the one-read bandwidth floor (≥ {limit:.0%})"
             add(text, share, limit, share >= limit)
-        for impl, label in (("tl-captured", "captured loop"), ("tl-loop", "eager loop")):
-            if impl in rows:
-                ratio = rows[impl]["ratio_to_floor"]
-                limit = LIMITS["loop_large"]
-                add(f"{name}: {label} {ratio:.3f}× the NumPy floor per step (≤ {limit}×)", ratio, limit, ratio <= limit)
         for impl in ("tl-loop", "tl-captured", "tl-fit"):
             if impl not in rows:
                 continue
