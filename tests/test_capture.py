@@ -1181,7 +1181,7 @@ class _Guarded:
         self.step = tl.capture_step(fn, tl.optim.SGD(model.parameters(), lr=0.1))
         self.step(*BATCHES[0])
         self.step(*BATCHES[0])
-        self.recording = self.step._last
+        (self.recording,) = self.step.recordings.values()
 
     def change(self, what):
         """Change one thing the recording assumed; returns the function that puts it back."""
@@ -1262,7 +1262,7 @@ def test_a_guard_refused_for_what_its_recording_allows_is_written_again_without_
     guarded.change(change)
     assert not guarded.recording.lets_through(BATCHES[0])
     assert _recorded_count(guarded.step, lambda: guarded.step(*BATCHES[0])) == 0
-    assert guarded.step._last is guarded.recording
+    assert list(guarded.step.recordings.values()) == [guarded.recording]
     assert guarded.recording.lets_through(BATCHES[0])
 
 
@@ -1273,6 +1273,24 @@ def test_the_guard_lets_through_a_nan_the_step_reads_while_it_is_the_same_object
     step = tl.capture_step(lambda xb, yb: (marker, tl.losses.mse(model(xb), yb))[1], tl.optim.SGD(model.parameters()))
     step(*BATCHES[0])
     step(*BATCHES[0])
-    assert step._last.lets_through(BATCHES[0])
+    assert next(iter(step.recordings.values())).lets_through(BATCHES[0])
     marker = float("nan")  # (another nan: another key, so another recording)
-    assert not step._last.lets_through(BATCHES[0])
+    assert not next(iter(step.recordings.values())).lets_through(BATCHES[0])
+
+
+def test_batches_of_two_shapes_in_turn_each_pass_their_own_recordings_guard(monkeypatch):
+    # (an epoch's full batches and its shorter last one: neither should send the other the long way)
+    model = tl.nn.Linear(2, 1, seed=0, dtype=np.float64)
+    step = tl.capture_step(lambda xb, yb: tl.losses.mse(model(xb), yb), tl.optim.SGD(model.parameters()))
+    full, short = BATCHES[0], (BATCHES[1][0][:3], BATCHES[1][1][:3])
+    for _ in range(2):
+        step(*full)
+        step(*short)
+    long_way = []
+    monkeypatch.setattr(step, "_step", lambda inputs: long_way.append(inputs))
+    for _ in range(3):
+        step(*full)
+        step(*short)
+    assert long_way == []
+    step(BATCHES[2][0][:2], BATCHES[2][1][:2])
+    assert len(long_way) == 1

@@ -28,9 +28,9 @@ changes, the step is recorded again (and checked again):
 - the grad mode: under `tl.no_grad()` the step raises, as `loss.backward()` would.
 The optimizer is not recorded: its `step()` runs as usual after each replay and reads its
 hyperparameters then, so a learning-rate schedule needs no guard. A call is first put to the guard
-of the recording the last call replayed, one generated expression that compares each of those
-things with what it was (`_write_guard`, as `torch.compile` writes its guards); any other call
-builds its key, finds its recording, and writes that recording's guard again.
+of each recording, one generated expression that compares each of those things with what it was
+(`_write_guard`, as `torch.compile` writes its guards); a call that none lets through builds its
+key, finds its recording (or records), and writes that recording's guard again.
 
 What no guard can see, a Python `if` on a value or NumPy applied to an input's values, is caught
 by the first replay of each recording, which is checked against an eager run of `fn` on the same
@@ -348,21 +348,22 @@ class CapturedStep:
         self.recordings: dict[tuple, _Recording] = {}
         self._reads = _what_fn_reads(fn)
         self._by_value = True  # whether the values fn reads can be the keys of its recordings themselves
-        self._last: _Recording | None = None  # the recording the last call replayed, tried first by its guard
+        self._guarded: list[_Recording] = []  # the recordings with a guard (`_write_guard`), each tried in turn
         self._turn = threading.Lock()
 
     def __call__(self, *inputs: Any) -> Any:
         with self._turn:  # one whole step at a time: a replay keeps its values on the ops it runs
-            recording = self._last
-            if recording is None or not recording.lets_through(inputs):
+            for recording in self._guarded:
+                if recording.lets_through(inputs):
+                    break
+            else:
                 return self._step(inputs)
             self.optimizer.zero_grad()
             return self._finish(*recording.replay(*inputs), recording.fresh_leaves)
 
     def _step(self, inputs: tuple[Any, ...]) -> Any:
-        """A call that the last recording's guard did not let through: the inputs and the values fn reads
-        looked up among the recordings (recorded again if none holds), the first replay checked."""
-        self._last = None
+        """A call that no recording's guard let through: the inputs and the values fn reads looked up among
+        the recordings (recorded again if none holds), the first replay checked, the guard written."""
         self.optimizer.zero_grad()  # first, as in the eager step: also when fn or the grad mode then fails
         if not tensor._mode.grad_enabled:
             raise RuntimeError(
@@ -397,7 +398,7 @@ class CapturedStep:
             fresh = recording.fresh_leaves
             if not recording.lets_through(arrays):
                 recording.guard = _write_guard(self._reads, arrays, values, recording)
-            self._last = recording
+        self._guarded = [r for r in self.recordings.values() if r.guard is not None]
         return self._finish(outputs, found, fresh)
 
     def _finish(self, outputs: list[Any], found: list[tuple], fresh: Collection[int]) -> Any:
