@@ -221,7 +221,7 @@ def markdown(results: dict) -> str:
         ]
 
     if "targets" in results:
-        lines += ["", "### Targets (issue 15)", ""]
+        lines += ["", "### Targets (issues 15 and 21)", ""]
         lines += [f"- {'✅ pass' if t['pass'] else '❌ fail'}: {t['text']}" for t in results["targets"]]
     lines += ["", "![per-step time per workload](../docs/benchmark.png)"]
     return "\n".join(lines)

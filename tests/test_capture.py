@@ -235,6 +235,12 @@ def test_fn_runs_eagerly_twice_per_input_shape_then_never():
         step(np.ones(2))
         step(np.ones((3, 2)))
     assert calls == [(2,), (3, 2), (2,), (3, 2)]
+    # a call that no guard lets through (a Module made since; a Tensor, not an array) finds its checked
+    # recording and does not check it again
+    tl.nn.Linear(1, 1)
+    step(np.ones(2))
+    step(tl.Tensor(np.ones((3, 2))))
+    assert calls == [(2,), (3, 2), (2,), (3, 2)]
 
 
 def test_inputs_are_taken_as_tensors_take_them():
@@ -1294,3 +1300,17 @@ def test_batches_of_two_shapes_in_turn_each_pass_their_own_recordings_guard(monk
     assert long_way == []
     step(BATCHES[2][0][:2], BATCHES[2][1][:2])
     assert len(long_way) == 1
+
+
+def test_a_guard_refusing_only_the_kind_of_the_inputs_is_not_written_again():
+    # (Tensors or lists never pass a guard, which asks for arrays; their call goes the long way, where the
+    # arrays made of them do pass: writing the guard again at every such call would be a cost for nothing)
+    model = tl.nn.Linear(2, 1, seed=0, dtype=np.float64)
+    step = tl.capture_step(lambda xb, yb: tl.losses.mse(model(xb), yb), tl.optim.SGD(model.parameters()))
+    tensors = [tl.Tensor(a) for a in BATCHES[0]]
+    step(*tensors)
+    step(*tensors)
+    (recording,) = step.recordings.values()
+    guard = recording.guard
+    step(*tensors)
+    assert recording.guard is guard

@@ -141,6 +141,29 @@ def test_parameters_change_in_place_and_state_arrays_are_replaced(make):
     assert all(a.dtype == np.float32 for a in arrays + state_arrays())
 
 
+@pytest.mark.parametrize("size", [1, 2])
+def test_a_step_writes_into_the_parameters_array_the_numbers_of_minus_equals(size):
+    # (a one-element parameter is written by assignment, which NumPy does faster than `-=`; the numbers are -='s)
+    w = tl.Tensor(np.full(size, 1.0, np.float32), requires_grad=True)
+    array = w.data
+    opt = tl.optim.SGD([w], lr=0.3)
+    w.grad = np.full(size, 0.7, np.float32)
+    opt.step()
+    expected = np.full(size, 1.0, np.float32)
+    expected -= np.float32(0.3) * np.full(size, 0.7, np.float32)
+    assert w.data is array
+    np.testing.assert_array_equal(w.data, expected)
+
+
+def test_a_numpy_number_put_in_data_by_hand_is_stepped_as_minus_equals_steps_it():
+    w = tl.Tensor(np.array([1.0]), requires_grad=True)
+    w.data = np.float64(1.0)  # (not an array: replaced by the step, as `-=` replaces a number)
+    opt = tl.optim.SGD([w], lr=0.25)
+    w.grad = np.float64(2.0)
+    opt.step()
+    assert w.data == 0.5
+
+
 def test_unbound_optimizer_is_bound_later():
     opt = tl.optim.Adam(lr=0.5)
     with pytest.raises(RuntimeError, match="no parameters"):
