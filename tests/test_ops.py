@@ -162,66 +162,113 @@ def test_python_scalar_on_either_side(name, data, dtype):
     assert tl.gradcheck(op, tl.Tensor(a.astype(np.float64), requires_grad=True))
 
 
-@given(data=st.data(), dtype=FLOAT_DTYPES)
-def test_matmul_forward_matches_numpy(data, dtype):
+# ----- ops whose arguments are drawn with the data: reductions, matmul, shapes, indexing -----
+
+# name: draw(data, dtype, shapes) -> (input arrays, engine, NumPy reference). Reductions take any axis (negative,
+# a tuple, None, on 0-d arrays too) with keepdims either way; max and min get distinct values (no tie, no kink;
+# ties have a test of their own), all positive so that their squares are distinct too (the second derivative).
+
+
+def _reduction(name, domain="any", unique=False):
+    def draw(data, dtype, shapes):
+        a = data.draw(arrays(data.draw(shapes), domain, dtype, unique=unique))
+        if unique:
+            a = a + dtype(3.0)
+        axis, keepdims = data.draw(axis_args(a.ndim)), data.draw(st.booleans())
+        return (
+            [a],
+            lambda x: getattr(x, name)(axis=axis, keepdims=keepdims),
+            lambda a: getattr(np, name)(a, axis=_numpy_axis(axis, a.ndim), keepdims=keepdims),
+        )
+
+    return draw
+
+
+def _matmul(data, dtype, shapes):
     shape_a, shape_b = data.draw(matmul_shapes())
-    a, b = data.draw(arrays(shape_a, "any", dtype)), data.draw(arrays(shape_b, "any", dtype))
-    _check_forward(tl.Tensor(a) @ tl.Tensor(b), a @ b)
-    _check_forward(tl.Tensor(a).matmul(b), a @ b)
+    return (
+        [data.draw(arrays(shape_a, "any", dtype)), data.draw(arrays(shape_b, "any", dtype))],
+        operator.matmul,
+        np.matmul,
+    )
 
 
-@given(data=st.data())
-def test_matmul_gradient_passes_gradcheck(data):
-    shape_a, shape_b = data.draw(matmul_shapes())
-    a = tl.Tensor(data.draw(arrays(shape_a)), requires_grad=True)
-    b = tl.Tensor(data.draw(arrays(shape_b)), requires_grad=True)
-    assert tl.gradcheck(operator.matmul, a, b)
-
-
-@pytest.mark.parametrize("name", ["sum", "mean"])
-@given(data=st.data(), dtype=FLOAT_DTYPES, keepdims=st.booleans())
-def test_reduction_forward_and_gradient(name, data, dtype, keepdims):
-    a = data.draw(arrays(data.draw(shapes), "any", dtype))
-    axis = data.draw(axis_args(a.ndim))
-    op = lambda x: getattr(x, name)(axis=axis, keepdims=keepdims)  # noqa: E731
-    _check_forward(op(tl.Tensor(a)), getattr(np, name)(a, axis=_numpy_axis(axis, a.ndim), keepdims=keepdims))
-    assert tl.gradcheck(op, tl.Tensor(a.astype(np.float64), requires_grad=True))
-
-
-@given(data=st.data(), dtype=FLOAT_DTYPES)
-def test_reshape_forward_and_gradient(data, dtype):
+def _reshape(data, dtype, shapes):
     a = data.draw(arrays(data.draw(shapes), "any", dtype))
     new_shape = data.draw(st.sampled_from([(a.size,), (1, a.size), (a.size, 1, 1), (-1,)]))
-    _check_forward(tl.Tensor(a).reshape(new_shape), a.reshape(new_shape))
-    _check_forward(tl.Tensor(a).reshape(*new_shape), a.reshape(new_shape))
-    assert tl.gradcheck(lambda x: x.reshape(new_shape) * 2, tl.Tensor(a.astype(np.float64), requires_grad=True))
+    return [a], lambda x: x.reshape(new_shape), lambda a: a.reshape(new_shape)
 
 
-@given(data=st.data(), dtype=FLOAT_DTYPES)
-def test_transpose_with_any_permutation(data, dtype):
-    """Negative axes included: a permutation written (-1, 0) is (1, 0)."""
+def _transpose(data, dtype, shapes):
+    """Any permutation, negative axes included: (-1, 0) is (1, 0)."""
     a = data.draw(arrays(data.draw(shapes), "any", dtype))
     axes = data.draw(permutations(a.ndim))
-    _check_forward(tl.Tensor(a).transpose(*axes), np.transpose(a, axes))
-    _check_forward(tl.Tensor(a).transpose(), np.transpose(a))
-    assert tl.gradcheck(lambda x: x.transpose(axes) * 3, tl.Tensor(a.astype(np.float64), requires_grad=True))
+    return [a], lambda x: x.transpose(*axes), lambda a: np.transpose(a, axes)
 
 
-@given(data=st.data(), dtype=FLOAT_DTYPES)
-def test_basic_indexing_forward_and_gradient(data, dtype):
+def _squeeze_named(data, dtype, shapes):
+    """The unary table's `squeeze` removes every length-1 axis; here only the named ones go (none, for `()`)."""
+    a = data.draw(arrays(data.draw(shapes), "any", dtype))
+    axis = data.draw(squeeze_axes(a.shape))
+    return [a], lambda x: x.squeeze(axis), lambda a: np.squeeze(a, axis)
+
+
+def _basic_index(data, dtype, shapes):
     """ints, slices with any step, None and Ellipsis."""
-    a = data.draw(arrays(data.draw(hnp.array_shapes(min_dims=1, max_dims=3, max_side=5)), "any", dtype))
+    a = data.draw(arrays(data.draw(shapes.filter(lambda shape: len(shape) >= 1)), "any", dtype))
     index = data.draw(hnp.basic_indices(a.shape, allow_newaxis=True, allow_ellipsis=True))
-    _check_forward(tl.Tensor(a)[index], a[index])
-    assert tl.gradcheck(lambda x: x[index] * 2, tl.Tensor(a.astype(np.float64), requires_grad=True))
+    return [a], lambda x: x[index], lambda a: a[index]
 
 
-@given(data=st.data())
-def test_integer_array_indexing_sums_repeated_picks(data):
-    a = data.draw(arrays(data.draw(hnp.array_shapes(min_dims=1, max_dims=3, max_side=5))))
+def _integer_array_index(data, dtype, shapes):
+    """Integer arrays, repeated picks included (their gradients add up)."""
+    a = data.draw(arrays(data.draw(shapes.filter(lambda shape: len(shape) >= 1)), "any", dtype))
     index = data.draw(hnp.integer_array_indices(a.shape))
-    _check_forward(tl.Tensor(a)[index], a[index])
-    assert tl.gradcheck(lambda x: x[index] * x[index], tl.Tensor(a, requires_grad=True))
+    return [a], lambda x: x[index], lambda a: a[index]
+
+
+SHAPED = {
+    "sum": _reduction("sum"),
+    "mean": _reduction("mean"),
+    "max": _reduction("max", "grid", unique=True),
+    "min": _reduction("min", "grid", unique=True),
+    "matmul": _matmul,
+    "reshape": _reshape,
+    "transpose": _transpose,
+    "squeeze_named_axes": _squeeze_named,
+    "getitem_basic": _basic_index,
+    "getitem_integer_arrays": _integer_array_index,
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHAPED))
+@given(data=st.data(), dtype=FLOAT_DTYPES)
+def test_shaped_op_forward_matches_numpy(name, data, dtype):
+    inputs, op, reference = SHAPED[name](data, dtype, shapes)
+    _check_forward(op(*(tl.Tensor(a) for a in inputs)), reference(*inputs))
+
+
+@pytest.mark.parametrize("name", sorted(SHAPED))
+@given(data=st.data())
+def test_shaped_op_gradient_passes_gradcheck(name, data):
+    inputs, op, _ = SHAPED[name](data, np.float64, shapes)
+    assert tl.gradcheck(op, *(tl.Tensor(a, requires_grad=True) for a in inputs))
+
+
+@pytest.mark.parametrize("name", sorted(SHAPED))
+@second_order
+@given(data=st.data())
+def test_shaped_op_second_derivative_passes_gradgradcheck(name, data):
+    """Of the op's output squared (each of these ops is linear in each input, or piecewise so)."""
+    inputs, op, _ = SHAPED[name](data, np.float64, small_shapes)
+    assert tl.gradgradcheck(lambda *xs: op(*xs) * op(*xs), *(tl.Tensor(a, requires_grad=True) for a in inputs))
+
+
+def test_the_other_spellings_of_matmul_reshape_and_transpose_give_the_same():
+    a, b = np.arange(6.0).reshape(2, 3), np.arange(12.0).reshape(3, 4)
+    np.testing.assert_array_equal(tl.Tensor(a).matmul(b).data, a @ b)
+    np.testing.assert_array_equal(tl.Tensor(a).reshape(3, 2).data, a.reshape(3, 2))
+    np.testing.assert_array_equal(tl.Tensor(a).transpose().data, a.T)
 
 
 # ----- the edges of the input space: NaN and inf, zeros, empty arrays, memory layouts, index tensors -----
@@ -422,16 +469,6 @@ def test_a_zero_local_derivative_passes_no_nan_from_above_in_the_second_derivati
 
 
 @pytest.mark.parametrize("name", ["max", "min"])
-@given(data=st.data(), dtype=FLOAT_DTYPES, keepdims=st.booleans())
-def test_max_and_min_forward_and_gradient(name, data, dtype, keepdims):
-    a = data.draw(arrays(data.draw(shapes), "grid", dtype, unique=True))  # distinct values: no tie, no kink
-    axis = data.draw(axis_args(a.ndim))
-    op = lambda x: getattr(x, name)(axis=axis, keepdims=keepdims)  # noqa: E731
-    _check_forward(op(tl.Tensor(a)), getattr(np, name)(a, axis=_numpy_axis(axis, a.ndim), keepdims=keepdims))
-    assert tl.gradcheck(op, tl.Tensor(a.astype(np.float64), requires_grad=True))
-
-
-@pytest.mark.parametrize("name", ["max", "min"])
 def test_tied_extremes_share_the_gradient_equally(name):
     x = tl.Tensor(np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]]) * (1 if name == "max" else -1), requires_grad=True)
     getattr(x, name)(axis=1).sum().backward()
@@ -446,15 +483,6 @@ def test_squeeze_names_axes_as_numpy_and_refuses_a_long_one():
     with pytest.raises(ValueError, match="axis 1 of shape"):
         x.squeeze(1)
     assert tl.Tensor([[1.0, 2.0]]).tolist() == [[1.0, 2.0]] and tl.Tensor(2.0).tolist() == 2.0
-
-
-@given(data=st.data(), dtype=FLOAT_DTYPES)
-def test_squeeze_of_named_axes_forward_and_gradient(data, dtype):
-    """The table's `squeeze` removes every length-1 axis; here only the named ones go (none, for `()`)."""
-    a = data.draw(arrays(data.draw(shapes), "any", dtype))
-    axis = data.draw(squeeze_axes(a.shape))
-    _check_forward(tl.Tensor(a).squeeze(axis), np.squeeze(a, axis))
-    assert tl.gradcheck(lambda x: x.squeeze(axis), tl.Tensor(a.astype(np.float64), requires_grad=True))
 
 
 @given(data=st.data(), dtype=FLOAT_DTYPES)
@@ -528,38 +556,6 @@ def test_python_scalar_op_second_derivative(name, data):
     op, _, domain = SCALAR[name]
     x = tl.Tensor(data.draw(arrays(data.draw(small_shapes), domain)), requires_grad=True)
     assert tl.gradgradcheck(op, x)
-
-
-@second_order
-@given(data=st.data())
-def test_matmul_second_derivative(data):
-    shape_a, shape_b = data.draw(matmul_shapes())
-    a = tl.Tensor(data.draw(arrays(shape_a)), requires_grad=True)
-    b = tl.Tensor(data.draw(arrays(shape_b)), requires_grad=True)
-    assert tl.gradgradcheck(lambda a, b: (a @ b) * (a @ b), a, b)
-
-
-@pytest.mark.parametrize("name", ["sum", "mean", "max", "min"])
-@second_order
-@given(data=st.data(), keepdims=st.booleans())
-def test_reduction_second_derivative(name, data, keepdims):
-    a = data.draw(arrays(data.draw(small_shapes), "grid_offset", unique=True))  # no two squares tie
-    axis = data.draw(axis_args(a.ndim))
-    x = tl.Tensor(a + 3.0, requires_grad=True)  # all positive: distinct values have distinct squares
-    assert tl.gradgradcheck(lambda x: getattr(x * x, name)(axis=axis, keepdims=keepdims), x)
-
-
-@second_order
-@given(data=st.data())
-def test_shape_ops_and_indexing_second_derivative(data):
-    a = data.draw(arrays(data.draw(hnp.array_shapes(min_dims=1, max_dims=2, max_side=3))))
-    axes = data.draw(permutations(a.ndim))
-    basic = data.draw(hnp.basic_indices(a.shape, allow_newaxis=True, allow_ellipsis=True))
-    picks = data.draw(hnp.integer_array_indices(a.shape))
-    x = tl.Tensor(a, requires_grad=True)
-    assert tl.gradgradcheck(lambda x: (x * x).transpose(axes).reshape(-1), x)
-    assert tl.gradgradcheck(lambda x: (x * x)[basic], x)
-    assert tl.gradgradcheck(lambda x: (x * x)[picks] * x[picks], x)
 
 
 @second_order
