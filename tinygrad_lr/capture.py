@@ -359,7 +359,8 @@ class CapturedStep:
             else:
                 return self._step(inputs)
             self.optimizer.zero_grad()
-            return self._finish(*recording.replay(*inputs), recording.fresh_leaves)
+            outputs, found = recording.replay(*inputs)
+            return self._finish(outputs, found, recording.fresh_leaves)
 
     def _step(self, inputs: tuple[Any, ...]) -> Any:
         """A call that no recording's guard let through: the inputs and the values fn reads looked up among

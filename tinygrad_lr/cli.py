@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import dataclasses
-import io
 import os
 import sys
 from pathlib import Path
@@ -41,7 +39,7 @@ from tinygrad_lr.experiment import (
     load_weights,
     save_weights,
 )
-from tinygrad_lr.report import line, report, write_pictures
+from tinygrad_lr.report import line, made_directory, preamble, predictions_csv, report, write_pictures
 
 __all__ = ["build_parser", "main", "settings_of"]
 
@@ -208,18 +206,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# ----- the data -----
-
-
-# ----- a CSV file read in chunks: dask.dataframe, and Dask arrays from there on -----
-
-
-# ----- training and the closed form -----
-
-
-# ----- the pictures -----
-
-
 # ----- the command -----
 
 
@@ -232,30 +218,18 @@ def run_fit(args: argparse.Namespace) -> None:
     settings = settings_of(args)
     experiment.check(settings)
     if args.save_weights is not None:  # before training, so that a bad path fails fast
-        _check_file_path("--save-weights", args.save_weights)
+        experiment.check_writable("--save-weights", args.save_weights)
     data = experiment.load_data(settings)
-    out_dir = Path(args.out_dir)  # made before training, so that a bad directory fails fast
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UsageError(f"--out-dir {args.out_dir}: that is a file, not a directory")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UsageError(f"--out-dir {args.out_dir}: cannot create the directory ({error.strerror or error})") from None
+    out_dir = made_directory(args.out_dir)  # before training, so that a bad directory fails fast
     prepared = experiment.prepare(settings, data)
-    lr = prepared.lr
-    if not args.quiet:
-        features = ", ".join(data.features)
-        counts = f"{len(data.X_train)} train / {len(data.X_val)} validation / {len(data.X_test)} test rows"
-        plural = "s" if len(data.features) > 1 else ""
-        print(line("Data:", f"{data.source}, target {data.target}, feature{plural} {features}; {counts}"))
-        batch = f"batches of {args.batch_size}" if args.batch_size else f"full batch ({len(data.X_train)} rows)"
-        scaled = ", features standardised" if args.standardize else ""
-        how = f"{args.optimizer} (lr {lr:g}), {args.epochs} epochs, {batch}, l2 {args.l2:g}, seed {args.seed}"
-        print(line("Training:", how + scaled))
+    for text in [] if args.quiet else preamble(settings, data, prepared.lr):
+        print(text)
     result = experiment.train(settings, prepared)
     for text in report(settings, data, result):
         print(text)
-    diverged = experiment.divergence_message(settings, result, prepared.Z_train, lr) if result.diverged else None
+    diverged = None
+    if result.diverged:
+        diverged = experiment.divergence_message(settings, result, prepared.Z_train, prepared.lr)
     try:
         paths = write_pictures(settings, data, result, out_dir)
     except (OSError, ValueError, OverflowError) as error:
@@ -279,28 +253,15 @@ def run_fit(args: argparse.Namespace) -> None:
 # ----- the predict command -----
 
 
-def _check_file_path(option: str, path: str) -> None:
-    """A file can be written at `path`: its folder exists and it is not itself a folder."""
-    folder = os.path.dirname(path) or "."
-    if os.path.isdir(path):
-        raise UsageError(f"{option} {path}: that is a directory; name a file")
-    if not os.path.isdir(folder):
-        raise UsageError(f"{option} {path}: there is no directory {folder}")
-
-
 def run_predict(args: argparse.Namespace) -> None:
     """Predict the target of every row of --csv with the weights in --weights; a CSV to --out or stdout."""
     saved = load_weights(args.weights)
     if args.out is not None:
-        _check_file_path("--out", args.out)
+        experiment.check_writable("--out", args.out)
     with experiment.reading(f"--csv {args.csv}", f" (the weights in {args.weights} read {', '.join(saved.features)})"):
         X = tl.data.read_columns(args.csv, saved.features)
     predictions = saved.predict(X)
-    # a CSV as the csv module writes it: the target's name quoted where it needs it ("price, USD");
-    # repr: the shortest text that reads back as the same float64
-    table = io.StringIO()
-    csv.writer(table).writerows([[saved.target], *([repr(float(value))] for value in predictions)])
-    text = table.getvalue()
+    text = predictions_csv(saved.target, predictions)
     if args.out is None:
         sys.stdout.write(text)
         return
@@ -309,25 +270,6 @@ def run_predict(args: argparse.Namespace) -> None:
     except OSError as error:
         raise UsageError(f"--out {args.out}: cannot write it ({error.strerror or error})") from None
     print(line("Wrote:", f"{len(predictions)} predictions of {saved.target} to {args.out}"))
-
-
-@contextlib.contextmanager
-def _scheduler(args: argparse.Namespace):
-    """With --scheduler, a dask.distributed Client connected to it, the one every Dask computation uses."""
-    if getattr(args, "scheduler", None) is None or args.csv is None:  # without --csv, run_fit says what is missing
-        yield
-        return
-    experiment.require_dask(settings_of(args))
-    try:
-        import distributed
-    except ImportError as error:
-        raise UsageError(f"--scheduler {args.scheduler} needs distributed: {tl.dask_chunks.EXTRA} ({error})") from None
-    try:
-        client = distributed.Client(args.scheduler, timeout="10s")
-    except (OSError, TimeoutError, ValueError) as error:
-        raise UsageError(f"--scheduler {args.scheduler}: cannot connect ({error})") from None
-    with client:
-        yield
 
 
 def _error(message: str) -> None:
@@ -344,7 +286,8 @@ def _run(argv: list[str] | None) -> int:
             return 2
         # Values beyond float64 show as inf or nan in the report, and as a divergence or an error;
         # NumPy's warnings about them would only add lines of noise on stderr.
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"), _scheduler(args):
+        scheduler = experiment.connected(settings_of(args)) if args.command == "fit" else contextlib.nullcontext()
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"), scheduler:
             (run_predict if args.command == "predict" else run_fit)(args)
     except UsageError as error:
         _error(str(error))

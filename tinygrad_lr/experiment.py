@@ -39,6 +39,8 @@ __all__ = [
     "Settings",
     "UsageError",
     "check",
+    "check_writable",
+    "connected",
     "divergence_message",
     "load_data",
     "load_weights",
@@ -75,6 +77,15 @@ def number(value: float) -> str:
 
 class UsageError(Exception):
     """Bad input: reported as one line on stderr, exit code 2."""
+
+
+def check_writable(option: str, path: str) -> None:
+    """A file can be written at `path` (named by `option`): its folder exists and it is not itself a folder."""
+    folder = os.path.dirname(path) or "."
+    if os.path.isdir(path):
+        raise UsageError(f"{option} {path}: that is a directory; name a file")
+    if not os.path.isdir(folder):
+        raise UsageError(f"{option} {path}: there is no directory {folder}")
 
 
 @contextlib.contextmanager
@@ -302,6 +313,27 @@ def _chunked(settings: Settings) -> bool:
         return settings.csv is not None and os.path.getsize(settings.csv) > CHUNKED_ABOVE
     except OSError:
         return False  # the in-memory reader says what is wrong with the path
+
+
+@contextlib.contextmanager
+def connected(settings: Settings) -> Iterator[None]:
+    """With `scheduler` (and a CSV), a dask.distributed Client connected to it, the one every Dask
+    computation then uses; else nothing."""
+    if settings.scheduler is None or settings.csv is None:  # (without a CSV, `check` says what is missing)
+        yield
+        return
+    require_dask(settings)
+    try:
+        import distributed
+    except ImportError as error:
+        extra = tl.dask_chunks.EXTRA
+        raise UsageError(f"--scheduler {settings.scheduler} needs distributed: {extra} ({error})") from None
+    try:
+        client = distributed.Client(settings.scheduler, timeout="10s")
+    except (OSError, TimeoutError, ValueError) as error:
+        raise UsageError(f"--scheduler {settings.scheduler}: cannot connect ({error})") from None
+    with client:
+        yield
 
 
 def require_dask(settings: Settings):

@@ -10,7 +10,9 @@ lower layers (never `tinygrad_lr.cli`).
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -19,9 +21,9 @@ from typing import Any
 import numpy as np
 
 import tinygrad_lr as tl
-from tinygrad_lr.experiment import Dataset, Result, Settings, number
+from tinygrad_lr.experiment import Dataset, Result, Settings, UsageError, number
 
-__all__ = ["HUGE", "LABEL", "line", "report", "write_pictures"]
+__all__ = ["HUGE", "LABEL", "line", "made_directory", "preamble", "predictions_csv", "report", "write_pictures"]
 
 LABEL = 14  # width of the labels in the report ("Closed form:  ")
 PICTURE_ROWS = 10_000  # rows of a chunked data set drawn in fit.png: the first ones of each part
@@ -29,6 +31,28 @@ HUGE = 1e6  # a percentage or R² this large is shown in scientific notation, no
 
 
 # ----- the lines -----
+
+
+def preamble(settings: Settings, data: Dataset, lr: float) -> list[str]:
+    """What the run is about to do: the data (source, target, features, rows per part) and the training."""
+    counts = f"{len(data.X_train)} train / {len(data.X_val)} validation / {len(data.X_test)} test rows"
+    plural = "s" if len(data.features) > 1 else ""
+    batch = f"batches of {settings.batch_size}" if settings.batch_size else f"full batch ({len(data.X_train)} rows)"
+    how = f"{settings.optimizer} (lr {lr:g}), {settings.epochs} epochs, {batch}, l2 {settings.l2:g}"
+    how += f", seed {settings.seed}"
+    return [
+        line("Data:", f"{data.source}, target {data.target}, feature{plural} {', '.join(data.features)}; {counts}"),
+        line("Training:", how + (", features standardised" if settings.standardize else "")),
+    ]
+
+
+def predictions_csv(target: str, predictions: np.ndarray) -> str:
+    """`tinygrad-lr predict`'s output: one column named after the target, as the csv module writes it (the
+    name quoted where it needs it: "price, USD"), each value as repr writes it (the shortest text that
+    reads back as the same float64)."""
+    table = io.StringIO()
+    csv.writer(table).writerows([[target], *([repr(float(value))] for value in predictions)])
+    return table.getvalue()
 
 
 def line(label: str, text: str) -> str:
@@ -129,6 +153,18 @@ def report(settings: Settings, data: Dataset, result: Result) -> list[str]:
 
 
 # ----- the pictures -----
+
+
+def made_directory(path: str) -> Path:
+    """The folder the pictures go to (--out-dir), made if missing; a UsageError if it cannot be."""
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"--out-dir {path}: that is a file, not a directory")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"--out-dir {path}: cannot create the directory ({error.strerror or error})") from None
+    return folder
 
 
 def write_pictures(settings: Settings, data: Dataset, result: Result, out_dir: Path) -> list[Path]:
