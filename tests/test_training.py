@@ -1392,3 +1392,45 @@ def test_evaluate_and_predict_print_the_progress_line_when_verbose(monkeypatch, 
     )
     model.predict(x, verbose=1)
     assert capsys.readouterr().out == "1/1 [==============================] - 1s 1s/step\n"
+
+
+# ----- Newton's method through fit: a step from a closure -----
+
+
+@pytest.mark.parametrize("l2", [0.0, 0.3])
+def test_fit_with_newton_lands_on_the_closed_form_in_one_full_batch_epoch(l2):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(50, 3)) * [1.0, 100.0, 0.01] + [0.0, 500.0, 3.0]  # columns of wildly different scales
+    y = X @ [2.0, -0.03, 40.0] + 7.0 + rng.normal(size=50)
+    model = tl.nn.Sequential([tl.nn.Linear(3, 1, seed=0, dtype=np.float64)])
+    model.compile(loss="mse", optimizer="newton", metrics=["mse"], l2=l2)
+    history = model.fit(X, y, epochs=2, batch_size=len(X), verbose=0)
+    coef, intercept = tl.solvers.ridge(X, y, l2) if l2 else tl.solvers.ols(X, y)
+    weight, bias = model.get_weights()
+    np.testing.assert_allclose(weight[:, 0], coef, rtol=1e-7)
+    assert bias[0] == pytest.approx(intercept, rel=1e-7)
+    assert (history.step, history.step_reason) == (
+        "newton",
+        "Newton's method steps from a closure: the batch's loss and its exact Hessian",
+    )
+    # each epoch's loss and metric are those of the weights before its step: the first at the initial weights
+    initial = tl.nn.Sequential([tl.nn.Linear(3, 1, seed=0, dtype=np.float64)])
+    initial.compile(loss="mse", metrics=["mse"], l2=l2)
+    start = initial.evaluate(X, y)
+    assert history.history["loss"][0] == pytest.approx(start["loss"], rel=1e-12)
+    assert history.history["mse"][0] == pytest.approx(start["mse"], rel=1e-12)
+    assert history.history["loss"][1] < history.history["loss"][0]
+
+
+def test_newton_refuses_batches_summed_a_block_at_a_time(tmp_path, monkeypatch):
+    from tinygrad_lr import blockwise
+
+    monkeypatch.setattr(blockwise, "BLOCK_ROWS", 8)
+    X, y = np.arange(40.0).reshape(20, 2), np.arange(20.0)
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    mapped_X, mapped_y = np.load(tmp_path / "X.npy", mmap_mode="r"), np.load(tmp_path / "y.npy", mmap_mode="r")
+    model = tl.nn.Sequential([tl.nn.Linear(2, 1, dtype=np.float64)])
+    model.compile(optimizer="newton")
+    with pytest.raises(ValueError, match=r"fit: Newton's step needs its batches in memory .* memory-mapped data's"):
+        model.fit(mapped_X, mapped_y, batch_size=None, epochs=1, verbose=0)

@@ -1,6 +1,7 @@
 """A scikit-learn estimator trained by this library's engine: `LinearRegressor`.
 
-It is `Sequential([Linear(d, k)])` compiled with `mse + l2 · Σ W²` and trained by `model.fit`,
+It is `Sequential([Linear(d, k)])` compiled with `mse + l2 · Σ W²` and trained by `model.fit` (by
+default with Newton steps, `tl.optim.Newton`, exact on least squares),
 wrapped in scikit-learn's conventions: parameters stored as given by `__init__` and checked in
 `fit`, learned attributes ending in `_`, input checked by scikit-learn's `validate_data` (which
 keeps a DataFrame's column names). This module imports scikit-learn (the `[sklearn]` extra);
@@ -9,6 +10,7 @@ keeps a DataFrame's column names). This module imports scikit-learn (the `[sklea
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from typing import Any
 
@@ -17,13 +19,14 @@ import numpy as np
 try:
     from sklearn.base import BaseEstimator, RegressorMixin
     from sklearn.exceptions import ConvergenceWarning
+    from sklearn.utils import check_random_state
     from sklearn.utils.validation import check_is_fitted, validate_data
 except ImportError as error:  # validate_data is public from scikit-learn 1.6
     raise ImportError(
         f"tinygrad_lr.estimators needs scikit-learn >= 1.6 ({error}); pip install 'tinygrad_lr[sklearn]'"
     ) from error
 
-from tinygrad_lr import checks, optim
+from tinygrad_lr import autograd, checks, losses, optim
 from tinygrad_lr.callbacks import EarlyStopping, GradientNormStop
 from tinygrad_lr.nn import Linear, Sequential
 
@@ -38,26 +41,37 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
     """Linear regression trained by this library's autodiff engine and optimizers, as a scikit-learn estimator.
 
     Minimises `mean((X @ coef_.T + intercept_ - y)**2) + l2 * sum(coef_**2)` (the intercept is not
-    penalised) with mini-batch steps of the chosen optimizer: after convergence, `coef_` is
-    `Ridge(alpha=n * l2)`'s (`n * k * l2` for k targets, since the mean runs over all n·k values).
-    Training starts from zero weights, as scikit-learn's SGDRegressor does (a linear model has no
-    symmetry to break), so that every fit starts from the same place; only the batches are random.
+    penalised) with `model.fit` steps of the chosen optimizer, from zero weights (a linear model has
+    no symmetry to break), so that every fit starts from the same place. At the optimum `coef_` is
+    `LinearRegression`'s (`Ridge(alpha=n * l2)`'s; `n * k * l2` for k targets, since the mean runs
+    over all n·k values).
+
+    The default, `optimizer="newton"`, takes Newton steps with the engine's exact Hessian of the
+    objective (`tl.optim.Newton`): on least squares the first step lands on the optimum whatever the
+    scale of the columns (raw or standardised), and a second one polishes its last digits, so the
+    defaults need no learning rate, no scaling and no epoch count. Its cost grows with the square of
+    the parameters (one backward pass per parameter for the Hessian): meant for up to a few thousand
+    features. The first-order rules ("adam", "sgd", "rmsprop") take mini-batches and a learning rate.
 
     Parameters
     ----------
-    optimizer : "adam", "sgd" (alias "gd") or "rmsprop".
-    lr : learning rate; None takes the optimizer's Keras default (0.001 for adam and rmsprop, 0.01 for sgd).
-    epochs : passes over the training data (fewer when `tol` or `early_stopping` stops training).
-    batch_size : samples per step; None: all of them in one step (full-batch gradient descent).
+    optimizer : "newton" (default), "adam", "sgd" (alias "gd") or "rmsprop".
+    lr : learning rate; None takes the optimizer's default (1 for newton, Keras' for the others:
+        0.001 for adam and rmsprop, 0.01 for sgd).
+    epochs : at most this many passes over the training data (Newton steps for "newton"); fewer when
+        `tol` or `early_stopping` stops training.
+    batch_size : samples per step; None: all of them in one step.
     l2 : the penalty, >= 0.
+    fit_intercept : learn an intercept (a bias); False: the line goes through the origin, `intercept_` is 0.
     validation_split : the share of samples held out to compute `val_loss` each epoch; as in
         Keras, the LAST ones, before any shuffling (shuffle the data first if they are ordered).
     early_stopping : stop once `val_loss` has not improved for `PATIENCE` epochs in a row, and keep
         the weights of the best epoch. Needs `validation_split > 0`; without it `fit` raises ValueError.
     tol : stop once the norm of the gradient of the training objective over all training samples
-        (computed at each epoch's end) falls below `tol`; a ConvergenceWarning when the epochs run
-        out first. None: run every epoch, warn of nothing.
-    seed : int seeding the order of the mini-batches; None: a different order on every fit.
+        (computed at each epoch's end) falls below `tol` times its norm at the start (zero weights);
+        a ConvergenceWarning when the epochs run out first. None: run every epoch, warn of nothing.
+    random_state : int seeding the order of the mini-batches (or a NumPy RandomState to draw the
+        seed from); None: a different order on every fit.
     verbose : 1 prints Keras' progress line each epoch; 0 prints nothing.
 
     Attributes
@@ -72,15 +86,16 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
 
     def __init__(
         self,
-        optimizer: str = "adam",
+        optimizer: str = "newton",
         lr: float | None = None,
-        epochs: int = 200,
-        batch_size: int | None = 32,
+        epochs: int = 100,
+        batch_size: int | None = None,
         l2: float = 0.0,
+        fit_intercept: bool = True,
         validation_split: float = 0.0,
         early_stopping: bool = False,
-        tol: float | None = None,
-        seed: int | None = None,
+        tol: float | None = 1e-9,
+        random_state: Any = None,
         verbose: int = 0,
     ):
         self.optimizer = optimizer
@@ -88,10 +103,11 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
         self.epochs = epochs
         self.batch_size = batch_size
         self.l2 = l2
+        self.fit_intercept = fit_intercept
         self.validation_split = validation_split
         self.early_stopping = early_stopping
         self.tol = tol
-        self.seed = seed
+        self.random_state = random_state
         self.verbose = verbose
 
     def fit(self, X: Any, y: Any) -> LinearRegressor:
@@ -102,9 +118,14 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
         X, y = validate_data(self, X, y, dtype=np.float64, order="C", multi_output=True, y_numeric=True)
         optimizer, callbacks = self._training_setup()
         targets = y.reshape(len(y), -1)
-        model = Sequential([Linear(X.shape[1], targets.shape[1], dtype=np.float64)])
-        model.set_weights([np.zeros((X.shape[1], targets.shape[1])), np.zeros(targets.shape[1])])
+        layer = Linear(X.shape[1], targets.shape[1], bias=bool(self.fit_intercept), dtype=np.float64)
+        layer.set_weights([np.zeros_like(p.data) for p in layer.parameters()])
+        model = Sequential([layer])
         model.compile(loss="mse", optimizer=optimizer, l2=self.l2)
+        if self.tol is not None:  # relative to the gradient at the start: the same tol serves data of any scale
+            start = autograd.grad(losses.mse(model(X), targets), model.parameters())
+            scale = float(np.sqrt(sum(float(np.sum(g.data**2)) for g in start)))
+            callbacks.append(GradientNormStop(max(self.tol * scale, np.finfo(np.float64).tiny)))
         history = model.fit(
             X,
             targets,
@@ -113,9 +134,10 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
             validation_split=self.validation_split,
             verbose=self.verbose,
             callbacks=callbacks,
-            seed=self.seed,
+            seed=self._seed(),
         )
-        weight, bias = model.get_weights()  # weight: (d, k), Keras' layout; coef_ is its transpose
+        weight = layer.weight.data.copy()  # (d, k), Keras' layout; coef_ is its transpose
+        bias = layer.bias.data.copy() if layer.bias is not None else np.zeros(targets.shape[1])
         self.coef_ = weight[:, 0] if y.ndim == 1 else weight.T
         self.intercept_ = float(bias[0]) if y.ndim == 1 else bias
         self.history_ = history.history
@@ -124,11 +146,17 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
             norm = self.history_["grad_norm"][-1]
             warnings.warn(
                 f"LinearRegressor: after {self.n_iter_} epochs the gradient norm is {norm:.3g}, still above "
-                f"tol={self.tol:g}; raise epochs or lr, or standardise the features",
+                f"tol={self.tol:g} times its norm at the start; raise epochs (or lr), or standardise the features",
                 ConvergenceWarning,
                 stacklevel=2,
             )
         return self
+
+    def _seed(self) -> int | None:
+        """fit's seed from `random_state`: an int as it is, None as it is, a RandomState drawn from."""
+        if self.random_state is None or isinstance(self.random_state, numbers.Integral):
+            return self.random_state
+        return int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
 
     def predict(self, X: Any) -> np.ndarray:
         """Predictions for X: (n, d): (n,) when fitted on a 1-D y, (n, k) on a 2-D y."""
@@ -153,8 +181,7 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
         checks.check_fraction("LinearRegressor: validation_split", self.validation_split)
         callbacks: list[GradientNormStop | EarlyStopping] = []  # each says when it stopped training (stopped_epoch)
         if self.tol is not None:
-            tol = checks.check_number("LinearRegressor: tol", self.tol, low=0.0, low_inclusive=False)
-            callbacks.append(GradientNormStop(tol))
+            checks.check_number("LinearRegressor: tol", self.tol, low=0.0, low_inclusive=False)
         if self.early_stopping:
             if not self.validation_split:
                 raise ValueError(

@@ -416,4 +416,5 @@ BY_NAME: dict[str, tuple[Callable[..., Optimizer], float]] = {
     "gd": (GradientDescent, 0.01),
     "adam": (Adam, 0.001),
     "rmsprop": (RMSprop, 0.001),
+    "newton": (Newton, 1.0),  # (not Keras': the full step, which lands on the minimum of a quadratic)
 }

@@ -93,6 +93,26 @@ def choose(model: Module, compiled: Compiled, source: Source, batch_size: int, e
         optimizer.safe_step(loss)
         return loss, metrics
 
+    if isinstance(optimizer, optim.Newton):
+        if not in_memory:
+            raise ValueError(
+                f"fit: Newton's step needs its batches in memory (its Hessian is taken through the graph of the whole "
+                f"batch); this {source.kind} data's batches are summed a block at a time: use another optimizer"
+            )
+
+        def newton(xb: Any, yb: Any) -> tuple[float, dict[str, float]]:
+            outputs: list[Tensor] = []
+
+            def closure() -> Tensor:  # (called once per step, before the update: its prediction is the batch's)
+                outputs.append(model(Tensor(xb)))
+                return compiled.objective(outputs[-1], yb)
+
+            loss = optimizer.step(closure)
+            with no_grad():
+                metrics = {name: metric(outputs[0], yb).item() for name, metric in compiled.metrics.items()}
+            return loss.item(), metrics
+
+        return Step(newton, "newton", "Newton's method steps from a closure: the batch's loss and its exact Hessian")
     if compiled.run_eagerly:
         return Step(eager, "eager", "compiled with run_eagerly=True")
     built_in = _keeps_built_in_code(model)
