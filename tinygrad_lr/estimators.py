@@ -155,7 +155,7 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
     def _seed(self) -> int | None:
         """fit's seed from `random_state`: an int as it is, None as it is, a RandomState drawn from."""
         if self.random_state is None or isinstance(self.random_state, numbers.Integral):
-            return self.random_state
+            return None if self.random_state is None else int(self.random_state)
         return int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
 
     def predict(self, X: Any) -> np.ndarray:
