@@ -172,9 +172,9 @@ _COLUMN_MAJOR = (
 @example(_COLUMN_MAJOR)
 def test_the_estimator_keeps_the_column_names_of_any_numeric_frame(data):
     frame, target = data
-    model = LinearRegressor(epochs=2, seed=0).fit(frame, target)
+    model = LinearRegressor(epochs=2, random_state=0).fit(frame, target)
     assert list(model.feature_names_in_) == list(frame.columns)
     assert model.n_features_in_ == frame.shape[1]
-    same = LinearRegressor(epochs=2, seed=0).fit(_as_array(frame), target)
+    same = LinearRegressor(epochs=2, random_state=0).fit(_as_array(frame), target)
     np.testing.assert_allclose(model.coef_, same.coef_, rtol=1e-12, atol=1e-300)
     assert model.predict(frame).shape == (len(frame),)

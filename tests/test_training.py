@@ -899,7 +899,7 @@ REFUSED = [
     (lambda: _linear().compile(loss="huber"), ValueError,
      f"compile: unknown loss 'huber'; choose one of {NAMES} or pass a function"),
     (lambda: _linear().compile(optimizer="adamw"), ValueError,
-     "compile: unknown optimizer 'adamw'; choose one of ['adam', 'gd', 'rmsprop', 'sgd']"),
+     "compile: unknown optimizer 'adamw'; choose one of ['adam', 'gd', 'newton', 'rmsprop', 'sgd']"),
     (lambda: _linear().compile(optimizer=object()), TypeError,
      "compile: optimizer must be a name or a tl.optim optimizer, got object"),
     (lambda: _linear().compile(metrics=["accuracy"]), ValueError,
