@@ -54,20 +54,24 @@ for _module in (capture, moments, sources, steps, blockwise, tensor, training):
 _show_only_the_api(sys.modules["tinygrad_lr.gradcheck"])
 
 
+_ON_FIRST_USE = ("estimators", "stats")
+
+
 def __getattr__(name: str):
-    """`tl.estimators` is imported on first use (PEP 562): it imports scikit-learn, an optional extra
-    that `import tinygrad_lr` must not load. (Not in `__all__`, so `import *` does not load it either.)"""
-    if name == "estimators":
+    """`tl.estimators` and `tl.stats` are imported on first use (PEP 562): they import scikit-learn and
+    SciPy, optional extras that `import tinygrad_lr` must not load. (Not in `__all__`, so `import *`
+    does not load them either.)"""
+    if name in _ON_FIRST_USE:
         import importlib
 
-        module = importlib.import_module("tinygrad_lr.estimators")
+        module = importlib.import_module(f"tinygrad_lr.{name}")
         _show_only_the_api(module)
         return module
     raise AttributeError(f"module 'tinygrad_lr' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), "estimators"])
+    return sorted([*globals(), *_ON_FIRST_USE])
 
 
 __all__ = [
