@@ -25,6 +25,7 @@ PYTHON_SECTIONS = [
     "Your own differentiable op",
     "Derivatives of any order: `tl.autograd`",
     "A captured step: the same loop, recorded once",
+    "What the numbers are worth: `tl.stats`",
 ]
 CONSOLE_SECTIONS = ["When things go wrong", "A captured step: the same loop, recorded once"]
 
