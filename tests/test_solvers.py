@@ -664,3 +664,74 @@ def test_l2_is_one_number_not_an_array_of_one(function):
         call(np.array([[0.5]]))
     call(np.array(0.5))  # a 0-d array is one number
     call(0.5)
+
+
+# ----- sample weights: weighted least squares -----
+
+
+@st.composite
+def _weighted_problems(draw):
+    d = draw(st.integers(1, 4))
+    n = draw(st.integers(d + 2, 30))  # more rows than parameters: one answer (the rank-deficient ones are tested above)
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    X = rng.standard_normal((n, d)) * 10.0 ** rng.uniform(-1, 1, d) + rng.uniform(-5, 5, d)
+    y = X @ rng.uniform(-2, 2, d) + 3.0 + rng.standard_normal(n)
+    return X, y, rng.uniform(0.1, 10.0, n)
+
+
+@given(problem=_weighted_problems(), fit_intercept=st.booleans())
+def test_weighted_ols_is_statsmodels_wls_and_scikit_learns_weighted_fit(problem, fit_intercept):
+    import statsmodels.api as sm
+    from sklearn.linear_model import LinearRegression
+
+    X, y, w = problem
+    coef, intercept = tl.solvers.ols(X, y, fit_intercept=fit_intercept, sample_weight=w)
+    exog = sm.add_constant(X, has_constant="add") if fit_intercept else X
+    wls = sm.WLS(y, exog, weights=w).fit().params
+    sklearn = LinearRegression(fit_intercept=fit_intercept).fit(X, y, sample_weight=w)
+    ours = np.concatenate([[intercept], coef]) if fit_intercept else coef
+    np.testing.assert_allclose(ours, wls, rtol=1e-8, atol=1e-8 * np.max(np.abs(wls)))
+    np.testing.assert_allclose(coef, sklearn.coef_, rtol=1e-8, atol=1e-8 * np.max(np.abs(coef)))
+
+
+@given(problem=_weighted_problems(), l2=st.sampled_from([0.01, 0.3, 2.0]))
+def test_weighted_ridge_is_scikit_learns_ridge_with_alpha_n_l2_and_the_same_weights(problem, l2):
+    from sklearn.linear_model import Ridge
+
+    X, y, w = problem
+    coef, intercept = tl.solvers.ridge(X, y, l2, sample_weight=w)
+    sklearn = Ridge(alpha=len(X) * l2, solver="svd").fit(X, y, sample_weight=w)
+    np.testing.assert_allclose(coef, sklearn.coef_, rtol=1e-8, atol=1e-10)
+    assert intercept == pytest.approx(sklearn.intercept_, rel=1e-8, abs=1e-10)
+
+
+@given(problem=_weighted_problems())
+def test_integer_weights_count_rows_and_a_zero_weight_drops_one(problem):
+    X, y, _ = problem
+    counts = np.arange(len(X)) % 3  # 0, 1 or 2 copies of each row
+    weighted = tl.solvers.ridge(X, y, 0.1, sample_weight=counts)
+    # mean(w·r²) over n rows is Σ over the repeated rows divided by n, not by their count: l2 scales alike
+    repeated = tl.solvers.ridge(np.repeat(X, counts, axis=0), np.repeat(y, counts), 0.1 * len(X) / counts.sum())
+    np.testing.assert_allclose(weighted[0], repeated[0], rtol=1e-9, atol=1e-10)
+    assert weighted[1] == pytest.approx(repeated[1], rel=1e-9, abs=1e-10)
+
+
+def test_weights_of_one_are_the_unweighted_fit():
+    X, y = np.arange(12.0).reshape(6, 2) ** 1.3, np.arange(6.0) ** 0.5
+    weighted, plain = tl.solvers.ols(X, y, sample_weight=np.ones(6)), tl.solvers.ols(X, y)
+    np.testing.assert_allclose(weighted[0], plain[0], rtol=1e-13)
+    assert weighted[1] == pytest.approx(plain[1], rel=1e-13)
+
+
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [
+        (np.ones(3), r"ols: sample_weight must hold one weight per sample, shape \(4,\); got shape \(3,\)"),
+        (np.array([1.0, -1.0, 1.0, 1.0]), r"ols: sample_weight must be >= 0; sample 1 has weight -1.0"),
+        (np.array([1.0, np.nan, 1.0, 1.0]), r"ols: sample_weight"),
+        (np.zeros(4), r"ols: sample_weight is 0 for every sample: no sample would count"),
+    ],
+)
+def test_bad_weights_are_refused_naming_the_rule(weights, message):
+    with pytest.raises(ValueError, match=message):
+        tl.solvers.ols(np.arange(8.0).reshape(4, 2), np.arange(4.0), sample_weight=weights)

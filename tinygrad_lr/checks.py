@@ -23,6 +23,7 @@ __all__ = [
     "check_fraction",
     "check_number",
     "check_pair",
+    "check_sample_weight",
     "first_non_finite",
     "is_dask_array",
     "is_memory_map",
@@ -70,6 +71,21 @@ def check_pair(what: str, value: Any) -> tuple[Any, Any]:
     if pair is None or len(pair) != 2:
         raise ValueError(f"{what} must be a pair, got {value!r}")
     return pair
+
+
+def check_sample_weight(what: str, sample_weight: Any, n: int, positive: bool = False) -> np.ndarray:
+    """Per-sample weights as float64 (n,): finite and >= 0 (> 0 with `positive`), not all 0, one per
+    sample; else a ValueError that says which rule was broken, and where."""
+    weights = as_real_array(what, sample_weight)
+    if weights.shape != (n,):
+        raise ValueError(f"{what} must hold one weight per sample, shape ({n},); got shape {weights.shape}")
+    bad = np.flatnonzero(weights <= 0 if positive else weights < 0)
+    if len(bad):
+        rule = "> 0" if positive else ">= 0"
+        raise ValueError(f"{what} must be {rule}; sample {bad[0]} has weight {float(weights[bad[0]])!r}")
+    if n and not np.any(weights > 0):
+        raise ValueError(f"{what} is 0 for every sample: no sample would count")
+    return weights
 
 
 def first_non_finite(array: np.ndarray) -> tuple[int, ...] | None:

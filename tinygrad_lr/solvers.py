@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_lr.checks import as_real_array, as_real_data, check_number
+from tinygrad_lr.checks import as_real_array, as_real_data, check_number, check_sample_weight
 from tinygrad_lr.sources import as_source
 
 __all__ = ["hessian_condition_number", "ols", "ridge", "stable_learning_rate"]
@@ -67,18 +67,30 @@ def _check_l2(caller: str, l2: Any) -> float:
 # ----- the closed form -----
 
 
-def _least_squares(caller: str, X: Any, y: Any, l2: Any, fit_intercept: bool) -> tuple[np.ndarray, Any]:
+def _least_squares(
+    caller: str, X: Any, y: Any, l2: Any, fit_intercept: bool, sample_weight: Any = None
+) -> tuple[np.ndarray, Any]:
     if as_source(X, y).reads_blocks:
+        if sample_weight is not None:
+            raise ValueError(
+                f"{caller}: sample_weight is not taken with a memory map or Dask arrays yet; weigh the rows in "
+                "memory, or multiply X's and y's rows by the square roots of the weights (without an intercept)"
+            )
         return _least_squares_in_one_pass(caller, X, y, l2, fit_intercept)
     X, y = _validate(caller, X, y)
     l2 = _check_l2(caller, l2)
     d = X.shape[1]
     y2 = y[:, None] if y.ndim == 1 else y
+    w = None if sample_weight is None else check_sample_weight(f"{caller}: sample_weight", sample_weight, len(X))
     if fit_intercept:
-        # At the optimum the residual has mean zero, so intercept = y_mean - x_mean @ coef and coef
-        # solves the same problem on centred data, with no intercept and no unpenalised column.
-        x_mean, y_mean = X.mean(axis=0), y2.mean(axis=0)
+        # At the optimum the (weighted) residual has mean zero, so intercept = y_mean - x_mean @ coef and
+        # coef solves the same problem on centred data, with no intercept and no unpenalised column.
+        x_mean, y_mean = np.average(X, axis=0, weights=w), np.average(y2, axis=0, weights=w)
         X, y2 = X - x_mean, y2 - y_mean
+    if w is not None:
+        # mean(w·r²) is the plain mean of the squared residuals of the rows scaled by √w
+        root = np.sqrt(w)[:, None]
+        X, y2 = root * X, root * y2
     if l2 > 0:
         # mean(r²) + l2·|coef|² = (|r|² + |sqrt(n·k·l2)·coef|²) / (n·k): least squares on the design
         # stacked over sqrt(n·k·l2)·I. The mean runs over all n·k entries of a 2-D y (as the mse
@@ -122,8 +134,9 @@ def _least_squares_in_one_pass(caller: str, X: Any, y: Any, l2: Any, fit_interce
     return coef, intercept
 
 
-def ols(X: Any, y: Any, fit_intercept: bool = True) -> tuple[np.ndarray, Any]:
-    """Ordinary least squares: the coef and intercept minimising mean((X @ coef + intercept - y)**2).
+def ols(X: Any, y: Any, fit_intercept: bool = True, sample_weight: Any = None) -> tuple[np.ndarray, Any]:
+    """Ordinary least squares: the coef and intercept minimising mean((X @ coef + intercept - y)**2)
+    (with `sample_weight` (n,), mean(w·(...)**2): weighted least squares, statsmodels' WLS).
 
     X: (n, d), or (n,) for one feature; y: (n,) or (n, k). Returns coef (d,) and intercept a float
     for a 1-D y, coef (d, k) and intercept (k,) for a 2-D y; float64. The intercept is 0 when
@@ -134,11 +147,12 @@ def ols(X: Any, y: Any, fit_intercept: bool = True) -> tuple[np.ndarray, Any]:
     A memory map or Dask arrays are read once, a block (a chunk) at a time: the QR of the tall,
     skinny [1 X y] reduced to its small triangular factor, then `lstsq` on that.
     """
-    return _least_squares("ols", X, y, 0.0, fit_intercept)
+    return _least_squares("ols", X, y, 0.0, fit_intercept, sample_weight)
 
 
-def ridge(X: Any, y: Any, l2: float, fit_intercept: bool = True) -> tuple[np.ndarray, Any]:
-    """Ridge regression: minimises mean((X @ coef + intercept - y)**2) + l2 * sum(coef**2).
+def ridge(X: Any, y: Any, l2: float, fit_intercept: bool = True, sample_weight: Any = None) -> tuple[np.ndarray, Any]:
+    """Ridge regression: minimises mean((X @ coef + intercept - y)**2) + l2 * sum(coef**2)
+    (with `sample_weight` (n,), mean(w·(...)**2) + l2 * sum(coef**2)).
 
     The intercept is not penalised, so this is the point that gradient descent on
     `mse + l2_penalty` converges to; for a 1-D y it is scikit-learn's `Ridge(alpha=n * l2)`.
@@ -149,7 +163,7 @@ def ridge(X: Any, y: Any, l2: float, fit_intercept: bool = True) -> tuple[np.nda
     least-squares problem as well conditioned as X — never by inverting XᵀX + n·k·l2·I, whose
     condition number can be the square of X's.
     """
-    return _least_squares("ridge", X, y, l2, fit_intercept)
+    return _least_squares("ridge", X, y, l2, fit_intercept, sample_weight)
 
 
 # ----- what gradient descent sees -----

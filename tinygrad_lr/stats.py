@@ -281,13 +281,8 @@ def _inputs(caller: str, X: Any, y: Any, sample_weight: Any, cov_type: str) -> t
     if cov_type not in COV_TYPES:
         raise ValueError(f"{caller}: cov_type must be one of {', '.join(COV_TYPES)}; got {cov_type!r}")
     weights = None
-    if sample_weight is not None:
-        weights = np.asarray(sample_weight, np.float64)
-        if weights.shape != y.shape or not np.all(np.isfinite(weights)) or np.any(weights <= 0):
-            raise ValueError(
-                f"{caller}: sample_weight must hold {len(y)} finite weights > 0, one per sample; got shape "
-                f"{weights.shape}" + ("" if weights.shape != y.shape else " with a weight <= 0 or not finite")
-            )
+    if sample_weight is not None:  # (> 0: the log-likelihood takes their logarithms, as statsmodels' WLS)
+        weights = checks.check_sample_weight(f"{caller}: sample_weight", sample_weight, len(y), positive=True)
     return X, y, weights
 
 
@@ -313,17 +308,8 @@ def ols(
     """Least squares in closed form and what its numbers are worth: statsmodels' `OLS(y, add_constant(X))`
     (`WLS` with `sample_weight`). X: (n, d) or (n,), y: (n,)."""
     data, target, weights = _inputs("stats.ols", X, y, sample_weight, cov_type)
-    w = np.ones(len(target)) if weights is None else weights
-    if fit_intercept:
-        # weighted least squares about the weighted means: the intercept's column taken out exactly
-        x_mean, y_mean = np.average(data, axis=0, weights=w), np.average(target, weights=w)
-        root = np.sqrt(w)
-        coef, _ = solvers.ols(root[:, None] * (data - x_mean), root * (target - y_mean), fit_intercept=False)
-        intercept: float | None = float(y_mean - x_mean @ coef)
-    else:
-        root = np.sqrt(w)
-        coef, _ = solvers.ols(root[:, None] * data, root * target, fit_intercept=False)
-        intercept = None
+    coef, fitted_intercept = solvers.ols(data, target, fit_intercept=fit_intercept, sample_weight=weights)
+    intercept = float(fitted_intercept) if fit_intercept else None
     names = _names(feature_names, X, data.shape[1], fit_intercept)
     return RegressionResults(data, target, weights, coef, intercept, cov_type, names, [])
 
