@@ -33,6 +33,7 @@ OPTIONS = [
     "--seed",
     "--out-dir",
     "--save-weights",
+    "--summary",
     "--quiet",
 ]
 NUMBER = r"(-?[0-9.]+(?:e[+-]?[0-9]+)?)"
@@ -764,3 +765,67 @@ def test_a_closed_stdout_ends_quietly(tmp_path):
     assert first_lines[0].startswith(b"Data:")
     assert "Traceback" not in err and "Exception ignored" not in err and "Error" not in err, err
     assert code in (0, 1)
+
+
+# ----- what the numbers are worth: --summary, and the notes on the training rows -----
+
+
+def test_summary_prints_the_coefficient_table_of_the_learned_weights(capsys, tmp_path):
+    code, out, _ = run(capsys, "fit", "--features", "rm", "lstat", "--summary", "--quiet", "--out-dir", str(tmp_path))
+    assert code == 0
+    lines = out.splitlines()
+    assert any(line.strip() == "OLS Regression Results" for line in lines)
+    rows = {
+        line.split()[0]: [float(v) for v in line.split()[1:]]
+        for line in lines
+        if line[:5] in ("const", "rm   ", "lstat")
+    }
+    assert list(rows) == ["const", "rm", "lstat"]
+    learned = field(out, "rm").split()  # the weights table: learned, closed form, |Δ|
+    assert rows["rm"][0] == pytest.approx(float(learned[0]), abs=1e-4)
+    (x_train, y_train), _ = tl.datasets.load_boston_housing()
+    columns = [tl.datasets.BOSTON_FEATURES.index(name) for name in ("rm", "lstat")]
+    exact = tl.stats.ols(x_train[:, columns][: len(x_train) * 4 // 5], y_train[: len(x_train) * 4 // 5])
+    assert rows["rm"][1] == pytest.approx(exact.bse[1], rel=0.01)  # the training rows' std err (near the optimum)
+
+
+def _csv(path, header, rows):
+    path.write_text(",".join(header) + "\n" + "".join(",".join(f"{v:g}" for v in row) + "\n" for row in rows))
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("columns", "rows", "note"),
+    [
+        (["a", "k"], [[i, 3.0] for i in range(20)], "the column k is constant on the training rows"),
+        (
+            ["a", "b", "ab"],
+            [[i, (i * 7) % 5, i + 2 * ((i * 7) % 5)] for i in range(20)],
+            "the columns a, b, ab are collinear on the training rows (one is a combination of the others): the "
+            "weights are not unique",
+        ),
+        (
+            ["a", "b", "c"],
+            [[1, 2, 3], [2, 1, 5], [3, 3, 1]],
+            "3 training rows for 4 parameters (3 weights and a bias): the weights are not determined by the data",
+        ),
+    ],
+    ids=["a constant column", "collinear columns", "fewer rows than parameters"],
+)
+def test_the_report_notes_what_the_training_rows_say_about_the_weights(capsys, tmp_path, columns, rows, note):
+    data = [[*row, sum(row) + 0.5 * ((i * 3) % 4)] for i, row in enumerate(rows)]
+    path = _csv(tmp_path / "data.csv", [*columns, "y"], data)
+    options = ["--test-split", "0", "--validation-split", "0", "--optimizer", "gd", "--epochs", "5"]
+    code, out, _ = run(capsys, "fit", "--csv", path, "--target", "y", *options, "--quiet", "--out-dir", str(tmp_path))
+    assert code == 0
+    notes = [line[len("Note:") :].strip() for line in out.splitlines() if line.startswith("Note:")]
+    assert any(found.startswith(note) for found in notes), notes
+
+
+def test_summary_without_scipy_names_the_extra(capsys, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "scipy", None)
+    monkeypatch.delitem(sys.modules, "tinygrad_lr.stats", raising=False)
+    monkeypatch.delattr(tl, "stats", raising=False)  # (an imported submodule is an attribute of its package)
+    code, _, err = run(capsys, "fit", "--summary", "--quiet", "--out-dir", str(tmp_path))
+    assert code == 2
+    assert "tinygrad-lr: error: --summary: tinygrad_lr.stats needs SciPy" in err

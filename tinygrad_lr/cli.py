@@ -176,6 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
         "scaling: all that 'tinygrad-lr predict' needs (not written when training diverges).",
     )
     output.add_argument(
+        "--summary",
+        action="store_true",
+        help="Also print the learned weights' coefficient table, as statsmodels prints it (standard errors, t, "
+        "p-values, confidence intervals; tl.stats, from the engine's Hessian). Needs SciPy: the [stats] extra.",
+    )
+    output.add_argument(
         "--quiet",
         action="store_true",
         help="Print the results only (notes included): no data summary and no progress lines.",
@@ -227,6 +233,8 @@ def run_fit(args: argparse.Namespace) -> None:
     result = experiment.train(settings, prepared)
     for text in report(settings, data, result):
         print(text)
+    if args.summary and not result.diverged:
+        print(experiment.coefficient_table(data, result))
     diverged = None
     if result.diverged:
         diverged = experiment.divergence_message(settings, result, prepared.Z_train, prepared.lr)

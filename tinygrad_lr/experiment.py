@@ -20,6 +20,7 @@ import dataclasses
 import functools
 import math
 import os
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -40,7 +41,9 @@ __all__ = [
     "UsageError",
     "check",
     "check_writable",
+    "coefficient_table",
     "connected",
+    "data_notes",
     "divergence_message",
     "load_data",
     "load_weights",
@@ -195,6 +198,63 @@ def run(settings: Settings) -> tuple[Prepared, Result]:
     """The whole experiment: `prepare`, then `train`."""
     prepared = prepare(settings)
     return prepared, train(settings, prepared)
+
+
+def data_notes(data: Dataset) -> list[str]:
+    """What the training rows say about the weights, a sentence each: constant columns, columns that are
+    collinear (the weights are then not unique: which ones), fewer rows than parameters. One pass over
+    the rows (the QR factor of [1 X y], as `ols` makes it for data read a block at a time)."""
+    X, y, names = data.X_train, data.y_train, data.features
+    n, d = len(X), len(names)
+    notes = []
+    if n < d + 1:
+        notes.append(
+            f"{n} training row{'s' if n != 1 else ''} for {d + 1} parameters ({d} weights and a bias): the weights "
+            "are not determined by the data; the closed form is the one of smallest norm"
+        )
+    source = tl.sources.as_source(X, y)
+    _, std, _ = source.column_statistics()
+    constant = [names[j] for j in np.flatnonzero(std == 0)]
+    if constant:
+        which = ", ".join(constant)
+        notes.append(
+            f"the column{'s' if len(constant) > 1 else ''} {which} {'are' if len(constant) > 1 else 'is'} "
+            "constant on the training rows: its weight cannot be told from the bias"
+        )
+    if n >= d + 1:  # (with fewer rows the columns are always dependent: the note above says so)
+        R = source.triangular_factor(True, "fit")[1 : d + 1, 1 : d + 1]  # the centred columns' factor
+        R = np.vstack([R, np.zeros((d - len(R), d))]) if len(R) < d else R
+        varying = np.flatnonzero(std > 0)
+        if len(varying) > 1:
+            block = R[:, varying]
+            _, singular, rows = np.linalg.svd(block)
+            tolerance = singular[0] * max(block.shape) * np.finfo(np.float64).eps
+            if singular[-1] <= tolerance:
+                null = rows[-1]
+                involved = [names[varying[j]] for j in np.flatnonzero(np.abs(null) > 1e-6 * np.abs(null).max())]
+                notes.append(
+                    f"the columns {', '.join(involved)} are collinear on the training rows (one is a combination of "
+                    "the others): the weights are not unique; the closed form is the one of smallest norm"
+                )
+    return notes
+
+
+def coefficient_table(data: Dataset, result: Result) -> str:
+    """`tl.stats`' summary of the learned weights in the data's original units, on the training rows (as
+    statsmodels prints it; a note in it when they are not at the optimum). A UsageError when SciPy is
+    missing or the rows are not in memory."""
+    if checks.is_dask_array(data.X_train):
+        raise UsageError("--summary needs the training rows in memory; this CSV is read in chunks")
+    try:
+        stats = tl.stats
+    except ImportError as error:
+        raise UsageError(f"--summary: {error}") from None
+    layer = tl.nn.Linear(len(data.features), 1, dtype=np.float64)
+    layer.set_weights([np.asarray(result.coef, np.float64).reshape(-1, 1), np.array([result.intercept])])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # (not at the optimum: the table's notes say so)
+        summary = stats.summarize(layer, data.X_train, data.y_train, feature_names=data.features)
+    return summary.summary(yname=data.target)
 
 
 def check(settings: Settings) -> None:

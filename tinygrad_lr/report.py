@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 import tinygrad_lr as tl
-from tinygrad_lr.experiment import Dataset, Result, Settings, UsageError, number
+from tinygrad_lr.experiment import Dataset, Result, Settings, UsageError, data_notes, number
 
 __all__ = ["HUGE", "LABEL", "line", "made_directory", "preamble", "predictions_csv", "report", "write_pictures"]
 
@@ -149,6 +149,7 @@ def report(settings: Settings, data: Dataset, result: Result) -> list[str]:
                 "training stopped short of the optimum; try more --epochs, another --lr, or --standardize",
             )
         )
+    lines += [line("Note:", note) for note in data_notes(data)]
     return lines
 
 
