@@ -729,7 +729,7 @@ def test_weights_of_one_are_the_unweighted_fit():
         (np.ones(3), r"ols: sample_weight must hold one weight per sample, shape \(4,\); got shape \(3,\)"),
         (np.array([1.0, -1.0, 1.0, 1.0]), r"ols: sample_weight must be >= 0; sample 1 has weight -1.0"),
         (np.array([1.0, np.nan, 1.0, 1.0]), r"ols: sample_weight"),
-        (np.zeros(4), r"ols: sample_weight is 0 for every sample: no sample would count"),
+        (np.zeros(4), r"ols: sample_weight is zero for every sample: no sample would count"),
     ],
 )
 def test_bad_weights_are_refused_naming_the_rule(weights, message):

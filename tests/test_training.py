@@ -942,8 +942,16 @@ REFUSED = [
      "fit: y has shape (1, 1, 1); expected (n,) or (n, features)"),
     (_fit(epochs=0), ValueError, "fit: epochs must be an integer >= 1, got 0"),
     (_fit(batch_size=0), ValueError, "fit: batch_size must be an integer >= 1, got 0"),
-    (_fit(validation_data=[1.0]), ValueError, "fit: validation_data must be a pair (x_val, y_val)"),
-    (_fit(validation_data=([1.0], [1.0], [1.0])), ValueError, "fit: validation_data must be a pair (x_val, y_val)"),
+    (
+        _fit(validation_data=[1.0]),
+        ValueError,
+        "fit: validation_data must be a pair (x_val, y_val) or a triple (x_val, y_val, w_val)",
+    ),
+    (
+        _fit(validation_data=([1.0], [1.0], [1.0], [1.0])),
+        ValueError,
+        "fit: validation_data must be a pair (x_val, y_val) or a triple (x_val, y_val, w_val)",
+    ),
     (_fit(validation_data=([1.0], [1.0, 2.0])), ValueError,
      "fit (validation_data): x has 1 samples (shape (1, 1)) but y has 2 (shape (2, 1))"),
     (_fit(callbacks=tl.callbacks.EarlyStopping()), TypeError,
@@ -1434,3 +1442,113 @@ def test_newton_refuses_batches_summed_a_block_at_a_time(tmp_path, monkeypatch):
     model.compile(optimizer="newton")
     with pytest.raises(ValueError, match=r"fit: Newton's step needs its batches in memory .* memory-mapped data's"):
         model.fit(mapped_X, mapped_y, batch_size=None, epochs=1, verbose=0)
+
+
+# ----- sample weights: Keras 3's rule, sum(w·loss)/batch size -----
+
+
+def _weighted_problem(n=24, d=2, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    y = X @ np.arange(1.0, d + 1) + 0.5 + rng.normal(size=n) * 0.3
+    return X, y, rng.uniform(0.0, 3.0, n)
+
+
+def _weighted_model(d=2, **compile_kwargs):
+    model = tl.nn.Sequential([tl.nn.Linear(d, 1, seed=0, dtype=np.float64)])
+    model.compile(**{"loss": "mse", "optimizer": tl.optim.SGD(lr=0.1), **compile_kwargs})
+    return model
+
+
+@pytest.mark.parametrize("l2", [0.0, 0.2])
+def test_a_weighted_batch_loss_is_the_weighted_sum_over_the_batch_size(l2):
+    X, y, w = _weighted_problem()
+    model = _weighted_model(l2=l2)
+    weight, bias = (p.data.copy() for p in model.parameters())
+    history = model.fit(X, y, epochs=1, batch_size=len(X), shuffle=False, verbose=0, sample_weight=w)
+    residual = X @ weight[:, 0] + bias[0] - y
+    expected = np.sum(w * residual**2) / len(y) + l2 * np.sum(weight**2)
+    assert history.history["loss"][0] == pytest.approx(expected, rel=1e-12)
+    # and the step went down the weighted gradient: 2/n·Σ w r x (+ 2·l2·W), 2/n·Σ w r
+    grad_weight = 2 / len(y) * X.T @ (w * residual) + 2 * l2 * weight[:, 0]
+    np.testing.assert_allclose(model.layers[0].weight.data[:, 0], weight[:, 0] - 0.1 * grad_weight, rtol=1e-12)
+
+
+@pytest.mark.parametrize("metrics", [[], ["mae"]])
+def test_weighted_fit_captured_gives_the_eager_weights_and_history_to_the_bit(metrics):
+    X, y, w = _weighted_problem(n=30)
+    histories, weights = [], []
+    for run_eagerly in (True, False):
+        model = _weighted_model(metrics=metrics, run_eagerly=run_eagerly)
+        history = model.fit(X, y, epochs=3, batch_size=8, seed=1, verbose=0, sample_weight=w, validation_split=0.2)
+        histories.append(history.history)
+        weights.append(model.get_weights())
+        assert history.step == ("eager" if run_eagerly else "captured")
+    assert histories[0] == histories[1]
+    for eager, captured in zip(*weights):
+        np.testing.assert_array_equal(eager, captured)
+
+
+def test_the_validation_split_cuts_the_weights_as_it_cuts_the_rows():
+    X, y, w = _weighted_problem(n=20)
+    model = _weighted_model()
+    history = model.fit(X, y, epochs=1, batch_size=4, verbose=0, sample_weight=w, validation_split=0.25, seed=0)
+    pred = model.predict(X[15:])[:, 0]
+    assert history.history["val_loss"][0] == pytest.approx(np.sum(w[15:] * (pred - y[15:]) ** 2) / 5, rel=1e-12)
+    again = model.fit(
+        X[:15], y[:15], epochs=1, verbose=0, sample_weight=w[:15], validation_data=(X[15:], y[15:], w[15:])
+    )
+    assert again.history["val_loss"][0] == pytest.approx(
+        model.evaluate(X[15:], y[15:], sample_weight=w[15:]), rel=1e-12
+    )
+
+
+@pytest.mark.parametrize("l2", [0.0, 0.1])
+def test_weighted_training_meets_the_weighted_closed_form(l2):
+    # the weighted objective of fit and the one solvers.ols/ridge minimise are the same function
+    X, y, w = _weighted_problem(n=40, d=3)
+    model = _weighted_model(d=3, optimizer="newton", l2=l2)
+    model.fit(X, y, epochs=2, batch_size=len(X), verbose=0, sample_weight=w)
+    coef, intercept = tl.solvers.ridge(X, y, l2, sample_weight=w) if l2 else tl.solvers.ols(X, y, sample_weight=w)
+    weight, bias = model.get_weights()
+    np.testing.assert_allclose(weight[:, 0], coef, rtol=1e-9)
+    assert bias[0] == pytest.approx(intercept, rel=1e-9)
+
+
+def test_evaluate_weighs_the_loss_and_not_the_metrics_in_one_batch_or_several():
+    X, y, w = _weighted_problem(n=21)
+    model = _weighted_model(metrics=["mae"])
+    pred = model.predict(X)[:, 0]
+    whole = model.evaluate(X, y, sample_weight=w)
+    assert whole["loss"] == pytest.approx(np.mean(w * (pred - y) ** 2), rel=1e-12)
+    assert whole["mae"] == pytest.approx(np.mean(np.abs(pred - y)), rel=1e-12)
+    in_batches = model.evaluate(X, y, sample_weight=w, batch_size=5)
+    assert in_batches["loss"] == pytest.approx(whole["loss"], rel=1e-12)
+
+
+def test_weights_of_one_are_the_unweighted_fit():
+    X, y, _ = _weighted_problem()
+    plain, weighted = _weighted_model(), _weighted_model()
+    a = plain.fit(X, y, epochs=2, batch_size=6, seed=3, verbose=0)
+    b = weighted.fit(X, y, epochs=2, batch_size=6, seed=3, verbose=0, sample_weight=np.ones(len(X)))
+    np.testing.assert_allclose(a.history["loss"], b.history["loss"], rtol=1e-12)
+    np.testing.assert_allclose(plain.get_weights()[0], weighted.get_weights()[0], rtol=1e-12)
+
+
+def test_bad_sample_weights_are_refused_naming_the_rule(tmp_path):
+    X, y, w = _weighted_problem(n=10)
+    model = _weighted_model()
+    with pytest.raises(ValueError, match=r"fit: sample_weight must hold one weight per sample, shape \(10,\)"):
+        model.fit(X, y, sample_weight=w[:9], verbose=0)
+    with pytest.raises(ValueError, match=r"fit: sample_weight must be >= 0; sample 2 has weight -1.0"):
+        model.fit(X, y, sample_weight=np.where(np.arange(10) == 2, -1.0, 1.0), verbose=0)
+    with pytest.raises(ValueError, match=r"evaluate: sample_weight"):
+        model.evaluate(X, y, sample_weight=[np.nan] * 10)
+    own = tl.nn.Sequential([tl.nn.Linear(2, 1, dtype=np.float64)])
+    own.compile(loss=lambda pred, target: ((pred - target) ** 2).mean())
+    with pytest.raises(ValueError, match=r"fit: sample_weight needs one of the built-in losses"):
+        own.fit(X, y, sample_weight=w, verbose=0)
+    np.save(tmp_path / "X.npy", X)
+    mapped = np.load(tmp_path / "X.npy", mmap_mode="r")
+    with pytest.raises(ValueError, match=r"sample_weight is not taken with memory-mapped data yet"):
+        model.fit(mapped, y, sample_weight=w, verbose=0)

@@ -84,7 +84,7 @@ def check_sample_weight(what: str, sample_weight: Any, n: int, positive: bool = 
         rule = "> 0" if positive else ">= 0"
         raise ValueError(f"{what} must be {rule}; sample {bad[0]} has weight {float(weights[bad[0]])!r}")
     if n and not np.any(weights > 0):
-        raise ValueError(f"{what} is 0 for every sample: no sample would count")
+        raise ValueError(f"{what} is zero for every sample: no sample would count")
     return weights
 
 

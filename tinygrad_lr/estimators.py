@@ -110,12 +110,17 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
 
-    def fit(self, X: Any, y: Any) -> LinearRegressor:
-        """Train on X: (n, d) and y: (n,) or (n, k), starting from zero weights; returns self."""
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> LinearRegressor:
+        """Train on X: (n, d) and y: (n,) or (n, k), starting from zero weights; returns self.
+
+        sample_weight (n,): each sample's squared error weighted (fit's Keras 3 rule); at the optimum
+        `coef_` is weighted least squares', as `LinearRegression().fit(X, y, sample_weight)`."""
         _check_pandas("LinearRegressor.fit", X=X, y=y)
         # row-major, as any array a caller passes (a frame's values come column-major): the same data give the
         # same products, to the bit, whatever their memory order
         X, y = validate_data(self, X, y, dtype=np.float64, order="C", multi_output=True, y_numeric=True)
+        if sample_weight is not None:
+            sample_weight = checks.check_sample_weight("LinearRegressor.fit: sample_weight", sample_weight, len(X))
         optimizer, callbacks = self._training_setup()
         targets = y.reshape(len(y), -1)
         layer = Linear(X.shape[1], targets.shape[1], bias=bool(self.fit_intercept), dtype=np.float64)
@@ -123,7 +128,7 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
         model = Sequential([layer])
         model.compile(loss="mse", optimizer=optimizer, l2=self.l2)
         if self.tol is not None:  # relative to the gradient at the start: the same tol serves data of any scale
-            start = autograd.grad(losses.mse(model(X), targets), model.parameters())
+            start = autograd.grad(losses.mse(model(X), targets, sample_weight), model.parameters())
             scale = float(np.sqrt(sum(float(np.sum(g.data**2)) for g in start)))
             callbacks.append(GradientNormStop(max(self.tol * scale, np.finfo(np.float64).tiny)))
         history = model.fit(
@@ -135,6 +140,7 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
             verbose=self.verbose,
             callbacks=callbacks,
             seed=self._seed(),
+            sample_weight=sample_weight,
         )
         weight = layer.weight.data.copy()  # (d, k), Keras' layout; coef_ is its transpose
         bias = layer.bias.data.copy() if layer.bias is not None else np.zeros(targets.shape[1])

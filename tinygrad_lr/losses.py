@@ -36,15 +36,35 @@ def _aligned(pred: Any, target: Any, name: str) -> tuple[Tensor, Tensor]:
     return pred, (target if isinstance(target, Tensor) else Tensor(target))
 
 
-def mse(pred: Tensor | np.ndarray, target: Tensor | np.ndarray) -> Tensor:
-    """Mean squared error, a scalar Tensor. pred, target: (n,), (n, 1) or (n, k)."""
-    return ops.MeanSquaredError.apply(*_aligned(pred, target, "mse"))
+def mse(pred: Tensor | np.ndarray, target: Tensor | np.ndarray, sample_weight: Any = None) -> Tensor:
+    """Mean squared error, a scalar Tensor. pred, target: (n,), (n, 1) or (n, k).
+
+    With `sample_weight` (n,), Keras 3's rule: each sample's loss (its mean over the k outputs) times its
+    weight, summed, over n: sum(w·loss)/n, the weights taken as constants in the prediction's dtype."""
+    pred, target = _aligned(pred, target, "mse")
+    if sample_weight is None:
+        return ops.MeanSquaredError.apply(pred, target)
+    difference = pred - target
+    return _weighted(difference * difference, sample_weight, "mse")
 
 
-def mae(pred: Tensor | np.ndarray, target: Tensor | np.ndarray) -> Tensor:
-    """Mean absolute error, a scalar Tensor. Shapes as in `mse`."""
+def mae(pred: Tensor | np.ndarray, target: Tensor | np.ndarray, sample_weight: Any = None) -> Tensor:
+    """Mean absolute error, a scalar Tensor. Shapes and `sample_weight` as in `mse`."""
     pred, target = _aligned(pred, target, "mae")
-    return (pred - target).abs().mean()
+    if sample_weight is None:
+        return (pred - target).abs().mean()
+    return _weighted((pred - target).abs(), sample_weight, "mae")
+
+
+def _weighted(elementwise: Tensor, sample_weight: Any, name: str) -> Tensor:
+    """sum over samples of w · (the sample's mean over its outputs), over n. elementwise: (n,) or (n, k)."""
+    n = elementwise.shape[0] if elementwise.ndim else 1
+    # (a Tensor stays the Tensor it is, as an input of a captured step must: its values change every batch)
+    weights = sample_weight if isinstance(sample_weight, Tensor) else Tensor(np.asarray(sample_weight))
+    if weights.shape != (n,):
+        raise ValueError(f"{name}: sample_weight has shape {weights.shape}; it must hold one weight per sample, ({n},)")
+    per_sample = elementwise.reshape(n, -1).mean(axis=1) if elementwise.ndim > 1 else elementwise
+    return (per_sample * ops.cast(weights, elementwise.dtype)).mean()
 
 
 def l2_penalty(params: Iterable[Tensor], l2: float) -> Tensor:

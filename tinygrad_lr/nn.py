@@ -192,11 +192,11 @@ class Module:
 
         return training.fit(self, x, y, **kwargs)
 
-    def evaluate(self, x: Any, y: Any, batch_size: int | None = None, verbose: int = 0):
+    def evaluate(self, x: Any, y: Any, batch_size: int | None = None, verbose: int = 0, sample_weight: Any = None):
         """The compiled loss (and metrics) on (x, y) (see training.evaluate)."""
         from tinygrad_lr import training
 
-        return training.evaluate(self, x, y, batch_size=batch_size, verbose=verbose)
+        return training.evaluate(self, x, y, batch_size=batch_size, verbose=verbose, sample_weight=sample_weight)
 
     def predict(self, x: Any, batch_size: int | None = None, verbose: int = 0) -> np.ndarray:
         """Outputs for the samples x, as an (n, out) array (see training.predict)."""

@@ -41,16 +41,18 @@ class Source:
     kind: ClassVar[str] = ""
     reads_blocks: ClassVar[bool] = False  # whether its sums are taken a block (a chunk) at a time
 
-    def __init__(self, x: Any, y: Any = None, dtype: Any = np.float64):
+    def __init__(self, x: Any, y: Any = None, dtype: Any = np.float64, w: np.ndarray | None = None):
         self.x, self.y, self.dtype = x, y, np.dtype(dtype)
+        self.w = w  # per-sample weights (n,), or None: every sample counts once
 
     def __len__(self) -> int:
         return len(self.x)
 
     def batches(
         self, batch_size: int, shuffle: bool, rng: np.random.Generator, caller: str = "fit"
-    ) -> Iterable[tuple[Any, Any]]:
-        """An epoch's (xb, yb) pairs of `batch_size` rows (the last one possibly fewer), in order or shuffled."""
+    ) -> Iterable[tuple[Any, ...]]:
+        """An epoch's (xb, yb) pairs of `batch_size` rows (the last one possibly fewer), in order or shuffled;
+        (xb, yb, wb) triples when the source has sample weights."""
         raise NotImplementedError
 
     def batches_in_memory(self, batch_size: int) -> bool:
@@ -106,8 +108,11 @@ class InMemory(Source):
     kind = "in memory"
 
     def batches(self, batch_size, shuffle, rng, caller="fit"):
-        x, y = self.x, self.y
-        return ((x[index], y[index]) for index in data.cut_batches(len(x), batch_size, rng if shuffle else None))
+        x, y, w = self.x, self.y, self.w
+        cuts = data.cut_batches(len(x), batch_size, rng if shuffle else None)
+        if w is None:
+            return ((x[index], y[index]) for index in cuts)
+        return ((x[index], y[index], w[index]) for index in cuts)
 
 
 class MemoryMapped(Source):
@@ -181,13 +186,21 @@ class DaskArrays(Source):
         return losses.r2_of_sums(float(residual), float(total))
 
 
-def as_source(x: Any, y: Any = None, dtype: Any = np.float64) -> Source:
-    """The adapter for the kind of (x, y) (see the module): x, y as the boundary's checks left them."""
+def as_source(x: Any, y: Any = None, dtype: Any = np.float64, w: np.ndarray | None = None) -> Source:
+    """The adapter for the kind of (x, y) (see the module): x, y as the boundary's checks left them;
+    `w`, checked per-sample weights (in memory only, so far)."""
     if checks.is_dask_array(x) or checks.is_dask_array(y):
-        return DaskArrays(x, y, dtype)
-    if checks.is_memory_map(x) or checks.is_memory_map(y):
-        return MemoryMapped(x, y, dtype)
-    return InMemory(x, y, dtype)
+        adapter: type[Source] = DaskArrays
+    elif checks.is_memory_map(x) or checks.is_memory_map(y):
+        adapter = MemoryMapped
+    else:
+        adapter = InMemory
+    if w is not None and adapter is not InMemory:
+        raise ValueError(
+            f"sample_weight is not taken with {adapter.kind} data yet (its sums are taken a block at a time); "
+            "weigh the rows in memory"
+        )
+    return adapter(x, y, dtype, w)
 
 
 def _contiguous(caller: str, n: int, batch_size: int | None) -> list[Any]:

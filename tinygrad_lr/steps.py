@@ -56,17 +56,18 @@ class Compiled:
     penalized: list[Tensor] = field(default_factory=list)
     run_eagerly: bool = False
 
-    def objective(self, pred: Tensor, y: Any) -> Tensor:
-        loss = self.loss(pred, y)
+    def objective(self, pred: Tensor, y: Any, w: Any = None) -> Tensor:
+        """loss(pred, y) (with per-sample weights w, the built-in losses' sample_weight) + the L2 term."""
+        loss = self.loss(pred, y) if w is None else self.loss(pred, y, sample_weight=w)  # type: ignore[call-arg]
         return loss + losses.l2_penalty(self.penalized, self.l2) if self.l2 else loss
 
 
 @dataclass(frozen=True)
 class Step:
-    """A step for a fit: `run(xb, yb) -> (objective, metrics)`, its kind ("eager", "captured",
-    "moments") and why it was chosen."""
+    """A step for a fit: `run(xb, yb[, wb]) -> (objective, metrics)`, its kind ("eager", "captured",
+    "moments", "newton") and why it was chosen. wb: the batch's sample weights, when the data have them."""
 
-    run: Callable[[Any, Any], tuple[float, dict[str, float]]]
+    run: Callable[..., tuple[float, dict[str, float]]]
     kind: str
     reason: str
 
@@ -85,9 +86,9 @@ def choose(model: Module, compiled: Compiled, source: Source, batch_size: int, e
     optimizer = compiled.optimizer
     in_memory = source.batches_in_memory(batch_size)
 
-    def eager(xb: Any, yb: Any) -> tuple[float, dict[str, float]]:
+    def eager(xb: Any, yb: Any, wb: Any = None) -> tuple[float, dict[str, float]]:
         if in_memory:
-            loss, metrics = _batch_gradient(model, compiled, xb, yb)
+            loss, metrics = _batch_gradient(model, compiled, xb, yb, wb)
         else:
             loss, metrics = _summed_gradient(model, compiled, source, (xb, yb))
         optimizer.safe_step(loss)
@@ -100,12 +101,12 @@ def choose(model: Module, compiled: Compiled, source: Source, batch_size: int, e
                 f"batch); this {source.kind} data's batches are summed a block at a time: use another optimizer"
             )
 
-        def newton(xb: Any, yb: Any) -> tuple[float, dict[str, float]]:
+        def newton(xb: Any, yb: Any, wb: Any = None) -> tuple[float, dict[str, float]]:
             outputs: list[Tensor] = []
 
             def closure() -> Tensor:  # (called once per step, before the update: its prediction is the batch's)
                 outputs.append(model(Tensor(xb)))
-                return compiled.objective(outputs[-1], yb)
+                return compiled.objective(outputs[-1], yb, wb)
 
             loss = optimizer.step(closure)
             with no_grad():
@@ -122,20 +123,20 @@ def choose(model: Module, compiled: Compiled, source: Source, batch_size: int, e
         why = "a model of the user's own" if not built_in else "a loss of the user's own"
         return Step(eager, "eager", f"{why}: its Python is run as it is")
 
-    def objective_and_prediction(xb: Tensor, yb: Tensor) -> tuple[Tensor, Tensor]:
+    def objective_and_prediction(xb: Tensor, yb: Tensor, *wb: Tensor) -> tuple[Tensor, Tensor]:
         pred = model(xb)
-        return compiled.objective(pred, yb), pred
+        return compiled.objective(pred, yb, *wb), pred
 
-    def objective(xb: Tensor, yb: Tensor) -> Tensor:
-        return compiled.objective(model(xb), yb)
+    def objective(xb: Tensor, yb: Tensor, *wb: Tensor) -> Tensor:
+        return compiled.objective(model(xb), yb, *wb)
 
-    # the prediction comes back only when metrics need it
+    # the prediction comes back only when metrics need it; the weights are a third input when there are any
     captured = capture.CapturedStep(objective_and_prediction if compiled.metrics else objective, optimizer, True)
 
-    def captured_step(xb: Any, yb: Any) -> tuple[float, dict[str, float]]:
+    def captured_step(xb: Any, yb: Any, *wb: Any) -> tuple[float, dict[str, float]]:
         if not compiled.metrics:
-            return captured(xb, yb), {}
-        loss, pred = captured(xb, yb)
+            return captured(xb, yb, *wb), {}
+        loss, pred = captured(xb, yb, *wb)
         with no_grad():
             return loss, {name: metric(Tensor(pred), yb).item() for name, metric in compiled.metrics.items()}
 
@@ -145,6 +146,7 @@ def choose(model: Module, compiled: Compiled, source: Source, batch_size: int, e
         and isinstance(layer, Linear)
         and not source.reads_blocks
         and compiled.loss is losses.mse
+        and source.w is None
         and set(compiled.metrics) <= {"mse"}
         and moments.pays_off(len(source), layer.in_features, epochs)
     ):
@@ -176,12 +178,14 @@ def _summed_gradient(
     return logs.pop("loss"), logs
 
 
-def _batch_gradient(model: Module, compiled: Compiled, xb: Any, yb: Any) -> tuple[float, dict[str, float]]:
-    """Set each parameter's .grad to the gradient of the objective on the batch (xb, yb) in memory;
-    return the batch's objective and metrics."""
+def _batch_gradient(
+    model: Module, compiled: Compiled, xb: Any, yb: Any, wb: Any = None
+) -> tuple[float, dict[str, float]]:
+    """Set each parameter's .grad to the gradient of the objective on the batch (xb, yb) in memory (its
+    samples weighted by wb, if given); return the batch's objective and metrics."""
     compiled.optimizer.zero_grad()
     pred = model(Tensor(xb))
-    loss = compiled.objective(pred, yb)
+    loss = compiled.objective(pred, yb, wb)
     loss.backward()
     with no_grad():
         metrics = {name: metric(pred, yb).item() for name, metric in compiled.metrics.items()}
@@ -195,7 +199,7 @@ def objective_on(model: Module, compiled: Compiled, source: Source, caller: str)
     x, y = source.x, source.y
     with no_grad():
         pred = model(Tensor(x))
-        logs = {"loss": compiled.objective(pred, y).item()}
+        logs = {"loss": compiled.objective(pred, y, source.w).item()}
         logs.update({name: metric(pred, y).item() for name, metric in compiled.metrics.items()})
     return logs
 
@@ -205,7 +209,7 @@ def gradient(model: Module, compiled: Compiled, source: Source) -> list:
     parameter's .grad is touched."""
     if source.reads_blocks:
         return means(model, compiled, _sums(model, compiled, source, True, "fit"))[1] or []
-    objective = compiled.objective(model(Tensor(source.x)), source.y)
+    objective = compiled.objective(model(Tensor(source.x)), source.y, source.w)
     return [g.data for g in autograd.grad(objective, model.parameters())]
 
 

@@ -170,23 +170,28 @@ def _batches(caller: str, n: int, batch_size: int | None) -> list[Any]:
     return data.batch_indices(n, size)
 
 
-def evaluate(model: Module, x: Any, y: Any, batch_size: int | None = None, verbose: int = 0) -> float | dict:
+def evaluate(
+    model: Module, x: Any, y: Any, batch_size: int | None = None, verbose: int = 0, sample_weight: Any = None
+) -> float | dict:
     """The compiled objective (loss plus any L2 term) on (x, y): a float, or a dict with the metrics.
 
     With `batch_size`, computed a batch at a time and averaged weighted by batch size (as Keras);
-    memory maps and Dask arrays are always summed a block (a chunk) at a time. `verbose=1` prints
-    Keras' progress line with the results."""
+    memory maps and Dask arrays are always summed a block (a chunk) at a time. `sample_weight` (n,)
+    weighs each sample's loss as in `fit` (the metrics stay unweighted, as Keras' `metrics`).
+    `verbose=1` prints Keras' progress line with the results."""
     compiled = _compiled(model, "evaluate")
-    source = as_source(*as_samples(model, x, y, "evaluate"), model.parameters()[0].dtype)
+    x, y = as_samples(model, x, y, "evaluate")
+    weights = _sample_weight(compiled, sample_weight, len(x), "evaluate")
+    source = as_source(x, y, model.parameters()[0].dtype, weights)
     batches = _batches("evaluate", len(source), batch_size)
     start = time.perf_counter()
     if len(batches) == 1 or source.reads_blocks:
         logs = steps.objective_on(model, compiled, source, "evaluate")
     else:  # Keras' average over batches, weighted by their sizes
-        x, y = source.x, source.y
+        x, y, w = source.x, source.y, source.w
         totals: dict[str, float] = {}
         for index in batches:
-            part = type(source)(x[index], y[index], source.dtype)  # (a batch of arrays in memory)
+            part = type(source)(x[index], y[index], source.dtype, None if w is None else w[index])  # (in memory)
             for name, value in steps.objective_on(model, compiled, part, "evaluate").items():
                 totals[name] = totals.get(name, 0.0) + value * len(part)
         logs = {name: total / len(y) for name, total in totals.items()}
@@ -229,6 +234,7 @@ def fit(
     callbacks: Iterable[Callback] | None = None,
     seed: int | None = None,
     raise_on_divergence: bool = True,
+    sample_weight: Any = None,
 ) -> History:
     """Train the compiled model on (x, y) with Keras' semantics; returns a History.
 
@@ -237,7 +243,10 @@ def fit(
     they live), on which `batch_size=None` is the full batch. `validation_split=s` keeps
     the first floor(n·(1−s)) samples for training and the rest for validation, split before
     any shuffling; only the training part is shuffled, each epoch, from `seed`. An epoch's loss
-    is the batch-size-weighted mean of its batch losses (L2 term included).
+    is the batch-size-weighted mean of its batch losses (L2 term included). `sample_weight` (n,)
+    weighs each sample's loss, Keras 3's rule: a batch's loss is sum(w·loss)/batch size; the
+    validation split cuts the weights as it cuts x and y (and `validation_data` may be a triple
+    (x_val, y_val, w_val)); in memory only, so far. The metrics stay unweighted, as Keras' `metrics`.
 
     If the loss or a parameter becomes non-finite, the last finite weights are put back and
     `TrainingDivergedError` is raised (or, with `raise_on_divergence=False`, a warning is given
@@ -248,17 +257,25 @@ def fit(
     epochs = checks.check_count("fit: epochs", epochs)
     user_callbacks = _callback_list(callbacks)
     x, y = as_samples(model, x, y, "fit")
+    w = _sample_weight(compiled, sample_weight, len(x), "fit")
+    w_val = None
     if validation_data is not None:
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-            raise ValueError("fit: validation_data must be a pair (x_val, y_val)")
-        x_val, y_val = as_samples(model, *validation_data, "fit (validation_data)")
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+            raise ValueError("fit: validation_data must be a pair (x_val, y_val) or a triple (x_val, y_val, w_val)")
+        x_val, y_val = as_samples(model, *validation_data[:2], "fit (validation_data)")
+        if len(validation_data) == 3:
+            w_val = _sample_weight(compiled, validation_data[2], len(x_val), "fit (validation_data)")
     elif validation_split:
         (x, y), (x_val, y_val) = data.validation_split(x, y, validation_split)
+        if w is not None:
+            w, w_val = w[: len(x)], w[len(x) :]
     else:
         x_val, y_val = None, None
     dtype = model.parameters()[0].dtype
-    source = as_source(x, y, dtype)
-    validation = None if x_val is None else as_source(x_val, y_val, dtype)
+    # the weights in the model's dtype, as x and y are: every step then sees the same arrays, captured or not
+    w, w_val = (None if v is None else v.astype(dtype) for v in (w, w_val))
+    source = as_source(x, y, dtype, w)
+    validation = None if x_val is None else as_source(x_val, y_val, dtype, w_val)
     n = len(source)
     if batch_size is None:  # Keras' 32 in memory; the full batch on data read a block at a time
         batch_size = n if source.reads_blocks else 32
@@ -306,6 +323,15 @@ def fit(
     return history
 
 
+def _sample_weight(compiled: steps.Compiled, sample_weight: Any, n: int, caller: str) -> np.ndarray | None:
+    """Checked per-sample weights (n,), or None; a loss of the user's own cannot take them."""
+    if sample_weight is None:
+        return None
+    if compiled.loss not in steps.LOSSES.values():
+        raise ValueError(f"{caller}: sample_weight needs one of the built-in losses ({', '.join(steps.LOSSES)})")
+    return checks.check_sample_weight(f"{caller}: sample_weight", sample_weight, n)
+
+
 def _callback_list(callbacks: Any) -> list[Callback]:
     """fit's `callbacks`: None, or a list (or tuple) of Callback instances."""
     if callbacks is None:
@@ -336,7 +362,7 @@ def _train_epoch(
     model: Module,
     compiled: steps.Compiled,
     step: Callable[[Any, Any], tuple[float, dict[str, float]]],
-    batches: Iterable[tuple[Any, Any]],
+    batches: Iterable[tuple[Any, ...]],
     callbacks: CallbackList,
     epoch: int,
 ) -> dict[str, float]:
@@ -344,9 +370,9 @@ def _train_epoch(
     totals = dict.fromkeys(["loss", *compiled.metrics], 0.0)
     seen = 0
     batch_logs = callbacks.wants_batch_logs
-    for batch, (xb, yb) in enumerate(batches):
+    for batch, (xb, yb, *wb) in enumerate(batches):
         try:
-            loss, metrics = step(xb, yb)
+            loss, metrics = step(xb, yb, *wb)
         except TrainingDivergedError as error:
             error.epoch, error.batch = epoch + 1, batch + 1
             raise
