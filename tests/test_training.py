@@ -7,6 +7,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 import tinygrad_lr as tl
 
@@ -1503,9 +1505,38 @@ def test_the_validation_split_cuts_the_weights_as_it_cuts_the_rows():
     )
 
 
+@settings(max_examples=30, deadline=None)
+@given(
+    n=st.integers(2, 30),
+    d=st.integers(1, 3),
+    k=st.integers(1, 2),
+    l2=st.sampled_from([0.0, 0.01, 0.5]),
+    zeros=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_weighted_training_meets_the_weighted_closed_form(n, d, k, l2, zeros, seed):
+    # fit's weighted objective and the one solvers.ols/ridge minimise are the same function: at the closed
+    # form the engine's gradient of fit's objective vanishes, and Newton's steps through fit land there
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)) * rng.uniform(0.5, 3, d)
+    y = X @ rng.normal(size=(d, k)) + rng.normal(size=(n, k))
+    w = rng.uniform(0.1, 3.0, n) * (rng.random(n) > 0.3 if zeros else 1.0)
+    assume(np.count_nonzero(w) > d + 1)  # a unique weighted optimum
+    coef, intercept = tl.solvers.ridge(X, y, l2, sample_weight=w)
+    model = tl.nn.Sequential([tl.nn.Linear(d, k, dtype=np.float64)])
+    model.compile(loss="mse", optimizer="newton", l2=l2)
+    model.set_weights([coef, intercept])
+    source = tl.sources.as_source(X, y, np.float64, w)
+    gradient = tl.training.gradient_norm(model, model.compiled, source, None)
+    assert gradient < 1e-10 * max(1.0, float(np.abs(y).max()) * float(np.abs(X).max()))
+    model.set_weights([np.zeros((d, k)), np.zeros(k)])
+    model.fit(X, y, epochs=2, batch_size=n, verbose=0, sample_weight=w)
+    np.testing.assert_allclose(model.get_weights()[0], coef, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(model.get_weights()[1], intercept, rtol=1e-7, atol=1e-9)
+
+
 @pytest.mark.parametrize("l2", [0.0, 0.1])
-def test_weighted_training_meets_the_weighted_closed_form(l2):
-    # the weighted objective of fit and the one solvers.ols/ridge minimise are the same function
+def test_weighted_newton_steps_land_on_the_weighted_closed_form(l2):
     X, y, w = _weighted_problem(n=40, d=3)
     model = _weighted_model(d=3, optimizer="newton", l2=l2)
     model.fit(X, y, epochs=2, batch_size=len(X), verbose=0, sample_weight=w)
