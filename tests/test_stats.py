@@ -231,3 +231,42 @@ def test_without_scipy_tl_stats_names_the_extra():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "tinygrad_lr.stats needs SciPy" in out and "pip install 'tinygrad_lr[stats]'" in out
+
+
+def test_a_layer_without_a_bias_at_its_optimum_is_summarized_as_the_fit_through_the_origin():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(30, 2))
+    y = X @ [1.5, -2.0] + rng.normal(size=30)
+    exact = tl.stats.ols(X, y, fit_intercept=False)
+    layer = tl.nn.Linear(2, 1, bias=False, dtype=np.float64)
+    layer.set_weights([exact.params.reshape(-1, 1)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # at its own optimum: no warning
+        ours = tl.stats.summarize(layer, X, y)
+    _assert_same_figures(ours, _statsmodels(X, y, None, "nonrobust", fit_intercept=False))
+    assert ours.param_names == ["x1", "x2"]
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (0.0, "0.0000"),
+        (1.0, "1.0000"),
+        (1e-4, "0.0001"),
+        (0.99e-4, "9.900e-05"),
+        (999_999.0, "999999.0000"),
+        (1e6, "1.000e+06"),
+        (-2.5e7, "-2.500e+07"),
+    ],
+)
+def test_a_coefficient_is_shown_with_four_decimals_between_1e_4_and_1e6_else_in_scientific_notation(value, shown):
+    X = np.array([[1.0], [2.0], [4.0], [7.0]])
+    layer = tl.nn.Linear(1, 1, dtype=np.float64)
+    layer.set_weights([np.array([[value]]), np.array([0.0])])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # (weights chosen, not fitted)
+        text = tl.stats.summarize(layer, X, X[:, 0] * 3 + 1).summary()
+    row = next(line for line in text.splitlines() if line.startswith("x1 "))
+    assert row.split()[1] == shown
+    # every figure of the row stays in its column, however large (std errors of 1e7 here)
+    assert len(row.split()) == 7 and all(len(line) <= 78 for line in text.splitlines() if line[:2] in ("x1", "co"))

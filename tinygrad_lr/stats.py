@@ -220,7 +220,7 @@ class RegressionResults:
         lines.append(f"{'':<14}{'coef':>10}{'std err':>11}{stat:>11}{f'P>|{stat}|':>11}{low:>11}{high:>11}")
         lines.append("-" * width)
         for name, (coef, *rest) in zip(self.param_names, self._rows(alpha)):
-            lines.append(f"{name[:14]:<14}{coef:>10}" + "".join(f"{value:>11}" for value in rest))
+            lines.append(f"{name[:14]:<14}{coef:>10}" + "".join(f" {value:>10}" for value in rest))
         lines.append("=" * width)
         lines.append("Notes:")
         lines += [f"[{i}] {note}" for i, note in enumerate(self.notes, start=1)]
@@ -229,7 +229,7 @@ class RegressionResults:
     def _rows(self, alpha: float) -> list[list[str]]:
         interval = self.conf_int(alpha)
         return [
-            [_coefficient(c), f"{s:.3f}", f"{t:.3f}", f"{p:.3f}", f"{lo:.3f}", f"{hi:.3f}"]
+            [_coefficient(c), *(_cell(value) for value in (s, t, p, lo, hi))]
             for c, s, t, p, (lo, hi) in zip(self.params, self.bse, self.tvalues, self.pvalues, interval)
         ]
 
@@ -237,6 +237,12 @@ class RegressionResults:
 def _short(value: float) -> str:
     """A figure of the header in about six characters, as statsmodels writes them."""
     return f"{value:.4g}" if abs(value) < 1e5 else f"{value:.3e}"
+
+
+def _cell(value: float) -> str:
+    """A figure of the coefficients' table past the coefficient: three decimals while that fits its ten
+    characters, else scientific notation."""
+    return f"{value:.3f}" if abs(value) < 1e5 else f"{value:.3e}"
 
 
 def _coefficient(value: float) -> str:
