@@ -246,7 +246,8 @@ def _cell(value: float) -> str:
 
 
 def _coefficient(value: float) -> str:
-    return f"{value:.4f}" if 1e-4 <= abs(value) < 1e6 or value == 0 else f"{value:.3e}"
+    """A coefficient in its ten characters: four decimals from 1e-4 to 1e4, else scientific notation."""
+    return f"{value:.4f}" if 1e-4 <= abs(value) < 1e4 or value == 0 else f"{value:.3e}"
 
 
 def _normalized(hessian: np.ndarray, n: int) -> np.ndarray:
