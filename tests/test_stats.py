@@ -190,6 +190,10 @@ def test_fewer_rows_than_parameters_is_noted_not_an_error():
     ("call", "message"),
     [
         (lambda: tl.stats.ols(np.ones((4, 2)), np.ones(3)), r"stats.ols: X must be \(n, d\) or \(n,\) and y \(n,\)"),
+        (
+            lambda: tl.stats.ols(np.ones((4, 2)), np.ones((4, 2))),
+            r"and y \(n,\) for the same n samples; got X \(4, 2\)",
+        ),
         (lambda: tl.stats.ols(np.ones((4, 2)), np.ones(4), cov_type="HC4"), r"cov_type must be one of nonrobust"),
         (
             lambda: tl.stats.ols(np.ones((4, 1)), np.ones(4), sample_weight=[1.0, 0.0, 1.0, 1.0]),
