@@ -275,3 +275,15 @@ def test_a_coefficient_is_shown_with_four_decimals_between_1e_4_and_1e4_else_in_
     # every figure of the row stays in its column, however large (std errors of 1e7 here)
     header = next(line for line in text.splitlines() if line.strip().startswith("coef"))
     assert len(row.split()) == 7 and len(row) == len(header)
+
+
+def test_columns_of_scales_1e5_apart_keep_their_standard_errors():
+    # (the Hessian is inverted with its diagonal scaled to 1: as it is, its condition number of 1e20 is past
+    # what a pseudo-inverse resolves, and the standard errors came back entirely wrong; statsmodels' own are
+    # good to about 1e-7 here, its design's condition number being 1e10)
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.normal(size=50) * 1e-5, rng.normal(size=50) * 1e5])
+    y = X @ [2e5, 3e-5] + 1 + rng.normal(size=50)
+    ours, theirs = tl.stats.ols(X, y), _statsmodels(X, y, None, "nonrobust")
+    np.testing.assert_allclose(ours.bse, theirs.bse, rtol=1e-6)
+    np.testing.assert_allclose(ours.params, theirs.params, rtol=1e-6)
