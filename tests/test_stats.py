@@ -287,3 +287,44 @@ def test_columns_of_scales_1e5_apart_keep_their_standard_errors():
     ours, theirs = tl.stats.ols(X, y), _statsmodels(X, y, None, "nonrobust")
     np.testing.assert_allclose(ours.bse, theirs.bse, rtol=1e-6)
     np.testing.assert_allclose(ours.params, theirs.params, rtol=1e-6)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_the_warning_of_weights_short_of_the_optimum_says_how_far_and_points_at_the_callers_line(bias):
+    # (the features small and the target far from 0: the gradient's part along the bias, when there is one,
+    # is most of its norm at zero weights, so a norm that left it out, or put one in, would read otherwise)
+    X, y = (np.arange(12.0).reshape(6, 2) % 3) * 0.1, 10.0 + np.arange(6.0)
+    layer = tl.nn.Linear(2, 1, bias=bias, dtype=np.float64)
+    layer.set_weights([np.array([[0.5], [-0.25]]), *([np.array([1.0])] if bias else [])])
+    A = np.column_stack([X, np.ones(6)]) if bias else X
+    params = np.array([0.5, -0.25, 1.0][: A.shape[1]])
+    gradient = np.linalg.norm(2 / 6 * A.T @ (A @ params - y))
+    start = np.linalg.norm(2 / 6 * A.T @ -y)  # at zero weights, the bias's part included when there is a bias
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tl.stats.summarize(layer, X, y)
+    (warning,) = caught
+    assert str(warning.message) == (
+        f"stats.summarize: the weights are not at the least-squares optimum: the gradient of the mean squared "
+        f"error there has norm {gradient:.3g} ({gradient / start:.2g} of its norm at zero weights); the figures "
+        "describe these weights, not the best fit"
+    )
+    assert warning.filename == __file__  # (stacklevel: the caller's line, not stats.py's)
+
+
+def test_zero_weights_on_a_zero_target_are_at_the_optimum_without_a_warning():
+    layer = tl.nn.Linear(2, 1, dtype=np.float64)
+    layer.set_weights([np.zeros((2, 1)), np.zeros(1)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with np.errstate(all="ignore"):  # (a perfect fit: its figures are nan and inf, as statsmodels')
+            results = tl.stats.summarize(layer, np.arange(12.0).reshape(6, 2) ** 1.5, np.zeros(6))
+    assert not any("optimum" in note for note in results.notes)
+
+
+def test_summarize_names_itself_and_the_feature_counts_in_its_errors():
+    layer = tl.nn.Linear(3, 1, dtype=np.float64)
+    with pytest.raises(ValueError, match=r"^stats.summarize: X has 2 features; the layer takes 3$"):
+        tl.stats.summarize(layer, np.ones((4, 2)), np.ones(4))
+    with pytest.raises(ValueError, match=r"^stats.summarize: X must be \(n, d\) or \(n,\) and y \(n,\)"):
+        tl.stats.summarize(layer, np.ones((4, 3)), np.ones(5))
