@@ -328,3 +328,11 @@ def test_summarize_names_itself_and_the_feature_counts_in_its_errors():
         tl.stats.summarize(layer, np.ones((4, 2)), np.ones(4))
     with pytest.raises(ValueError, match=r"^stats.summarize: X must be \(n, d\) or \(n,\) and y \(n,\)"):
         tl.stats.summarize(layer, np.ones((4, 3)), np.ones(5))
+
+
+def test_figures_without_residual_degrees_of_freedom_are_nan_or_inf_without_a_numpy_warning():
+    X, y = np.array([[1.0, 2.0, 3.0], [2.0, 1.0, 0.0]]), np.array([1.0, 2.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # NumPy's divide-by-zero and invalid-value warnings included
+        results = tl.stats.ols(X, y)
+    assert results.df_resid == 0 and not np.isfinite(results.scale)
