@@ -302,14 +302,16 @@ def test_the_warning_of_weights_short_of_the_optimum_says_how_far_and_points_at_
     start = np.linalg.norm(2 / 6 * A.T @ -y)  # at zero weights, the bias's part included when there is a bias
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        tl.stats.summarize(layer, X, y)
+        results = tl.stats.summarize(layer, X, y)
     (warning,) = caught
-    assert str(warning.message) == (
-        f"stats.summarize: the weights are not at the least-squares optimum: the gradient of the mean squared "
-        f"error there has norm {gradient:.3g} ({gradient / start:.2g} of its norm at zero weights); the figures "
-        "describe these weights, not the best fit"
+    message = (
+        f"the weights are not at the least-squares optimum: the gradient of the mean squared error there has norm "
+        f"{gradient:.3g} ({gradient / start:.2g} of its norm at zero weights); the figures describe these weights, "
+        "not the best fit"
     )
+    assert str(warning.message) == f"stats.summarize: {message}"
     assert warning.filename == __file__  # (stacklevel: the caller's line, not stats.py's)
+    assert results.notes[0] == message[0].upper() + message[1:] + "."  # the summary's note, a sentence
 
 
 def test_zero_weights_on_a_zero_target_are_at_the_optimum_without_a_warning():
@@ -336,3 +338,14 @@ def test_figures_without_residual_degrees_of_freedom_are_nan_or_inf_without_a_nu
         warnings.simplefilter("error")  # NumPy's divide-by-zero and invalid-value warnings included
         results = tl.stats.ols(X, y)
     assert results.df_resid == 0 and not np.isfinite(results.scale)
+
+
+def test_summarize_keeps_a_frames_column_names():
+    import pandas as pd
+
+    frame = pd.DataFrame({"rooms": [5.0, 6.0, 7.5, 6.5, 8.0], "age": [30.0, 12.0, 50.0, 45.0, 5.0]})
+    y = frame["rooms"] * 3 - frame["age"] * 0.1 + np.array([0.1, -0.2, 0.05, 0.0, 0.1])
+    exact = tl.stats.ols(frame, y)
+    layer = tl.nn.Linear(2, 1, dtype=np.float64)
+    layer.set_weights([exact.params[1:].reshape(-1, 1), exact.params[:1]])
+    assert tl.stats.summarize(layer, frame, y).param_names == ["const", "rooms", "age"]
