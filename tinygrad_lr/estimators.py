@@ -26,9 +26,10 @@ except ImportError as error:  # validate_data is public from scikit-learn 1.6
         f"tinygrad_lr.estimators needs scikit-learn >= 1.6 ({error}); pip install 'tinygrad_lr[sklearn]'"
     ) from error
 
-from tinygrad_lr import autograd, checks, losses, optim
+from tinygrad_lr import checks, optim, training
 from tinygrad_lr.callbacks import EarlyStopping, GradientNormStop
 from tinygrad_lr.nn import Linear, Sequential
+from tinygrad_lr.sources import as_source
 
 __all__ = ["PATIENCE", "LinearRegressor"]
 
@@ -128,9 +129,9 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
         model = Sequential([layer])
         model.compile(loss="mse", optimizer=optimizer, l2=self.l2)
         if self.tol is not None:  # relative to the gradient at the start: the same tol serves data of any scale
-            start = autograd.grad(losses.mse(model(X), targets, sample_weight), model.parameters())
-            scale = float(np.sqrt(sum(float(np.sum(g.data**2)) for g in start)))
-            callbacks.append(GradientNormStop(max(self.tol * scale, np.finfo(np.float64).tiny)))
+            rows = as_source(X, targets, np.float64, sample_weight)
+            start = training.gradient_norm(model, model.compiled, rows, None)
+            callbacks.append(GradientNormStop(max(self.tol * start, np.finfo(np.float64).tiny)))
         history = model.fit(
             X,
             targets,

@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime
 import math
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -32,7 +33,7 @@ try:
 except ImportError as error:
     raise ImportError(f"tinygrad_lr.stats needs SciPy ({error}); pip install 'tinygrad_lr[stats]'") from error
 
-from tinygrad_lr import autograd, checks, solvers
+from tinygrad_lr import autograd, checks, losses, solvers
 from tinygrad_lr.nn import Linear, Module, Sequential
 from tinygrad_lr.tensor import Tensor
 
@@ -258,19 +259,28 @@ def _normalized(hessian: np.ndarray, n: int) -> np.ndarray:
     return (2 / n) * scale[:, None] * np.linalg.pinv(scale[:, None] * hessian * scale[None, :]) * scale[None, :]
 
 
-def _hessian(X: np.ndarray, y: np.ndarray, w: np.ndarray, coef: np.ndarray, intercept: float | None) -> np.ndarray:
-    """The engine's Hessian of mean(w·(X @ coef + intercept - y)²) at (coef, intercept), the intercept's
-    row and column first: (k, k)."""
-    x, target, weights = Tensor(X), Tensor(y), Tensor(w)
-    inputs = [Tensor(np.asarray(coef, np.float64), requires_grad=True)]
-    if intercept is not None:
-        inputs.insert(0, Tensor(np.float64(intercept), requires_grad=True))
+def _parameters(coef: np.ndarray, intercept: float | None) -> list[Tensor]:
+    """The weights as Tensors to differentiate by, float64: the intercept first when there is one, then coef."""
+    coef_tensor = Tensor(np.asarray(coef, np.float64), requires_grad=True)
+    return [coef_tensor] if intercept is None else [Tensor(np.float64(intercept), requires_grad=True), coef_tensor]
+
+
+def _objective(X: np.ndarray, y: np.ndarray, w: np.ndarray) -> Callable[..., Tensor]:
+    """fit's weighted mean squared error, mean(w·(X @ coef + intercept - y)²), as a function of
+    `_parameters`' Tensors."""
+    x = Tensor(X)
 
     def objective(*params: Tensor) -> Tensor:
         pred = x @ params[-1] + params[0] if len(params) == 2 else x @ params[0]
-        return (weights * (pred - target) ** 2).mean()
+        return losses.mse(pred, y, sample_weight=w)
 
-    blocks = autograd.hessian(objective, *inputs)
+    return objective
+
+
+def _hessian(X: np.ndarray, y: np.ndarray, w: np.ndarray, coef: np.ndarray, intercept: float | None) -> np.ndarray:
+    """The engine's Hessian of `_objective` at (coef, intercept), the intercept's row and column first: (k, k)."""
+    inputs = _parameters(coef, intercept)
+    blocks = autograd.hessian(_objective(X, y, w), *inputs)
     if len(inputs) == 1:
         return np.asarray(blocks.data, np.float64).reshape(len(coef), len(coef))
     sizes = [1, len(coef)]
@@ -353,10 +363,6 @@ def summarize(
 
 
 def _gradient(X: np.ndarray, y: np.ndarray, w: np.ndarray, coef: np.ndarray, intercept: float | None) -> np.ndarray:
-    """The engine's gradient of mean(w·(X @ coef + intercept - y)²) at (coef, intercept)."""
-    params = [Tensor(np.asarray(coef, np.float64), requires_grad=True)]
-    if intercept is not None:
-        params.append(Tensor(np.float64(intercept), requires_grad=True))
-    pred = Tensor(X) @ params[0] + (params[1] if intercept is not None else 0.0)
-    loss = (Tensor(w) * (pred - Tensor(y)) ** 2).mean()
-    return np.concatenate([np.ravel(g.data) for g in autograd.grad(loss, params)])
+    """The engine's gradient of `_objective` at (coef, intercept), the intercept's part first."""
+    params = _parameters(coef, intercept)
+    return np.concatenate([np.ravel(g.data) for g in autograd.grad(_objective(X, y, w)(*params), params)])
