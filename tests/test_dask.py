@@ -464,3 +464,37 @@ def test_cli_reading_a_csv_in_chunks_says_what_is_wrong_with_the_file(tmp_path, 
     monkeypatch.setattr(experiment, "_chunked", lambda settings: True)  # (a missing file has no size to compare)
     assert cli.main(["fit", "--csv", str(missing), "--target", "price", "--quiet"]) == 2
     assert capsys.readouterr().err == f"tinygrad-lr: error: --csv {missing}: no such file\n"
+
+
+def test_a_weighted_fit_on_the_cluster_is_the_weighted_fit_in_memory(client):
+    X, y = _data(n=600)
+    w = np.random.default_rng(2).uniform(0.0, 3.0, size=len(X))
+    w[:CHUNK] = 0.0  # a whole chunk that counts for nothing
+    for batch_size in (None, 200):
+        in_memory, on_dask = _model(metrics=["mae"], l2=0.01), _model(metrics=["mae"], l2=0.01)
+        kwargs = {"epochs": 2, "shuffle": False, "verbose": 0, "validation_split": 0.25, "sample_weight": w}
+        want = in_memory.fit(X, y, batch_size=batch_size or 450, **kwargs).history
+        got = on_dask.fit(*_chunked(X, y, chunk=150), batch_size=batch_size, **kwargs).history
+        for key in ("loss", "mae", "val_loss", "val_mae"):
+            np.testing.assert_allclose(got[key], want[key], rtol=1e-12)
+        for p, q in zip(in_memory.get_weights(), on_dask.get_weights()):
+            np.testing.assert_allclose(q, p, rtol=1e-12)
+    assert on_dask.evaluate(*_chunked(X, y), sample_weight=w) == pytest.approx(
+        in_memory.evaluate(X, y, sample_weight=w), rel=1e-12
+    )
+    unweighted = _model(metrics=["mae"], l2=0.01)
+    kwargs["sample_weight"] = None
+    assert unweighted.fit(*_chunked(X, y, chunk=150), batch_size=200, **kwargs).history != got
+
+
+@pytest.mark.parametrize("l2", [0.0, 0.3])
+def test_weighted_ols_and_ridge_on_the_cluster_equal_the_in_memory_answer(client, l2):
+    X, y = _data(n=2000, d=4)
+    w = np.random.default_rng(3).uniform(0.0, 2.0, size=len(X))
+    Xd, yd = da.from_array(X, chunks=(300, 2)), da.from_array(y, chunks=300)
+    for fit_intercept in (True, False):
+        want = tl.solvers.ridge(X, y, l2, fit_intercept=fit_intercept, sample_weight=w)
+        got = tl.solvers.ridge(Xd, yd, l2, fit_intercept=fit_intercept, sample_weight=w)
+        np.testing.assert_allclose(got[0], want[0], rtol=1e-10)
+        assert got[1] == pytest.approx(want[1], rel=1e-10, abs=1e-12)
+    assert not np.allclose(tl.solvers.ols(Xd, yd, sample_weight=w)[0], tl.solvers.ols(Xd, yd)[0], rtol=1e-6)

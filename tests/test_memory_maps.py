@@ -505,3 +505,77 @@ def test_a_memory_maps_batches_are_captured_when_read_into_memory_and_summed_whe
     if step == "eager":
         assert mapped.step_reason == "batches of memory-mapped data, each summed a block at a time"
     np.testing.assert_allclose(mapped.history["loss"], in_memory.history["loss"], rtol=1e-12)
+
+
+# ----- sample weights, read with their rows -----
+
+
+@given(st.integers(1, 300), st.integers(1, 100), st.booleans(), st.integers(0, 2**32 - 1))
+def test_each_batch_carries_the_weights_of_its_own_rows(n, batch_size, shuffle, seed):
+    x = np.arange(n, dtype=np.float64)
+    w = 0.5 * x + 1.0  # a row's weight says which row it is
+    rng = np.random.default_rng(seed)
+    plain = list(blockwise.batches(x, x, batch_size, np.float64, shuffle, np.random.default_rng(seed)))
+    weighted = list(blockwise.batches(x, x, batch_size, np.float32, shuffle, rng, w=w))
+    assert len(weighted) == len(plain)
+    read = batch_size <= BLOCK  # (a larger batch is handed on as slices of the arrays, weights included)
+    for (xb, _), (xw, _, wb) in zip(plain, weighted):
+        assert wb.dtype == (np.float32 if read else np.float64) and wb.shape == (len(xw),)
+        np.testing.assert_array_equal(xw.ravel(), xb.ravel())  # the weights change no row, nor their order
+        np.testing.assert_array_equal(wb, (0.5 * xw.ravel() + 1.0).astype(wb.dtype))
+
+
+def _weighted(n, seed=1):
+    """Weights that matter: a wide spread, and whole blocks of zeros."""
+    w = np.random.default_rng(seed).uniform(0.0, 3.0, size=n)
+    w[BLOCK : 2 * BLOCK] = 0.0
+    return w
+
+
+@pytest.mark.parametrize("batch_size", [None, 50, BLOCK + 1])  # full, read into memory, summed a block at a time
+def test_a_weighted_fit_on_a_memory_map_is_the_weighted_fit_in_memory(tmp_path, batch_size):
+    X, y = _data(n=500)
+    w = _weighted(len(X))
+    Xm, ym = _on_disk(tmp_path, X, y)
+    kwargs = {"epochs": 3, "shuffle": False, "verbose": 0, "validation_split": 0.2, "sample_weight": w}
+    in_memory, mapped = _model(metrics=["mae"], l2=0.01), _model(metrics=["mae"], l2=0.01)
+    want = in_memory.fit(X, y, batch_size=batch_size or len(X), **kwargs).history
+    got = mapped.fit(Xm, ym, batch_size=batch_size, **kwargs).history
+    for key in ("loss", "mae", "val_loss", "val_mae"):
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-12)
+    for p, q in zip(in_memory.get_weights(), mapped.get_weights()):
+        np.testing.assert_allclose(q, p, rtol=1e-12)
+    unweighted = _model(metrics=["mae"], l2=0.01)
+    assert unweighted.fit(Xm, ym, batch_size=batch_size, **{**kwargs, "sample_weight": None}).history != got
+    for key, value in in_memory.evaluate(X, y, sample_weight=w).items():
+        assert mapped.evaluate(Xm, ym, sample_weight=w)[key] == pytest.approx(value, rel=1e-12)
+
+
+def test_a_shuffled_weighted_fit_on_a_memory_map_reaches_the_weighted_ridge_optimum(tmp_path):
+    X, y = _data(n=2000)
+    y = y + np.where(np.arange(len(y)) % 3 == 0, 2.0 * X[:, 0], 0.0)  # rows the weights must discount
+    w = np.where(np.arange(len(y)) % 3 == 0, 0.01, 1.0)
+    Xm, ym = _on_disk(tmp_path, X, y)
+    model = _model(optimizer=tl.optim.SGD(lr=0.02), l2=0.01)
+    model.fit(Xm, ym, epochs=40, batch_size=32, seed=0, verbose=0, sample_weight=w)
+    coef, intercept = tl.solvers.ridge(X, y, 0.01, sample_weight=w)
+    assert np.max(np.abs(coef - tl.solvers.ridge(X, y, 0.01)[0])) > 0.1  # the weights move the optimum
+    np.testing.assert_allclose(model.layers[0].weight.data[:, 0], coef, atol=0.03)
+    np.testing.assert_allclose(model.layers[0].bias.data[0], intercept, atol=0.06)
+
+
+@pytest.mark.parametrize("l2", [0.0, 0.3])
+def test_weighted_ols_and_ridge_on_a_memory_map_equal_the_in_memory_answer(tmp_path, l2):
+    X, y = _data(n=700)
+    Y = np.column_stack([y, -2 * y + X[:, 0]])
+    w = _weighted(len(X))
+    Xm, ym, Ym = _on_disk(tmp_path, X, y, Y)
+    for target, mapped in ((y, ym), (Y, Ym)):
+        for fit_intercept in (True, False):
+            want = tl.solvers.ridge(X, target, l2, fit_intercept=fit_intercept, sample_weight=w)
+            got = tl.solvers.ridge(Xm, mapped, l2, fit_intercept=fit_intercept, sample_weight=w)
+            np.testing.assert_allclose(got[0], want[0], rtol=1e-10)
+            np.testing.assert_allclose(got[1], want[1], rtol=1e-10, atol=1e-12)
+    assert not np.allclose(tl.solvers.ols(Xm, ym, sample_weight=w)[0], tl.solvers.ols(Xm, ym)[0], rtol=1e-6)
+    with pytest.raises(ValueError, match=r"ols: sample_weight must be >= 0; sample 3 has weight -1.0"):
+        tl.solvers.ols(Xm, ym, sample_weight=np.where(np.arange(len(X)) == 3, -1.0, 1.0))

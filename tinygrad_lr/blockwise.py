@@ -44,6 +44,7 @@ __all__ = [
     "stack_factors",
     "sums",
     "triangular_factor",
+    "weights_of_rows",
     "will_need",
 ]
 
@@ -112,9 +113,11 @@ def batches(
     shuffle: bool = False,
     rng: np.random.Generator | None = None,
     caller: str = "fit",
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    w: np.ndarray | None = None,
+) -> Iterator[tuple[np.ndarray, ...]]:
     """The mini-batches of (x, y), read a block at a time: x (n, features), y (n, outputs) → pairs
-    of (batch_size, features) and (batch_size, outputs) arrays of `dtype`, the last one possibly smaller.
+    of (batch_size, features) and (batch_size, outputs) arrays of `dtype`, the last one possibly smaller;
+    with per-sample weights `w` (n,), triples whose third member is the batch's weights (batch_size,).
 
     A block holds a whole number of batches. Without `shuffle` the blocks come in order and so do
     their rows: the batches are exactly `data.batch_indices`' slices. With `shuffle` (a shuffle
@@ -123,16 +126,18 @@ def batches(
     larger than a block is not read here but handed on as a slice of the memory map (in order, or
     in a drawn order), whose gradient is then summed a block at a time (`sums`).
     """
+    arrays = (x, y) if w is None else (x, y, w)
     if batch_size > BLOCK_ROWS:
         for start, stop in slices(len(x), batch_size, shuffle, rng):
-            yield x[start:stop], y[start:stop]
+            yield tuple(a[start:stop] for a in arrays)
         return
     block_rows = batch_size * max(1, BLOCK_ROWS // batch_size)
     count = -(-len(x) // block_rows)
     order = _permutation(rng, count) if shuffle else range(count)
-    for xb, yb in blocks(x, y, dtype, caller, block_rows, order, rng=rng if shuffle else None):
+    for xb, yb, wb in blocks(x, y, dtype, caller, block_rows, order, rng=rng if shuffle else None, w=w):
+        read = (xb, yb) if wb is None else (xb, yb, wb)
         for first in range(0, len(xb), batch_size):
-            yield xb[first : first + batch_size], yb[first : first + batch_size]
+            yield tuple(b[first : first + batch_size] for b in read)
 
 
 def slices(n: int, size: int, shuffle: bool = False, rng: np.random.Generator | None = None) -> list[tuple[int, int]]:
@@ -158,11 +163,13 @@ def blocks(
     order: Iterable[int] | None = None,
     names: tuple[str, str] = ("x", "y"),
     rng: np.random.Generator | None = None,
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(x, y) a block of `block_rows` rows (`BLOCK_ROWS` when None) at a time, in `order` (block
-    numbers; all in turn when None), each read by `read_block`: pairs of (rows, features) and
-    (rows, outputs) arrays of `dtype`. With `rng`, each block's rows come in an order drawn from it
-    (`rng.permutation(rows)`, one draw per block, in turn).
+    w: np.ndarray | None = None,
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+    """(x, y, w) a block of `block_rows` rows (`BLOCK_ROWS` when None) at a time, in `order` (block
+    numbers; all in turn when None), each read by `read_block`: triples of (rows, features) and
+    (rows, outputs) arrays of `dtype`, and the rows' weights (rows,) of `dtype` (None without `w`,
+    per-sample weights (n,) already checked). With `rng`, each block's rows come in an order drawn
+    from it (`rng.permutation(rows)`, one draw per block, in turn).
 
     Reading overlaps computing, twice: the kernel is asked to start reading the `READ_AHEAD` blocks
     that follow the one being read (so the disk works while a block is trained on), and the blocks
@@ -172,7 +179,7 @@ def blocks(
     block_rows = block_rows or BLOCK_ROWS
     count = -(-len(x) // block_rows)
     numbers = list(range(count) if order is None else order)
-    return ahead(_read_blocks(x, y, dtype, caller, block_rows, numbers, names, rng))
+    return ahead(_read_blocks(x, y, dtype, caller, block_rows, numbers, names, rng, w))
 
 
 def _read_blocks(
@@ -184,13 +191,22 @@ def _read_blocks(
     numbers: list[int],
     names: tuple[str, str],
     rng: np.random.Generator | None,
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    w: np.ndarray | None,
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
     """`blocks`' blocks, read one after another as `_plans` lays them out."""
     for number, start, stop, rows in ahead(_plans(x, y, block_rows, numbers, rng)):
         yield (
             read_block(f"{caller}: {names[0]}", x, start, stop, dtype, number, rows=rows),
             read_block(f"{caller}: {names[1]}", y, start, stop, dtype, number, rows=rows),
+            None if w is None else weights_of_rows(w, start, stop, dtype, rows),
         )
+
+
+def weights_of_rows(w: Any, start: int, stop: int, dtype: Any, rows: np.ndarray | None = None) -> np.ndarray:
+    """Rows `start:stop` of the per-sample weights `w` (n,), checked before (`checks.check_sample_weight`),
+    as (stop - start,) of `dtype`; with `rows`, in that order (as `read_block`'s)."""
+    block = np.asarray(w[start:stop]).astype(dtype, copy=False)
+    return block if rows is None else np.take(block, rows)
 
 
 def _plans(
@@ -306,36 +322,46 @@ class Summing:
     caller: str
 
 
-def block_sums(work: Summing, x: np.ndarray, y: np.ndarray) -> Sums:
+def block_sums(work: Summing, x: np.ndarray, y: np.ndarray, w: np.ndarray | None = None) -> Sums:
     """The Sums of one block, computed by the engine: x (rows, features), y (rows, outputs), both of
-    the model's dtype."""
-    model, loss, metrics, gradient = work.model, work.loss, work.metrics, work.gradient
+    the model's dtype; with per-sample weights w (rows,), the loss is the loss's own weighted form
+    (sum(w·loss)/rows, Keras 3's), so sums of blocks make sum(w·loss) over all rows."""
+    model, metrics, gradient = work.model, work.metrics, work.gradient
     rows = len(x)
+
+    def loss(pred: Tensor) -> Tensor:
+        return work.loss(pred, y) if w is None else work.loss(pred, y, sample_weight=w)  # type: ignore[call-arg]
+
     grads = None
     if gradient:
         pred = model(Tensor(x))
-        value = loss(pred, y)
+        value = loss(pred)
         grads = [g.data.astype(np.float64) * rows for g in autograd.grad(value, model.parameters())]
     with no_grad():
         if not gradient:
             pred = model(Tensor(x))
-            value = loss(pred, y)
+            value = loss(pred)
         metric_sums = {name: metric(pred, y).item() * rows for name, metric in metrics.items()}
     return Sums(rows, value.item() * rows, metric_sums, grads)
 
 
-def sums(work: Summing, x: Any, y: Any) -> Sums:
-    """The Sums of all of (x, y), one block after another: x (n, features), y (n, outputs)."""
-    parts = (block_sums(work, xb, yb) for xb, yb in blocks(x, y, work.dtype, work.caller))
+def sums(work: Summing, x: Any, y: Any, w: np.ndarray | None = None) -> Sums:
+    """The Sums of all of (x, y), one block after another: x (n, features), y (n, outputs); w, per-sample
+    weights (n,) or None."""
+    parts = (block_sums(work, xb, yb, wb) for xb, yb, wb in blocks(x, y, work.dtype, work.caller, w=w))
     return sum(parts, start=next(parts))
 
 
 # ----- the triangular factor of the least-squares problem -----
 
 
-def block_factor(x: np.ndarray, y: np.ndarray, fit_intercept: bool) -> np.ndarray:
-    """R of the QR of one block of [1 X y] ([X y] without an intercept): x (rows, d), y (rows, k), float64."""
+def block_factor(x: np.ndarray, y: np.ndarray, fit_intercept: bool, w: np.ndarray | None = None) -> np.ndarray:
+    """R of the QR of one block of [1 X y] ([X y] without an intercept): x (rows, d), y (rows, k), float64.
+    With weights w (rows,), of √w·[1 X y]: Σ w·r² is the plain sum of squares of the rows scaled by √w."""
     columns = [np.ones((len(x), 1)), x, y] if fit_intercept else [x, y]
+    if w is not None:
+        root = np.sqrt(w)[:, None]
+        columns = [root * column for column in columns]
     # numpy's stub types every mode's result as a QRResult; mode="r" returns R alone, an array
     return np.linalg.qr(np.hstack(columns), mode="r")  # type: ignore[return-value]
 
@@ -348,11 +374,12 @@ def stack_factors(factors: list[np.ndarray]) -> np.ndarray:
     return np.linalg.qr(np.vstack(factors), mode="r")  # type: ignore[return-value]  # R alone, as above
 
 
-def triangular_factor(x: Any, y: Any, fit_intercept: bool, caller: str) -> np.ndarray:
-    """R of all of [1 X y] in one pass over the blocks of x (n, d) and y (n, k) or (n,), float64."""
+def triangular_factor(x: Any, y: Any, fit_intercept: bool, caller: str, w: np.ndarray | None = None) -> np.ndarray:
+    """R of all of [1 X y] (√w·[1 X y] with weights w (n,)) in one pass over the blocks of x (n, d) and
+    y (n, k) or (n,), float64."""
     factor = None
-    for xb, yb in blocks(x, y, np.float64, caller, names=("X", "y")):
-        part = block_factor(xb, yb, fit_intercept)
+    for xb, yb, wb in blocks(x, y, np.float64, caller, names=("X", "y"), w=w):
+        part = block_factor(xb, yb, fit_intercept, wb)
         factor = part if factor is None else stack_factors([factor, part])
     if factor is None:
         raise ValueError(f"{caller}: X has no rows")

@@ -28,7 +28,7 @@ from tinygrad_lr import blockwise
 from tinygrad_lr.data import choose_features
 from tinygrad_lr.tensor import Tensor, no_grad
 
-__all__ = ["SPLIT_EVERY", "batches", "predict", "read_csv", "require_dask", "sums", "triangular_factor"]
+__all__ = ["SPLIT_EVERY", "as_chunks_of", "batches", "predict", "read_csv", "require_dask", "sums", "triangular_factor"]
 
 SPLIT_EVERY = 8  # partial results combined per task on the way up the tree
 PIN_CHECK_S = 1.0  # how often a computation pinned to workers checks that they are all still there
@@ -45,10 +45,13 @@ def require_dask(what: str) -> Any:
     return dask
 
 
-def _chunk_pairs(caller: str, x: Any, y: Any, names: tuple[str, str]) -> list[tuple[Any, Any, int, int]]:
-    """(x chunk, y chunk, chunk number, first row) as Delayed objects, for x (n, d) and y (n, k) or (n,)
-    chunked alike along the rows (a chunking along the columns is undone first). The chunks are the
-    arrays' own keys, so a step's tasks need only what is persisted, where it is."""
+def _chunk_pairs(
+    caller: str, x: Any, y: Any, names: tuple[str, str], w: Any = None
+) -> list[tuple[Any, Any, Any, int, int]]:
+    """(x chunk, y chunk, w chunk, chunk number, first row) as Delayed objects, for x (n, d) and y (n, k)
+    or (n,) chunked alike along the rows (a chunking along the columns is undone first), and per-sample
+    weights w (n,) in the same chunks (`as_chunks_of`; None without weights). The chunks are the arrays' own
+    keys, so a step's tasks need only what is persisted, where it is."""
     dask_array = require_dask(caller).array
     if not (isinstance(x, dask_array.Array) and isinstance(y, dask_array.Array)):
         plain = names[0] if not isinstance(x, dask_array.Array) else names[1]
@@ -65,7 +68,15 @@ def _chunk_pairs(caller: str, x: Any, y: Any, names: tuple[str, str]) -> list[tu
         )
     x, y = (a.rechunk({1: -1}) if a.ndim == 2 else a for a in (x, y))
     starts = np.cumsum((0, *x.chunks[0]))
-    return list(zip(x.to_delayed().ravel(), y.to_delayed().ravel(), range(len(x.chunks[0])), starts.tolist()))
+    count = len(x.chunks[0])
+    weights = [None] * count if w is None else w.to_delayed().ravel()
+    return list(zip(x.to_delayed().ravel(), y.to_delayed().ravel(), weights, range(count), starts.tolist()))
+
+
+def as_chunks_of(x: Any, w: np.ndarray) -> Any:
+    """Per-sample weights w (n,), checked, in memory, as a Dask array chunked as x's rows: each chunk
+    goes to the workers with the tasks that read it."""
+    return require_dask("sample_weight").array.from_array(w, chunks=(x.chunks[0],))
 
 
 def _shown(chunks: tuple[int, ...]) -> str:
@@ -86,9 +97,10 @@ def _on_the_chunks(
     names: tuple[str, str],
     task: Callable[..., Any],
     combine: Callable[[list[Any]], Any],
+    w: Any = None,
 ) -> Any:
     """`task` (a Delayed call) on each pair of chunks of x and y (`_chunk_pairs`, which checks them as
-    `names`), the results combined up a tree, computed.
+    `names`, with the chunk of the weights w), the results combined up a tree, computed.
 
     On a dask.distributed cluster, the task of a pair whose chunks the workers hold (persisted) is
     pinned to a worker that holds both (or x's): the scheduler would otherwise move tasks, and their
@@ -96,7 +108,7 @@ def _on_the_chunks(
     chunk's task takes. Should a worker the tasks are pinned to leave (die), the computation is made
     again unpinned, rather than waiting for that worker forever."""
     dask = require_dask(caller)
-    pairs = _chunk_pairs(caller, x, y, names)
+    pairs = _chunk_pairs(caller, x, y, names, w)
     client = _distributed_client(dask)
     held = {} if client is None else {key: set(workers) for key, workers in client.who_has([x, y]).items()}
     dependencies = {}
@@ -159,18 +171,23 @@ def _portable(model: Any) -> Any:
     return copy.deepcopy(bare)
 
 
-def _chunk_sums(work: blockwise.Summing, x: np.ndarray, y: np.ndarray, number: int, start: int) -> blockwise.Sums:
+def _chunk_sums(
+    work: blockwise.Summing, x: np.ndarray, y: np.ndarray, w: np.ndarray | None, number: int, start: int
+) -> blockwise.Sums:
     xb, yb = _read_chunks(work.caller, ("x", "y"), x, y, work.dtype, number, start)
-    return blockwise.block_sums(work, xb, yb)
+    wb = None if w is None else blockwise.weights_of_rows(w, 0, len(w), work.dtype)
+    return blockwise.block_sums(work, xb, yb, wb)
 
 
-def sums(work: blockwise.Summing, x: Any, y: Any) -> blockwise.Sums:
+def sums(work: blockwise.Summing, x: Any, y: Any, w: Any = None) -> blockwise.Sums:
     """The Sums of all of (x, y), each chunk's computed where it lives: x (n, features), y (n, outputs)
-    or (n,) for one. The model travels to the chunks once per call, as a copy without its training state."""
+    or (n,) for one; w, per-sample weights (n,) or None. The model travels to the chunks once per call, as
+    a copy without its training state."""
     dask = require_dask(work.caller)
     portable = dataclasses.replace(work, model=_portable(work.model), dtype=np.dtype(work.dtype))
     program = dask.delayed(portable, pure=False)
-    return _on_the_chunks(work.caller, x, y, ("x", "y"), lambda *pair: dask.delayed(_chunk_sums)(program, *pair), _add)
+    task = dask.delayed(_chunk_sums)
+    return _on_the_chunks(work.caller, x, y, ("x", "y"), lambda *pair: task(program, *pair), _add, w)
 
 
 def _read_chunks(
@@ -184,12 +201,16 @@ def _read_chunks(
     )
 
 
-def batches(x: Any, y: Any, batch_size: int, shuffle: bool, rng: np.random.Generator) -> list[tuple[Any, Any]]:
+def batches(
+    x: Any, y: Any, batch_size: int, shuffle: bool, rng: np.random.Generator, w: Any = None
+) -> list[tuple[Any, ...]]:
     """Mini-batches of Dask arrays: contiguous slices of `batch_size` rows (lazy; each step's sums are
-    computed on the chunks the slice touches), in order, or in an order drawn from `rng` with `shuffle`."""
+    computed on the chunks the slice touches), in order, or in an order drawn from `rng` with `shuffle`;
+    (x, y) pairs, or (x, y, w) triples with per-sample weights w (n,) chunked as x (`as_chunks_of`)."""
+    arrays = (x, y) if w is None else (x, y, w)
     if batch_size >= len(x):
-        return [(x, y)]
-    return [(x[start:stop], y[start:stop]) for start, stop in blockwise.slices(len(x), batch_size, shuffle, rng)]
+        return [arrays]
+    return [tuple(a[start:stop] for a in arrays) for start, stop in blockwise.slices(len(x), batch_size, shuffle, rng)]
 
 
 def read_csv(path: str, target: str, features: list[str] | None, blocksize: str) -> tuple[Any, Any, list[str]]:
@@ -211,18 +232,21 @@ def read_csv(path: str, target: str, features: list[str] | None, blocksize: str)
     return values[:, :-1], values[:, -1], chosen
 
 
-def _chunk_factor(x: np.ndarray, y: np.ndarray, number: int, start: int, fit_intercept: bool, caller: str) -> Any:
+def _chunk_factor(
+    x: np.ndarray, y: np.ndarray, w: np.ndarray | None, number: int, start: int, fit_intercept: bool, caller: str
+) -> Any:
     xb, yb = _read_chunks(caller, ("X", "y"), x, y, np.float64, number, start)
-    return blockwise.block_factor(xb, yb, fit_intercept)
+    return blockwise.block_factor(xb, yb, fit_intercept, None if w is None else np.asarray(w, np.float64))
 
 
-def triangular_factor(x: Any, y: Any, fit_intercept: bool, caller: str) -> np.ndarray:
-    """R of all of [1 X y] ([X y] without an intercept) for Dask arrays x (n, d) and y (n, k) or (n,), in one
-    pass: each chunk's factor where the chunk lives, then the factors combined up a tree."""
+def triangular_factor(x: Any, y: Any, fit_intercept: bool, caller: str, w: Any = None) -> np.ndarray:
+    """R of all of [1 X y] ([X y] without an intercept; √w·[...] with per-sample weights w (n,)) for Dask
+    arrays x (n, d) and y (n, k) or (n,), in one pass: each chunk's factor where the chunk lives, then the
+    factors combined up a tree."""
     dask = require_dask(caller)
     task = dask.delayed(_chunk_factor)
     return _on_the_chunks(
-        caller, x, y, ("X", "y"), lambda *pair: task(*pair, fit_intercept, caller), blockwise.stack_factors
+        caller, x, y, ("X", "y"), lambda *pair: task(*pair, fit_intercept, caller), blockwise.stack_factors, w
     )
 
 

@@ -71,12 +71,7 @@ def _least_squares(
     caller: str, X: Any, y: Any, l2: Any, fit_intercept: bool, sample_weight: Any = None
 ) -> tuple[np.ndarray, Any]:
     if as_source(X, y).reads_blocks:
-        if sample_weight is not None:
-            raise ValueError(
-                f"{caller}: sample_weight is not taken with a memory map or Dask arrays yet; weigh the rows in "
-                "memory, or multiply X's and y's rows by the square roots of the weights (without an intercept)"
-            )
-        return _least_squares_in_one_pass(caller, X, y, l2, fit_intercept)
+        return _least_squares_in_one_pass(caller, X, y, l2, fit_intercept, sample_weight)
     X, y = _validate(caller, X, y)
     l2 = _check_l2(caller, l2)
     d = X.shape[1]
@@ -107,19 +102,24 @@ def _least_squares(
     return coef, intercept
 
 
-def _least_squares_in_one_pass(caller: str, X: Any, y: Any, l2: Any, fit_intercept: bool) -> tuple[np.ndarray, Any]:
+def _least_squares_in_one_pass(
+    caller: str, X: Any, y: Any, l2: Any, fit_intercept: bool, sample_weight: Any = None
+) -> tuple[np.ndarray, Any]:
     """`_least_squares` for a memory map or Dask arrays: one pass over the blocks, which builds the
-    triangular factor R of A = [1 X y] (RᵀR = AᵀA, the QR of tall-skinny A), then a small solve."""
+    triangular factor R of A = [1 X y] (RᵀR = AᵀA, the QR of tall-skinny A; of √w·A with weights),
+    then a small solve."""
     X, y = _validate(caller, X, y, blocks=True)
     l2 = _check_l2(caller, l2)
     n, d = X.shape
     k = y.shape[1] if y.ndim == 2 else 1
-    R = as_source(X, y).triangular_factor(fit_intercept, caller)  # a 1-D y's blocks are read as one column
+    w = None if sample_weight is None else check_sample_weight(f"{caller}: sample_weight", sample_weight, n)
+    R = as_source(X, y, w=w).triangular_factor(fit_intercept, caller)  # a 1-D y's blocks are read as one column
     R = np.vstack([R, np.zeros((R.shape[1] - len(R), R.shape[1]))])  # fewer rows than columns: zero rows
     if fit_intercept:
-        # The first column of A is 1, so R's first row is ±(√n, column sums / √n): the column means
-        # are its ratios. What remains below and right of it is the factor of the centred [X y]
-        # (its Gram matrix is AᵀA less the means' part), so the centred problem needs no second pass.
+        # The first column of A is 1 (√w), so R's first row is ±(√n, column sums / √n) (±(√Σw, weighted
+        # column sums / √Σw)): the (weighted) column means are its ratios. What remains below and right
+        # of it is the factor of the centred [X y] (its Gram matrix is AᵀA less the means' part), so the
+        # centred problem needs no second pass.
         means = R[0, 1:] / R[0, 0]
         x_mean, y_mean, R = means[:d], means[d:], R[1:, 1:]
     # |[Xc yc] (coef, -1)|² = |R (coef, -1)|², so coef is least squares on R's top d rows

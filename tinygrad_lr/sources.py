@@ -7,17 +7,21 @@ worked on where its chunks live (`dask_chunks`: only sums travel). `as_source(x,
 what it was given once, at the boundary, and returns the adapter for that kind (as Keras 3 picks
 its data adapter); the code above it asks the adapter, never the array:
 
-    source.batches(batch_size, shuffle, rng)      the (xb, yb) pairs of an epoch
+    source.batches(batch_size, shuffle, rng)      the (xb, yb) pairs of an epoch ((xb, yb, wb) triples
+                                                 with per-sample weights)
     source.batches_in_memory(batch_size)         whether those come as arrays in memory (a step
                                                  can then run on them); else each batch's
     source.sums(model, loss, metrics, gradient)  loss, metrics and gradient are summed a block (a
                                                  chunk) at a time, over all rows or one batch
     source.predict(model, batch_size)            the model's outputs (a lazy array on Dask)
-    source.triangular_factor(fit_intercept)      R of [1 X y], one pass (the closed form's)
+    source.triangular_factor(fit_intercept)      R of [1 X y] (√w·[1 X y] weighted), one pass (the
+                                                 closed form's)
 
-x is (n, features) or (n,) for one; y is (n, outputs) or (n,), or None (predict). Where either of x
-and y is a Dask array, both are worked on as Dask arrays; else where either is a memory map, both
-are read a block at a time.
+x is (n, features) or (n,) for one; y is (n, outputs) or (n,), or None (predict); w, per-sample
+weights (n,), or None. Where either of x and y is a Dask array, both are worked on as Dask arrays;
+else where either is a memory map, both are read a block at a time. The weights, one number per
+row, are held in memory (checked whole at the boundary); on Dask they are cut into x's chunks, each
+sent with the tasks that read it.
 """
 
 from __future__ import annotations
@@ -67,12 +71,18 @@ class Source:
         metrics: dict[str, Metric],
         gradient: bool,
         caller: str,
-        batch: tuple[Any, Any] | None = None,
+        batch: tuple[Any, ...] | None = None,
     ) -> blockwise.Sums:
         """The Sums (loss, metrics and, with `gradient`, the gradient, each times the rows, float64) of all
-        the rows, or of `batch`, one of this source's batches."""
-        x, y = (self.x, self.y) if batch is None else batch
-        return blockwise.sums(blockwise.Summing(model, loss, metrics, self.dtype, gradient, caller), x, y)
+        the rows, or of `batch`, one of this source's batches (a pair, or a triple with its weights)."""
+        x, y, w = self._rows(batch)
+        return blockwise.sums(blockwise.Summing(model, loss, metrics, self.dtype, gradient, caller), x, y, w)
+
+    def _rows(self, batch: tuple[Any, ...] | None) -> tuple[Any, Any, Any]:
+        """(x, y, w) of all the rows, or of `batch`, one of `batches`' pairs or triples."""
+        if batch is None:
+            return self.x, self.y, self.w
+        return (*batch, None) if len(batch) == 2 else batch
 
     def predict(self, model: Any, batch_size: int | None) -> Any:
         """The model's outputs, (n, outputs), `batch_size` rows at a time (all at once when None)."""
@@ -82,7 +92,7 @@ class Source:
 
     def triangular_factor(self, fit_intercept: bool, caller: str) -> np.ndarray:
         """R of the QR of [1 X y] ([X y] without an intercept), float64, in one pass over the rows."""
-        return blockwise.triangular_factor(self.x, self.y, fit_intercept, caller)
+        return blockwise.triangular_factor(self.x, self.y, fit_intercept, caller, self.w)
 
     def column_statistics(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Each column of x: its mean, standard deviation (ddof 0) and range (max - min), float64 (d,)."""
@@ -122,7 +132,7 @@ class MemoryMapped(Source):
     reads_blocks = True
 
     def batches(self, batch_size, shuffle, rng, caller="fit"):
-        return blockwise.batches(self.x, self.y, batch_size, self.dtype, shuffle, rng, caller)
+        return blockwise.batches(self.x, self.y, batch_size, self.dtype, shuffle, rng, caller, self.w)
 
     def batches_in_memory(self, batch_size):
         return batch_size <= blockwise.BLOCK_ROWS  # (a larger batch is handed on as a slice of the map)
@@ -143,15 +153,20 @@ class DaskArrays(Source):
     kind = "Dask"
     reads_blocks = True
 
+    def __init__(self, x: Any, y: Any = None, dtype: Any = np.float64, w: Any = None):
+        if w is not None and checks.is_dask_array(x):  # (else x is refused with y, where the chunks are met)
+            w = dask_chunks.as_chunks_of(x, w)  # once: cutting an array into chunks hashes it whole
+        super().__init__(x, y, dtype, w)
+
     def batches(self, batch_size, shuffle, rng, caller="fit"):
-        return dask_chunks.batches(self.x, self.y, batch_size, shuffle, rng)
+        return dask_chunks.batches(self.x, self.y, batch_size, shuffle, rng, self.w)
 
     def batches_in_memory(self, batch_size):
         return False
 
     def sums(self, model, loss, metrics, gradient, caller, batch=None):
-        x, y = (self.x, self.y) if batch is None else batch
-        return dask_chunks.sums(blockwise.Summing(model, loss, metrics, self.dtype, gradient, caller), x, y)
+        x, y, w = self._rows(batch)
+        return dask_chunks.sums(blockwise.Summing(model, loss, metrics, self.dtype, gradient, caller), x, y, w)
 
     def predict(self, model, batch_size):
         # lazy, as every Dask computation: the caller computes or stores it
@@ -160,7 +175,7 @@ class DaskArrays(Source):
         return dask_chunks.predict(model, self.x, self.dtype, width)
 
     def triangular_factor(self, fit_intercept, caller):
-        return dask_chunks.triangular_factor(self.x, self.y, fit_intercept, caller)
+        return dask_chunks.triangular_factor(self.x, self.y, fit_intercept, caller, self.w)
 
     def column_statistics(self):  # one pass over the chunks, where they live
         dask = dask_chunks.require_dask("column statistics")
@@ -186,20 +201,15 @@ class DaskArrays(Source):
         return losses.r2_of_sums(float(residual), float(total))
 
 
-def as_source(x: Any, y: Any = None, dtype: Any = np.float64, w: np.ndarray | None = None) -> Source:
+def as_source(x: Any, y: Any = None, dtype: Any = np.float64, w: Any = None) -> Source:
     """The adapter for the kind of (x, y) (see the module): x, y as the boundary's checks left them;
-    `w`, checked per-sample weights (in memory only, so far)."""
+    `w`, checked per-sample weights (n,), or None."""
     if checks.is_dask_array(x) or checks.is_dask_array(y):
         adapter: type[Source] = DaskArrays
     elif checks.is_memory_map(x) or checks.is_memory_map(y):
         adapter = MemoryMapped
     else:
         adapter = InMemory
-    if w is not None and adapter is not InMemory:
-        raise ValueError(
-            f"sample_weight is not taken with {adapter.kind} data yet (its sums are taken a block at a time); "
-            "weigh the rows in memory"
-        )
     return adapter(x, y, dtype, w)
 
 

@@ -90,7 +90,7 @@ def choose(model: Module, compiled: Compiled, source: Source, batch_size: int, e
         if in_memory:
             loss, metrics = _batch_gradient(model, compiled, xb, yb, wb)
         else:
-            loss, metrics = _summed_gradient(model, compiled, source, (xb, yb))
+            loss, metrics = _summed_gradient(model, compiled, source, (xb, yb) if wb is None else (xb, yb, wb))
         optimizer.safe_step(loss)
         return loss, metrics
 
@@ -169,7 +169,7 @@ def choose(model: Module, compiled: Compiled, source: Source, batch_size: int, e
 
 
 def _summed_gradient(
-    model: Module, compiled: Compiled, source: Source, batch: tuple[Any, Any]
+    model: Module, compiled: Compiled, source: Source, batch: tuple[Any, ...]
 ) -> tuple[float, dict[str, float]]:
     """`_batch_gradient` for a batch of a source that sums it a block (a Dask chunk) at a time."""
     logs, gradient = means(model, compiled, _sums(model, compiled, source, True, "fit", batch))

@@ -246,7 +246,8 @@ def fit(
     is the batch-size-weighted mean of its batch losses (L2 term included). `sample_weight` (n,)
     weighs each sample's loss, Keras 3's rule: a batch's loss is sum(w·loss)/batch size; the
     validation split cuts the weights as it cuts x and y (and `validation_data` may be a triple
-    (x_val, y_val, w_val)); in memory only, so far. The metrics stay unweighted, as Keras' `metrics`.
+    (x_val, y_val, w_val)); the weights are held in memory, whatever the kind of x and y. The metrics
+    stay unweighted, as Keras' `metrics`.
 
     If the loss or a parameter becomes non-finite, the last finite weights are put back and
     `TrainingDivergedError` is raised (or, with `raise_on_divergence=False`, a warning is given
