@@ -467,17 +467,24 @@ def test_a_rules_constants_are_in_each_parameters_dtype_and_follow_their_hyperpa
     half, double = tl.Tensor([1.0], requires_grad=True), tl.Tensor(np.array([1.0]), requires_grad=True)
     opt = tl.optim.Adam([half, double], betas=(0.8, 0.9), eps=1e-3)
     for p in (half, double):
-        constants = opt.in_dtype_of(p, 0.8, 1 - 0.8, 1e-3)
-        assert [c.dtype for c in constants] == [p.dtype] * 3
+        constants = opt.constants(p)
+        assert [c.dtype for c in constants] == [p.dtype] * 5
         # 1 - beta is taken in double precision, then rounded once (as a Python float in an op would be)
-        np.testing.assert_array_equal(constants, np.array([0.8, 1 - 0.8, 1e-3], dtype=p.dtype))
-        assert opt.in_dtype_of(p, 0.8, 1 - 0.8, 1e-3) is constants  # kept, while the numbers are the same
+        np.testing.assert_array_equal(constants, np.array([0.8, 1 - 0.8, 0.9, 1 - 0.9, 1e-3], dtype=p.dtype))
+        assert opt.constants(p) is constants  # kept, while no hyperparameter is set
         nearby = 0.8 + 1e-12  # another number, though the same float32: the numbers decide, not their rounding
-        assert opt.in_dtype_of(p, nearby, 1 - nearby, 1e-3) is not constants
-        assert opt.in_dtype_of(p, 0.7, 1 - 0.7, 1e-3)[0] == np.asarray(0.7, p.dtype)
-    for value in range(100):  # a schedule of many values keeps a bounded cache
-        opt.in_dtype_of(half, value / 100)
-    assert len(opt._constants) <= 64
+        opt.betas = (nearby, 0.9)
+        assert opt.constants(p) is not constants and opt.constants(p)[1] == np.asarray(1 - nearby, p.dtype)
+        constants = opt.constants(p)
+        opt.eps = 1e-3  # set to the same value: made again all the same (any attribute set empties the cache)
+        assert opt.constants(p) is not constants
+        opt.betas = (0.7, 0.9)
+        assert opt.constants(p)[0] == np.asarray(0.7, p.dtype)
+        opt.betas = (0.8, 0.9)
+    for value in range(1, 100):  # a schedule of many values keeps one set per dtype
+        opt.eps = value / 100
+        opt.step()
+    assert len(opt._constants) <= 2 and opt.constants(half)[4] == np.asarray(0.99, np.float32)
 
 
 @given(

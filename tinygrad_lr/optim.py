@@ -89,7 +89,7 @@ class Optimizer:
     }
 
     def __init__(self, params: Iterable[Tensor] | None, lr: float):
-        self._constants: dict[np.dtype, tuple[tuple[float, ...], tuple[np.ndarray, ...]]] = {}
+        self._constants: dict[np.dtype, tuple[np.ndarray, ...]] = {}  # see `constants`
         self.lr = lr
         self.params: list[Tensor] = []
         self.bind([] if params is None else params)
@@ -97,6 +97,8 @@ class Optimizer:
     def __setattr__(self, name: str, value: Any) -> None:
         check = self.CHECKS.get(name)
         super().__setattr__(name, value if check is None else check(f"{type(self).__name__}: {name}", value))
+        if not name.startswith("_") and "_constants" in vars(self):
+            self._constants.clear()  # a hyperparameter set: the rule's constants are made again at the next step
 
     def bind(self, params: Iterable[Tensor]) -> Optimizer:
         """Attach the parameters to update (and fresh state for each). Returns self.
@@ -138,19 +140,23 @@ class Optimizer:
         """A parameter's state before its first step: the step count, and the rule's buffers."""
         return {"step": 0}
 
-    def in_dtype_of(self, p: Tensor, *numbers: float) -> tuple[np.ndarray, ...]:
-        """`numbers` as 0-d arrays of p's dtype, for a rule's constants (β, 1-β, eps, ...).
+    def numbers(self) -> tuple[float, ...]:
+        """The rule's constants (β, 1-β, eps, ...), from its hyperparameters as they are now."""
+        return ()
+
+    def constants(self, p: Tensor) -> tuple[np.ndarray, ...]:
+        """`numbers()` as 0-d arrays of p's dtype.
 
         The result of `c * array` is the same as with the Python float (NumPy rounds that to the
         array's dtype too), but on the small arrays of a linear model it takes half the time. The
-        arrays are a cache, one per dtype, kept while the numbers they came from are the same: a
-        changed hyperparameter gets new ones at the next step.
+        arrays are a cache, one set per dtype, emptied whenever an attribute of the optimizer is set
+        (`__setattr__`): a changed hyperparameter gets new ones at the next step.
         """
         dtype = p.data.dtype
         cached = self._constants.get(dtype)
-        if cached is None or cached[0] != numbers:
-            cached = self._constants[dtype] = (numbers, tuple([np.asarray(number, dtype) for number in numbers]))
-        return cached[1]
+        if cached is None:
+            cached = self._constants[dtype] = tuple([np.asarray(number, dtype) for number in self.numbers()])
+        return cached
 
     def update(self, p: Tensor, grad: np.ndarray, state: dict[str, Any]) -> None:
         """The rule: change p.data in place (and the state)."""
@@ -211,6 +217,7 @@ class Optimizer:
             self.state[p] = state
 
     def zero_grad(self) -> None:
+        """Forget every parameter's gradient (`.grad` becomes None, as PyTorch's default)."""
         for p in self.params:
             p.grad = None
 
@@ -218,6 +225,7 @@ class Optimizer:
         return f"{type(self).__name__}({', '.join(f'{k}={v}' for k, v in self.hyperparameters().items())})"
 
     def hyperparameters(self) -> dict[str, Any]:
+        """The rule's settings by name (lr, betas, ...), as the optimizer's repr shows them."""
         return {k: v for k, v in vars(self).items() if k not in ("params", "state", "steps") and k[0] != "_"}
 
 
@@ -270,8 +278,11 @@ class GradientDescent(Optimizer):
             raise ValueError(f"{type(self).__name__}: nesterov=True needs a momentum > 0")
         super().__init__(params, lr)
 
+    def numbers(self):
+        return self.lr, self.momentum
+
     def update(self, p, grad, state):
-        lr, momentum = self.in_dtype_of(p, self.lr, self.momentum)
+        lr, momentum = self.constants(p)
         if not self.momentum:
             descend(p, lr * grad)
             return
@@ -304,9 +315,13 @@ class Adam(Optimizer):
     def init_state(self, p):
         return {**super().init_state(p), "m": np.zeros_like(p.data), "v": np.zeros_like(p.data)}
 
+    def numbers(self):
+        beta1, beta2 = self.betas
+        return beta1, 1 - beta1, beta2, 1 - beta2, self.eps
+
     def update(self, p, grad, state):
         beta1, beta2 = self.betas
-        b1, one_minus_b1, b2, one_minus_b2, eps = self.in_dtype_of(p, beta1, 1 - beta1, beta2, 1 - beta2, self.eps)
+        b1, one_minus_b1, b2, one_minus_b2, eps = self.constants(p)
         m = state["m"] = b1 * state["m"] + one_minus_b1 * grad
         v = state["v"] = b2 * state["v"] + one_minus_b2 * grad * grad
         # lr·m̂/(√v̂ + eps), the bias corrections folded into two scalars
@@ -337,10 +352,11 @@ class RMSprop(Optimizer):
     def init_state(self, p):
         return {**super().init_state(p), "square_avg": np.zeros_like(p.data)}
 
+    def numbers(self):
+        return self.lr, self.rho, 1 - self.rho, self.eps, self.momentum
+
     def update(self, p, grad, state):
-        lr, rho, one_minus_rho, eps, momentum = self.in_dtype_of(
-            p, self.lr, self.rho, 1 - self.rho, self.eps, self.momentum
-        )
+        lr, rho, one_minus_rho, eps, momentum = self.constants(p)
         square_avg = state["square_avg"] = rho * state["square_avg"] + one_minus_rho * grad * grad
         scaled = grad / (np.sqrt(square_avg) + eps)
         if self.momentum:

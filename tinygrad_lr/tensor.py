@@ -132,22 +132,27 @@ class Tensor:
     # ----- plain properties -----
     @property
     def shape(self) -> tuple[int, ...]:
+        """The shape of `.data`."""
         return self.data.shape
 
     @property
     def dtype(self) -> np.dtype:
+        """The dtype of `.data` (float32 or float64 for anything that trains)."""
         return self.data.dtype
 
     @property
     def ndim(self) -> int:
+        """The number of axes of `.data`."""
         return self.data.ndim
 
     @property
     def size(self) -> int:
+        """The number of elements of `.data`."""
         return self.data.size
 
     @property
     def is_leaf(self) -> bool:
+        """True when no op made this tensor (data, parameters, detached tensors): backward stops here."""
         return self._ctx is None
 
     def __len__(self) -> int:
@@ -180,6 +185,7 @@ class Tensor:
         return Tensor(self.data)
 
     def zero_grad(self) -> None:
+        """Forget the accumulated gradient (`.grad` becomes None, as PyTorch's `set_to_none`)."""
         self.grad = None
 
     # ----- reverse mode -----
@@ -257,6 +263,7 @@ class Tensor:
         return ops.MatMul.apply(self._lift(other), self)
 
     def matmul(self, other) -> Tensor:
+        """`self @ other`, NumPy's matmul: (n, k) @ (k, m) -> (n, m), batched over leading axes."""
         return self @ other
 
     def __abs__(self):
@@ -272,9 +279,11 @@ class Tensor:
         return ops.GetItem.apply(self, index=index)
 
     def sum(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        """The sum over `axis` (an int, negative ints and tuples as NumPy; all axes when None)."""
         return ops.Sum.apply(self, axis=axis, keepdims=keepdims)
 
     def mean(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        """The mean over `axis` (as `sum`); the mean of nothing is nan."""
         return ops.Mean.apply(self, axis=axis, keepdims=keepdims)
 
     def max(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
@@ -312,30 +321,39 @@ class Tensor:
 
     @property
     def T(self) -> Tensor:
+        """The tensor with its axes reversed (`transpose()`)."""
         return self.transpose()
 
     def exp(self) -> Tensor:
+        """eˣ, elementwise."""
         return ops.Exp.apply(self)
 
     def log(self) -> Tensor:
+        """The natural logarithm, elementwise."""
         return ops.Log.apply(self)
 
     def sqrt(self) -> Tensor:
+        """√x, elementwise."""
         return ops.Sqrt.apply(self)
 
     def abs(self) -> Tensor:
+        """|x|, elementwise (its gradient at 0 is 0, as PyTorch's)."""
         return ops.Abs.apply(self)
 
     def relu(self) -> Tensor:
+        """max(x, 0), elementwise (no gradient where x < 0)."""
         return ops.Relu.apply(self)
 
     def tanh(self) -> Tensor:
+        """The hyperbolic tangent, elementwise."""
         return ops.Tanh.apply(self)
 
     def sigmoid(self) -> Tensor:
+        """1 / (1 + e⁻ˣ), elementwise."""
         return ops.Sigmoid.apply(self)
 
     def maximum(self, other) -> Tensor:
+        """The larger of self and `other` (broadcast), elementwise; the losing side gets no gradient."""
         return ops.Maximum.apply(self, self._lift(other))
 
     def clip(self, low: Any = None, high: Any = None) -> Tensor:
@@ -383,9 +401,11 @@ class Function:
     output: Any  # the output's array (its Tensor while backward runs under create_graph)
 
     def forward(self, *arrays: Any, **options: Any) -> Any:
+        """The op's value, from its inputs' arrays (and keyword options); keep on `self` what backward needs."""
         raise NotImplementedError(f"{type(self).__name__}.forward is not written")
 
     def backward(self, grad: Any) -> Any:
+        """The gradient of each input (one per input, None where there is none) from `grad`, the output's."""
         raise NotImplementedError(f"{type(self).__name__}.backward is not written")
 
     @classmethod
