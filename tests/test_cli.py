@@ -2,6 +2,7 @@
 
 import csv
 import io
+import os
 import re
 import subprocess
 import sys
@@ -250,8 +251,8 @@ def weight_rows(out: str, names) -> dict[str, list[float]]:
     rows = {}
     for line in out.splitlines():
         cells = line.split()
-        if cells and cells[0] in names:
-            rows[cells[0]] = [float(cell) for cell in cells[1:]]
+        if cells and cells[0] in names:  # (a distance within rounding shows as "~0")
+            rows[cells[0]] = [0.0 if cell == "~0" else float(cell) for cell in cells[1:]]
     return rows
 
 
@@ -329,35 +330,112 @@ def saved(capsys, tmp_path):
     return path, weight_rows(out, ("rm", "lstat", "ptratio", "(bias)"))
 
 
-def test_saved_weights_are_plain_arrays_with_names_and_scaling(saved):
+def test_save_weights_writes_a_model_file_with_names_and_scaling_in_its_metadata(saved):
+    path, rows = saved
+    with np.load(path, allow_pickle=False) as archive:  # plain arrays: the architecture, metadata, weights
+        assert archive.files == ["architecture", "metadata", "0.weight", "0.bias"]
+    model = tl.nn.load_model(path)
+    assert repr(model) == "Sequential([Linear(3, 1, bias=True)])"
+    assert [w.dtype for w in model.get_weights()] == [np.float64, np.float64]
+    (x, y), _ = tl.datasets.load_boston_housing()
+    columns = [tl.datasets.BOSTON_FEATURES.index(name) for name in ("rm", "lstat", "ptratio")]
+    (x_train, _), _ = tl.data.validation_split(x[:, columns], y, 0.2)
+    metadata = model.metadata
+    assert sorted(metadata) == ["features", "mean", "scale", "target"]
+    assert metadata["features"] == ["rm", "lstat", "ptratio"] and metadata["target"] == "medv"
+    np.testing.assert_allclose(metadata["mean"], x_train.mean(axis=0), rtol=1e-12)  # the training rows' scaling
+    np.testing.assert_allclose(metadata["scale"], x_train.std(axis=0), rtol=1e-12)
+    # the model takes standardised features: back in original units, its weights are the report's
+    weight, bias = model.get_weights()
+    coef = weight[:, 0] / metadata["scale"]
+    intercept = bias[0] - np.dot(metadata["mean"], coef)
+    learned = [rows[name][0] for name in ("rm", "lstat", "ptratio", "(bias)")]
+    assert [*coef, intercept] == pytest.approx(learned, rel=1e-5)
+
+
+def test_save_weights_without_standardize_keeps_a_scaling_of_zero_and_one(capsys, tmp_path, csv_file):
+    path = tmp_path / "model.npz"
+    argv = ["fit", "--csv", str(csv_file), "--target", "y", "--features", "a", "b", "--optimizer", "gd", "--quiet"]
+    code, _, err = run(capsys, *argv, "--save-weights", str(path), "--out-dir", str(tmp_path))
+    assert code == 0, err
+    assert tl.nn.load_model(path).metadata == {
+        "features": ["a", "b"],
+        "target": "y",
+        "mean": [0.0, 0.0],
+        "scale": [1.0, 1.0],
+    }
+
+
+def predict_rows(tmp_path):
+    """Five new rows of the three features, their columns in another order, one column not read: (X (5, 3), the CSV)."""
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.uniform(4, 8, 5), rng.uniform(2, 30, 5), rng.uniform(13, 22, 5), np.arange(5.0)])
+    path = tmp_path / "new.csv"
+    np.savetxt(path, X[:, [2, 3, 0, 1]], delimiter=",", header="ptratio,id,rm,lstat", comments="", fmt="%.17g")
+    return X[:, :3], path
+
+
+def predicted(out: str) -> np.ndarray:
+    """The values of predict's output (one column under a header), as the floats they were written from."""
+    return np.array([float(value) for value in out.splitlines()[1:]])
+
+
+def test_predict_gives_exactly_what_the_model_fit_trained_gives_in_process(capsys, tmp_path, saved):
     path, _ = saved
-    with np.load(path, allow_pickle=False) as archive:
-        assert archive["features"].tolist() == ["rm", "lstat", "ptratio"]
-        assert archive["target"].tolist() == "medv"
-        assert archive["scale"].shape == (3,) and np.all(archive["scale"] != 1)  # standardised
-        assert archive["weight"].shape == (3, 1) and archive["bias"].shape == (1,)
+    settings = experiment.Settings(features=["rm", "lstat", "ptratio"], standardize=True, quiet=True)
+    prepared, result = experiment.run(settings)
+    assert all(
+        a.dtype == b.dtype and a.tobytes() == b.tobytes()
+        for a, b in zip(tl.nn.load_model(path).get_weights(), result.model.get_weights())
+    )
+    _, new_rows = predict_rows(tmp_path)
+    code, out, err = run(capsys, "predict", "--weights", str(path), "--csv", str(new_rows))
+    assert code == 0, err
+    X = tl.data.read_columns(new_rows, ["rm", "lstat", "ptratio"])  # the rows as predict reads them
+    expected = result.model.predict((X - prepared.scaler.mean) / prepared.scaler.scale)[:, 0]
+    np.testing.assert_array_equal(predicted(out), expected)
+
+
+def test_an_interrupted_save_weights_leaves_the_previous_file_to_predict_with(capsys, tmp_path, saved, monkeypatch):
+    path, _ = saved
+    _, new_rows = predict_rows(tmp_path)
+    before = run(capsys, "predict", "--weights", str(path), "--csv", str(new_rows))
+    real_write_array, written = np.lib.format.write_array, []
+
+    def crash_midway(file, array, **kwargs):  # the architecture and metadata go in, then the disk is full
+        if len(written) == 2:
+            file.write(b"\x93NUMPY half")
+            raise OSError("disk full")
+        written.append(array)
+        real_write_array(file, array, **kwargs)
+
+    monkeypatch.setattr(np.lib.format, "write_array", crash_midway)
+    argv = ["fit", "--features", "rm", "--epochs", "5", "--quiet", "--out-dir", str(tmp_path)]
+    code, _, err = run(capsys, *argv, "--save-weights", str(path))
+    monkeypatch.undo()
+    assert len(written) == 2  # it did stop midway
+    assert code == 2 and err == f"tinygrad-lr: error: --save-weights {path}: cannot write it (disk full)\n"
+    assert not [name for name in os.listdir(tmp_path) if name.startswith(".tmp")]
+    assert run(capsys, "predict", "--weights", str(path), "--csv", str(new_rows)) == before
+    assert tl.nn.load_model(path).metadata["features"] == ["rm", "lstat", "ptratio"]
 
 
 def test_predict_applies_the_saved_weights_and_scaling_to_a_csvs_rows(capsys, tmp_path, saved):
     path, rows = saved
-    rng = np.random.default_rng(0)
-    X = np.column_stack([rng.uniform(4, 8, 5), rng.uniform(2, 30, 5), rng.uniform(13, 22, 5), np.arange(5.0)])
-    new_rows = tmp_path / "new.csv"  # the columns in another order, and one the model does not read
-    np.savetxt(new_rows, X[:, [2, 3, 0, 1]], delimiter=",", header="ptratio,id,rm,lstat", comments="", fmt="%.17g")
+    X, new_rows = predict_rows(tmp_path)  # the columns in another order, and one the model does not read
     coef = [rows[name][0] for name in ("rm", "lstat", "ptratio")]
-    expected = X[:, :3] @ coef + rows["(bias)"][0]  # the report's weights in original units, to 6 digits
+    expected = X @ coef + rows["(bias)"][0]  # the report's weights in original units, to 6 digits
 
     code, out, err = run(capsys, "predict", "--weights", str(path), "--csv", str(new_rows))
     assert code == 0 and err == "", err
     assert out.splitlines()[0] == "medv"
-    np.testing.assert_allclose([float(value) for value in out.splitlines()[1:]], expected, rtol=1e-5)
+    np.testing.assert_allclose(predicted(out), expected, rtol=1e-5)
 
     out_file = tmp_path / "predictions.csv"
     code, out, err = run(capsys, "predict", "--weights", str(path), "--csv", str(new_rows), "--out", str(out_file))
     assert code == 0, err
     assert field(out, "Wrote:") == f"5 predictions of medv to {out_file}"
-    predicted = np.loadtxt(out_file, skiprows=1)
-    np.testing.assert_allclose(predicted, expected, rtol=1e-5)
+    np.testing.assert_allclose(np.loadtxt(out_file, skiprows=1), expected, rtol=1e-5)
 
 
 def test_predict_without_a_feature_column_is_one_error_line_naming_it(capsys, tmp_path, saved):
@@ -370,33 +448,102 @@ def test_predict_without_a_feature_column_is_one_error_line_naming_it(capsys, tm
     assert "no column named 'lstat'" in err
 
 
-@pytest.mark.parametrize("case", ["missing", "directory", "csv", "pickle", "model weights", "a member short"])
-def test_predict_refuses_what_is_not_a_saved_weights_file_in_one_line(capsys, tmp_path, saved, case):
+def _model_file(path, model, **changes):
+    """`model` saved at `path` with the metadata `fit --save-weights` gives three Boston features, changed."""
+    metadata = {
+        "features": ["rm", "lstat", "ptratio"],
+        "target": "medv",
+        "mean": [6.0, 12.0, 18.0],
+        "scale": [0.7, 7.0, 2.0],
+    }
+    model.save(path, metadata={**metadata, **changes})
+
+
+def _linear(n_in, n_out):
+    return tl.nn.Sequential([tl.nn.Linear(n_in, n_out, dtype=np.float64)])
+
+
+NOT_MODEL_FILES = {
+    # case: (how to write the file at `weights`, given the saved file; words of the error)
+    "missing": (lambda weights, saved: None, "no such file"),
+    "directory": (lambda weights, saved: weights.mkdir(), "cannot read"),
+    "csv": (lambda weights, saved: weights.write_text("rm,y\n1,2\n"), "truncated or corrupted"),
+    "pickle": (lambda weights, saved: np.savez(weights, features=np.array(["rm"], dtype=object)), "allow_pickle=False"),
+    "model weights": (
+        lambda weights, saved: _linear(3, 1).save_weights(weights),
+        "has no 'architecture' member: it is not a model file written by model.save",
+    ),
+    "a member short": (
+        lambda weights, saved: np.savez(weights, **{k: v for k, v in np.load(saved).items() if k != "0.bias"}),
+        r"lacks \['0.bias'\]",
+    ),
+    "a model without metadata": (
+        lambda weights, saved: _linear(3, 1).save(weights),
+        "not a model file written by 'tinygrad-lr fit --save-weights' \\(its metadata has no 'features'",
+    ),
+    "a model of two outputs": (
+        lambda weights, saved: _model_file(weights, _linear(3, 2)),
+        r"\(its model predicts 2 values per row, not 1\)",
+    ),
+    "a model of two features": (
+        lambda weights, saved: _model_file(weights, _linear(2, 1)),
+        r"\(its model does not take the 3 features it names: predict: x has shape \(1, 3\)",
+    ),
+    "a model of no layers": (
+        lambda weights, saved: _model_file(weights, tl.nn.Sequential([])),
+        "its model does not take the 3 features it names: predict: the model has no parameters",
+    ),
+    "a target that is not a name": (
+        lambda weights, saved: _model_file(weights, _linear(3, 1), target=["medv"]),
+        "its metadata has no 'target', a column name",
+    ),
+    "a scale of zero": (
+        lambda weights, saved: _model_file(weights, _linear(3, 1), scale=[0.7, 0.0, 2.0]),
+        r"\(its scale has values <= 0\)",
+    ),
+    "a mean of text": (
+        lambda weights, saved: _model_file(weights, _linear(3, 1), mean=["6", 12.0, 18.0]),
+        "its metadata's 'mean' and 'scale' are not 3 finite numbers each",
+    ),
+    "a scale too short": (
+        lambda weights, saved: _model_file(weights, _linear(3, 1), scale=[0.7, 7.0]),
+        "its metadata's 'mean' and 'scale' are not 3 finite numbers each",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(NOT_MODEL_FILES))
+def test_predict_refuses_what_is_not_a_model_file_of_fit_in_one_line(capsys, tmp_path, saved, case):
     path, _ = saved
     weights = tmp_path / "weights.npz"
-    if case == "directory":
-        weights = tmp_path
-    elif case == "csv":
-        weights.write_text("rm,y\n1,2\n")
-    elif case == "pickle":
-        np.savez(weights, features=np.array(["rm"], dtype=object))
-    elif case == "model weights":
-        tl.nn.Sequential([tl.nn.Linear(3, 1)]).save_weights(weights)
-    elif case == "a member short":
-        with np.load(path) as archive:
-            np.savez(weights, **{name: archive[name] for name in archive.files if name != "scale"})
+    write, words = NOT_MODEL_FILES[case]
+    write(weights, path)
     new_rows = tmp_path / "new.csv"
     new_rows.write_text("rm,lstat,ptratio\n6.5,10,15\n")
-    code, _, err = run(capsys, "predict", "--weights", str(weights), "--csv", str(new_rows))
-    assert code == 2
+    code, out, err = run(capsys, "predict", "--weights", str(weights), "--csv", str(new_rows))
+    assert code == 2 and out == ""
     assert len(err.splitlines()) == 1 and err.startswith(f"tinygrad-lr: error: --weights {weights}: "), err
+    assert re.search(words, err), err
+
+
+def test_predict_with_a_model_file_written_in_python_and_the_metadata_of_fit(capsys, tmp_path):
+    weights = tmp_path / "weights.npz"
+    model = _linear(3, 1)
+    model.set_weights([np.array([[1.0], [-2.0], [0.5]]), np.array([3.0])])
+    _model_file(weights, model)
+    new_rows = tmp_path / "new.csv"
+    new_rows.write_text("rm,lstat,ptratio\n6.7,19,16\n")
+    code, out, err = run(capsys, "predict", "--weights", str(weights), "--csv", str(new_rows))
+    assert code == 0, err
+    # ((6.7 - 6) / 0.7) * 1 + ((19 - 12) / 7) * -2 + ((16 - 18) / 2) * 0.5 + 3 = 1 - 2 - 0.5 + 3
+    assert predicted(out) == pytest.approx([1.5], rel=1e-12) and out.splitlines()[0] == "medv"
 
 
 @pytest.mark.parametrize("case", CRAFTED)
 def test_predict_refuses_a_crafted_weights_file_from_its_headers_in_one_line(capsys, tmp_path, saved, case):
     path, _ = saved
     crafted = tmp_path / "crafted.npz"
-    member = write_crafted(case, path, crafted, "weight", (3, 1))
+    member = write_crafted(case, path, crafted, "0.weight", (3, 1))
     new_rows = tmp_path / "new.csv"
     new_rows.write_text("rm,lstat,ptratio\n6.5,10,15\n")
     code, peak = peak_memory(lambda: main(["predict", "--weights", str(crafted), "--csv", str(new_rows)]))
@@ -410,7 +557,7 @@ def test_predict_refuses_a_crafted_weights_file_from_its_headers_in_one_line(cap
 def test_a_crafted_weights_file_ends_the_program_with_one_line_and_exit_code_2(tmp_path, saved):
     path, _ = saved
     crafted = tmp_path / "crafted.npz"
-    write_crafted("a huge member with an unknown name", path, crafted, "weight", (3, 1))
+    write_crafted("a huge member with an unknown name", path, crafted, "0.weight", (3, 1))
     (tmp_path / "new.csv").write_text("rm,lstat,ptratio\n6.5,10,15\n")
     done = subprocess.run(
         [sys.executable, "-m", "tinygrad_lr", "predict", "--weights", str(crafted), "--csv", "new.csv"],

@@ -398,8 +398,8 @@ def test_load_weights_of_a_single_array_file_says_it_is_not_an_archive(tmp_path)
     path = tmp_path / "one.npy"
     np.save(path, np.zeros(2))
     assert message_of(ValueError, lambda: tl.nn.Linear(1, 1).load_weights(path)) == (
-        f"load_weights: {str(path)!r} holds a single array (an .npy file), not the named weights of an .npz "
-        "archive; load the file that model.save_weights wrote"
+        f"load_weights: {str(path)!r} holds a single array (an .npy file), not the named arrays of an .npz "
+        "archive; load the file that model.save or model.save_weights wrote"
     )
 
 
@@ -409,7 +409,8 @@ def test_load_weights_of_an_archive_with_a_raw_member_names_the_member(tmp_path)
         archive.writestr("weight", b"not an array")
         archive.writestr("bias.npy", b"")
     assert message_of(ValueError, lambda: tl.nn.Linear(1, 1).load_weights(path)) == (
-        f"load_weights: {str(path)!r} member 'weight' is not an array (.npy); the file was not written by save_weights"
+        f"load_weights: {str(path)!r} member 'weight' is not an array (.npy); the file was not written by "
+        "model.save or save_weights"
     )
 
 

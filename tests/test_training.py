@@ -895,6 +895,7 @@ NOT_COMPILED = "the model must be compiled first: model.compile(loss='mse', opti
 
 
 NAMES = "['mae', 'mean_absolute_error', 'mean_squared_error', 'mse']"
+METRIC_NAMES = "['mae', 'mean_absolute_error', 'mean_squared_error', 'mse', 'r2', 'r2_score']"
 
 
 REFUSED = [
@@ -905,9 +906,9 @@ REFUSED = [
     (lambda: _linear().compile(optimizer=object()), TypeError,
      "compile: optimizer must be a name or a tl.optim optimizer, got object"),
     (lambda: _linear().compile(metrics=["accuracy"]), ValueError,
-     f"compile: unknown metric 'accuracy'; choose from {NAMES}"),
+     f"compile: unknown metric 'accuracy'; choose from {METRIC_NAMES}"),
     (lambda: _linear().compile(metrics="accuracy"), ValueError,
-     f"compile: unknown metric 'accuracy'; choose from {NAMES}"),
+     f"compile: unknown metric 'accuracy'; choose from {METRIC_NAMES}"),
     (lambda: _linear().compile(l2=-1.0), ValueError, "compile: l2 must be a finite number >= 0, got -1.0"),
     (lambda: tl.nn.Sequential([]).compile(), ValueError, "compile: the model has no trainable parameters"),
     (lambda: _linear().evaluate([1.0], [1.0]), RuntimeError, f"evaluate: {NOT_COMPILED}"),

@@ -291,11 +291,12 @@ def will_need(array: Any, start: int, stop: int) -> None:
 class Sums:
     """What a set of rows adds to a mean over all rows: row count, and, each times the rows, in
     float64: the loss, every metric, and the gradient of the loss (one array per parameter, or
-    None when not asked for)."""
+    None when not asked for). A metric that is no mean (R²) brings sums of its own that add up
+    (`losses.R2Sums`) instead of its value times the rows."""
 
     rows: int
     loss: float
-    metrics: dict[str, float]
+    metrics: dict[str, Any]
     gradient: list[np.ndarray] | None
 
     def __add__(self, other: Sums) -> Sums:
@@ -311,12 +312,12 @@ class Sums:
 @dataclass(frozen=True)
 class Summing:
     """What to sum over the rows, wherever they are read: the model's `loss` and `metrics` (means over
-    the rows, as mse and mae are), its `gradient` too or not, the rows read in `dtype` (the model's),
-    and the `caller` that errors name."""
+    the rows, as mse and mae are, as scalar Tensors; or sums that add up, as R²'s), its `gradient` too
+    or not, the rows read in `dtype` (the model's), and the `caller` that errors name."""
 
     model: Any
     loss: Callable[[Tensor, Any], Tensor]
-    metrics: dict[str, Callable[[Tensor, Any], Tensor]]
+    metrics: dict[str, Callable[[Tensor, Any], Any]]
     dtype: Any
     gradient: bool
     caller: str
@@ -341,7 +342,8 @@ def block_sums(work: Summing, x: np.ndarray, y: np.ndarray, w: np.ndarray | None
         if not gradient:
             pred = model(Tensor(x))
             value = loss(pred)
-        metric_sums = {name: metric(pred, y).item() * rows for name, metric in metrics.items()}
+        values = {name: metric(pred, y) for name, metric in metrics.items()}
+    metric_sums = {name: v.item() * rows if isinstance(v, Tensor) else v for name, v in values.items()}
     return Sums(rows, value.item() * rows, metric_sums, grads)
 
 

@@ -3,18 +3,25 @@
 `fit` calls, in order: `on_train_begin(logs)`, then for each epoch `on_epoch_begin(epoch, logs)`,
 `on_batch_end(batch, logs)` after every optimizer step, `on_epoch_end(epoch, logs)` with the
 epoch's losses and metrics, and finally `on_train_end(logs)`. Epochs and batches count from 0.
-Setting `self.model.stop_training = True` ends training after the current batch.
+Setting `self.model.stop_training = True` ends training after the current batch. The user's
+callbacks are called before History and the progress line (Keras' order), so what they add to the
+logs (LearningRateScheduler's and ReduceLROnPlateau's "learning_rate") is kept and shown.
 """
 
 from __future__ import annotations
 
+import inspect
+import os
 import sys
 import time
+import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from tinygrad_lr.checks import check_count, check_number
+from tinygrad_lr.steps import HIGHER_IS_BETTER, METRIC_NAMES
 
 __all__ = [
     "Callback",
@@ -22,7 +29,10 @@ __all__ = [
     "EarlyStopping",
     "GradientNormStop",
     "History",
+    "LearningRateScheduler",
+    "ModelCheckpoint",
     "ProgressBar",
+    "ReduceLROnPlateau",
     "format_logs",
     "progress_bar",
     "progress_line",
@@ -37,17 +47,23 @@ class Callback:
     needs_gradient_norm = False  # fit puts logs["grad_norm"] at each epoch end when a callback asks
 
     def set_model(self, model: Any) -> None:
+        """Called by fit before training: the model this callback watches and may change."""
         self.model = model
 
-    def on_train_begin(self, logs: dict | None = None) -> None: ...
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        """Called once, before the first epoch."""
 
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None: ...
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        """Called before each epoch (counted from 0)."""
 
-    def on_batch_end(self, batch: int, logs: dict | None = None) -> None: ...
+    def on_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        """Called after each optimizer step; logs: batch, size, and the epoch's mean loss so far."""
 
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None: ...
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        """Called after each epoch with its logs: loss, metrics, val_ ones, and what callbacks add."""
 
-    def on_train_end(self, logs: dict | None = None) -> None: ...
+    def on_train_end(self, logs: dict | None = None) -> None:
+        """Called once, when training ends (also when stopped early)."""
 
 
 class CallbackList:
@@ -76,6 +92,7 @@ class CallbackList:
 
     @property
     def needs_gradient_norm(self) -> bool:
+        """Whether any callback reads logs["grad_norm"] (fit computes it at each epoch's end only then)."""
         return any(callback.needs_gradient_norm for callback in self.callbacks)
 
     def _call(self, hook: str, *args: Any) -> None:
@@ -83,18 +100,23 @@ class CallbackList:
             method(*args)
 
     def on_train_begin(self, logs: dict | None = None) -> None:
+        """Each callback's `on_train_begin`, in order."""
         self._call("on_train_begin", logs)
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        """Each callback's `on_epoch_begin`, in order."""
         self._call("on_epoch_begin", epoch, logs)
 
     def on_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        """Each callback's `on_batch_end`, in order."""
         self._call("on_batch_end", batch, logs)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        """Each callback's `on_epoch_end`, in order."""
         self._call("on_epoch_end", epoch, logs)
 
     def on_train_end(self, logs: dict | None = None) -> None:
+        """Each callback's `on_train_end`, in order."""
         self._call("on_train_end", logs)
 
 
@@ -122,6 +144,7 @@ class History(Callback):
 
 
 def format_logs(logs: dict[str, float]) -> str:
+    """The logs as the progress line ends: ' - loss: 83.4503 - mae: 7.2031'."""
     # Keras prints 4 decimals, and switches to scientific notation for tiny values
     return "".join(
         f" - {key}: {value:.4f}" if abs(value) > 1e-3 else f" - {key}: {value:.4e}" for key, value in logs.items()
@@ -217,18 +240,10 @@ class EarlyStopping(Callback):
         self.stopped_epoch: int | None = None
 
     def _improved(self, value: float) -> bool:
-        if self.mode == "min":
-            return value < self.best - self.min_delta
-        return value > self.best + self.min_delta
+        return _improves(value, self.best, self.mode, self.min_delta)
 
     def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        if self.monitor not in logs:
-            raise KeyError(
-                f"EarlyStopping: monitor {self.monitor!r} is not among the logged values {sorted(logs)}; "
-                "val_loss needs validation_split or validation_data"
-            )
-        value = logs[self.monitor]
+        value = _monitored("EarlyStopping", self.monitor, logs)
         if self.restore_best_weights and self.best_weights is None:
             self.best_weights = self.model.get_weights()  # Keras keeps the first epoch's as a fallback
         if self._improved(value):
@@ -244,6 +259,151 @@ class EarlyStopping(Callback):
     def on_train_end(self, logs=None):
         if self.restore_best_weights and self.best_weights is not None:
             self.model.set_weights(self.best_weights)
+
+
+def _monitored(who: str, monitor: str, logs: dict | None) -> float:
+    """logs[monitor], or a KeyError that names what was logged."""
+    if logs is None or monitor not in logs:
+        raise KeyError(
+            f"{who}: monitor {monitor!r} is not among the logged values {sorted(logs or {})}; "
+            "val_loss needs validation_split or validation_data"
+        )
+    return logs[monitor]
+
+
+def _improves(value: float, best: float, mode: str, min_delta: float) -> bool:
+    """Keras' rule: `value` improves on `best` when it beats it by more than `min_delta` (>= 0), downward
+    in mode "min", upward in "max". A NaN never improves."""
+    return value < best - min_delta if mode == "min" else value > best + min_delta
+
+
+def _direction(who: str, monitor: Any, mode: Any) -> str:
+    """The direction `mode` asks for, "min" or "max"; "auto" is Keras' rule: losses and errors go down, R² up."""
+    if not isinstance(monitor, str):
+        raise TypeError(f"{who}: monitor must be the name of a logged value, such as 'val_loss', got {monitor!r}")
+    if mode not in ("min", "max", "auto"):
+        raise ValueError(f"{who}: mode must be 'min', 'max' or 'auto', got {mode!r}")
+    if mode != "auto":
+        return mode
+    name = monitor.removeprefix("val_")
+    if name != "loss" and name not in METRIC_NAMES.values():
+        raise ValueError(
+            f"{who}: mode 'auto' cannot tell whether {monitor!r} should go down or up; pass mode='min' or mode='max'"
+        )
+    return "max" if name in HIGHER_IS_BETTER else "min"
+
+
+def _checked_verbose(who: str, verbose: Any) -> int:
+    """0 (quiet) or more (print what is changed); a bool counts as 0 or 1."""
+    return check_count(f"{who}: verbose", int(verbose) if isinstance(verbose, bool) else verbose, minimum=0)
+
+
+def _takes_learning_rate(schedule: Callable[..., Any]) -> bool:
+    """Whether `schedule` takes (epoch, lr), Keras 3's form, or only (epoch), Keras' older one."""
+    try:
+        signature = inspect.signature(schedule)
+    except (TypeError, ValueError):  # no signature to read (some builtins): Keras 3's form
+        return True
+    try:
+        signature.bind(0, 1.0)
+    except TypeError:
+        return False
+    return True
+
+
+def _log_learning_rate(model: Any, logs: dict | None) -> None:
+    """logs["learning_rate"]: the rate the epoch trained with, as Keras 3's schedule callbacks log it."""
+    if logs is not None:
+        logs["learning_rate"] = model.compiled.optimizer.lr
+
+
+class LearningRateScheduler(Callback):
+    """Set the learning rate at each epoch's beginning to `schedule(epoch, lr)` (Keras 3's callback).
+
+    epoch counts from 0 and lr is the optimizer's learning rate now; the new rate (a finite number
+    > 0) is used from the next step on. A schedule of one argument is called as `schedule(epoch)`
+    (Keras' older form). `verbose=1` prints each rate set. At each epoch's end the rate the epoch
+    trained with is logged as "learning_rate", as Keras 3 logs it: it is in `history.history`.
+    """
+
+    def __init__(self, schedule: Callable[..., float], verbose: int = 0):
+        if not callable(schedule):
+            raise TypeError(
+                f"LearningRateScheduler: schedule must be a function (epoch, lr) -> lr, got {type(schedule).__name__}"
+            )
+        self.schedule, self.verbose = schedule, _checked_verbose("LearningRateScheduler", verbose)
+        self._takes_lr = _takes_learning_rate(schedule)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        optimizer = self.model.compiled.optimizer
+        called = f"schedule({epoch}, {optimizer.lr!r})" if self._takes_lr else f"schedule({epoch})"
+        lr = self.schedule(epoch, optimizer.lr) if self._takes_lr else self.schedule(epoch)
+        optimizer.lr = check_number(
+            f"LearningRateScheduler: the learning rate from {called}", lr, low=0.0, low_inclusive=False
+        )
+        if self.verbose:
+            print(f"\nEpoch {epoch + 1}: LearningRateScheduler setting learning rate to {optimizer.lr}.")
+
+    def on_epoch_end(self, epoch, logs=None):
+        _log_learning_rate(self.model, logs)
+
+
+class ReduceLROnPlateau(Callback):
+    """Multiply the learning rate by `factor` when `monitor` has stopped improving (Keras 3's rules).
+
+    An epoch improves when it beats the best value so far by more than `min_delta` (`mode` "min":
+    downward; "max": upward; "auto": upward for R², else downward). After `patience` epochs in a row
+    without improvement the rate becomes max(lr·factor, min_lr), if it is still above `min_lr`; the
+    `cooldown` epochs after a reduction count no waiting (the epoch where the cooldown runs out counts
+    again). `wait`, `cooldown_counter` and `best` are Keras' counters, reset at each fit's beginning.
+    The new rate is used from the next step on. Each epoch's end logs "learning_rate", the rate that
+    epoch trained with (before any reduction), as Keras 3 does: it is in `history.history`.
+    """
+
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        factor: float = 0.1,
+        patience: int = 10,
+        verbose: int = 0,
+        mode: str = "min",
+        min_delta: float = 1e-4,
+        cooldown: int = 0,
+        min_lr: float = 0.0,
+    ):
+        who = "ReduceLROnPlateau"
+        self.monitor, self.mode = monitor, _direction(who, monitor, mode)
+        # a factor of 1 or more would never reduce (Keras refuses it); 0 or less is no learning rate
+        self.factor = check_number(f"{who}: factor", factor, low=0.0, high=1.0, low_inclusive=False)
+        self.patience = check_count(f"{who}: patience", patience, minimum=0)
+        self.verbose = _checked_verbose(who, verbose)
+        self.min_delta = abs(check_number(f"{who}: min_delta", min_delta))
+        self.cooldown = check_count(f"{who}: cooldown", cooldown, minimum=0)
+        self.min_lr = check_number(f"{who}: min_lr", min_lr, low=0.0)
+        self.on_train_begin()
+
+    def on_train_begin(self, logs=None):
+        self.wait = self.cooldown_counter = 0
+        self.best = np.inf if self.mode == "min" else -np.inf
+
+    def on_epoch_end(self, epoch, logs=None):
+        _log_learning_rate(self.model, logs)
+        value = _monitored("ReduceLROnPlateau", self.monitor, logs)
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if _improves(value, self.best, self.mode, self.min_delta):
+            self.best, self.wait = value, 0
+            return
+        if self.cooldown_counter > 0:
+            return
+        self.wait += 1
+        optimizer = self.model.compiled.optimizer
+        if self.wait >= self.patience and optimizer.lr > self.min_lr:
+            optimizer.lr = max(optimizer.lr * self.factor, self.min_lr)
+            if self.verbose:
+                print(f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to {optimizer.lr}.")
+            self.cooldown_counter, self.wait = self.cooldown, 0
 
 
 class GradientNormStop(Callback):
@@ -264,3 +424,75 @@ class GradientNormStop(Callback):
         if logs["grad_norm"] < self.tol:
             self.stopped_epoch = epoch
             self.model.stop_training = True
+
+
+class ModelCheckpoint(Callback):
+    """Save the model with `model.save` at each epoch's end (Keras 3's callback); `tl.nn.load_model` reads it.
+
+    `filepath` may hold format fields, filled with `epoch` (counted from 1, as Keras names the files)
+    and the epoch's logs: "ckpt-{epoch:02d}-{val_loss:.3f}.npz" (a field that is not logged is a
+    KeyError). The path is used as it is, no suffix added; a missing folder is created. With
+    `save_best_only` a file is written only when `monitor` improves on the best value so far: strictly
+    lower in mode "min", higher in "max" ("auto": higher for R², else lower), NaN never. `best` starts
+    at ±inf when the callback is made and is kept from one fit to the next, as in Keras. A `monitor`
+    that is not logged (val_loss without validation data) is a warning, as in Keras 3, and the model is
+    saved all the same: a checkpoint too many rather than none. Only `save_freq="epoch"` is supported.
+    `verbose=1` prints Keras' line for each epoch.
+    """
+
+    def __init__(
+        self,
+        filepath: str | os.PathLike,
+        monitor: str = "val_loss",
+        save_best_only: bool = False,
+        mode: str = "min",
+        verbose: int = 0,
+        save_freq: str = "epoch",
+    ):
+        who = "ModelCheckpoint"
+        self.filepath = os.fspath(filepath)
+        self.monitor, self.mode = monitor, _direction(who, monitor, mode)
+        self.save_best_only, self.verbose = bool(save_best_only), _checked_verbose(who, verbose)
+        if save_freq != "epoch":
+            raise ValueError(f"{who}: save_freq must be 'epoch' (a save at each epoch's end), got {save_freq!r}")
+        self.save_freq = save_freq
+        self.best = np.inf if self.mode == "min" else -np.inf
+
+    def on_epoch_end(self, epoch, logs=None):
+        """Save the model to `filepath` filled for this epoch, unless save_best_only and no improvement."""
+        logs = logs or {}
+        path = self._path(epoch, logs)
+        if self.save_best_only and self.monitor not in logs:
+            warnings.warn(
+                f"ModelCheckpoint: can save the best model only with {self.monitor!r} logged (logged: "
+                f"{sorted(logs)}); saving epoch {epoch + 1}'s model to {path} instead",
+                stacklevel=2,
+            )
+        elif self.save_best_only:
+            value = logs[self.monitor]
+            if not _improves(value, self.best, self.mode, 0.0):
+                if self.verbose:
+                    print(f"\nEpoch {epoch + 1}: {self.monitor} did not improve from {self.best:.5f}")
+                return
+            if self.verbose:
+                print(
+                    f"\nEpoch {epoch + 1}: {self.monitor} improved from {self.best:.5f} to {value:.5f}, "
+                    f"saving model to {path}"
+                )
+            self.best = value
+        elif self.verbose:
+            print(f"\nEpoch {epoch + 1}: saving model to {path}")
+        folder = os.path.dirname(path)
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+        self.model.save(path)
+
+    def _path(self, epoch: int, logs: dict) -> str:
+        """`filepath` with its fields filled: epoch from 1, then the logs."""
+        try:
+            return self.filepath.format(epoch=epoch + 1, **logs)
+        except KeyError as error:
+            raise KeyError(
+                f"ModelCheckpoint: cannot fill in the filepath {self.filepath!r}: {error} is neither 'epoch' nor "
+                f"among the logged values {sorted(logs)}"
+            ) from None

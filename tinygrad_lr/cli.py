@@ -7,8 +7,9 @@
 
 `fit` runs the experiment of `tinygrad_lr.experiment` (the data, the model trained by `model.fit`,
 the closed form on the same rows) on the settings its options make, prints the lines of
-`tinygrad_lr.report`, writes `fit.png` and `loss.png`, and with `--save-weights` the weights with
-everything `predict` needs: the feature names, the target's name and the scaling. Bad input ends
+`tinygrad_lr.report`, writes `fit.png` and `loss.png`, and with `--save-weights` the trained model as
+`model.save` writes it (`tl.nn.load_model` reads it back), with everything `predict` needs in its
+metadata: the feature names, the target's name and the scaling. Bad input ends
 with one line on stderr, `tinygrad-lr: error: ...`, and exit code 2; a run that diverges prints its
 report, then such a line, and exits 1.
 """
@@ -36,8 +37,6 @@ from tinygrad_lr.experiment import (
     PROGRESS_LINES,
     Settings,
     UsageError,
-    load_weights,
-    save_weights,
 )
 from tinygrad_lr.report import line, made_directory, preamble, predictions_csv, report, write_pictures
 
@@ -55,6 +54,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of `tinygrad-lr` and its two commands, `fit` and `predict`, with their options."""
     parser = _Parser(
         prog=PROG,
         description="Train a linear model by gradient descent and compare it with the closed-form optimum.",
@@ -172,8 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument(
         "--save-weights",
         metavar="PATH",
-        help="Write the learned weights to this .npz file, with the feature names, the target's name and the "
-        "scaling: all that 'tinygrad-lr predict' needs (not written when training diverges).",
+        help="Write the trained model to this .npz file (model.save's format: tl.nn.load_model reads it), with the "
+        "feature names, the target's name and the scaling: all that 'tinygrad-lr predict' needs (not written when "
+        "training diverges).",
     )
     output.add_argument(
         "--summary",
@@ -189,15 +190,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = commands.add_parser(
         "predict",
-        help="apply weights saved by 'fit --save-weights' to the rows of a CSV file",
+        help="apply a model saved by 'fit --save-weights' to the rows of a CSV file",
         description=(
-            "Predict the target for each row of a CSV file with weights saved by 'tinygrad-lr fit --save-weights': "
+            "Predict the target for each row of a CSV file with the model saved by 'tinygrad-lr fit --save-weights': "
             "the file's columns are found by the saved feature names (other columns are ignored) and scaled as in "
             "training. The predictions are written as a CSV of one column, named after the target."
         ),
     )
     predict.add_argument(
-        "--weights", metavar="PATH", required=True, help="The .npz file written by 'tinygrad-lr fit --save-weights'."
+        "--weights",
+        metavar="PATH",
+        required=True,
+        help="The model file (.npz) written by 'tinygrad-lr fit --save-weights'.",
     )
     predict.add_argument(
         "--csv",
@@ -253,7 +257,7 @@ def run_fit(args: argparse.Namespace) -> None:
     if diverged:
         raise tl.TrainingDivergedError(diverged)
     if args.save_weights is not None and result.model is not None:
-        save_weights(args.save_weights, data, result.model, prepared.scaler)
+        experiment.save_model(args.save_weights, data, result.model, prepared.scaler)
         how = f"tinygrad-lr predict --weights {args.save_weights} --csv FILE"
         print(line("Saved:", f"weights, feature names and scaling in {args.save_weights} ({how})"))
 
@@ -263,7 +267,7 @@ def run_fit(args: argparse.Namespace) -> None:
 
 def run_predict(args: argparse.Namespace) -> None:
     """Predict the target of every row of --csv with the weights in --weights; a CSV to --out or stdout."""
-    saved = load_weights(args.weights)
+    saved = experiment.load_model(args.weights)
     if args.out is not None:
         experiment.check_writable("--out", args.out)
     with experiment.reading(f"--csv {args.csv}", f" (the weights in {args.weights} read {', '.join(saved.features)})"):

@@ -9,8 +9,9 @@
 It trains `Sequential([Linear(d, 1)])` in float64 with `model.fit`, solves the same objective exactly
 with `tl.solvers.ols` / `ridge` on the same training rows, and measures both: the objectives, the
 validation loss, R² on held-out test rows. A setting or a file that cannot be used is a `UsageError`
-whose message names the option (`--test-split 0.9: ...`), as the command prints it. The weights file
-of `--save-weights` and `tinygrad-lr predict` is here too (`save_weights`, `load_weights`).
+whose message names the option (`--test-split 0.9: ...`), as the command prints it. The model file
+of `--save-weights` and `tinygrad-lr predict` is here too (`save_model`, `load_model`): `model.save`'s
+format, the feature names, target and scaling in its metadata.
 """
 
 from __future__ import annotations
@@ -46,13 +47,13 @@ __all__ = [
     "data_notes",
     "divergence_message",
     "load_data",
-    "load_weights",
+    "load_model",
     "number",
     "prepare",
     "reading",
     "require_dask",
     "run",
-    "save_weights",
+    "save_model",
     "train",
 ]
 
@@ -70,7 +71,6 @@ CHUNKED_ABOVE = 1 << 30  # a CSV file larger than this (bytes) is read in chunks
 CSV_BLOCKSIZE = "64MB"  # bytes of CSV text per chunk
 DEFAULT_FEATURES = ["rm"]  # of the bundled Boston data: price against rooms
 ALL = "all"  # --features all: every column but the target
-WEIGHTS_FORMAT = "tinygrad-lr fit --save-weights, version 1"  # the "format" member of a weights file
 
 
 def number(value: float) -> str:
@@ -332,6 +332,7 @@ def _check_training_rows(settings: Settings, n_fit: int, n_rows: int) -> None:
 
 
 def load_data(settings: Settings) -> Dataset:
+    """The rows the settings name (bundled Boston data or a CSV, in memory or in chunks), split three ways."""
     if settings.csv is not None and _chunked(settings):
         return _load_chunked(settings)
     if settings.csv is None:
@@ -606,41 +607,31 @@ def divergence_message(settings: Settings, result: Result, Z_train: np.ndarray, 
     return f"{rose}; the largest stable --lr for gd on these rows is {bound:.3g}: use a smaller one, or --standardize"
 
 
-# ----- weights on disk -----
-
-_WEIGHTS_MEMBERS = ("format", "features", "target", "mean", "scale", "weight", "bias")
+# ----- the model file of --save-weights and predict -----
 
 
-def save_weights(path: str | os.PathLike, data: Dataset, model: tl.nn.Module, scaler: tl.data.Standardizer | None):
-    """Write what `predict` needs as an .npz of plain arrays (no pickles), at exactly `path`.
-
-    Members: `features` (d,) and `target` () as strings; `mean`, `scale` (d,), the scaling that
-    takes the data to the model's units (0 and 1 without --standardize); `weight` (d, 1) and `bias`
-    (1,), the Linear layer's; `format`, WEIGHTS_FORMAT.
-    """
+def save_model(path: str | os.PathLike, data: Dataset, model: tl.nn.Module, scaler: tl.data.Standardizer | None):
+    """`model.save(path, metadata)` with what `predict` needs in the metadata: `features` (d names), `target`,
+    and `mean`, `scale` (d floats each), the scaling that takes the data to the model's units (0 and 1
+    without --standardize). A file that cannot be written is a UsageError."""
     d = len(data.features)
-    weight, bias = model.get_weights()
-    arrays: dict[str, Any] = {
-        "format": np.array(WEIGHTS_FORMAT),
-        "features": np.array(data.features, dtype=str),
-        "target": np.array(data.target, dtype=str),
-        "mean": np.zeros(d) if scaler is None else scaler.mean,
-        "scale": np.ones(d) if scaler is None else scaler.scale,
-        "weight": weight,
-        "bias": bias,
+    metadata = {
+        "features": list(data.features),
+        "target": data.target,
+        "mean": [0.0] * d if scaler is None else np.asarray(scaler.mean, np.float64).tolist(),
+        "scale": [1.0] * d if scaler is None else np.asarray(scaler.scale, np.float64).tolist(),
     }
     try:
-        with open(path, "wb") as file:  # a file object: np.savez would add ".npz" to a path without it
-            np.savez(file, **arrays)
+        model.save(path, metadata=metadata)
     except OSError as error:
         raise UsageError(f"--save-weights {path}: cannot write it ({error.strerror or error})") from None
 
 
 @dataclasses.dataclass
 class SavedModel:
-    """A weights file, read: the model, the columns it reads, and the scaling into its units. mean, scale: (d,)."""
+    """A model file, read: the model, the columns it reads, and the scaling into its units. mean, scale: (d,)."""
 
-    model: tl.nn.Sequential
+    model: tl.nn.Module
     features: list[str]
     target: str
     mean: np.ndarray
@@ -651,49 +642,43 @@ class SavedModel:
         return self.model.predict((X - self.mean) / self.scale)[:, 0]
 
 
-def load_weights(path: str) -> SavedModel:
-    """Read a file written by `save_weights`, never unpickling, every member checked before its data are
-    read (tl.nn.read_weights_file); anything else is a UsageError saying why."""
+def load_model(path: str) -> SavedModel:
+    """Read a file written by `save_model` (`tl.nn.load_model`: never unpickling, every member checked before
+    its data are read) and check its metadata; anything else is a UsageError saying why."""
     where = f"--weights {path}"
-    not_ours = f"{where}: not a weights file written by '{PROG} fit --save-weights'"
-    with reading(where):
-        members = tl.nn.read_weights_file(path, functools.partial(_check_members, not_ours), what=where)
-    if members["format"].tolist() != WEIGHTS_FORMAT:
-        raise UsageError(f"{not_ours} (its format is {members['format'].tolist()!r}, not {WEIGHTS_FORMAT!r})")
-    features, mean, scale = members["features"], members["mean"], members["scale"]
-    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(scale))):
-        raise UsageError(f"{not_ours} (its scaling is not {len(features)} finite numbers per feature)")
+    not_ours = f"{where}: not a model file written by '{PROG} fit --save-weights'"
+    try:
+        model = tl.nn.load_model(path)
+    except FileNotFoundError:
+        raise UsageError(f"{where}: no such file") from None
+    except ValueError as error:  # (load_model's OSErrors, a folder or no permission, are ValueErrors too)
+        raise UsageError(f"{where}: {error}") from None
+    metadata = model.metadata
+    features, target = metadata.get("features"), metadata.get("target")
+    if not (isinstance(features, list) and features and all(isinstance(name, str) for name in features)):
+        raise UsageError(f"{not_ours} (its metadata has no 'features', a list of column names)")
+    if not isinstance(target, str):
+        raise UsageError(f"{not_ours} (its metadata has no 'target', a column name)")
+    d = len(features)
+    mean, scale = (_floats(metadata.get(key), d) for key in ("mean", "scale"))
+    if mean is None or scale is None:
+        raise UsageError(f"{not_ours} (its metadata's 'mean' and 'scale' are not {d} finite numbers each)")
     if not np.all(scale > 0):
         raise UsageError(f"{not_ours} (its scale has values <= 0)")
-    model = tl.nn.Sequential([tl.nn.Linear(len(features), 1, dtype=np.float64)])
     try:
-        model.set_weights([members["weight"], members["bias"]])
+        outputs = model.predict(np.zeros((1, d))).shape[1]
     except ValueError as error:
-        raise UsageError(f"{not_ours} ({error})") from None
-    return SavedModel(model, features.tolist(), str(members["target"]), mean, scale)
+        raise UsageError(f"{not_ours} (its model does not take the {d} features it names: {error})") from None
+    if outputs != 1:
+        raise UsageError(f"{not_ours} (its model predicts {outputs} values per row, not 1)")
+    return SavedModel(model, features, target, mean, scale)
 
 
-def _check_members(not_ours: str, headers: dict[str, tl.nn.NpyHeader]) -> None:
-    """Refuse, from the headers alone, a weights file whose members are not those `save_weights` writes."""
-    if sorted(headers) != sorted(_WEIGHTS_MEMBERS):
-        held = ", ".join(map(repr, sorted(headers))) or "nothing"
-        raise UsageError(f"{not_ours} (it holds {held}; expected {', '.join(map(repr, _WEIGHTS_MEMBERS))})")
-    features = headers["features"]
-    if features.dtype.kind != "U" or len(features.shape) != 1 or not features.shape[0]:
-        raise UsageError(f"{not_ours} (its member 'features' is not a list of names)")
-    d = features.shape[0]
-    expected = {  # member: (shape, dtype kind, in words)
-        "format": ((), "U", "a string"),
-        "target": ((), "U", "a string"),
-        "mean": ((d,), "f", f"{d} floats"),
-        "scale": ((d,), "f", f"{d} floats"),
-        "weight": ((d, 1), "f", f"{d} by 1 floats"),
-        "bias": ((1,), "f", "1 float"),
-    }
-    for name, (shape, kind, words) in expected.items():
-        header = headers[name]
-        if header.shape != shape or header.dtype.kind != kind:
-            raise UsageError(
-                f"{not_ours} (its member {name!r} should be {words} for {d} features, shape {shape}; "
-                f"it is {header.dtype}, shape {header.shape})"
-            )
+def _floats(value: Any, d: int) -> np.ndarray | None:
+    """`value` as d finite float64s, or None when it is not a list of d finite real numbers."""
+    if not (isinstance(value, list) and len(value) == d):
+        return None
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        return None
+    array = np.array(value, dtype=np.float64)
+    return array if np.all(np.isfinite(array)) else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -10,7 +11,7 @@ import numpy as np
 from tinygrad_lr import ops
 from tinygrad_lr.tensor import Tensor
 
-__all__ = ["l2_penalty", "mae", "mse", "r2_of_sums", "r2_score"]
+__all__ = ["R2Sums", "l2_penalty", "mae", "mse", "r2_of_sums", "r2_score", "r2_sums"]
 
 
 def _aligned(pred: Any, target: Any, name: str) -> tuple[Tensor, Tensor]:
@@ -88,3 +89,46 @@ def r2_score(pred: Any, target: Any) -> float:
 def r2_of_sums(residual: float, total: float) -> float:
     """R² from Σ(y - ŷ)² and Σ(y - ȳ)² (NaN when the target is constant: total 0)."""
     return 1 - residual / total if total > 0 else float("nan")
+
+
+@dataclass(frozen=True, eq=False)  # (arrays: no == of their own)
+class R2Sums:
+    """What some rows add to an R² over more rows (Keras' `R2Score` accumulates the same): per output
+    (k,), in float64, the count, the mean of y, Σ(y - ȳ)² about that mean, and Σ(y - ŷ)².
+
+    An R² is no mean of the R²s of parts; its sums are what add up. `a + b` are the sums of both
+    parts' rows, merged by Chan, Golub and LeVeque's pairwise update, which keeps the digits that
+    Σy² - n·ȳ² loses when the mean is large against the spread. `result()` is the R².
+    """
+
+    count: int
+    mean: np.ndarray
+    total: np.ndarray
+    residual: np.ndarray
+
+    def __add__(self, other: R2Sums) -> R2Sums:
+        count = self.count + other.count
+        delta = other.mean - self.mean
+        return R2Sums(
+            count,
+            self.mean + delta * (other.count / count),
+            self.total + other.total + delta**2 * (self.count * other.count / count),
+            self.residual + other.residual,
+        )
+
+    def result(self) -> float:
+        """R² of each output (`r2_of_sums`: NaN where y is constant), averaged over the outputs: Keras'
+        and scikit-learn's default ("uniform_average"); for one output, `r2_score` of the same rows."""
+        return float(np.mean([r2_of_sums(float(r), float(t)) for r, t in zip(self.residual, self.total)]))
+
+
+def r2_sums(pred: Any, target: Any) -> R2Sums:
+    """The `R2Sums` of a batch: pred, target (n,), (n, 1) or (n, k), with the shape rule of `mse`.
+
+    This is compile's metric "r2": its value for many batches is the `result()` of their sums added."""
+    pred, target = _aligned(pred, target, "r2")
+    n = target.shape[0] if target.ndim else 1
+    y = target.data.reshape(n, -1).astype(np.float64)
+    residual = pred.data.reshape(n, -1) - y
+    mean = y.mean(axis=0)
+    return R2Sums(n, mean, np.sum((y - mean) ** 2, axis=0), np.sum(residual**2, axis=0))

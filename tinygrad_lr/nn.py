@@ -2,13 +2,32 @@
 
 Keras-style `compile`/`fit`/`evaluate`/`predict` are methods of every Module; they live in
 `training.py` (a higher layer), which the methods below load on first use.
+
+Model files. `model.save(path, metadata=None)` writes one .npz (what `np.load(path)` reads, never a
+pickle) at exactly `path`; `load_model(path)` rebuilds the model from it. Its members:
+
+- `architecture`: UTF-8 JSON as a uint8 array (`bytes(archive["architecture"]).decode()`),
+  `{"format": "tinygrad_lr.model", "version": 1, "model": LAYER}`, where LAYER is
+  `{"class": "Linear", "in_features": 3, "out_features": 1, "bias": true, "dtype": "float64"}` or
+  `{"class": "Sequential", "layers": [LAYER, ...]}` (dtype "float16", "float32" or "float64");
+- `metadata`: the caller's JSON-able dict, the same way (`{}` when none);
+- the weights, one member each, named as `state_dict()` names them ("0.weight", "0.bias", "1.0.weight"
+  for a Sequential nested in a Sequential, "weight" for a lone Linear), of the layer's dtype.
+
+A model of another kind (a Module of one's own, a subclass of Linear or Sequential) cannot be
+described and is refused by `save`; its weights still go through `save_weights`/`load_weights`, and
+`load_weights` also reads the weights of a model file. Both writers are atomic (a temporary file
+beside the target, then a rename); both readers check every member's header against the file and
+against what the model needs before reading any data, so a crafted file is a ValueError.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
+import reprlib
 import secrets
 import shutil
 import zipfile
@@ -21,7 +40,7 @@ import numpy as np
 from tinygrad_lr import checks, ops
 from tinygrad_lr.tensor import Tensor
 
-__all__ = ["Linear", "Module", "Sequential"]
+__all__ = ["Linear", "Module", "Sequential", "load_model"]
 
 
 class Module:
@@ -32,6 +51,7 @@ class Module:
     compiled: Any  # what compile() chose: loss, optimizer, metrics, l2
     history: Any  # the History of the latest fit()
     stop_training: bool  # a callback sets it to end fit() after the current batch
+    metadata: dict[str, Any]  # set by load_model: the metadata the model was saved with
 
     # how many times a Tensor or a Module (or a list of them) was assigned to a Module's attribute, in
     # any Module: a captured step (capture.py) looks again at the tensors its model holds when it changed
@@ -43,6 +63,7 @@ class Module:
         super().__setattr__(name, value)
 
     def forward(self, *args: Any) -> Tensor:
+        """The model's output for its inputs; a subclass writes it (calling the module calls it)."""
         raise NotImplementedError(f"{type(self).__name__}.forward is not written")
 
     def __call__(self, *args: Any) -> Tensor:
@@ -89,6 +110,7 @@ class Module:
         return [p for _, p in self.named_parameters()]
 
     def zero_grad(self) -> None:
+        """Clear every parameter's `.grad` (to None), as PyTorch's `zero_grad(set_to_none=True)`."""
         for p in self.parameters():
             p.grad = None
 
@@ -128,21 +150,12 @@ class Module:
 
         Overwriting a file keeps its mode; a symlink is written through (its target is replaced).
         """
-        target = os.path.realpath(os.fspath(path))
-        fd, tmp = _new_file_beside(target)
-        try:
-            with os.fdopen(fd, "wb") as file:
-                with contextlib.suppress(FileNotFoundError):  # a new file keeps the mode open() gave it
-                    shutil.copymode(target, tmp)
-                _write_npz(file, self.state_dict())
-            os.replace(tmp, target)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        _write_atomically(path, self.state_dict(), "save_weights")
 
     def load_weights(self, path: str | os.PathLike) -> None:
-        """Read weights written by `save_weights`. Never unpickles; every member's name, shape and dtype
-        are checked against the model before any of its data are read; the model is unchanged on any error."""
+        """Read weights written by `save_weights`, or those of a model file (`save`). Never unpickles; every
+        member's name, shape and dtype are checked against the model before any of its data are read; the
+        model is unchanged on any error."""
         path = os.fspath(path)
         params = dict(self.named_parameters())
 
@@ -161,15 +174,41 @@ class Module:
                 # the dtype, refused in the words of the values' own check, before any value is read
                 checks.as_real_array(f"load_weights: {path!r} member {name!r}", np.empty(0, headers[name].dtype))
 
-        try:
-            state = read_weights_file(path, check)
-        except FileNotFoundError:
-            raise
-        except OSError as error:
-            raise _unreadable("load_weights", path, error) from None
-        self.set_weights(
-            [_checked_weight(f"load_weights: {path!r} member {name!r}", state[name], p) for name, p in params.items()]
-        )
+        with _open_npz(path, "load_weights") as (headers, read):
+            if ARCHITECTURE in headers and ARCHITECTURE not in params:  # a model file: its weights only
+                headers = {name: header for name, header in headers.items() if name in params or name not in _JSON}
+            check(headers)
+            state = {name: read(name) for name in params}
+        _set_from_file(self, "load_weights", path, state)
+
+    def save(self, path: str | os.PathLike, metadata: dict[str, Any] | None = None) -> None:
+        """Write the model, its architecture, weights and `metadata` (a JSON-able dict), to one .npz at
+        exactly `path`, atomically; `load_model(path)` rebuilds it (see the module's docstring).
+
+        Only Linear layers and Sequentials of them (nested up to MAX_NESTING deep) can be described: a
+        module of another class is a TypeError naming it; a layer or tensor used twice, or metadata JSON
+        cannot hold (or would change: keys that are not strings), a ValueError. Both before anything is
+        written.
+        """
+        weights: dict[str, np.ndarray] = {}
+        architecture = {
+            "format": MODEL_FORMAT,
+            "version": MODEL_VERSION,
+            "model": _describe(self, "", 0, set(), weights),
+        }
+        # what is written must read back: the reader's own checks, on the description and the arrays
+        expected = _expected_weights(architecture, "save")
+        for name, (shape, dtype) in expected.items():
+            if weights[name].shape != shape or weights[name].dtype != dtype:
+                raise ValueError(
+                    f"save: the model's {name} has shape {weights[name].shape} and dtype {weights[name].dtype}, "
+                    f"but its layer says shape {shape} and dtype {dtype}; was a weight replaced by another Tensor?"
+                )
+        members = {
+            ARCHITECTURE: _json_member(architecture, "save: the architecture"),
+            METADATA: _metadata_member(metadata),
+        }
+        _write_atomically(path, {**members, **weights}, "save")
 
     # ----- Keras-style training (training.py) -----
     def compile(
@@ -181,25 +220,25 @@ class Module:
         run_eagerly: bool = False,
     ):
         """Choose the loss, optimizer, metrics and L2 strength for `fit`, and whether its steps are all
-        plain eager ones (see training.compile)."""
+        plain eager ones (see `tl.training.compile`)."""
         from tinygrad_lr import training
 
         return training.compile(self, loss=loss, optimizer=optimizer, metrics=metrics, l2=l2, run_eagerly=run_eagerly)
 
     def fit(self, x: Any, y: Any, **kwargs: Any):
-        """Train on (x, y) the Keras way; returns a History (see training.fit)."""
+        """Train on (x, y) the Keras way; returns a History (all its options: `tl.training.fit`)."""
         from tinygrad_lr import training
 
         return training.fit(self, x, y, **kwargs)
 
     def evaluate(self, x: Any, y: Any, batch_size: int | None = None, verbose: int = 0, sample_weight: Any = None):
-        """The compiled loss (and metrics) on (x, y) (see training.evaluate)."""
+        """The compiled loss (and metrics) on (x, y) (see `tl.training.evaluate`)."""
         from tinygrad_lr import training
 
         return training.evaluate(self, x, y, batch_size=batch_size, verbose=verbose, sample_weight=sample_weight)
 
     def predict(self, x: Any, batch_size: int | None = None, verbose: int = 0) -> np.ndarray:
-        """Outputs for the samples x, as an (n, out) array (see training.predict)."""
+        """Outputs for the samples x, as an (n, out) array (see `tl.training.predict`)."""
         from tinygrad_lr import training
 
         return training.predict(self, x, batch_size=batch_size, verbose=verbose)
@@ -211,7 +250,24 @@ class Module:
         return training.summary(self, print_fn=print_fn)
 
 
-def _new_file_beside(path: str) -> tuple[int, str]:
+def _write_atomically(path: str | os.PathLike, arrays: dict[str, np.ndarray], what: str) -> None:
+    """Write `arrays` as an .npz at exactly `path`: a temporary file in the same folder, then a rename, so
+    a crash mid-write leaves any previous file whole. Overwriting keeps the file's mode; a symlink is
+    written through (its target is replaced). Errors start with `what` (the caller)."""
+    target = os.path.realpath(os.fspath(path))
+    fd, tmp = _new_file_beside(target, what)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            with contextlib.suppress(FileNotFoundError):  # a new file keeps the mode open() gave it
+                shutil.copymode(target, tmp)
+            _write_npz(file, arrays)
+        os.replace(tmp, target)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _new_file_beside(path: str, what: str) -> tuple[int, str]:
     """A new empty file in `path`'s folder: (its open descriptor, its name), as tempfile.mkstemp
     returns, but with the mode `open(path, "wb")` would give (0o666 less the umask), not 0o600."""
     folder = os.path.dirname(path)
@@ -221,7 +277,7 @@ def _new_file_beside(path: str) -> tuple[int, str]:
             return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), tmp
         except FileExistsError:
             continue
-    raise FileExistsError(f"save_weights: could not create a temporary file in {folder!r}")
+    raise FileExistsError(f"{what}: could not create a temporary file in {folder!r}")
 
 
 def _write_npz(file: BinaryIO, arrays: dict[str, np.ndarray]) -> None:
@@ -247,33 +303,40 @@ class NpyHeader(NamedTuple):
         return math.prod(self.shape) * self.dtype.itemsize
 
 
-def read_weights_file(
-    path: str, check: Callable[[dict[str, NpyHeader]], None], what: str = "load_weights"
-) -> dict[str, np.ndarray]:
-    """Name → array of the .npz archive at `path`, no array read before `check` has seen every header.
+@contextlib.contextmanager
+def _open_npz(path: str, what: str) -> Iterator[tuple[dict[str, NpyHeader], Callable[[str], np.ndarray]]]:
+    """(name → header of each member, read(name) → its array) of the .npz archive at `path`, open while
+    the block runs.
 
-    Every member must be an .npy array stored uncompressed (as save_weights and np.savez write them)
-    whose header declares as many bytes as its zip entry holds, bytes that are in the file; then
-    `check(headers)`, the caller's, raises for any name, shape or dtype it does not expect. So what is
-    read is at most the file's size, and only what the caller expects: a header that declares 10**12
-    values is an error, never a MemoryError. Never unpickles. A file that is not such an archive is a
-    ValueError that starts with `what` and names the file (and the member); OSErrors, FileNotFoundError
-    included, are the operating system's, as it gives them.
+    Every member must be an .npy array stored uncompressed (as save, save_weights and np.savez write
+    them) whose header declares as many bytes as its zip entry holds, bytes that are in the file; so
+    what the caller reads, after checking the headers, is at most the file's size, and a header that
+    declares 10**12 values is an error, never a MemoryError. Never unpickles. A file that is not such an
+    archive, or an OSError other than FileNotFoundError (a folder, say), is a ValueError that starts
+    with `what` and names the file (and the member); FileNotFoundError passes.
     """
-    with open(path, "rb") as file:
-        is_npy = file.read(len(np.lib.format.MAGIC_PREFIX)) == np.lib.format.MAGIC_PREFIX
-    if is_npy:
-        raise ValueError(
-            f"{what}: {path!r} holds a single array (an .npy file), not the named weights of an .npz "
-            "archive; load the file that model.save_weights wrote"
-        )
-    with _reading(what, path):
-        archive = zipfile.ZipFile(path)
-    with archive:
-        entries = _npy_entries(archive, path, what)
-        check({name: header for name, (_, header) in entries.items()})
+    try:
+        with open(path, "rb") as file:
+            is_npy = file.read(len(np.lib.format.MAGIC_PREFIX)) == np.lib.format.MAGIC_PREFIX
+        if is_npy:
+            raise ValueError(
+                f"{what}: {path!r} holds a single array (an .npy file), not the named arrays of an .npz "
+                "archive; load the file that model.save or model.save_weights wrote"
+            )
         with _reading(what, path):
-            return {name: _read_array(archive, info) for name, (info, _) in entries.items()}
+            archive = zipfile.ZipFile(path)
+        with archive:
+            entries = _npy_entries(archive, path, what)
+
+            def read(name: str) -> np.ndarray:
+                with _reading(what, path):
+                    return _read_array(archive, entries[name][0])
+
+            yield {name: header for name, (_, header) in entries.items()}, read
+    except FileNotFoundError:
+        raise
+    except OSError as error:  # a folder, a file without read permission: the system's reason, as it gives it
+        raise ValueError(f"{what}: cannot read {path!r} ({error.strerror or error})") from None
 
 
 def _npy_entries(archive: zipfile.ZipFile, path: str, what: str) -> dict[str, tuple[zipfile.ZipInfo, NpyHeader]]:
@@ -284,30 +347,30 @@ def _npy_entries(archive: zipfile.ZipFile, path: str, what: str) -> dict[str, tu
         name = info.filename.removesuffix(".npy")
         where = f"{what}: {path!r} member {name!r}"
         if name in entries:
-            raise ValueError(f"{where} appears twice; the file was not written by save_weights")
+            raise ValueError(f"{where} appears twice; the file was not written by {_WRITERS}")
         if info.compress_type != zipfile.ZIP_STORED:
             raise ValueError(
-                f"{where} is compressed; a weights file holds its arrays uncompressed, as save_weights and "
+                f"{where} is compressed; a model or weights file holds its arrays uncompressed, as {_WRITERS} and "
                 "np.savez write them (np.savez_compressed does not)"
             )
         # stored: the entry's bytes are the member's, and they must be in the file
         if info.file_size != info.compress_size or info.header_offset + info.compress_size > size:
             raise ValueError(
                 f"{where}: its zip entry claims {max(info.file_size, info.compress_size)} bytes of a file of "
-                f"{size} bytes; the file is truncated or was not written by save_weights"
+                f"{size} bytes; the file is truncated or was not written by {_WRITERS}"
             )
         with _reading(what, path), archive.open(info) as member:
             header = _npy_header(member)
             held = info.file_size - member.tell()  # the bytes after the header
         if header is None:  # NumPy hands out such a member as raw bytes
-            raise ValueError(f"{where} is not an array (.npy); the file was not written by save_weights")
+            raise ValueError(f"{where} is not an array (.npy); the file was not written by {_WRITERS}")
         if header.dtype.hasobject:  # a pickle: reading it is NumPy's own refusal, before it reads any data
             with _reading(what, path):
                 _read_array(archive, info)
         if min(header.shape, default=0) < 0 or header.nbytes != held:
             raise ValueError(
                 f"{where} declares {header.nbytes} bytes of data (shape {header.shape}, dtype {header.dtype}) "
-                f"but its zip entry holds {held}; the file is truncated or was not written by save_weights"
+                f"but its zip entry holds {held}; the file is truncated or was not written by {_WRITERS}"
             )
         entries[name] = info, header
     return entries
@@ -321,7 +384,7 @@ def _npy_header(member: IO[bytes]) -> NpyHeader | None:
         return None
     read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
     if version not in read_header:
-        raise ValueError(f".npy format version {version}, which weights files never have")
+        raise ValueError(f".npy format version {version}, which model and weights files never have")
     shape, _, dtype = read_header[version](member)
     return NpyHeader(shape, dtype)
 
@@ -341,6 +404,8 @@ def _reading(what: str, path: str) -> Iterator[None]:
         raise _unreadable(what, path, error) from None
 
 
+_WRITERS = "model.save or save_weights"  # what writes the files these readers read
+
 # what reading a damaged .npz can raise (a pickled member is a ValueError, an encrypted one a RuntimeError)
 _UNREADABLE = (ValueError, EOFError, KeyError, NotImplementedError, RuntimeError, zipfile.BadZipFile, zlib.error)
 
@@ -356,6 +421,13 @@ def _checked_weight(what: str, value: Any, param: Tensor) -> np.ndarray:
     if array.shape != param.shape:
         raise ValueError(f"{what} must have shape {param.shape}, got {array.shape}")
     return array
+
+
+def _set_from_file(module: Module, what: str, path: str, state: dict[str, np.ndarray]) -> None:
+    """`module.set_weights` from a file's arrays (parameter name → array), an error naming the file and member."""
+    module.set_weights(
+        [_checked_weight(f"{what}: {path!r} member {name!r}", state[name], p) for name, p in module.named_parameters()]
+    )
 
 
 _STRUCTURE = (Tensor, Module, list, tuple)  # what an attribute holding parameters may be
@@ -381,6 +453,7 @@ class Linear(Module):
         self.bias = Tensor(np.zeros(out_features), requires_grad=True, dtype=dtype) if bias else None
 
     def forward(self, x: Tensor | np.ndarray) -> Tensor:
+        """x: (..., in_features) → x @ weight + bias: (..., out_features); an array is cast to the weight's dtype."""
         if not isinstance(x, Tensor):
             x = Tensor(x, dtype=self.weight.dtype)
         if x.ndim == 0 or x.shape[-1] != self.in_features:
@@ -393,6 +466,7 @@ class Linear(Module):
         return ops.Affine.apply(x, self.weight, self.bias)
 
     def output_shape(self, input_shape: tuple) -> tuple:
+        """The output's shape for an input of `input_shape`: its last axis becomes out_features."""
         return (*input_shape[:-1], self.out_features)
 
     def __repr__(self) -> str:
@@ -410,6 +484,7 @@ class Sequential(Module):
         self.layers = layers
 
     def forward(self, x: Tensor | np.ndarray) -> Tensor:
+        """Each layer applied to the previous one's output, in order; no layers: x itself, as a Tensor."""
         if not self.layers:  # nothing to apply: the input, as a Tensor
             return x if isinstance(x, Tensor) else Tensor(x)
         out = self.layers[0](x)  # (the first layer casts an array to its own dtype)
@@ -428,3 +503,198 @@ class Sequential(Module):
 
     def __repr__(self) -> str:
         return f"Sequential({self.layers!r})"
+
+
+# ----- model files (the module's docstring describes them) -----
+
+MODEL_FORMAT = "tinygrad_lr.model"
+MODEL_VERSION = 1  # of the architecture's JSON; a reader refuses any other
+ARCHITECTURE, METADATA = "architecture", "metadata"  # the members that hold JSON; the others are weights
+_JSON = (ARCHITECTURE, METADATA)
+MODEL_DTYPES = ("float16", "float32", "float64")
+MAX_JSON_BYTES = 16 * 2**20  # per JSON member: parsed, JSON takes several times its size in memory
+MAX_NESTING = 64  # Sequentials in Sequentials, at most this deep
+_KEYS = {"Linear": {"class", "in_features", "out_features", "bias", "dtype"}, "Sequential": {"class", "layers"}}
+
+
+def load_model(path: str | os.PathLike) -> Module:
+    """The model that `model.save` wrote at exactly `path`, its weights set, its metadata in `.metadata`
+    (a dict; {} when none).
+
+    Never unpickles. Every member's header is checked before its data are read: the JSON members'
+    against MAX_JSON_BYTES, the weights' against the shapes and dtypes the architecture gives them. A
+    file that is not such a model file (a weights-only file, members extra or missing, bad JSON, another
+    format version) is a ValueError naming the file and the problem.
+    """
+    path = os.fspath(path)
+    where = f"load_model: {path!r}"
+    with _open_npz(path, "load_model") as (headers, read):
+        if ARCHITECTURE not in headers:
+            raise ValueError(
+                f"{where} has no {ARCHITECTURE!r} member: it is not a model file written by model.save (a file "
+                "of save_weights holds weights only; load those into a model built in code, with load_weights)"
+            )
+        architecture = _read_json(headers, read, ARCHITECTURE, where)
+        expected = _expected_weights(architecture, f"{where}: its architecture")
+        missing = [name for name in [*_JSON, *expected] if name not in headers]
+        extra = [name for name in headers if name not in expected and name not in _JSON]
+        if missing or extra:
+            problems = [
+                f"{label} {names}" for label, names in (("lacks", missing), ("has extra members", extra)) if names
+            ]
+            raise ValueError(f"{where} {' and '.join(problems)} for the model its architecture describes")
+        for name, (shape, dtype) in expected.items():
+            header = headers[name]
+            if header.shape != shape or header.dtype.newbyteorder("=") != dtype:
+                raise ValueError(
+                    f"{where} member {name!r} is {header.dtype} of shape {header.shape}, but the architecture makes "
+                    f"it {dtype} of shape {shape}"
+                )
+        metadata = _read_json(headers, read, METADATA, where)
+        if not isinstance(metadata, dict):
+            raise ValueError(f"{where}: its metadata is a JSON {type(metadata).__name__}, not an object (a dict)")
+        state = {name: read(name) for name in expected}
+    model = _build(architecture["model"])
+    _set_from_file(model, "load_model", path, state)
+    model.metadata = metadata
+    return model
+
+
+def _describe(module: Module, prefix: str, depth: int, seen: set[int], weights: dict[str, np.ndarray]) -> dict:
+    """The JSON description of `module` (at `prefix`, as state_dict names it), its arrays added to `weights`.
+
+    A layer or a tensor met twice is refused: the file describes each layer once, with weights of its own.
+    """
+    place = f"layer {prefix[:-1]}" if prefix else "the model"
+    if id(module) in seen:
+        raise ValueError(
+            f"save: {place} is a layer used twice in the model; a model file gives each layer its own weights"
+        )
+    seen.add(id(module))
+    if type(module) is Linear:
+        for name, tensor in (("weight", module.weight), ("bias", module.bias)):
+            if tensor is None:
+                continue
+            if id(tensor) in seen:
+                raise ValueError(f"save: the {name} of {place} is a Tensor that another layer holds too")
+            seen.add(id(tensor))
+            weights[prefix + name] = tensor.data
+        return {
+            "class": "Linear",
+            "in_features": module.in_features,
+            "out_features": module.out_features,
+            "bias": module.bias is not None,
+            "dtype": module.weight.dtype.name,
+        }
+    if type(module) is Sequential and depth < MAX_NESTING:
+        layers = [_describe(layer, f"{prefix}{i}.", depth + 1, seen, weights) for i, layer in enumerate(module.layers)]
+        return {"class": "Sequential", "layers": layers}
+    if type(module) is Sequential:
+        raise ValueError(f"save: {place} nests Sequentials more than {MAX_NESTING} deep")
+    raise TypeError(
+        f"save: {place} is a {type(module).__name__}, which a model file cannot describe: it holds Linear layers "
+        "and Sequentials of them (not subclasses, whose forward may differ); save its weights with save_weights "
+        "and build the model in code to load them"
+    )
+
+
+def _expected_weights(architecture: Any, where: str) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Weight name → (shape, dtype) that the architecture's JSON gives the model; any JSON that is not a
+    version-1 description is a ValueError that starts with `where`. Nothing is allocated."""
+    if not isinstance(architecture, dict) or architecture.get("format") != MODEL_FORMAT:
+        raise ValueError(f'{where} is not a {MODEL_FORMAT!r} description (its "format" is not {MODEL_FORMAT!r})')
+    version = architecture.get("version")
+    if type(version) is not int or version != MODEL_VERSION:
+        raise ValueError(
+            f"{where} has format version {reprlib.repr(version)}; this tinygrad_lr reads version {MODEL_VERSION}"
+        )
+    if set(architecture) != {"format", "version", "model"}:
+        raise ValueError(f'{where} has keys {sorted(architecture)}; version 1 has "format", "version" and "model"')
+    expected: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
+    pending = [(architecture["model"], "", 0)]  # (layer, its prefix, its depth), depth first
+    while pending:
+        node, prefix, depth = pending.pop()
+        place = f"layer {prefix[:-1]}" if prefix else "the model"
+        kind = node.get("class") if isinstance(node, dict) else None
+        if not isinstance(kind, str) or kind not in _KEYS:
+            raise ValueError(f'{where}: {place} is {reprlib.repr(node)}, not a "Linear" or a "Sequential"')
+        if set(node) != _KEYS[kind]:
+            raise ValueError(f"{where}: {place} has keys {sorted(node)}; a {kind} has {sorted(_KEYS[kind])}")
+        if kind == "Sequential":
+            if not isinstance(node["layers"], list):
+                raise ValueError(f'{where}: the "layers" of {place} are {reprlib.repr(node["layers"])}, not a list')
+            if depth >= MAX_NESTING:
+                raise ValueError(f"{where}: {place} nests Sequentials more than {MAX_NESTING} deep")
+            pending.extend(
+                (layer, f"{prefix}{i}.", depth + 1) for i, layer in reversed(list(enumerate(node["layers"])))
+            )
+            continue
+        for key in ("in_features", "out_features"):
+            if type(node[key]) is not int or node[key] < 1:
+                raise ValueError(f"{where}: the {key} of {place} is {reprlib.repr(node[key])}, not a positive integer")
+        if type(node["bias"]) is not bool:
+            raise ValueError(f'{where}: the "bias" of {place} is {reprlib.repr(node["bias"])}, not true or false')
+        if not isinstance(node["dtype"], str) or node["dtype"] not in MODEL_DTYPES:
+            raise ValueError(
+                f"{where}: the dtype of {place} is {reprlib.repr(node['dtype'])}, not one of {MODEL_DTYPES}"
+            )
+        dtype = np.dtype(node["dtype"])
+        expected[f"{prefix}weight"] = (node["in_features"], node["out_features"]), dtype
+        if node["bias"]:
+            expected[f"{prefix}bias"] = (node["out_features"],), dtype
+    return expected
+
+
+def _build(node: dict) -> Module:
+    """The module a checked description (see _expected_weights) describes, with fresh weights."""
+    if node["class"] == "Sequential":
+        return Sequential([_build(layer) for layer in node["layers"]])
+    dtype = np.dtype(node["dtype"])
+    return Linear(node["in_features"], node["out_features"], bias=node["bias"], seed=0, dtype=dtype)
+
+
+def _json_member(value: Any, what: str) -> np.ndarray:
+    """`value` as JSON text in a uint8 array; a ValueError that starts with `what` when JSON cannot hold it."""
+    try:
+        text = json.dumps(value, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError, RecursionError) as error:
+        raise ValueError(
+            f"{what} must be JSON-able (dicts with str keys, lists, str, int, finite float, bool, None): {error}"
+        ) from None
+    data = text.encode()
+    if len(data) > MAX_JSON_BYTES:
+        raise ValueError(f"{what} takes {len(data)} bytes of JSON; a model file holds at most {MAX_JSON_BYTES}")
+    return np.frombuffer(data, np.uint8)
+
+
+def _metadata_member(metadata: dict[str, Any] | None) -> np.ndarray:
+    """The metadata member: a dict JSON gives back equal (tuples come back as lists); {} for None."""
+    metadata = {} if metadata is None else metadata
+    if not isinstance(metadata, dict):
+        raise ValueError(f"save: metadata must be a dict, got a {type(metadata).__name__}")
+    member = _json_member(metadata, "save: metadata")  # (which also refuses a dict that holds itself)
+    pending: list[Any] = [metadata]
+    while pending:  # JSON would write a key 1 as "1": refused rather than changed
+        item = pending.pop()
+        if isinstance(item, dict):
+            for key in item:
+                if not isinstance(key, str):
+                    raise ValueError(f"save: metadata keys must be strings (JSON's), got {key!r}")
+            pending.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            pending.extend(item)
+    return member
+
+
+def _read_json(headers: dict[str, NpyHeader], read: Callable[[str], np.ndarray], name: str, where: str) -> Any:
+    """The JSON value of member `name`, its header checked first (uint8 text of at most MAX_JSON_BYTES)."""
+    header = headers[name]
+    if header.dtype != np.uint8 or len(header.shape) != 1 or header.shape[0] > MAX_JSON_BYTES:
+        raise ValueError(
+            f"{where} member {name!r} is {header.dtype} of shape {header.shape}; a model file holds its {name} as "
+            f"JSON text: uint8, shape (n,), n at most {MAX_JSON_BYTES}"
+        )
+    try:
+        return json.loads(read(name).tobytes().decode("utf-8"))
+    except (ValueError, RecursionError) as error:  # (UnicodeDecodeError and JSONDecodeError are ValueErrors)
+        raise ValueError(f"{where} member {name!r} is not JSON text: {error}") from None

@@ -5,7 +5,8 @@ captured step (`capture.py`) to the bit, the moments (`moments.py`) to ~1e-9 rel
 one for a fit from what it is given (the model, the loss, the data's source, the batch size) and
 says why; fit keeps both in `history.step` and `history.step_reason`. A step takes a batch (xb, yb),
 sets each parameter's gradient, steps the optimizer with `safe_step` (which checks the loss and the
-new weights and undoes a bad step) and returns the batch's objective and metrics.
+new weights and undoes a bad step) and returns the batch's objective and metrics: a mean metric's value
+(mse, mae), or R²'s sums (`losses.R2Sums`), which `Totals` adds up over an epoch's batches.
 
 - *moments*: full batches of one Linear layer (or a subclass that keeps its forward) on mse, in
   memory, with many rows and epochs: one pass over the data for the whole fit, unless the data's
@@ -31,7 +32,19 @@ from tinygrad_lr.nn import Linear, Module, Sequential
 from tinygrad_lr.sources import Source
 from tinygrad_lr.tensor import Tensor, no_grad
 
-__all__ = ["LOSSES", "METRIC_NAMES", "Compiled", "Step", "choose", "means", "objective_on"]
+__all__ = [
+    "HIGHER_IS_BETTER",
+    "LOSSES",
+    "METRICS",
+    "METRIC_NAMES",
+    "Compiled",
+    "Step",
+    "Totals",
+    "choose",
+    "evaluated",
+    "means",
+    "objective_on",
+]
 
 # compile's names for the losses and metrics
 LOSSES: dict[str, Callable[[Tensor, Any], Tensor]] = {
@@ -40,7 +53,17 @@ LOSSES: dict[str, Callable[[Tensor, Any], Tensor]] = {
     "mae": losses.mae,
     "mean_absolute_error": losses.mae,
 }
-METRIC_NAMES = {"mse": "mse", "mean_squared_error": "mse", "mae": "mae", "mean_absolute_error": "mae"}
+METRIC_NAMES = {
+    "mse": "mse",
+    "mean_squared_error": "mse",
+    "mae": "mae",
+    "mean_absolute_error": "mae",
+    "r2": "r2",
+    "r2_score": "r2",  # Keras' name for R2Score
+}
+# each metric's function: a mean over the rows as a scalar Tensor, or R²'s sums (not a mean: see `Totals`)
+METRICS: dict[str, Callable[[Tensor, Any], Any]] = {"mse": losses.mse, "mae": losses.mae, "r2": losses.r2_sums}
+HIGHER_IS_BETTER = frozenset({"r2"})  # the metrics that improve upward (Keras' direction "up"); losses go down
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,7 +74,7 @@ class Compiled:
 
     loss: Callable[[Tensor, Any], Tensor]
     optimizer: optim.Optimizer
-    metrics: dict[str, Callable[[Tensor, Any], Tensor]] = field(default_factory=dict)
+    metrics: dict[str, Callable[[Tensor, Any], Any]] = field(default_factory=dict)  # name -> METRICS' function
     l2: float = 0.0
     penalized: list[Tensor] = field(default_factory=list)
     run_eagerly: bool = False
@@ -109,9 +132,7 @@ def choose(model: Module, compiled: Compiled, source: Source, batch_size: int, e
                 return compiled.objective(outputs[-1], yb, wb)
 
             loss = optimizer.step(closure)
-            with no_grad():
-                metrics = {name: metric(outputs[0], yb).item() for name, metric in compiled.metrics.items()}
-            return loss.item(), metrics
+            return loss.item(), _metric_values(compiled, outputs[0], yb)
 
         return Step(newton, "newton", "Newton's method steps from a closure: the batch's loss and its exact Hessian")
     if compiled.run_eagerly:
@@ -137,8 +158,7 @@ def choose(model: Module, compiled: Compiled, source: Source, batch_size: int, e
         if not compiled.metrics:
             return captured(xb, yb, *wb), {}
         loss, pred = captured(xb, yb, *wb)
-        with no_grad():
-            return loss, {name: metric(Tensor(pred), yb).item() for name, metric in compiled.metrics.items()}
+        return loss, _metric_values(compiled, Tensor(pred), yb)
 
     layer = model.layers[0] if isinstance(model, Sequential) and len(model.layers) == 1 else model
     if not (
@@ -187,21 +207,67 @@ def _batch_gradient(
     pred = model(Tensor(xb))
     loss = compiled.objective(pred, yb, wb)
     loss.backward()
+    return loss.item(), _metric_values(compiled, pred, yb)
+
+
+def _metric_values(compiled: Compiled, pred: Tensor, y: Any) -> dict[str, Any]:
+    """Each metric on a batch: the value of a mean (mse, mae), or R²'s sums (`losses.R2Sums`), as they add up."""
+    values = {}
     with no_grad():
-        metrics = {name: metric(pred, yb).item() for name, metric in compiled.metrics.items()}
-    return loss.item(), metrics
+        for name, metric in compiled.metrics.items():
+            value = metric(pred, y)
+            values[name] = value.item() if isinstance(value, Tensor) else value
+    return values
+
+
+class Totals:
+    """Logs over several batches, as Keras totals them: the objective and each mean metric weighted by
+    the batch's rows, R² from its sums over all the rows (the R² of the whole is no mean of the
+    batches' R²s)."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.loss = 0.0
+        self.metrics: dict[str, Any] = {}
+
+    def add(self, loss: float, metrics: dict[str, Any], rows: int) -> None:
+        """A batch of `rows` rows: its objective and its metrics, as a step returns them."""
+        self.rows += rows
+        self.loss += loss * rows
+        for name, value in metrics.items():
+            part = value if isinstance(value, losses.R2Sums) else value * rows
+            self.metrics[name] = self.metrics[name] + part if name in self.metrics else part
+
+    def logs(self) -> dict[str, float]:
+        """{"loss": ..., metric: ...} over all the rows added."""
+        return {"loss": self.loss / self.rows, **_finished(self.metrics, self.rows)}
+
+
+def _finished(metrics: dict[str, Any], rows: int = 1) -> dict[str, float]:
+    """Metrics totalled over `rows` rows (a mean metric's value times the rows, or R²'s sums) as floats;
+    with `rows` 1, metrics as a step returns them (a mean's value, or R²'s sums)."""
+    return {
+        name: value.result() if isinstance(value, losses.R2Sums) else value / rows for name, value in metrics.items()
+    }
 
 
 def objective_on(model: Module, compiled: Compiled, source: Source, caller: str) -> dict[str, float]:
     """The objective and the metrics on all of the source's rows (no gradient), as fit's logs."""
+    loss, metrics = evaluated(model, compiled, source, caller)
+    return {"loss": loss, **_finished(metrics)}
+
+
+def evaluated(model: Module, compiled: Compiled, source: Source, caller: str) -> tuple[float, dict[str, Any]]:
+    """The objective and the metrics on all of the source's rows (no gradient), as a step returns them
+    (R²'s as sums: `Totals` adds those of several sources up)."""
     if source.reads_blocks:
-        return means(model, compiled, _sums(model, compiled, source, False, caller))[0]
+        logs = means(model, compiled, _sums(model, compiled, source, False, caller))[0]
+        return logs.pop("loss"), logs
     x, y = source.x, source.y
     with no_grad():
         pred = model(Tensor(x))
-        logs = {"loss": compiled.objective(pred, y, source.w).item()}
-        logs.update({name: metric(pred, y).item() for name, metric in compiled.metrics.items()})
-    return logs
+        loss = compiled.objective(pred, y, source.w).item()
+    return loss, _metric_values(compiled, pred, y)
 
 
 def gradient(model: Module, compiled: Compiled, source: Source) -> list:
@@ -223,11 +289,15 @@ def _sums(
     return source.sums(model, compiled.loss, compiled.metrics, gradient, caller, batch)
 
 
-def means(model: Module, compiled: Compiled, total: blockwise.Sums) -> tuple[dict[str, float], list | None]:
+def means(model: Module, compiled: Compiled, total: blockwise.Sums) -> tuple[dict[str, Any], list | None]:
     """The logs (objective, metrics) and the gradient of the objective (None when not summed) from the
-    Sums of all the rows: each sum divided by the rows, and the L2 term added here, once."""
+    Sums of all the rows: each sum divided by the rows (R²'s sums kept as they are, as a step returns
+    them), and the L2 term added here, once."""
     params = model.parameters()
-    logs = {"loss": total.loss / total.rows, **{name: value / total.rows for name, value in total.metrics.items()}}
+    metrics = {
+        name: value if isinstance(value, losses.R2Sums) else value / total.rows for name, value in total.metrics.items()
+    }
+    logs: dict[str, Any] = {"loss": total.loss / total.rows, **metrics}
     gradient = None if total.gradient is None else [g / total.rows for g in total.gradient]
     if compiled.l2:
         penalty = losses.l2_penalty(compiled.penalized, compiled.l2)

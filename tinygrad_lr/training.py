@@ -38,7 +38,8 @@ def compile(
     """Configure `model` for `fit`/`evaluate`.
 
     optimizer: "sgd"/"gd", "adam", "rmsprop" (Keras' default learning rates 0.01, 0.001, 0.001) or
-    an optimizer instance, bound here to the model's parameters. metrics: "mse", "mae".
+    an optimizer instance, bound here to the model's parameters. metrics: "mse", "mae", "r2" (Keras'
+    `R2Score`: the R² of all the epoch's rows, from sums over its batches, not a mean of their R²s).
     l2: adds `l2 · Σ W²` over every Linear weight (never the biases) to the loss.
     run_eagerly: (Keras' name) every step of `fit` a plain eager one, no captured step and no shortcut
     through the data's moments: the reference that those faster paths must equal.
@@ -62,7 +63,7 @@ def compile(
     for metric in metrics:
         if metric not in steps.METRIC_NAMES:
             raise ValueError(f"compile: unknown metric {metric!r}; choose from {sorted(steps.METRIC_NAMES)}")
-        chosen[steps.METRIC_NAMES[metric]] = steps.LOSSES[metric]
+        chosen[steps.METRIC_NAMES[metric]] = steps.METRICS[steps.METRIC_NAMES[metric]]
     l2 = checks.check_number("compile: l2", l2, low=0.0)
     if not model.parameters():
         raise ValueError("compile: the model has no trainable parameters")
@@ -187,14 +188,13 @@ def evaluate(
     start = time.perf_counter()
     if len(batches) == 1 or source.reads_blocks:
         logs = steps.objective_on(model, compiled, source, "evaluate")
-    else:  # Keras' average over batches, weighted by their sizes
+    else:  # Keras' average over batches, weighted by their sizes (R² from the sums of all of them)
         x, y, w = source.x, source.y, source.w
-        totals: dict[str, float] = {}
+        totals = steps.Totals()
         for index in batches:
             part = type(source)(x[index], y[index], source.dtype, None if w is None else w[index])  # (in memory)
-            for name, value in steps.objective_on(model, compiled, part, "evaluate").items():
-                totals[name] = totals.get(name, 0.0) + value * len(part)
-        logs = {name: total / len(y) for name, total in totals.items()}
+            totals.add(*steps.evaluated(model, compiled, part, "evaluate"), len(part))
+        logs = totals.logs()
     if verbose:
         print(progress_line(len(batches), len(batches), time.perf_counter() - start, logs))
     return logs["loss"] if len(logs) == 1 else logs
@@ -287,7 +287,8 @@ def fit(
     history = History()
     model.history = history
     params = {"epochs": epochs, "steps": batches_per_epoch, "samples": n, "verbose": verbose}
-    hooks = CallbackList([history, *([ProgressBar()] if verbose else []), *user_callbacks], model, params)
+    # Keras' order: the user's callbacks first, so that what they log (a learning rate) reaches the history
+    hooks = CallbackList([*user_callbacks, history, *([ProgressBar()] if verbose else [])], model, params)
     model.stop_training = False
     hooks.on_train_begin({})
     chosen = steps.choose(model, compiled, source, batch_size, epochs)
@@ -302,7 +303,7 @@ def fit(
             for epoch in range(epochs):
                 hooks.on_epoch_begin(epoch, {})
                 batches = same_batches or source.batches(batch_size, shuffle, rng)
-                logs = _train_epoch(model, compiled, step, batches, hooks, epoch)
+                logs = _train_epoch(model, step, batches, hooks, epoch)
                 if validation is not None:
                     val_logs = steps.objective_on(model, compiled, validation, "fit (validation)")
                     logs.update({f"val_{name}": value for name, value in val_logs.items()})
@@ -361,15 +362,13 @@ def _stacklevel_outside_the_package(frame: Any) -> int:
 
 def _train_epoch(
     model: Module,
-    compiled: steps.Compiled,
     step: Callable[[Any, Any], tuple[float, dict[str, float]]],
     batches: Iterable[tuple[Any, ...]],
     callbacks: CallbackList,
     epoch: int,
 ) -> dict[str, float]:
     """One pass over the batches, (x, y) pairs, taking a `step` on each. Returns the epoch's logs."""
-    totals = dict.fromkeys(["loss", *compiled.metrics], 0.0)
-    seen = 0
+    totals = steps.Totals()
     batch_logs = callbacks.wants_batch_logs
     for batch, (xb, yb, *wb) in enumerate(batches):
         try:
@@ -378,15 +377,12 @@ def _train_epoch(
             error.epoch, error.batch = epoch + 1, batch + 1
             raise
         size = len(yb)
-        seen += size
-        totals["loss"] += loss * size
-        for name, value in metrics.items():
-            totals[name] += value * size
+        totals.add(loss, metrics, size)
         if batch_logs:
-            callbacks.on_batch_end(batch, {"batch": batch, "size": size, "loss": totals["loss"] / seen})
+            callbacks.on_batch_end(batch, {"batch": batch, "size": size, "loss": totals.loss / totals.rows})
         if model.stop_training:
             break
-    return {name: total / seen for name, total in totals.items()}
+    return totals.logs()
 
 
 # ----- summary -----
