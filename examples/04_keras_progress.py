@@ -7,7 +7,7 @@ data with the learned line. The closed-form least-squares line (`tl.solvers.ols`
 beside it as the reference.
 
 Pictures: `04_fit.png` (data, learned line, closed-form line), `04_loss.png` (the loss per epoch
-beside the closed-form optimum, and its excess over it).
+beside the closed-form optimum, and its excess over it; its caption says why epochs leave gaps).
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ def main(out_dir: str | Path = ".", fast: bool = False) -> dict:
     (coef,), intercept = tl.solvers.ols(x, y)
     optimum = float(np.mean((coef * x + intercept - y) ** 2))
     print()
-    print(f"learned:     y = {slope:.4f}x + {bias:.4f}, loss {model.evaluate(x, y):.4f}")
+    final_loss = model.evaluate(x, y)  # at the final weights, unlike the last epoch's mean over its batches
+    print(f"learned:     y = {slope:.4f}x + {bias:.4f}, loss {final_loss:.4f}")
     print(f"closed form: y = {coef:.4f}x + {intercept:.4f}, loss {optimum:.4f}")
     print("expected:    y = x + 5 (the mean of 10·U(0, 1)), loss about 100/12 = 8.33 (its variance)")
 
@@ -52,14 +53,22 @@ def main(out_dir: str | Path = ".", fast: bool = False) -> dict:
         title=f"After {epochs} epochs of Adam: y = {slope:.3f}x + {bias:.3f}",
         path=fit_path,
     )
-    # an epoch's loss is the mean of its two batches' losses while the weights move: near the
-    # optimum it can dip below the closed form's loss, and those epochs leave gaps in the excess
-    tl.plot.plot_excess_loss(history, optimum, title="Adam(lr=0.1), batches of 32", path=loss_path)
+    tl.plot.plot_excess_loss(
+        history,
+        optimum,
+        title="Adam(lr=0.1), batches of 32",
+        caption=(
+            "An epoch's loss is the mean over its two batches, taken while the weights moved, so near the optimum "
+            f"it can dip below it (the gaps on the right); the loss at the final weights is {final_loss:.4f}."
+        ),
+        path=loss_path,
+    )
     print(f"wrote {fit_path} and {loss_path}")
     return {
         "slope": slope,
         "bias": bias,
         "loss": history.history["loss"][-1],
+        "final_loss": final_loss,
         "ols_coef": float(coef),
         "ols_intercept": float(intercept),
         "ols_loss": optimum,

@@ -108,8 +108,8 @@ def main(out_dir: str | Path = ".", fast: bool = False) -> dict:
         y_test=y_test,
         reference=(coef, intercept),
         title=f"Price against rooms after {epochs} epochs: y = {slope:.2f}x {sign} {abs(bias):.2f}",
-        xlabel="average rooms per dwelling",
-        ylabel="median price ($1000s)",
+        xlabel=tl.datasets.BOSTON_LABELS["rm"],
+        ylabel=tl.datasets.BOSTON_LABELS["medv"],
         path=fit_path,
     )
     print(f"wrote {loss_path} and {fit_path}")

@@ -16,7 +16,8 @@ walkthrough 5 (all 404 training rows, l2 = 0.01) and the stuck-bias data of walk
      loss; where gradient descent cannot, the condition number says how long it would take.
 
 Pictures: `07_loss.png` (the loss above the optimum per epoch, Newton, gradient descent and Adam,
-one panel per data set), `07_paths.png` (the three paths over the Boston loss's contours).
+one panel per data set), `07_paths.png` (the three paths over the Boston loss's contours, labelled with
+the loss above the optimum).
 """
 
 from __future__ import annotations
@@ -291,11 +292,18 @@ def plot_paths(result: dict, name: str, path: Path) -> None:
     W, B = np.meshgrid(w_grid, b_grid)
     dW, dB = W - optimum[0], B - optimum[1]
     excess = 0.5 * (H[0, 0] * dW**2 + 2 * H[0, 1] * dW * dB + H[1, 1] * dB**2)
-    ax.contour(W, B, excess, levels=np.geomspace(max(excess.min(), 1e-3), excess.max(), 14), colors="0.75")
-    for color, (label, points) in zip(("C3", "C0", "C1"), result["paths"].items()):
+    # Round levels, 1 and 3 times the powers of ten, each labelled with its loss above the optimum
+    decades = np.arange(math.floor(math.log10(max(excess.min(), 1e-3))), math.ceil(math.log10(excess.max())))
+    levels = (10.0 ** decades[:, None] * np.array([1.0, 3.0])).ravel()
+    contours = ax.contour(W, B, excess, levels=levels, colors="0.75")
+    ax.clabel(contours, fmt="{:g}".format, fontsize="x-small", colors="0.4")
+    # Newton, gradient descent and Adam; gradient descent's path starts along Adam's, so it is dashed
+    # and drawn on top of it
+    styles = ({"color": "C3"}, {"color": "C0", "linestyle": "--", "zorder": 3}, {"color": "C1"})
+    for style, (label, points) in zip(styles, result["paths"].items()):
         points = np.array(points)
-        ax.plot(points[:, 0], points[:, 1], color=color, marker="o" if len(points) < 5 else None, label=label)
-    ax.plot(*optimum, marker="*", markersize=14, color="k", linestyle="none", label="tl.solvers.ridge")
+        ax.plot(points[:, 0], points[:, 1], marker="o" if len(points) < 5 else None, label=label, **style)
+    ax.plot(*optimum, marker="*", markersize=14, color="k", linestyle="none", zorder=4, label="tl.solvers.ridge")
     ax.set_xlabel("w (price per room)")
     ax.set_ylabel("b")
     ax.set_title(f"{name}: paths over the loss's contours")

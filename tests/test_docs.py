@@ -9,6 +9,7 @@ import importlib
 import inspect
 import pkgutil
 import re
+import textwrap
 
 import tinygrad_lr
 
@@ -67,3 +68,54 @@ def test_the_reference_check_sees_a_broken_reference():
     assert _resolves("tl.solvers.ridge") and _resolves("tinygrad_lr.estimators.LinearRegressor")
     assert _resolves("tl.Tensor.backward") and _resolves("tl.cli")
     assert not _resolves("tl.solvers.rigde") and not _resolves("tl.nosuchmodule.ridge")
+
+
+def _public(module):
+    """(qualified name, object) of what the API reference shows of `module`: the names of its `__all__` (or
+    its names without a leading underscore) defined in it, and each such class's public methods and
+    properties (`__init__` is the class's own docstring)."""
+    names = getattr(module, "__all__", None) or [name for name in vars(module) if not name.startswith("_")]
+    for name in names:
+        member = getattr(module, name)
+        if not (inspect.isclass(member) or inspect.isfunction(member)) or member.__module__ != module.__name__:
+            continue
+        yield f"{module.__name__}.{name}", member
+        if inspect.isclass(member):
+            for attribute, value in vars(member).items():
+                if attribute.startswith("_"):
+                    continue
+                if isinstance(value, property):
+                    yield f"{module.__name__}.{name}.{attribute}", value
+                elif inspect.isfunction(getattr(member, attribute, None)) or isinstance(
+                    value, (staticmethod, classmethod)
+                ):
+                    yield f"{module.__name__}.{name}.{attribute}", getattr(member, attribute)
+
+
+def test_every_public_name_has_a_docstring():
+    """As the API reference shows them: a method that overrides a documented one says what it overrides
+    says (inspect.getdoc and pdoc both take the base class's docstring)."""
+    undocumented = [
+        where
+        for module in _modules()
+        for where, member in _public(module)
+        if not ((member.__doc__ if isinstance(member, property) else inspect.getdoc(member)) or "").strip()
+    ]
+    assert not undocumented, f"{len(undocumented)} public names without a docstring:\n" + "\n".join(undocumented)
+
+
+def test_the_package_page_starts_with_a_quick_start_that_runs(capsys):
+    """The top of the API reference: a few lines that train a model and print what they say they print."""
+    _, *rest = tinygrad_lr.__doc__.split("\n\n")
+    assert "Quick start" in rest[0], "the package's page does not begin with its quick start"
+    block = []
+    for lines in rest[1:]:  # the indented paragraphs right after it: the code
+        if not lines.startswith("    "):
+            break
+        block.append(lines)
+    code = textwrap.dedent("\n\n".join(block))
+    assert 5 <= len([line for line in code.splitlines() if line.strip()]) <= 12, code
+    exec(compile(code, "tinygrad_lr.__doc__", "exec"), {})
+    prints = [line for line in code.splitlines() if line.lstrip().startswith("print(") and "  # " in line]
+    shown = [line.split("  # ", 1)[1] for line in prints]
+    assert capsys.readouterr().out.splitlines() == shown

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from matplotlib.figure import Figure
 
 from tests.processes import ROOT, child_env
 
@@ -17,15 +18,31 @@ EXAMPLES = ROOT / "examples"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def run_example(name, out_dir):
-    """Import examples/<name>.py by path, run main(out_dir, fast=True); return (results, stdout)."""
+def run_example(name, out_dir, figures=None, fast=True):
+    """Import examples/<name>.py by path, run main(out_dir, fast=fast); return (results, stdout).
+
+    With a dict `figures`, every figure the example saves is put there under its file's name, to
+    open its artists."""
     spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     stdout = io.StringIO()
-    with contextlib.redirect_stdout(stdout):
-        results = module.main(out_dir=out_dir, fast=True)
+    with contextlib.redirect_stdout(stdout), pytest.MonkeyPatch.context() as patch:
+        if figures is not None:
+            patch.setattr(Figure, "savefig", recording_savefig(figures))
+        results = module.main(out_dir=out_dir, fast=fast)
     return results, stdout.getvalue()
+
+
+def recording_savefig(figures):
+    """Figure.savefig, which also keeps the figure in `figures` under the name of the file it writes."""
+    savefig = Figure.savefig
+
+    def record(figure, path, *args, **kwargs):
+        figures[Path(path).name] = figure
+        return savefig(figure, path, *args, **kwargs)
+
+    return record
 
 
 def assert_pngs(out_dir, names, stdout=None):
@@ -113,6 +130,23 @@ def test_keras_progress_prints_epochs_and_summary(tmp_path):
     assert np.isfinite(results["loss"]) and results["loss"] >= results["ols_loss"]
 
 
+def test_keras_progress_loss_picture_says_why_an_epochs_loss_can_dip_below_the_optimum(tmp_path):
+    figures = {}
+    results, _ = run_example("04_keras_progress", tmp_path, figures)
+    caption = " ".join(figures["04_loss.png"].get_supxlabel().split())  # the caption, unwrapped
+    assert "An epoch's loss is the mean over its two batches, taken while the weights moved" in caption
+    assert f"the loss at the final weights is {results['final_loss']:.4f}" in caption
+
+
+def test_boston_rooms_loss_picture_reads_the_stalled_excess_against_a_tick_at_10(tmp_path):
+    figures = {}
+    run_example("05_boston_rooms", tmp_path, figures, fast=False)  # all 101 epochs: the excess stalls at 12
+    _, excess_ax = figures["05_loss.png"].axes
+    low, high = excess_ax.get_ylim()
+    assert np.nanmin(excess_ax.lines[0].get_ydata()) > 10  # the curve stays above 10 ...
+    assert 10 in [tick for tick in excess_ax.get_yticks() if low <= tick <= high]  # ... and 10 is shown
+
+
 def test_boston_rooms_losses_are_finite_and_above_the_optimum(tmp_path):
     results, stdout = run_example("05_boston_rooms", tmp_path)
     assert_pngs(tmp_path, ["05_loss.png", "05_fit.png"], stdout)
@@ -138,6 +172,18 @@ def test_polynomial_matches_ols_only_when_standardised(tmp_path):
     assert abs(results["raw_intercept"] - results["ols_intercept"]) > 1.0  # raw powers: far from done
 
 
+def test_polynomial_loss_picture_sets_both_runs_beside_the_closed_form_and_their_excess(tmp_path):
+    figures = {}
+    results, _ = run_example("06_polynomial", tmp_path, figures)
+    loss_ax, excess_ax = figures["06_loss.png"].axes
+    levels = [line for line in loss_ax.lines if line.get_linestyle() == ":"]
+    assert [level.get_ydata()[0] for level in levels] == pytest.approx([results["ols_loss"]] * 2)
+    standardised, raw = excess_ax.lines
+    labels = [text.get_text() for text in excess_ax.get_legend().get_texts()]
+    assert labels[0].startswith("standardised powers - optimum") and labels[1].startswith("raw powers - optimum")
+    assert np.nanmin(standardised.get_ydata()) < 1e-3 < 1.0 < raw.get_ydata()[-1]  # raw powers: far from done
+
+
 def test_example_runs_as_a_script(tmp_path):
     env = child_env(MPLBACKEND="Agg")
     done = subprocess.run(
@@ -160,7 +206,9 @@ DATA_SETS = ("boston", "stuck_bias")
 @pytest.fixture(scope="module")
 def newton_and_curvature(tmp_path_factory):
     out_dir = tmp_path_factory.mktemp("example_7")
-    results, stdout = run_example("07_newton_and_curvature", out_dir)
+    figures = {}
+    results, stdout = run_example("07_newton_and_curvature", out_dir, figures)
+    results["figures"] = figures
     return results, stdout, out_dir
 
 
@@ -199,3 +247,14 @@ def test_one_newton_step_lands_on_ridge(newton_and_curvature):
     # what the condition number implies: ~2e4 epochs of gradient descent on Boston, ~3e8 on the stuck bias
     assert 1e4 < results["boston_gd_epochs_implied"] < 1e5
     assert results["stuck_bias_gd_epochs_implied"] > 1e8
+
+
+def test_newton_and_curvature_paths_keep_gradient_descent_visible_over_labelled_contours(newton_and_curvature):
+    results, _, _ = newton_and_curvature
+    (ax,) = results["figures"]["07_paths.png"].axes
+    paths = {line.get_label().split(",")[0]: line for line in ax.lines}
+    gd, adam = paths["gradient descent"], paths["Adam"]
+    assert gd.get_linestyle() == "--" and adam.get_linestyle() == "-"  # dashed: Adam shows through
+    assert gd.get_zorder() > adam.get_zorder()  # and drawn on top of it
+    labels = [text.get_text() for text in ax.texts]  # the contours' values, by clabel
+    assert len(labels) >= 5 and all(float(label) > 0 for label in labels)

@@ -307,6 +307,45 @@ def test_plot_excess_loss_is_log_scaled_even_for_a_short_flat_run_and_leaves_gap
     assert np.isnan(ydata[2:]).all()  # 0 and -0.01 have no place on a log axis
 
 
+def test_plot_excess_loss_sets_several_training_runs_side_by_side_in_both_panels():
+    runs = {"scaled": [9.0, 2.0, 1.0], "raw": [9.0, 6.0, 5.0]}
+    ax, excess_ax = plot_excess_loss(runs, {"scaled": 1.0, "raw": 1.0}).axes
+    assert [line.get_label() for line in ax.lines] == ["scaled", "scaled at the optimum", "raw", "raw at the optimum"]
+    scaled, raw = excess_ax.lines
+    np.testing.assert_allclose(raw.get_ydata(), [8.0, 5.0, 4.0])
+    assert (scaled.get_color(), raw.get_color()) == (ax.lines[0].get_color(), ax.lines[2].get_color())
+    # the excess at the last epoch, in the legend for several runs (in the title for one)
+    assert legend_texts(excess_ax) == ["scaled - optimum: none left (rounding)", "raw - optimum: 4"]
+    assert excess_ax.get_title() == "above the optimum at the last epoch"
+    assert plot_excess_loss([3.0, 2.0], 1.0).axes[1].get_title() == "above the optimum at the last epoch: 1"
+
+
+def visible_ticks(axis):
+    low, high = axis.get_view_interval()
+    return [tick for tick in axis.get_ticklocs() if low <= tick <= high]
+
+
+def test_log_axis_reaches_down_to_a_power_of_ten_just_below_the_curves():
+    stalls = np.geomspace(400.0, 12.0, 50)  # flattens at 12: read against a tick at 10
+    (ax,) = plot_loss(stalls, log_scale=True).axes
+    assert 10 in visible_ticks(ax.yaxis)
+    _, excess_ax = plot_excess_loss(stalls + 5.0, 5.0).axes
+    assert 10 in visible_ticks(excess_ax.yaxis)
+    (ax,) = plot_loss(np.geomspace(400.0, 30.0, 50), log_scale=True).axes  # 10 is too far below to reach for
+    assert ax.get_ylim()[0] > 20
+    ax.plot([1, 2], [0.5, 0.4])  # a curve added later still fits
+    assert ax.get_ylim()[0] < 0.4
+
+
+@pytest.mark.parametrize("draw", [plot_loss, lambda history, **kwargs: plot_excess_loss(history, 1.0, **kwargs)])
+def test_a_loss_picture_takes_a_caption_under_its_panels(draw):
+    sentence = "An epoch's loss is the mean over its batches, taken while the weights moved. " * 3
+    fig = draw([4.0, 2.0, 1.5], caption=sentence)
+    assert " ".join(fig.get_supxlabel().split()) == sentence.strip()
+    assert "\n" in fig.get_supxlabel()  # wrapped to the figure's width
+    assert draw([4.0, 2.0, 1.5]).get_supxlabel() == ""
+
+
 @pytest.mark.parametrize(
     ("optimum", "message"),
     [
@@ -318,3 +357,57 @@ def test_plot_excess_loss_is_log_scaled_even_for_a_short_flat_run_and_leaves_gap
 def test_plot_excess_loss_rejects_optima_it_cannot_place(optimum, message):
     with pytest.raises(ValueError, match=message):
         plot_excess_loss({"loss": [2.0, 1.0], "val_loss": [3.0, 2.0]}, optimum)
+
+
+# ----- the command's pictures (tinygrad_lr.report) -----
+@pytest.fixture
+def figures(monkeypatch):
+    """The figures `tinygrad-lr fit` draws, by function name, recorded as it draws them."""
+    drawn = {}
+    for name in ("plot_fit", "plot_excess_loss"):
+        original = getattr(tl.plot, name)
+
+        def record(*args, _original=original, _name=name, **kwargs):
+            drawn[_name] = _original(*args, **kwargs)
+            return drawn[_name]
+
+        monkeypatch.setattr(tl.plot, name, record)
+    return drawn
+
+
+def fit(capsys, tmp_path, *options):
+    """`tinygrad-lr fit --quiet ...` in-process, pictures in tmp_path; its report."""
+    from tinygrad_lr.cli import main
+
+    assert main(["fit", *options, "--quiet", "--out-dir", str(tmp_path)]) == 0
+    return capsys.readouterr().out
+
+
+def test_cli_fit_png_names_the_bundled_columns_in_words_and_units(capsys, tmp_path, figures):
+    fit(capsys, tmp_path, "--epochs", "2")
+    ax = figures["plot_fit"].axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("average rooms per dwelling", "median price ($1000s)")
+    fit(capsys, tmp_path, "--features", "rm", "lstat", "--epochs", "2")
+    ax = figures["plot_fit"].axes[0]
+    assert ax.get_xlabel() == "predicted median price ($1000s)" and ax.get_ylabel() == "actual median price ($1000s)"
+
+
+def test_cli_fit_png_of_a_csv_keeps_its_column_names(capsys, tmp_path, figures):
+    path = tmp_path / "rooms.csv"
+    rooms = np.linspace(3.0, 9.0, 40)
+    np.savetxt(path, np.column_stack([rooms, 9.0 * rooms - 30.0]), delimiter=",", header="rm,medv", comments="")
+    fit(capsys, tmp_path, "--csv", str(path), "--target", "medv", "--epochs", "2")
+    ax = figures["plot_fit"].axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("rm", "medv")  # a user's "rm" may mean anything
+
+
+def test_cli_loss_png_of_mini_batches_says_an_epochs_loss_is_not_the_final_loss(capsys, tmp_path, figures):
+    out = fit(capsys, tmp_path, "--epochs", "5", "--batch-size", "32")
+    final = out.split("Final loss:")[1].split()[1].rstrip(",")  # "train 51.5726, validation ..."
+    caption = " ".join(figures["plot_excess_loss"].get_supxlabel().split())
+    assert caption == (
+        "An epoch's loss is the mean over its 11 batches, taken while the weights moved; "
+        f"the report's final loss, {final}, is the loss at the final weights."
+    )
+    fit(capsys, tmp_path, "--epochs", "5")  # full batch: no batches to explain
+    assert figures["plot_excess_loss"].get_supxlabel() == ""

@@ -1,5 +1,19 @@
 """tinygrad_lr: a small reverse-mode autodiff engine on NumPy, and linear regression built on it.
 
+Quick start: a line through noisy points, trained by Adam, beside the least-squares answer:
+
+    import numpy as np
+    import tinygrad_lr as tl
+
+    x = np.linspace(0.0, 10.0, 100)
+    y = 3.5 * x + 2.0 + np.random.default_rng(0).normal(size=100)
+    model = tl.nn.Sequential([tl.nn.Linear(1, 1, seed=0)])  # y = x @ weight + bias
+    model.compile(loss="mse", optimizer=tl.optim.Adam(lr=0.1))
+    model.fit(x, y, epochs=200, verbose=0, seed=0)
+    print(model.predict([10.0]).round(2))  # [[37.18]]
+    coef, intercept = tl.solvers.ols(x, y)  # the optimum, in closed form
+    print(coef.round(2), round(intercept, 2))  # [3.51] 2.01
+
 Layers, lowest first: checks (input checks) ← tensor/ops (the engine) ← autograd, capture, gradcheck,
 moments, losses, nn, optim, data, datasets ← blockwise (data read a block at a time: memory maps, the
 shuffle buffer, per-block sums) ← dask_chunks (the same work on Dask chunks; Dask imported only when

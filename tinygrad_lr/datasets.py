@@ -14,7 +14,7 @@ import numpy as np
 from tinygrad_lr.checks import check_count, check_fraction, check_number
 from tinygrad_lr.data import load_csv
 
-__all__ = ["BOSTON_FEATURES", "BOSTON_TARGET", "load_boston_housing", "make_line"]
+__all__ = ["BOSTON_FEATURES", "BOSTON_LABELS", "BOSTON_TARGET", "load_boston_housing", "make_line"]
 
 BOSTON_FEATURES = (
     "crim",
@@ -32,6 +32,23 @@ BOSTON_FEATURES = (
     "lstat",
 )
 BOSTON_TARGET = "medv"
+# what each column measures, with its unit, as a picture's axis names it
+BOSTON_LABELS = {
+    "crim": "per capita crime rate",
+    "zn": "residential land zoned for large lots (%)",
+    "indus": "non-retail business acres (%)",
+    "chas": "on the Charles River (1) or not (0)",
+    "nox": "nitric oxides (parts per 10 million)",
+    "rm": "average rooms per dwelling",
+    "age": "homes built before 1940 (%)",
+    "dis": "weighted distance to employment centres",
+    "rad": "access to radial highways (index)",
+    "tax": "property tax per $10,000",
+    "ptratio": "pupils per teacher",
+    "black": "1000·(Bk - 0.63)², Bk the proportion of Black residents",
+    "lstat": "lower-status population (%)",
+    "medv": "median price ($1000s)",
+}
 _BOSTON_CSV = "boston_housing.csv"
 
 

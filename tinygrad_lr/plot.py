@@ -9,7 +9,9 @@ a PNG.
 
 from __future__ import annotations
 
+import math
 import os
+import textwrap
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +40,8 @@ _REFERENCE: dict[str, Any] = {"color": "0.15", "linewidth": 1.5, "linestyle": "-
 _LINE_SAMPLES = 200  # `predict` need not be a straight line
 _LOG_SPAN = 100.0  # loss values spanning more than two decades get a log axis
 _MARKERS_UP_TO = 20  # epochs; with more, markers only clutter the curve
+_DECADE_REACH = 2.0  # the bottom of a log axis this close above a power of ten reaches down to it
+_CAPTION_CHARACTERS = 13  # per inch of figure width: where a caption's lines wrap
 
 
 def plot_fit(
@@ -136,6 +140,7 @@ def plot_loss(
     *,
     title: str | None = None,
     log_scale: bool | None = None,
+    caption: str | None = None,
     path: str | os.PathLike | None = None,
 ) -> Figure:
     """Per-epoch curves of training: one panel per quantity, its `val_` partner dashed beside it.
@@ -144,22 +149,17 @@ def plot_loss(
     a dict of per-epoch lists such as {"loss": [...], "val_loss": [...], "mae": [...]}, or a
     plain sequence of losses. Epochs are numbered from 1. The y axis is logarithmic when a
     panel's positive values span more than two decades, unless `log_scale` says otherwise.
+    `caption`: a sentence under the panels (what the numbers mean).
     """
-    from matplotlib.ticker import MaxNLocator
-
     curves = _curves(history, "plot_loss")
     groups = _groups(curves)
-    fig, axes = _new_figure(len(groups), title)
+    fig, axes = _new_figure(len(groups), title, caption=caption)
     for i, (ax, keys) in enumerate(zip(axes, groups)):
         for key in keys:
             _draw_curve(ax, curves[key], key, f"C{i}")
-        ax.set_xlabel("epoch")
         ax.set_ylabel(keys[0].removeprefix("val_"))
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
         log = _spans_decades([curves[key] for key in keys]) if log_scale is None else log_scale
-        if log:
-            ax.set_yscale("log")
-        ax.legend(frameon=False)
+        _finish_epochs_panel(ax, log)
     return _save(fig, path)
 
 
@@ -168,47 +168,54 @@ def plot_excess_loss(
     optimum: float | Mapping[str, float],
     *,
     title: str | None = None,
+    caption: str | None = None,
     path: str | os.PathLike | None = None,
 ) -> Figure:
     """Per-epoch loss beside the closed-form optimum, both panels on a log scale, the same in every run.
 
-    Left, each curve with its optimum level drawn dotted in the curve's colour; right, the
-    training loss's excess over its optimum, `loss - optimum`, which keeps falling in a straight
+    Left, each curve with its optimum level drawn dotted in the curve's colour; right, each
+    training curve's excess over its optimum, `loss - optimum`, which keeps falling in a straight
     line while training converges and flattens where it stalls. Epochs at or below the optimum
     (rounding once converged, or mini-batch noise) leave gaps there.
 
     `history`: as for `plot_loss`. `optimum`: the optimal training loss (e.g. the objective at
-    `tl.solvers.ols`'s answer), or a dict of levels by curve, `{"loss": ..., "val_loss": ...}` (the
-    validation loss at the training optimum, which is no minimum of it: only the left panel draws it).
+    `tl.solvers.ols`'s answer), or a dict of levels by curve, `{"loss": ..., "val_loss": ...}`. A
+    `val_` curve's level (the validation loss at the training optimum, which is no minimum of it) is
+    drawn on the left only; every other curve is a training loss, drawn in both panels (several runs
+    to compare: `{"raw": [...], "scaled": [...]}` with a level each). `caption`: a sentence under the
+    panels (what the numbers mean).
     """
-    from matplotlib.ticker import MaxNLocator
-
     curves = _curves(history, "plot_excess_loss")
     levels = dict(optimum) if isinstance(optimum, Mapping) else {"loss": optimum}
     for key, level in levels.items():
         if key not in curves:
             raise ValueError(f"plot_excess_loss: an optimum for {key!r}, but the history has only {sorted(curves)}")
         levels[key] = check_number(f"plot_excess_loss: the optimum of {key!r}", level)
-    if "loss" not in levels:
-        raise ValueError("plot_excess_loss: optimum needs the level of 'loss', the training loss the optimum minimises")
+    training = [key for key in levels if not key.startswith("val_")]
+    if not training:
+        raise ValueError(
+            "plot_excess_loss: optimum needs the level of 'loss' (or of another training curve), "
+            "the training loss the optimum minimises"
+        )
 
-    fig, (ax, excess_ax) = _new_figure(2, title)
-    for i, key in enumerate(levels):
-        color = f"C{i}"
-        _draw_curve(ax, _positive(curves[key]), key, color)
-        ax.axhline(levels[key], color=color, linestyle=":", linewidth=1.5, label=f"{key} at the optimum")
-    excess = curves["loss"] - levels["loss"]
-    _draw_curve(excess_ax, _positive(excess), "loss - optimum", "C0")
+    fig, (ax, excess_ax) = _new_figure(2, title, caption=caption)
+    colors = {key: f"C{i}" for i, key in enumerate(levels)}
+    for key, level in levels.items():
+        _draw_curve(ax, _positive(curves[key]), key, colors[key])
+        ax.axhline(level, color=colors[key], linestyle=":", linewidth=1.5, label=f"{key} at the optimum")
+    last = []  # the excess at the last epoch: in the title for one curve, in the legend for several
+    for key in training:
+        excess = curves[key] - levels[key]
+        last.append(f"{excess[-1]:.2g}" if excess[-1] > 0 else "none left (rounding)")
+        label = f"{key} - optimum" + (f": {last[-1]}" if len(training) > 1 else "")
+        _draw_curve(excess_ax, _positive(excess), label, colors[key])
     ax.set_ylabel("loss")
     excess_ax.set_ylabel("loss - optimum (closed form)")
-    ax.set_title(f"loss, and its level at the optimum ({levels['loss']:.4g})")
-    last = f"{excess[-1]:.2g} at the last epoch" if excess[-1] > 0 else "none left at the last epoch (rounding)"
-    excess_ax.set_title(f"above the optimum: {last}")
+    shown = dict.fromkeys(f"{levels[key]:.4g}" for key in training)  # once each, in order
+    ax.set_title(f"loss, and its level at the optimum ({', '.join(shown)})")
+    excess_ax.set_title("above the optimum at the last epoch" + (f": {last[0]}" if len(training) == 1 else ""))
     for panel in (ax, excess_ax):
-        panel.set_yscale("log")
-        panel.set_xlabel("epoch")
-        panel.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
-        panel.legend(frameon=False)
+        _finish_epochs_panel(panel, log=True)
     return _save(fig, path)
 
 
@@ -226,16 +233,50 @@ def _draw_curve(ax: Axes, values: np.ndarray, key: str, color: str) -> None:
     )
 
 
+def _finish_epochs_panel(ax: Axes, log: bool) -> None:
+    """Whole epochs on the x axis, the legend; a log y axis whose bottom is near a power of ten reaches down to it."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
+    if log:
+        ax.set_yscale("log")
+        ax.yaxis.set_major_locator(_decade_reaching_locator())
+        ax.autoscale_view(scalex=False)  # set_yscale autoscaled at once, with the locator it brought
+    ax.legend(frameon=False)
+
+
+def _decade_reaching_locator() -> Any:
+    """A log axis's major locator: matplotlib's, but a bottom less than `_DECADE_REACH` above a power of ten
+    reaches down to it, so a curve that flattens at 12 is read against a labelled 10, not 2×10¹ above it."""
+    from matplotlib.ticker import LogLocator
+
+    class DecadeReachingLocator(LogLocator):
+        def view_limits(self, vmin: float, vmax: float) -> tuple[float, float]:
+            # asked at every autoscale, so curves a caller adds later still fit
+            vmin, vmax = super().view_limits(vmin, vmax)
+            decade = 10.0 ** math.floor(math.log10(vmin))
+            return (decade if vmin < _DECADE_REACH * decade else vmin), vmax
+
+    return DecadeReachingLocator()
+
+
 def _positive(values: np.ndarray) -> np.ndarray:
     """`values` with every entry that a log axis cannot show (<= 0, or not finite) set to NaN: a gap."""
     return np.where(np.isfinite(values) & (values > 0), values, np.nan)
 
 
-def _new_figure(ncols: int, title: str | None, sharey: bool = False) -> tuple[Figure, list[Axes]]:
-    """An empty figure of `ncols` panels side by side, in the house style, made without pyplot."""
+def _new_figure(
+    ncols: int, title: str | None, sharey: bool = False, caption: str | None = None
+) -> tuple[Figure, list[Axes]]:
+    """An empty figure of `ncols` panels side by side, in the house style, made without pyplot; `caption` below."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(_PANEL_SIZE[0] * ncols, _PANEL_SIZE[1]), layout="constrained")
+    width = _PANEL_SIZE[0] * ncols
+    fig = Figure(figsize=(width, _PANEL_SIZE[1]), layout="constrained")
+    if caption is not None:
+        # The figure's x label is the one text that constrained layout keeps below the panels
+        fig.supxlabel(textwrap.fill(caption, int(width * _CAPTION_CHARACTERS)), fontsize="medium")
     axes = list(fig.subplots(1, ncols, sharey=sharey, squeeze=False)[0])
     for ax in axes:
         ax.grid(True, alpha=0.3)

@@ -3,9 +3,9 @@
 `report` sets the learned weights beside the closed-form optimum in the data's original units
 (an equation for one feature, a table for several), then the gap between them, the final losses
 and R²; `line` is the label column the command's other lines share (numbers are
-`experiment.number`'s). `write_pictures` draws `fit.png` and `loss.png`. Nothing here trains or
-reads files: it formats the `Dataset` and `Result` of `tinygrad_lr.experiment`, and imports only
-lower layers (never `tinygrad_lr.cli`).
+`experiment.number`'s). `write_pictures` draws `fit.png` (the bundled data's axes in words and
+units) and `loss.png`. Nothing here trains or reads files: it formats the `Dataset` and `Result`
+of `tinygrad_lr.experiment`, and imports only lower layers (never `tinygrad_lr.cli`).
 """
 
 from __future__ import annotations
@@ -28,6 +28,9 @@ __all__ = ["HUGE", "LABEL", "line", "made_directory", "preamble", "predictions_c
 LABEL = 14  # width of the labels in the report ("Closed form:  ")
 PICTURE_ROWS = 10_000  # rows of a chunked data set drawn in fit.png: the first ones of each part
 HUGE = 1e6  # a percentage or R² this large is shown in scientific notation, not as dozens of digits
+# A relative difference this small is the machine's rounding, not training's: its digits change with the
+# order of the sums (another BLAS, another machine), so the report shows "~0" instead of them.
+ROUNDING = 1e-12
 
 
 # ----- the lines -----
@@ -49,9 +52,9 @@ def preamble(settings: Settings, data: Dataset, lr: float) -> list[str]:
 def predictions_csv(target: str, predictions: np.ndarray) -> str:
     """`tinygrad-lr predict`'s output: one column named after the target, as the csv module writes it (the
     name quoted where it needs it: "price, USD"), each value as repr writes it (the shortest text that
-    reads back as the same float64)."""
+    reads back as the same float64), a line each."""
     table = io.StringIO()
-    csv.writer(table).writerows([[target], *([repr(float(value))] for value in predictions)])
+    csv.writer(table, lineterminator="\n").writerows([[target], *([repr(float(value))] for value in predictions)])
     return table.getvalue()
 
 
@@ -69,6 +72,11 @@ def _percent(value: float) -> str:
     return f"{value:+.2g}%" if abs(value) >= 0.01 else f"{value:+.1e}%"
 
 
+def _gap(difference: float, scale: float) -> str:
+    """An absolute difference between numbers of size `scale`, as '9.8e-08', or '~0' within rounding."""
+    return "~0" if difference <= ROUNDING * scale else f"{difference:.2g}"
+
+
 def _equation(target: str, features: list[str], coef: np.ndarray, intercept: float) -> str:
     """'medv = 8.60187 * rm - 31.7951'."""
     text = ""
@@ -84,9 +92,9 @@ def _table(features: list[str], result: Result) -> list[str]:
     """One row per weight and one for the bias: learned, closed form, and their distance."""
     rows = [("", "learned", "closed form", "|Δ|")]
     for name, w, w_star in zip(features, result.coef, result.optimum_coef):
-        rows.append((name, number(w), number(w_star), f"{abs(w - w_star):.2g}"))
-    gap = abs(result.intercept - result.optimum_intercept)
-    rows.append(("(bias)", number(result.intercept), number(result.optimum_intercept), f"{gap:.2g}"))
+        rows.append((name, number(w), number(w_star), _gap(abs(w - w_star), max(abs(w), abs(w_star)))))
+    b, b_star = result.intercept, result.optimum_intercept
+    rows.append(("(bias)", number(b), number(b_star), _gap(abs(b - b_star), max(abs(b), abs(b_star)))))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = []
     for name, *numbers in rows:
@@ -109,15 +117,23 @@ def report(settings: Settings, data: Dataset, result: Result) -> list[str]:
     else:
         lines.append(line("Weights:", f"learned, beside the closed form {how}"))
         lines.extend(_table(data.features, result))
-    weight_gap = float(np.max(np.abs(result.coef - result.optimum_coef)))
-    bias_gap = abs(result.intercept - result.optimum_intercept)
+    weight_gap = _gap(
+        float(np.max(np.abs(result.coef - result.optimum_coef))),
+        float(max(np.max(np.abs(result.coef)), np.max(np.abs(result.optimum_coef)))),
+    )
+    bias_gap = _gap(
+        abs(result.intercept - result.optimum_intercept), max(abs(result.intercept), abs(result.optimum_intercept))
+    )
     excess = result.train_loss - result.optimum_loss
-    relative = _percent(100 * excess / result.optimum_loss) if result.optimum_loss > 0 else f"{excess:+.2g}"
+    if abs(excess) <= ROUNDING * result.optimum_loss:
+        relative = "equal to 12 digits"
+    else:
+        relative = _percent(100 * excess / result.optimum_loss) if result.optimum_loss > 0 else f"{excess:+.2g}"
     max_ = "max " if len(data.features) > 1 else ""
     lines.append(
         line(
             "Gap:",
-            f"{max_}|Δweight| = {weight_gap:.2g}, |Δbias| = {bias_gap:.2g}; "
+            f"{max_}|Δweight| = {weight_gap}, |Δbias| = {bias_gap}; "
             f"train loss {number(result.train_loss)} vs optimum {number(result.optimum_loss)} ({relative})",
         )
     )
@@ -171,11 +187,17 @@ def made_directory(path: str) -> Path:
 def write_pictures(settings: Settings, data: Dataset, result: Result, out_dir: Path) -> list[Path]:
     """fit.png (the line over train and test data, or actual against predicted) and loss.png."""
     fit_path, loss_path = out_dir / "fit.png", out_dir / "loss.png"
+    n_train = len(data.X_train)  # all of them, before only the first are kept for drawing
     parts = ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test")  # (of a Dask array: its first rows)
     pictured: dict[str, Any] = {
         part: tl.sources.as_source(getattr(data, part)).rows_to_draw(PICTURE_ROWS) for part in parts
     }
     data = dataclasses.replace(data, **pictured)
+
+    def axis(column: str) -> str:
+        # the bundled data's columns in words and units; a user's CSV keeps its header's names
+        return tl.datasets.BOSTON_LABELS[column] if settings.csv is None else column
+
     if len(data.features) == 1:
         tl.plot.plot_fit(
             data.X_train[:, 0],
@@ -184,8 +206,8 @@ def write_pictures(settings: Settings, data: Dataset, result: Result, out_dir: P
             intercept=result.intercept,
             reference=(result.optimum_coef[0], result.optimum_intercept),
             title=f"{data.target} against {data.features[0]}: {data.source}",
-            xlabel=data.features[0],
-            ylabel=data.target,
+            xlabel=axis(data.features[0]),
+            ylabel=axis(data.target),
             path=fit_path,
             **_held_out_panels(data, lambda X: X[:, 0]),
         )
@@ -202,8 +224,8 @@ def write_pictures(settings: Settings, data: Dataset, result: Result, out_dir: P
             intercept=0.0,
             label="perfect prediction (actual = predicted)",
             title=f"actual {data.target} against predicted, {len(data.features)} features: {data.source}",
-            xlabel=f"predicted {data.target}",
-            ylabel=f"actual {data.target}",
+            xlabel=f"predicted {axis(data.target)}",
+            ylabel=f"actual {axis(data.target)}",
             path=fit_path,
             **_held_out_panels(data, predict),
         )
@@ -211,9 +233,24 @@ def write_pictures(settings: Settings, data: Dataset, result: Result, out_dir: P
     if result.optimum_val_loss is not None:
         optimum["val_loss"] = result.optimum_val_loss
     tl.plot.plot_excess_loss(
-        result.history, optimum, title=f"{settings.optimizer} on {data.source}: loss per epoch", path=loss_path
+        result.history,
+        optimum,
+        title=f"{settings.optimizer} on {data.source}: loss per epoch",
+        caption=_epoch_loss_caption(settings, n_train, result),
+        path=loss_path,
     )
     return [fit_path, loss_path]
+
+
+def _epoch_loss_caption(settings: Settings, n_train: int, result: Result) -> str | None:
+    """Why the last epoch's loss in loss.png is not the report's final loss, for mini-batch runs."""
+    if not settings.batch_size or settings.batch_size >= n_train:
+        return None
+    batches = -(-n_train // settings.batch_size)
+    return (
+        f"An epoch's loss is the mean over its {batches} batches, taken while the weights moved; "
+        f"the report's final loss, {number(result.train_loss)}, is the loss at the final weights."
+    )
 
 
 def _held_out_panels(data: Dataset, x_of: Callable[[np.ndarray], np.ndarray]) -> dict[str, Any]:
