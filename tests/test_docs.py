@@ -119,3 +119,43 @@ def test_the_package_page_starts_with_a_quick_start_that_runs(capsys):
     prints = [line for line in code.splitlines() if line.lstrip().startswith("print(") and "  # " in line]
     shown = [line.split("  # ", 1)[1] for line in prints]
     assert capsys.readouterr().out.splitlines() == shown
+
+
+def _imports_of_the_package() -> dict[str, set[str]]:
+    """module -> the package's modules it imports, anywhere in its code (inside functions too), read from its
+    source: `from tinygrad_lr import x`, `from tinygrad_lr.x import ...`, `import tinygrad_lr.x`."""
+    import ast
+    from pathlib import Path
+
+    folder = Path(tinygrad_lr.__file__).parent
+    names = {path.stem for path in folder.glob("*.py")} - {"__init__", "__main__"}
+    graph: dict[str, set[str]] = {}
+    for name in names:
+        found = set()
+        for node in ast.walk(ast.parse((folder / f"{name}.py").read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module == "tinygrad_lr":
+                found |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tinygrad_lr."):
+                found.add(node.module.split(".")[1])
+            elif isinstance(node, ast.Import):
+                found |= {alias.name.split(".")[1] for alias in node.names if alias.name.startswith("tinygrad_lr.")}
+        graph[name] = (found & names) - {name}
+    return graph
+
+
+def test_the_import_graph_has_no_circle_but_the_engines_own():
+    """Lower layers never import higher ones (DESIGN.md); the one circle is tensor <-> ops (ops are Functions,
+    and Tensor's operators apply them)."""
+    graph = _imports_of_the_package()
+    circles = set()
+    for start in graph:  # every module reachable from `start` that reaches `start` back
+        stack, seen = [start], set()
+        while stack:
+            for after in graph[stack.pop()]:
+                if after == start:
+                    circles.add(start)
+                elif after not in seen:
+                    seen.add(after)
+                    stack.append(after)
+    assert circles == {"tensor", "ops"}, f"modules on an import circle: {sorted(circles)}"
+    assert "training" not in graph["nn"] and "nn" in graph["training"]

@@ -19,9 +19,9 @@ moments, losses, nn, optim, data, datasets ← blockwise (data read a block at a
 shuffle buffer, per-block sums) ← dask_chunks (the same work on Dask chunks; Dask imported only when
 a Dask array is given) ← sources (the kind of data, decided once) ← solvers, steps (which step fit
 takes, and why) ← callbacks, training ← estimators, plot, report, cli.
-A module never imports one above it, with one exception: `nn.Module`'s Keras-style methods (`compile`,
-`fit`, `evaluate`, `predict`, `summary`) load `training` when first called, so that every model
-has them, as in Keras, while `nn` stays importable without the training loop.
+A module never imports one above it: `nn.Module`'s Keras-style methods (`compile`, `fit`, `evaluate`,
+`predict`, `summary`), which every model has, as in Keras, hand the model to `training`, which puts
+itself in `nn.Module.trainer` when it is imported (below, always).
 """
 
 import sys

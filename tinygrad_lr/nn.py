@@ -33,7 +33,7 @@ import shutil
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from typing import IO, Any, BinaryIO, NamedTuple
+from typing import IO, Any, BinaryIO, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -210,7 +210,11 @@ class Module:
         }
         _write_atomically(path, {**members, **weights}, "save")
 
-    # ----- Keras-style training (training.py) -----
+    # ----- Keras-style training -----
+    # These hand the model to the training loop (training.py), which puts itself here when it is imported
+    # (`import tinygrad_lr` does): nn never imports it, so the layers stay below the loop that trains them.
+    trainer: ClassVar[Any] = None
+
     def compile(
         self,
         loss: str = "mse",
@@ -221,33 +225,24 @@ class Module:
     ):
         """Choose the loss, optimizer, metrics and L2 strength for `fit`, and whether its steps are all
         plain eager ones (see `tl.training.compile`)."""
-        from tinygrad_lr import training
-
-        return training.compile(self, loss=loss, optimizer=optimizer, metrics=metrics, l2=l2, run_eagerly=run_eagerly)
+        trainer = self.trainer
+        return trainer.compile(self, loss=loss, optimizer=optimizer, metrics=metrics, l2=l2, run_eagerly=run_eagerly)
 
     def fit(self, x: Any, y: Any, **kwargs: Any):
         """Train on (x, y) the Keras way; returns a History (all its options: `tl.training.fit`)."""
-        from tinygrad_lr import training
-
-        return training.fit(self, x, y, **kwargs)
+        return self.trainer.fit(self, x, y, **kwargs)
 
     def evaluate(self, x: Any, y: Any, batch_size: int | None = None, verbose: int = 0, sample_weight: Any = None):
         """The compiled loss (and metrics) on (x, y) (see `tl.training.evaluate`)."""
-        from tinygrad_lr import training
-
-        return training.evaluate(self, x, y, batch_size=batch_size, verbose=verbose, sample_weight=sample_weight)
+        return self.trainer.evaluate(self, x, y, batch_size=batch_size, verbose=verbose, sample_weight=sample_weight)
 
     def predict(self, x: Any, batch_size: int | None = None, verbose: int = 0) -> np.ndarray:
         """Outputs for the samples x, as an (n, out) array (see `tl.training.predict`)."""
-        from tinygrad_lr import training
-
-        return training.predict(self, x, batch_size=batch_size, verbose=verbose)
+        return self.trainer.predict(self, x, batch_size=batch_size, verbose=verbose)
 
     def summary(self, print_fn=print) -> str:
         """Print (and return) a Keras-like table of layers, output shapes and parameter counts."""
-        from tinygrad_lr import training
-
-        return training.summary(self, print_fn=print_fn)
+        return self.trainer.summary(self, print_fn=print_fn)
 
 
 def _write_atomically(path: str | os.PathLike, arrays: dict[str, np.ndarray], what: str) -> None:

@@ -420,3 +420,7 @@ def summary(model: Module, print_fn: Callable[[str], Any] | None = print) -> str
     if print_fn is not None:
         print_fn(text)
     return text
+
+
+# Every model's compile, fit, evaluate, predict and summary (nn.Module's) hand over to this module.
+Module.trainer = sys.modules[__name__]
