@@ -394,7 +394,7 @@ def test_every_public_module_shows_its_api_and_only_its_api():
         module = importlib.import_module(f"tinygrad_lr.{name}")
         assert all(hasattr(module, public) for public in module.__all__), name
         assert "np" not in module.__all__ and "os" not in module.__all__
-    assert dir(tl.nn) == ["Linear", "Module", "Sequential"]
+    assert dir(tl.nn) == ["Linear", "Module", "Sequential", "load_model"]
     assert "np" not in dir(tl.optim) and "Adam" in dir(tl.optim)
 
 
