@@ -3,6 +3,8 @@
 import contextlib
 import math
 import re
+import subprocess
+import sys
 from fractions import Fraction
 
 import numpy as np
@@ -11,6 +13,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from tests.messages import raises_exactly
+from tests.processes import child_env
 from tests.strategies import feature_matrices, near_csv_text
 from tinygrad_lr import data, sources
 
@@ -24,10 +27,47 @@ def write(tmp_path, text, name="data.csv"):
 GOOD = "a,b,price,c\n1,2,10,3\n4, 5 ,20,6.5\n\n-1e2,.5,30,+7\n\n"
 
 
+def _pandas_parses() -> bool:
+    """Whether pandas is installed in a version that load_csv lets parse (3.1 on: correctly rounded)."""
+    try:
+        import pandas
+    except ImportError:
+        return False
+    return tuple(int(part) for part in re.findall(r"\d+", pandas.__version__)[:2]) >= (3, 1)
+
+
+PARSERS = [
+    "numpy",
+    pytest.param("pandas", marks=pytest.mark.skipif(not _pandas_parses(), reason="needs pandas >= 3.1")),
+]
+
+
+@contextlib.contextmanager
+def reading_with(parser):
+    """load_csv's data rows read by `parser`: "careful" (the csv module and _NUMBER, cell by cell, as the reader
+    always did), "numpy" (np.loadtxt where it can be sure: pandas fails to import) or "pandas" (its read_csv where
+    it can be sure, even for small files)."""
+    with pytest.MonkeyPatch.context() as patch:
+        if parser == "careful":
+            patch.setattr(data, "_c_parser_rows", lambda rows, n_columns: None)
+        elif parser == "numpy":
+            patch.setitem(sys.modules, "pandas", None)
+        else:
+            patch.setattr(data, "_PANDAS_FROM_BYTES", 0)
+        yield
+
+
+@pytest.fixture(params=PARSERS)
+def parser(request):
+    """Each C parser in turn: the test runs once with NumPy's, once with pandas'."""
+    with reading_with(request.param):
+        yield request.param
+
+
 # ----- load_csv: good files -----
 
 
-def test_load_csv_default_features_are_all_but_target_in_file_order(tmp_path):
+def test_load_csv_default_features_are_all_but_target_in_file_order(tmp_path, parser):
     X, y, names = data.load_csv(write(tmp_path, GOOD), "price")
     assert names == ["a", "b", "c"]
     assert X.dtype == np.float64 and y.dtype == np.float64
@@ -35,7 +75,7 @@ def test_load_csv_default_features_are_all_but_target_in_file_order(tmp_path):
     np.testing.assert_array_equal(y, [10, 20, 30])
 
 
-def test_load_csv_explicit_features_come_in_the_given_order(tmp_path):
+def test_load_csv_explicit_features_come_in_the_given_order(tmp_path, parser):
     X, y, names = data.load_csv(write(tmp_path, GOOD), "price", features=["c", "a"])
     assert names == ["c", "a"]
     np.testing.assert_array_equal(X, [[3, 1], [6.5, 4], [7, -100]])
@@ -47,7 +87,7 @@ def test_load_csv_single_string_feature_is_one_column(tmp_path):
     assert names == ["b"] and X.shape == (3, 1)
 
 
-def test_load_csv_accepts_crlf_bom_quotes_and_spaces(tmp_path):
+def test_load_csv_accepts_crlf_bom_quotes_and_spaces(tmp_path, parser):
     path = tmp_path / "win.csv"
     path.write_bytes(b'\xef\xbb\xbf x , "y"\r\n 1 , "2"\r\n3,4\r\n\r\n')
     X, y, names = data.load_csv(path, "y")
@@ -56,7 +96,7 @@ def test_load_csv_accepts_crlf_bom_quotes_and_spaces(tmp_path):
     np.testing.assert_array_equal(y, [2, 4])
 
 
-def test_load_csv_does_not_read_columns_it_was_not_asked_for(tmp_path):
+def test_load_csv_does_not_read_columns_it_was_not_asked_for(tmp_path, parser):
     path = write(tmp_path, "id,x,y\nalpha,1,2\nbeta,3,4\n")
     X, _, _ = data.load_csv(path, "y", features=["x"])
     np.testing.assert_array_equal(X, [[1], [3]])
@@ -91,7 +131,7 @@ def test_load_csv_does_not_read_columns_it_was_not_asked_for(tmp_path):
         ("x,,y\n1,2,3\n", ["line 1", "column 2", "no name"]),
     ],
 )
-def test_load_csv_bad_content_names_file_line_and_column(tmp_path, text, words):
+def test_load_csv_bad_content_names_file_line_and_column(tmp_path, text, words, parser):
     path = write(tmp_path, text, name="bad.csv")
     with pytest.raises(ValueError) as info:
         data.load_csv(path, "y")
@@ -166,6 +206,275 @@ def test_load_csv_on_near_csv_with_header_returns_or_raises_value_error(tmp_path
     path.write_text("x,y\n" + body, encoding="utf-8", newline="")
     with contextlib.suppress(ValueError):
         data.load_csv(path, "y")
+
+
+# ----- load_csv: a C parser reads the rows, where it reads what the careful path reads -----
+
+
+def outcome(path, features=None):
+    """What load_csv makes of the file: the bits of X and y and the names, or the error's type and message."""
+    try:
+        X, y, names = data.load_csv(path, "y", features)
+    except ValueError as error:
+        return type(error).__name__, str(error)
+    return X.shape, X.tobytes(), y.tobytes(), names
+
+
+@contextlib.contextmanager
+def careful_path_forbidden():
+    """Fail the test if load_csv reads a cell with the careful path (the C parser must read them all)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(data, "_careful_numbers", lambda *args: pytest.fail("the careful path read the rows"))
+        yield
+
+
+def spy_on_parsers(monkeypatch):
+    """A list that records each C parser ("numpy", "pandas") as load_csv calls it."""
+    parsed_by = []
+    loadtxt = np.loadtxt
+    monkeypatch.setattr(np, "loadtxt", lambda *args, **kwargs: parsed_by.append("numpy") or loadtxt(*args, **kwargs))
+    pandas = sys.modules.get("pandas")
+    if pandas is not None:
+        read_csv = pandas.read_csv
+        monkeypatch.setattr(
+            pandas, "read_csv", lambda *args, **kwargs: parsed_by.append("pandas") or read_csv(*args, **kwargs)
+        )
+    return parsed_by
+
+
+# every number the careful path reads: floats as Python writes them, long integers, anything _NUMBER matches
+numbers = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False).map(repr),
+    st.integers(-(10**25), 10**25).map(str),
+    st.from_regex(data._NUMBER, fullmatch=True),
+)
+paddings = st.sampled_from(["", "", " ", "  ", "\t"])
+# cells that a C parser might read otherwise than the careful path: not numbers to it, or written unusually
+NEAR_MISSES = [
+    *["", " ", "1e", "e5", ".", "-", "+", "+-1", "1.5.", "1 2", "1d5", "0x1p3", "1_000", "١٢", "１", "#1"],
+    *["nan", "NaN", "-inf", "Infinity", "1e999", "-1e999", "1e-999", "True", "false", "TRUE"],
+    *["\xa01", "1\xa0", "1\x0c", "\x0b1", "\x1c1", "-0", "+0", " +.03E60 ", "99999999999999999999"],
+    *['"1.5"', ' "2"', '"1,5"', "\x00", "\ufeff1"],
+]
+
+
+@st.composite
+def csv_files(draw):
+    """A CSV file (bytes) with a target column "y", and the features to ask for (None: all but y): numbers of
+    every form, and in every other file near misses, true/false columns, short and long rows; blank and
+    whitespace lines, any line ends, a byte-order mark."""
+    others = draw(st.permutations(["a", "b", "c"]))[: draw(st.integers(1, 3))]
+    names = draw(st.permutations([*others, "y"]))
+    odd = draw(st.booleans())
+    cells = st.one_of(numbers, st.sampled_from(NEAR_MISSES)) if odd else numbers
+    kinds = [draw(st.sampled_from(["any", "any", "zeros and ones", "true/false" if odd else "any"])) for _ in names]
+    lines = [",".join(names)]
+    for _ in range(draw(st.integers(0, 5))):
+        width = draw(st.sampled_from([len(names)] * 8 + [1, len(names) - 1, len(names) + 1])) if odd else len(names)
+        row = []
+        for kind in [*kinds, "any"][:width]:
+            cell = draw(
+                cells if kind == "any" else st.sampled_from(["0", "1"] if kind != "true/false" else ["True", "false"])
+            )
+            row.append(draw(paddings) + cell + draw(paddings))
+        lines.append(",".join(row))
+        if draw(st.integers(0, 4)) == 0:
+            lines.append(draw(st.sampled_from(["", " ", "\t", "\x0c", "\xa0"])))
+    end = draw(st.sampled_from(["\n", "\r\n", "\r"]))
+    text = end.join(lines) + draw(st.sampled_from(["", end, end + end]))
+    bom = draw(st.sampled_from([b"", b"\xef\xbb\xbf"]))
+    features = draw(st.sampled_from([None, others, others[::-1], others[:1]]))
+    return bom + text.encode("utf-8"), features
+
+
+@given(csv_files())
+def test_c_parsers_read_what_the_careful_path_reads_to_the_bit(tmp_path_factory, drawn):
+    content, features = drawn
+    path = tmp_path_factory.mktemp("csv") / "drawn.csv"
+    path.write_bytes(content)
+    with reading_with("careful"):
+        expected = outcome(path, features)
+    for parser in ["numpy", "pandas"] if _pandas_parses() else ["numpy"]:
+        with reading_with(parser):
+            assert outcome(path, features) == expected, parser
+
+
+@pytest.mark.parametrize("which", PARSERS)
+@given(cells=st.lists(st.tuples(paddings, numbers, paddings).map("".join), min_size=1, max_size=30))
+def test_c_parsers_read_every_number_as_float_does(tmp_path_factory, which, cells):
+    finite = all(math.isfinite(float(cell)) for cell in cells)
+    path = tmp_path_factory.mktemp("csv") / "numbers.csv"
+    path.write_text("x,y\n" + "".join(f"{cell},0\n" for cell in cells), encoding="utf-8", newline="")
+    with reading_with(which):
+        if not finite:  # an exponent past float64's range
+            with pytest.raises(ValueError, match="too large for a float64"):
+                data.load_csv(path, "y")
+            return
+        with careful_path_forbidden():
+            X, _, _ = data.load_csv(path, "y")
+    assert X[:, 0].tobytes() == np.array([float(cell) for cell in cells]).tobytes()
+
+
+def test_a_plain_numeric_file_never_needs_the_careful_path(tmp_path, parser, monkeypatch):
+    parsed_by = spy_on_parsers(monkeypatch)
+    # a byte-order mark, CRLF, empty lines in the middle and at the end, spaces and tabs around cells, an
+    # unread column of text, the last line without its line end (a line of spaces NumPy's parser refuses: the
+    # careful path skips it)
+    path = tmp_path / "plain.csv"
+    path.write_bytes(b"\xef\xbb\xbfid,x1,y,x2\r\n\r\nn1, 1.5 ,-2e3,\t7\r\n\r\nn2,0,.25,-0\r\n\r\nn3,1e-5,3,4")
+    with careful_path_forbidden():
+        X, y, names = data.load_csv(path, "y", ["x2", "x1"])
+        columns = data.read_columns(path, ["x1", "y", "x1"])
+    assert names == ["x2", "x1"]
+    np.testing.assert_array_equal(X, [[7, 1.5], [-0.0, 0], [4, 1e-5]])
+    np.testing.assert_array_equal(y, [-2000, 0.25, 3])
+    assert np.signbit(X[1, 0]) and not np.signbit(X[1, 1])
+    np.testing.assert_array_equal(columns, [[1.5, -2000, 1.5], [0, 0.25, 0], [1e-5, 3, 1e-5]])
+    assert set(parsed_by) == {parser}
+
+
+EDGE_NUMBERS = {
+    "minus zero": ("-0", -0.0),
+    "past int64": ("99999999999999999999", 1e20),
+    "past uint64, odd": ("18446744073709551617", 18446744073709551617.0),
+    "underflow to zero": ("1e-400", 0.0),
+    "the smallest subnormal": ("4.9e-324", 5e-324),
+    "seventeen digits and more": ("1.7000000000000001776", 1.7000000000000002),
+    "plus, bare point, exponent": ("+1.E+05", 1e5),
+    "only a fraction": (".5", 0.5),
+    # pandas 3.1 reads this one with a parser that misses the last bit: NumPy's reads it
+    "plus with spaces around": (" +.03E60 ", 3e58),
+}
+
+
+@pytest.mark.parametrize("case", EDGE_NUMBERS)
+def test_load_csv_reads_edge_numbers_as_float_does(tmp_path, parser, case):
+    cell, expected = EDGE_NUMBERS[case]
+    path = write(tmp_path, f"x,y\n{cell},1\n2,3\n")
+    with careful_path_forbidden():
+        X, _, _ = data.load_csv(path, "y")
+    assert X[0, 0].tobytes() == np.float64(expected).tobytes()
+
+
+CELL_ERRORS = {
+    "1e400": "'1e400' is too large for a float64 (not finite)",
+    "-1e400": "'-1e400' is too large for a float64 (not finite)",
+    "nan": "'nan' is not a finite number; remove or fill in missing values",
+    "Infinity": "'Infinity' is not a finite number; remove or fill in missing values",
+    "NA": "'NA' is not a number",
+    "1_000": "'1_000' is not a number",
+    "0x1p3": "'0x1p3' is not a number",
+    "١٢": "'١٢' is not a number",
+    "１": "'１' is not a number",
+    "1e": "'1e' is not a number",
+    ".": "'.' is not a number",
+    "True": "'True' is not a number",
+    " ": "empty cell; every cell must hold a number",
+    '" 1,5"': "'1,5' is not a number",
+}
+
+
+@pytest.mark.parametrize("cell", CELL_ERRORS)
+def test_load_csv_refuses_what_the_careful_path_refuses_with_its_message(tmp_path, parser, cell):
+    path = write(tmp_path, f"x,y\n1,2\n\n{cell},3\n4,5\n")
+    with raises_exactly(ValueError, f"{path}: line 4, column 'x': {CELL_ERRORS[cell]}"):
+        data.load_csv(path, "y")
+
+
+def test_load_csv_a_column_of_true_false_words_is_not_numbers(tmp_path, parser):
+    path = write(tmp_path, "x,y\nTrue,1\nfalse,2\n")  # pandas alone would read 1.0 and 0.0
+    with raises_exactly(ValueError, f"{path}: line 2, column 'x': 'True' is not a number"):
+        data.load_csv(path, "y")
+    path = write(tmp_path, "flag,x,y\ntrue,0,1\nfalse,1,2\n", name="flags.csv")  # the words in an unread column
+    X, y, _ = data.load_csv(path, "y", ["x"])
+    np.testing.assert_array_equal(X, [[0], [1]])
+    np.testing.assert_array_equal(y, [1, 2])
+
+
+def test_load_csv_true_false_words_after_many_rows_of_numbers_are_not_numbers_either(tmp_path, parser):
+    # pandas reads a wide file in chunks of rows (8192 of 64 columns) and decides each chunk's column type on its
+    # own: a chunk of only true/false words would become 1.0 and 0.0 after a chunk of numbers
+    names = ["x", "y", *(f"z{i}" for i in range(62))]
+    rest = ",0" * 63
+    text = (
+        ",".join(names) + "\n" + f"1.5{rest}\n" * 8192 + "".join(f"{word}{rest}\n" for word in ["True", "false"] * 4096)
+    )
+    path = write(tmp_path, text)
+    with raises_exactly(ValueError, f"{path}: line 8194, column 'x': 'True' is not a number"):
+        data.load_csv(path, "y", ["x"])
+
+
+ROW_ERRORS = {
+    "short, the missing cell not read": ("x,y,z\n1,2,3\n4,5\n", ["x"], "line 3: expected 3 cells", 2),
+    "long": ("x,y,z\n1,2,3\n4,5,6,7\n", ["x"], "line 3: expected 3 cells", 4),
+    "one cell": ("x,y,z\n1,2,3\n\n4\n", ["x"], "line 4: expected 3 cells", 1),
+    "one too few and one too many": ("x,y,z\n1,2\n3,4,5,6\n", ["x"], "line 2: expected 3 cells", 2),
+}
+
+
+@pytest.mark.parametrize("case", ROW_ERRORS)
+def test_load_csv_a_row_of_the_wrong_width_is_refused_even_where_no_missing_cell_is_read(tmp_path, parser, case):
+    text, features, where, found = ROW_ERRORS[case]
+    path = write(tmp_path, text)
+    message = f"{path}: {where} (one per header column), found {found}"
+    with raises_exactly(ValueError, message):
+        data.load_csv(path, "y", features)
+    with raises_exactly(ValueError, message):
+        data.read_columns(path, ["x"])
+
+
+def test_load_csv_blank_lines_are_skipped_and_still_counted(tmp_path, parser):
+    body = "x,y\n\n1,2\n \n\t\n3,4\n\n"
+    X, y, _ = data.load_csv(write(tmp_path, body + "\n"), "y")
+    np.testing.assert_array_equal(X, [[1], [3]])
+    np.testing.assert_array_equal(y, [2, 4])
+    path = write(tmp_path, body + "5,z\n", name="bad.csv")
+    with raises_exactly(ValueError, f"{path}: line 8, column 'y': 'z' is not a number"):
+        data.load_csv(path, "y")
+
+
+def test_load_csv_one_row_and_a_header_alone(tmp_path, parser):
+    X, y, _ = data.load_csv(write(tmp_path, "x,y\n1,2"), "y")
+    assert X.shape == (1, 1) and y.shape == (1,) and (X[0, 0], y[0]) == (1.0, 2.0)
+    path = write(tmp_path, "\nx,y\n\n \n", name="header.csv")
+    with raises_exactly(ValueError, f"{path}: no data rows after the header on line 2"):
+        data.load_csv(path, "y")
+
+
+def test_load_csv_what_the_c_parsers_decline_the_careful_path_reads(tmp_path, parser):
+    # quoted cells, a quoted header name over two lines, no-break spaces, a form feed alone on a line, NUL in an
+    # unread column: the same numbers as ever, read cell by cell
+    path = tmp_path / "odd.csv"
+    path.write_bytes('"x\n1",note,y\n"1.5",a\x00b, "2"\n\xa03\xa0,c,4\n\x0c\n'.encode())
+    X, y, names = data.load_csv(path, "y", ["x\n1"])
+    assert names == ["x\n1"]
+    np.testing.assert_array_equal(X, [[1.5], [3]])
+    np.testing.assert_array_equal(y, [2, 4])
+
+
+def test_load_csv_refuses_an_overlong_cell_even_in_a_column_it_does_not_read(tmp_path, parser):
+    path = write(tmp_path, "id,x,y\n" + "a" * 131073 + ",1,2\n")
+    message = f"{path}: line 2: not readable as CSV (field larger than field limit (131072))"
+    with raises_exactly(ValueError, message):
+        data.load_csv(path, "y", ["x"])
+    with raises_exactly(ValueError, message):  # before any complaint about the header, as always
+        data.load_csv(path, "y", ["nowhere"])
+
+
+def test_load_csv_reads_a_small_file_without_importing_pandas(tmp_path):
+    path = write(tmp_path, "x,y\n1,2\n3,4\n")
+    code = f"import sys, tinygrad_lr as tl; tl.data.load_csv({str(path)!r}, 'y'); print('pandas' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], env=child_env(), capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_load_csv_leaves_the_numbers_to_numpy_under_pandas_before_3_1(tmp_path, monkeypatch):
+    pandas = pytest.importorskip("pandas")
+    monkeypatch.setattr(pandas, "__version__", "3.0.2")  # its default float parser can miss the last bit
+    monkeypatch.setattr(data, "_PANDAS_FROM_BYTES", 0)
+    parsed_by = spy_on_parsers(monkeypatch)
+    X, _, _ = data.load_csv(write(tmp_path, "x,y\n0.1,2\n"), "y")
+    assert X[0, 0] == 0.1 and parsed_by == ["numpy"]
 
 
 # ----- validation_split -----
@@ -457,7 +766,7 @@ BAD_FILES = {
 
 
 @pytest.mark.parametrize("case", BAD_FILES)
-def test_load_csv_error_is_the_file_then_where_then_what(tmp_path, case):
+def test_load_csv_error_is_the_file_then_where_then_what(tmp_path, case, parser):
     text, message = BAD_FILES[case]
     path = write(tmp_path, text, name="bad.csv")
     with raises_exactly(ValueError, f"{path}: {message}"):
@@ -471,7 +780,14 @@ def test_load_csv_undecodable_file_names_the_line_and_the_reason(tmp_path):
         data.load_csv(path, "y")
 
 
-def test_load_csv_unreadable_csv_names_the_line(tmp_path):
+def test_load_csv_undecodable_byte_after_a_byte_order_mark_names_its_own_line(tmp_path):
+    path = tmp_path / "bom.csv"
+    path.write_bytes(b"\xef\xbb\xbfx,y\n1,2\n\xff,1\n")  # the mark's three bytes count for no line
+    with raises_exactly(ValueError, f"{path}: line 3: the file is not UTF-8 text (invalid start byte)"):
+        data.load_csv(path, "y")
+
+
+def test_load_csv_unreadable_csv_names_the_line(tmp_path, parser):
     path = write(tmp_path, "x,y\n1,2\n3," + "9" * 131073 + "\n", name="huge.csv")
     with raises_exactly(ValueError, f"{path}: line 3: not readable as CSV (field larger than field limit (131072))"):
         data.load_csv(path, "y")
@@ -525,7 +841,7 @@ def test_load_csv_unknown_target_lists_the_columns(tmp_path):
         data.load_csv(path, "w")
 
 
-def test_load_csv_reads_files_with_old_mac_line_ends(tmp_path):
+def test_load_csv_reads_files_with_old_mac_line_ends(tmp_path, parser):
     path = tmp_path / "mac.csv"
     path.write_bytes(b"x,y\r1,2\r3,4\r")
     X, y, names = data.load_csv(path, "y")
@@ -556,7 +872,7 @@ def test_load_csv_keeps_a_line_end_inside_a_quoted_column_name_as_written(tmp_pa
         ("abcdefghij" * 5, "abcdefghij" * 3 + "abcdefg..."),
     ],
 )
-def test_load_csv_long_bad_cell_is_shortened_to_40_characters(tmp_path, cell, shown):
+def test_load_csv_long_bad_cell_is_shortened_to_40_characters(tmp_path, cell, shown, parser):
     path = write(tmp_path, f"x,y\n1,{cell}\n")
     with raises_exactly(ValueError, f"{path}: line 2, column 'y': {shown!r} is not a number"):
         data.load_csv(path, "y")
