@@ -82,7 +82,7 @@ def _public(module):
         yield f"{module.__name__}.{name}", member
         if inspect.isclass(member):
             for attribute, value in vars(member).items():
-                if attribute.startswith("_"):
+                if attribute.startswith("_") or not attribute.isascii():  # (mutmut's copies, xǁ..., are no API)
                     continue
                 if isinstance(value, property):
                     yield f"{module.__name__}.{name}.{attribute}", value
