@@ -188,11 +188,12 @@ def test_a_first_order_optimizer_that_stops_short_warns_with_the_default_tol():
 
 
 @pytest.mark.parametrize(
-    "random_state",
-    [0, np.random.RandomState(0)],
+    "make_random_state",
+    [lambda: 0, lambda: np.random.RandomState(0)],  # (made afresh per run: a RandomState is used up by drawing)
     ids=["an int", "a RandomState"],
 )
-def test_random_state_as_an_int_or_a_randomstate_fixes_the_batches(random_state):
+def test_random_state_as_an_int_or_a_randomstate_fixes_the_batches(make_random_state):
+    random_state = make_random_state()
     X, y = _linear_data()
     reference = LinearRegressor(optimizer="adam", batch_size=16, epochs=3, tol=None, random_state=0).fit(X, y)
     seed = random_state if isinstance(random_state, int) else np.random.RandomState(0).randint(np.iinfo(np.int32).max)
