@@ -259,3 +259,89 @@ def numeric_series(draw, n: int, name=None):
 
     values = draw(hnp.arrays(np.float64, (n,), elements=st.floats(-10.0, 10.0)))
     return pd.Series(values, name=name)
+
+
+# ----- designs for the accuracy oracle: ill-conditioned on purpose (issue 26) -----
+# Each family draws X (n, d) from a NumPy generator, so that benchmarks/accuracy.py draws the very same designs;
+# `accuracy_problems` adds a target, maybe weights, with or without an intercept. At most 100 rows and 10
+# columns: the exact answer in rational arithmetic (tests/test_accuracy.py) stays a matter of milliseconds.
+
+
+def _condition(X: np.ndarray, fit_intercept: bool) -> float:
+    """The condition number of the raw design [1 X] (X without an intercept), as numpy.linalg.cond gives it."""
+    return float(np.linalg.cond(np.column_stack([np.ones(len(X)), X]) if fit_intercept else X))
+
+
+def polynomial_design(rng: np.random.Generator, fit_intercept: bool = True) -> np.ndarray:
+    """[x, x², ..., x^degree], degree 2 to 10, x on an interval away from 0 (as NIST's Wampler and Filip
+    problems): raw condition numbers from 1e2 up to 1e15, no further (drawn again beyond it)."""
+    while True:
+        degree = int(rng.integers(2, 11))
+        n = int(rng.integers(degree + 5, 101))
+        start, width = rng.uniform(-10, 10), rng.choice([1.0, 2.0, 6.0, 10.0])
+        x = np.sort(rng.uniform(start, start + width, n))
+        X = x[:, None] ** np.arange(1, degree + 1)
+        if _condition(X, fit_intercept) <= 1e15:
+            return X
+
+
+def filip_design(rng: np.random.Generator, fit_intercept: bool = True) -> np.ndarray:
+    """NIST's Filip problem drawn again: 82 values of x between -9 and -3, degree 10 (condition about 1e15)."""
+    return np.sort(rng.uniform(-9, -3, 82))[:, None] ** np.arange(1, 11)
+
+
+def collinear_design(rng: np.random.Generator, fit_intercept: bool = True) -> np.ndarray:
+    """d columns mixed from about d/2 sources, each plus its own noise of 1e-10 to 1e-3: nearly dependent."""
+    d = int(rng.integers(2, 9))
+    n = int(rng.integers(d + 5, 101))
+    sources = rng.normal(size=(n, 1 + d // 2))
+    return sources @ rng.normal(size=(sources.shape[1], d)) + 10.0 ** rng.uniform(-10, -3) * rng.normal(size=(n, d))
+
+
+def scaled_design(rng: np.random.Generator, fit_intercept: bool = True) -> np.ndarray:
+    """Columns of wildly different scales, 1e-8 to 1e8."""
+    d = int(rng.integers(2, 9))
+    n = int(rng.integers(d + 5, 101))
+    return rng.normal(size=(n, d)) * 10.0 ** rng.uniform(-8, 8, d)
+
+
+def offset_design(rng: np.random.Generator, fit_intercept: bool = True) -> np.ndarray:
+    """Columns far from the origin against their spread: offsets of 1e3 to 1e8, spreads of 0.1 to 10."""
+    d = int(rng.integers(1, 7))
+    n = int(rng.integers(d + 5, 101))
+    offsets = 10.0 ** rng.uniform(3, 8, d) * rng.choice([-1.0, 1.0], d)
+    return rng.normal(size=(n, d)) * 10.0 ** rng.uniform(-1, 1, d) + offsets
+
+
+ACCURACY_FAMILIES = {
+    "polynomial": polynomial_design,
+    "filip": filip_design,
+    "collinear": collinear_design,
+    "scales": scaled_design,
+    "offsets": offset_design,
+}
+
+
+def accuracy_problem(rng: np.random.Generator, family: str, fit_intercept: bool, weighted: bool) -> tuple:
+    """(X, y, w) of a family: y = X @ coef + intercept + noise, each column's part of the same order, an
+    intercept from 1e-3 to 10 times the largest of them (the small ones are lost to x̄·coef by a careless
+    intercept), noise of 0, 1e-8, 1e-3 or 1 of the signal's spread; w spread over 1e-2 to 1e2, or None."""
+    X = ACCURACY_FAMILIES[family](rng, fit_intercept)
+    n, d = X.shape
+    spread = np.std(X, axis=0)
+    coef = rng.normal(size=d) / np.where(spread > 0, spread, 1.0)
+    signal = X @ coef
+    intercept = rng.normal() * 10.0 ** rng.uniform(-3, 1) * np.max(np.abs(signal)) if fit_intercept else 0.0
+    noise = rng.choice([0.0, 1e-8, 1e-3, 1.0]) * np.std(signal)
+    y = signal + intercept + noise * rng.normal(size=n)
+    w = 10.0 ** rng.uniform(-2, 2, n) if weighted else None
+    return X, y, w
+
+
+@st.composite
+def accuracy_problems(draw, families: tuple = tuple(ACCURACY_FAMILIES)):
+    """(family, X, y, w, fit_intercept): a drawn design of one of `families`, see `accuracy_problem`."""
+    family = draw(st.sampled_from(families))
+    fit_intercept, weighted = draw(st.booleans()), draw(st.booleans())
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    return (family, *accuracy_problem(rng, family, fit_intercept, weighted), fit_intercept)

@@ -551,6 +551,15 @@ def test_ols_keeps_a_tiny_singular_value_that_lstsq_keeps(tiny):
     assert intercept == 0.0
 
 
+def test_ridge_with_an_l2_near_float64s_largest_shrinks_coef_to_near_0_without_a_warning():
+    # n·l2 is past float64's largest: the penalty is held apart from its exponent, and the answer is X·y / (n·l2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        coef, intercept = solvers.ridge(X4, Y4, 1e308)
+    assert coef[0] == pytest.approx(10 / 4 / 1e308, rel=1e-12, abs=0)  # sum(xc·y) / (sum(xc²) + n·l2), xc² gone
+    assert intercept == pytest.approx(4.0)
+
+
 # ----- solvers: the learning-rate bound and the condition number, worked out -----
 # for x = 0, 1, 2, 3 with a bias, H = (2/4)·[[14, 6], [6, 4]] = [[7, 3], [3, 2]]: λ = (9 ± sqrt(61)) / 2
 

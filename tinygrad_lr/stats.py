@@ -5,8 +5,10 @@ statsmodels' `WLS`); `summarize(model, X, y)` takes a `Linear` layer trained by 
 is. Both return a `RegressionResults` with statsmodels' names (`params`, `bse`, `tvalues`,
 `pvalues`, `conf_int()`, `rsquared`, `fvalue`, `aic`, ...) and a `summary()` table.
 
-The covariance of the coefficients comes from the engine's own Hessian of the (weighted) mean
-squared error at the weights, the observed information. For least squares that Hessian is
+`ols` takes its residuals, rank and classical covariance scale·(AᵀWA)⁻¹ from the solver, computed with
+its care (`tl.solvers.ols`: double-double residuals, (AᵀWA)⁻¹ refined as the answer is, the rank decided
+after scaling). Otherwise the covariance of the coefficients comes from the engine's own Hessian of the
+(weighted) mean squared error at the weights, the observed information. For least squares that Hessian is
 H = 2/n·AᵀWA, A the design with its column of ones first, so the classical covariance
 scale·(AᵀWA)⁻¹ is scale·(2/n)·H⁻¹, scale = SSR/df_resid. (H is taken about the mean row and
 inverted with its diagonal scaled to 1, which keeps the digits that offsets and scales would cost.)
@@ -58,7 +60,10 @@ class RegressionResults:
         cov_type: str,
         param_names: list[str],
         notes: list[str],
+        fit: solvers.LeastSquares | None = None,
     ):
+        """`fit`: the closed form's answer, when these are its figures: its residuals and (AᵀWA)⁻¹, solved
+        to the answer's accuracy, replace the ones computed here from the weights as they are."""
         n = len(y)
         w = np.ones(n) if weights is None else weights
         self.weighted = weights is not None
@@ -68,14 +73,21 @@ class RegressionResults:
         self.param_names = param_names
         self.cov_type, self.nobs = cov_type, float(n)
         self.fittedvalues = A @ self.params
-        self.resid = y - self.fittedvalues
+        # the residuals rounded once from double-double: y - A·params in float64 would round terms far larger
+        # than a residual of a good fit (offsets, ill-conditioned columns) and lose its digits, and the SSR's
+        if fit is not None:
+            self.resid = fit.residuals()[:, 0]
+            rank, self.dependent = fit.rank, fit.dependent
+        else:
+            self.resid = solvers.residuals(X, y, coef, 0.0 if intercept is None else intercept)
+            rank, self.dependent = solvers.design_rank(X, bool(self.k_constant), weights)
         whitened = np.sqrt(w)[:, None] * A
-        rank = int(np.linalg.matrix_rank(A))
         self.df_model, self.df_resid = float(rank - self.k_constant), float(n - rank)
         self.ssr = float(np.sum(w * self.resid**2))
         # (no rows to spare, or a perfect fit, give nan and inf as statsmodels does, not an error)
         with np.errstate(divide="ignore", invalid="ignore"):
-            self._figures(X, y, w, coef, intercept, cov_type, whitened)
+            inverse = fit.inverse_gram() if fit is not None and cov_type == "nonrobust" else None
+            self._figures(X, y, w, coef, intercept, cov_type, whitened, inverse)
         self.notes = notes + self._notes(X, n)
 
     def _figures(
@@ -87,11 +99,44 @@ class RegressionResults:
         intercept: float | None,
         cov_type: str,
         whitened: np.ndarray,
+        inverse: np.ndarray | None,
     ) -> None:
-        """Every figure past the residuals. whitened: √w·A, A the design (the column of ones first)."""
+        """Every figure past the residuals. whitened: √w·A, A the design (the column of ones first); inverse:
+        (AᵀWA)⁻¹ from the solver, or None to take it from the engine's Hessian."""
         n = len(y)
-        self.scale = float(np.float64(self.ssr) / self.df_resid)
+        # no residual degrees of freedom: the fit passes through every point, and the error's variance is not
+        # defined (nan, whether the rounded parameters leave residuals of 1e-17 or exactly 0)
+        self.scale = float(np.float64(self.ssr) / self.df_resid) if self.df_resid else math.nan
 
+        if inverse is not None:
+            # the solver's (AᵀWA)⁻¹, refined as its answer is, keeps digits that inverting a float64 Hessian cannot:
+            # the Hessian's own rounding costs its condition number's worth of them, the square of the design's
+            self._cov = self.scale * inverse
+        else:
+            self._cov = self._covariance(X, w, coef, intercept, cov_type, y)
+        self.use_t = cov_type == "nonrobust"
+        self.bse = np.sqrt(np.diag(self._cov))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self.tvalues = self.params / self.bse
+        self.pvalues = 2 * self._distribution.sf(np.abs(self.tvalues))
+
+        mean = np.average(y, weights=w)
+        tss = float(np.sum(w * (y - mean) ** 2)) if self.k_constant else float(np.sum(w * y**2))
+        self.centered_tss = tss
+        self.rsquared = float(1 - np.float64(self.ssr) / tss)
+        self.rsquared_adj = float(1 - np.float64(n - self.k_constant) / self.df_resid * (1 - self.rsquared))
+        self.fvalue, self.f_pvalue = self._f_test(tss)
+        self.llf = float(-n / 2 * (np.log(self.ssr) + 1 + math.log(math.pi / (n / 2))) + 0.5 * np.sum(np.log(w)))
+        self.aic = -2 * self.llf + 2 * (self.df_model + self.k_constant)
+        self.bic = -2 * self.llf + math.log(n) * (self.df_model + self.k_constant)
+        singular = np.linalg.svd(whitened, compute_uv=False)
+        self.condition_number = float(singular[0] / singular[-1]) if singular[-1] > 0 else math.inf
+
+    def _covariance(
+        self, X: np.ndarray, w: np.ndarray, coef: np.ndarray, intercept: float | None, cov_type: str, y: np.ndarray
+    ) -> np.ndarray:
+        """The covariance of `params` from the engine's Hessian at them (a sandwich for the robust types)."""
+        n = len(y)
         # The Hessian is taken where it is well conditioned: about the (weighted) mean row, whose prediction
         # becomes the intercept (b' = b + x̄·coef, the same function of the same weights), and each parameter
         # scaled to a unit diagonal. Inverting 2/n·AᵀWA itself would lose digits to the square of the columns'
@@ -118,24 +163,7 @@ class RegressionResults:
             }[cov_type]
             meat = _hessian(centred, y, w * het, coef, moved) * (n / 2)  # Σ cᵢ·a'ᵢa'ᵢᵀ, cᵢ = wᵢ·hetᵢ
             cov = normalized @ meat @ normalized
-        self._cov = back @ cov @ back.T
-        self.use_t = cov_type == "nonrobust"
-        self.bse = np.sqrt(np.diag(self._cov))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            self.tvalues = self.params / self.bse
-        self.pvalues = 2 * self._distribution.sf(np.abs(self.tvalues))
-
-        mean = np.average(y, weights=w)
-        tss = float(np.sum(w * (y - mean) ** 2)) if self.k_constant else float(np.sum(w * y**2))
-        self.centered_tss = tss
-        self.rsquared = float(1 - np.float64(self.ssr) / tss)
-        self.rsquared_adj = float(1 - np.float64(n - self.k_constant) / self.df_resid * (1 - self.rsquared))
-        self.fvalue, self.f_pvalue = self._f_test(tss)
-        self.llf = float(-n / 2 * (np.log(self.ssr) + 1 + math.log(math.pi / (n / 2))) + 0.5 * np.sum(np.log(w)))
-        self.aic = -2 * self.llf + 2 * (self.df_model + self.k_constant)
-        self.bic = -2 * self.llf + math.log(n) * (self.df_model + self.k_constant)
-        singular = np.linalg.svd(whitened, compute_uv=False)
-        self.condition_number = float(singular[0] / singular[-1]) if singular[-1] > 0 else math.inf
+        return back @ cov @ back.T
 
     @property
     def _distribution(self) -> Any:
@@ -168,6 +196,18 @@ class RegressionResults:
                 f"There are {n} observations and {len(self.params)} parameters: the fit is not unique and the "
                 "standard errors are not defined."
             )
+        else:
+            constant = set(np.flatnonzero(np.ptp(X, axis=0) == 0)) if len(X) else set()
+            columns = [self.param_names[self.k_constant + j] for j in self.dependent if j not in constant]
+            if columns:
+                rank = self.df_model + self.k_constant
+                notes.append(
+                    f"The column{'s' if len(columns) > 1 else ''} {', '.join(columns)} "
+                    f"{'are' if len(columns) > 1 else 'is a'} linear combination{'s' if len(columns) > 1 else ''} "
+                    f"of the columns before {'them' if len(columns) > 1 else 'it'}: the design has rank {rank:.0f} "
+                    f"for {len(self.params)} parameters, with each column centred and scaled to unit norm "
+                    "(tl.solvers.rank_tolerance); the coefficients are the minimum-norm choice."
+                )
         if self.condition_number > LARGE_CONDITION:
             notes.append(
                 f"The condition number is large, {self.condition_number:.3g}. This might indicate that there are "
@@ -325,10 +365,10 @@ def ols(
     """Least squares in closed form and what its numbers are worth: statsmodels' `OLS(y, add_constant(X))`
     (`WLS` with `sample_weight`). X: (n, d) or (n,), y: (n,)."""
     data, target, weights = _inputs("stats.ols", X, y, sample_weight, cov_type)
-    coef, fitted_intercept = solvers.ols(data, target, fit_intercept=fit_intercept, sample_weight=weights)
-    intercept = float(fitted_intercept) if fit_intercept else None
+    fit = solvers.least_squares(data, target[:, None], fit_intercept=fit_intercept, sample_weight=weights)
+    intercept = float(fit.intercept[0]) if fit_intercept else None
     names = _names(feature_names, X, data.shape[1], fit_intercept)
-    return RegressionResults(data, target, weights, coef, intercept, cov_type, names, [])
+    return RegressionResults(data, target, weights, fit.coef[:, 0], intercept, cov_type, names, [], fit)
 
 
 def summarize(
