@@ -172,3 +172,31 @@ def test_a_loss_takes_plain_lists_and_integer_arrays_as_a_prediction(loss):
         assert isinstance(value, tl.Tensor) and value.dtype == np.float32
         assert value.item() == expected.item()
     assert expected.item() == pytest.approx({"mse": 1.5 / 3, "mae": 2.0 / 3}[loss.__name__])
+
+
+@given(
+    values=st.lists(
+        st.floats(1e150, 1.3e154) | st.floats(-1.3e154, -1e150) | st.floats(-1.0, 1.0), min_size=1, max_size=40
+    ),
+    block=st.sampled_from([1 << 15, 3]),  # one block, or summed block by block
+    fused=st.booleans(),
+)
+def test_mse_overflows_only_where_the_mean_does(values, block, fused):
+    """Squares near float64's limit sum past it, while their mean may not: the loss is the mean, finite
+    where it is, as the eager op and the fused one (a captured step's) both give it."""
+    from fractions import Fraction
+
+    pred = np.array(values)[:, None]
+    exact = sum(Fraction(v) ** 2 for v in values) / len(values)
+    default, tl.ops.MeanSquaredError.block = tl.ops.MeanSquaredError.block, block
+    try:
+        if fused:  # mse(x @ w + b, 0) with x = pred, w = 1, b = 0
+            loss = tl.ops.AffineMSE.apply(pred, np.ones((1, 1)), np.zeros(1), np.zeros_like(pred)).item()
+        else:
+            loss = tl.losses.mse(tl.Tensor(pred), np.zeros_like(pred)).item()
+    finally:
+        tl.ops.MeanSquaredError.block = default
+    if exact > Fraction(np.finfo(np.float64).max):
+        assert loss == np.inf
+    else:
+        assert loss == pytest.approx(float(exact), rel=1e-13)

@@ -22,7 +22,8 @@ in one, which a captured step runs in their place.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -499,8 +500,8 @@ class MeanSquaredError(Op):
     block = 1 << 15
 
     def forward(self, pred, target):
-        total, _ = squared_error(pred, target, self.block)
-        return mean_of(total, pred.size, np.result_type(pred, target))
+        mean, _ = mean_squared_error(pred, target, self.block)
+        return np.asarray(mean, dtype=np.result_type(pred, target))
 
     def backward(self, grad):
         pred, target = self.inputs
@@ -509,24 +510,42 @@ class MeanSquaredError(Op):
         return grad_pred, (-grad_pred if self.needs_input_grad[1] else None)
 
 
-def squared_error(pred: np.ndarray, target: np.ndarray, block: int) -> tuple[float, np.ndarray | None]:
-    """Σ (pred - target)² as a float, and the difference itself when it fits in one block of `block`
-    elements (else None: past one block the sum goes block by block and no data-sized difference is made)."""
+def mean_squared_error(pred: np.ndarray, target: np.ndarray, block: int) -> tuple[float, np.ndarray | None]:
+    """mean((pred - target)²) as a float (nan for no elements, as NumPy's and PyTorch's mean), and the
+    difference itself when it fits in one block of `block` elements (else None: past one block the sum goes
+    block by block and no data-sized difference is made)."""
     if pred.size <= block:
         diff = pred - target
-        return float(np.vdot(diff, diff)), diff
+        total = float(np.vdot(diff, diff))
+    else:
+        diff, total = None, 0.0
+        for part_pred, part_target in _blocks(pred, target, block):
+            part = part_pred - part_target
+            total += float(np.vdot(part, part))
+    if total == math.inf:  # the sum of squares overflowed; their mean may not have
+        return _scaled_mean_square(pred, target, block), diff
+    return (total / pred.size if pred.size else math.nan), diff
+
+
+def _blocks(pred: np.ndarray, target: np.ndarray, block: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(pred, target) flattened, `block` elements at a time."""
     flat_pred, flat_target = pred.reshape(-1), target.reshape(-1)
-    total = 0.0
     for start in range(0, flat_pred.size, block):
-        diff = flat_pred[start : start + block] - flat_target[start : start + block]
-        total += float(np.vdot(diff, diff))
-    return total, None
+        yield flat_pred[start : start + block], flat_target[start : start + block]
 
 
-def mean_of(total: float, size: int, dtype: np.dtype) -> np.ndarray:
-    """A sum of `size` squared errors as their mean, a 0-d array of `dtype`. The mean of nothing is nan,
-    as NumPy's and PyTorch's."""
-    return np.asarray(total / size if size else np.nan, dtype=dtype)
+def _scaled_mean_square(pred: np.ndarray, target: np.ndarray, block: int) -> float:
+    """mean((pred - target)²) as scale²·mean(((pred - target) / scale)²), scale = max |pred - target|: inf
+    only where the mean itself is beyond float64."""
+    scale = max(float(np.max(np.abs(p - t))) for p, t in _blocks(pred, target, block))
+    if not scale < math.inf:
+        return scale * scale  # an infinite difference (nan stays nan)
+    total = 0.0
+    for part_pred, part_target in _blocks(pred, target, block):
+        part = (part_pred - part_target) / scale
+        total += float(np.vdot(part, part))
+    with np.errstate(over="ignore"):
+        return float(scale * (scale * np.float64(total / pred.size)))
 
 
 class AffineMSE(Op):
@@ -547,9 +566,9 @@ class AffineMSE(Op):
             )
         self.pred = np.dot(x, w)  # (forward always sees arrays, here of two axes: `matmul`'s fast case)
         self.pred += b
-        total, self.diff = squared_error(self.pred, target, MeanSquaredError.block)
+        mean, self.diff = mean_squared_error(self.pred, target, MeanSquaredError.block)
         self.l2 = l2
-        loss = mean_of(total, target.size, np.result_type(self.pred, target))
+        loss = np.asarray(mean, dtype=np.result_type(self.pred, target))
         return loss + penalty([w], l2) if l2 else loss
 
     def backward(self, grad):
