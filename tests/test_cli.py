@@ -396,20 +396,13 @@ def test_predict_gives_exactly_what_the_model_fit_trained_gives_in_process(capsy
     np.testing.assert_array_equal(predicted(out), expected)
 
 
-def test_an_interrupted_save_weights_leaves_the_previous_file_to_predict_with(capsys, tmp_path, saved, monkeypatch):
+def test_an_interrupted_save_weights_leaves_the_previous_file_to_predict_with(
+    capsys, tmp_path, saved, monkeypatch, disk_full_after
+):
     path, _ = saved
     _, new_rows = predict_rows(tmp_path)
     before = run(capsys, "predict", "--weights", str(path), "--csv", str(new_rows))
-    real_write_array, written = np.lib.format.write_array, []
-
-    def crash_midway(file, array, **kwargs):  # the architecture and metadata go in, then the disk is full
-        if len(written) == 2:
-            file.write(b"\x93NUMPY half")
-            raise OSError("disk full")
-        written.append(array)
-        real_write_array(file, array, **kwargs)
-
-    monkeypatch.setattr(np.lib.format, "write_array", crash_midway)
+    written = disk_full_after(2)  # the architecture and metadata go in, then the disk is full
     argv = ["fit", "--features", "rm", "--epochs", "5", "--quiet", "--out-dir", str(tmp_path)]
     code, _, err = run(capsys, *argv, "--save-weights", str(path))
     monkeypatch.undo()
@@ -598,21 +591,6 @@ def test_predict_writes_a_csv_whose_one_column_is_named_exactly_the_target(capsy
 
 
 # ----- the pictures -----
-
-
-@pytest.fixture
-def figures(monkeypatch):
-    """The figures the command draws, by function name, recorded as it draws them."""
-    drawn = {}
-    for name in ("plot_fit", "plot_excess_loss"):
-        original = getattr(tl.plot, name)
-
-        def record(*args, _original=original, _name=name, **kwargs):
-            drawn[_name] = _original(*args, **kwargs)
-            return drawn[_name]
-
-        monkeypatch.setattr(tl.plot, name, record)
-    return drawn
 
 
 @pytest.mark.parametrize("options", [[], ["--csv", "CSV", "--target", "y", "--standardize"]], ids=["default", "csv"])

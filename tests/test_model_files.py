@@ -259,22 +259,15 @@ def test_save_refuses_json_larger_than_a_reader_accepts(tmp_path, monkeypatch):
 # ----- atomic writes -----
 
 
-def test_an_interrupted_save_leaves_the_previous_file_whole_and_no_temporary_file(tmp_path, monkeypatch):
+def test_an_interrupted_save_leaves_the_previous_file_whole_and_no_temporary_file(
+    tmp_path, monkeypatch, disk_full_after
+):
     path = tmp_path / "model.npz"
     model = tl.nn.Sequential([tl.nn.Linear(2, 3, seed=0), tl.nn.Linear(3, 1, seed=1)])
     model.save(path, metadata={"version": "first"})
     saved = model.get_weights()
     model.set_weights([w + 1 for w in saved])
-    real_write_array, written = np.lib.format.write_array, []
-
-    def crash_midway(file, array, **kwargs):  # the JSON members and one weight go in, then the disk is full
-        if len(written) == 3:
-            file.write(b"\x93NUMPY half")
-            raise OSError("disk full")
-        written.append(array)
-        real_write_array(file, array, **kwargs)
-
-    monkeypatch.setattr(np.lib.format, "write_array", crash_midway)
+    written = disk_full_after(3)  # the JSON members and one weight go in, then the disk is full
     with pytest.raises(OSError, match="disk full"):
         model.save(path, metadata={"version": "second"})
     monkeypatch.undo()

@@ -359,20 +359,7 @@ def test_plot_excess_loss_rejects_optima_it_cannot_place(optimum, message):
         plot_excess_loss({"loss": [2.0, 1.0], "val_loss": [3.0, 2.0]}, optimum)
 
 
-# ----- the command's pictures (tinygrad_lr.report) -----
-@pytest.fixture
-def figures(monkeypatch):
-    """The figures `tinygrad-lr fit` draws, by function name, recorded as it draws them."""
-    drawn = {}
-    for name in ("plot_fit", "plot_excess_loss"):
-        original = getattr(tl.plot, name)
-
-        def record(*args, _original=original, _name=name, **kwargs):
-            drawn[_name] = _original(*args, **kwargs)
-            return drawn[_name]
-
-        monkeypatch.setattr(tl.plot, name, record)
-    return drawn
+# ----- the command's pictures (tinygrad_lr.report; the `figures` fixture is conftest's) -----
 
 
 def fit(capsys, tmp_path, *options):

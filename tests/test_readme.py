@@ -117,13 +117,15 @@ def test_python_block_runs_pasted_into_an_empty_folder_and_prints_what_it_shows(
     assert _steady(run.stdout, tmp_path) == _steady("\n".join(expected))
 
 
-def _commands(session: str) -> list[tuple[str, list[str]]]:
-    """(command, the lines it prints) for each `$ ` line of a shell session."""
+def _steps(code: str, prompt: str) -> list[tuple[str, list[str]]]:
+    """(what follows the prompt, the lines printed below it) for each `prompt` line of a session:
+    `$ ` for a shell, `>>> ` for Python's console."""
     steps: list[tuple[str, list[str]]] = []
-    for line in session.splitlines():
-        if line.startswith("$ "):
-            steps.append((line[2:], []))
+    for line in code.splitlines():
+        if line.startswith(prompt):
+            steps.append((line[len(prompt) :], []))
         else:
+            assert steps, f"output before the first {prompt!r} line: {line!r}"
             steps[-1][1].append(line)
     return steps
 
@@ -134,7 +136,7 @@ SESSIONS = _of("text", sessions_only=True)
 @pytest.mark.parametrize("block", SESSIONS, ids=_ids(SESSIONS))
 def test_shell_session_runs_in_an_empty_folder_and_prints_what_it_shows(block, tmp_path):
     _, session, _ = block
-    for command, shown in _commands(session):
+    for command, shown in _steps(session, "$ "):
         run = subprocess.run(
             ["bash", "-c", command],
             cwd=tmp_path,
@@ -161,18 +163,6 @@ def test_first_order_op_refuses_create_graph_with_the_error_the_readme_quotes():
     assert str(error.value).startswith(" ".join(quoted[1].split()))
 
 
-def _session(code: str) -> list[tuple[str, list[str]]]:
-    """(statement, the lines it prints) for each `>>> ` line of a console block."""
-    steps: list[tuple[str, list[str]]] = []
-    for line in code.splitlines():
-        if line.startswith(">>> "):
-            steps.append((line[4:], []))
-        else:
-            assert steps, f"output before the first >>> line: {line!r}"
-            steps[-1][1].append(line)
-    return steps
-
-
 def _console(statement: str, namespace: dict) -> list[str]:
     """What Python's console prints for one line: an expression's repr, or its exception's last line."""
     stdout = io.StringIO()
@@ -194,5 +184,5 @@ def test_console_session_prints_what_it_shows(block, tmp_path, monkeypatch):
     _, code, _ = block
     for _ in range(2):
         namespace = {"__name__": "__main__"}
-        for statement, shown in _session(code):
+        for statement, shown in _steps(code, ">>> "):
             assert _console(statement, namespace) == shown, statement
