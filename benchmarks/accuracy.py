@@ -5,10 +5,12 @@ drawn again, nearly collinear columns, columns of scales 1e-8 to 1e8, columns fa
 `--draws` times, a third each with an intercept, without one, and weighted; every solver's answer is scored
 against the exact answer of the float64 data (rational arithmetic, tests/test_accuracy.py) in correct
 digits, -log10 of the relative error, the worst over the parameters (15.95 at most). Then NIST's Filip
-problem itself, tl.stats' figures beside statsmodels', and the time of one solve of 100,000 × 10 beside
-numpy's lstsq. The last lines say PASS or FAIL for each of the issue's targets.
+problem itself, tl.stats' figures beside statsmodels', its robust standard errors (HC0-HC3, on the draws cut to
+60 rows and 8 columns, where their exact values are quick: tests/test_accuracy.py's `small`) beside
+statsmodels', and the time of one solve of 100,000 × 10 beside numpy's lstsq. The last lines say PASS or FAIL
+for each of the issue's targets.
 
-    python benchmarks/accuracy.py               # 30 draws a family, about 10 s on 2 cores
+    python benchmarks/accuracy.py               # 30 draws a family, about 15 s on 2 cores
     python benchmarks/accuracy.py --draws 5     # a quick look
     python benchmarks/accuracy.py --threads 1   # OpenBLAS on one thread: steadier times on a busy machine
 """
@@ -21,6 +23,7 @@ import os
 import sys
 import time
 import warnings
+from fractions import Fraction
 from pathlib import Path
 
 if "--threads" in sys.argv:  # (it must reach OpenBLAS before NumPy loads it)
@@ -35,14 +38,20 @@ import tinygrad_lr as tl
 from tests.strategies import ACCURACY_FAMILIES, accuracy_problem
 from tests.test_accuracy import (
     ENOUGH,
+    ROBUST,
     SLACK,
     correct_digits,
     correct_digits_of_roots,
+    exact_covariances,
+    exact_figures,
     exact_least_squares,
     exact_statistics,
+    figure_digits,
+    figures_of,
     filip,
     ols_answer,
     reference_answers,
+    small,
 )
 
 SOLVERS = ["tl.solvers.ols", "numpy lstsq", "statsmodels pinv", "statsmodels qr", "scikit-learn"]
@@ -151,6 +160,58 @@ def stats_table(draws: int) -> tuple[list[str], bool]:
     return lines, as_good
 
 
+def robust_table(draws: int) -> tuple[list[str], bool]:
+    """Digits of the robust standard errors (min / median over the draws, cut by `small`), a row per family and
+    covariance type: tl.stats.ols, tl.stats.summarize of a layer holding ols's answer (against the exact figures
+    of those weights, the exact answer rounded), statsmodels (pinv and qr); whether tl.stats.ols had at least
+    statsmodels' digits (the better of the two) on every draw, to within SLACK, up to ENOUGH."""
+    from scipy import stats as distributions
+
+    names = ["tl.stats.ols", "tl.stats.summarize", "statsmodels pinv", "statsmodels qr"]
+    lines = [f"| family ({draws} draws) | covariance | " + " | ".join(names) + " |", "|---" * (len(names) + 2) + "|"]
+    quantile = distributions.norm.ppf(0.975)
+    as_good = True
+    for family in ACCURACY_FAMILIES:
+        digits: dict[tuple[str, str], list[float]] = {(c, n): [] for c in ROBUST for n in names}
+        for X, y, w, fit_intercept in _draws(family, draws):
+            X, y, w = small(X, y, w)
+            theta, covariances = exact_covariances(X, y, fit_intercept, w)
+            params = tl.stats.ols(X, y, fit_intercept=fit_intercept, sample_weight=w).params
+            _, at_weights = exact_covariances(X, y, fit_intercept, w, params=params)
+            layer = tl.nn.Linear(X.shape[1], 1, bias=fit_intercept, dtype=np.float64)
+            layer.set_weights([params[fit_intercept:].reshape(-1, 1)] + ([params[:1]] if fit_intercept else []))
+            design = np.column_stack([np.ones(len(X)), X]) if fit_intercept else X
+            for cov_type in ROBUST:
+                exact = exact_figures(theta, covariances[cov_type], quantile)
+                ours = tl.stats.ols(X, y, fit_intercept=fit_intercept, sample_weight=w, cov_type=cov_type)
+                digits[cov_type, names[0]].append(figure_digits(figures_of(ours), exact)["bse"])
+                summarized = tl.stats.summarize(layer, X, y, sample_weight=w, cov_type=cov_type)
+                exact_there = exact_figures([Fraction(float(v)) for v in params], at_weights[cov_type], quantile)
+                digits[cov_type, names[1]].append(figure_digits(figures_of(summarized), exact_there)["bse"])
+                for method in ("pinv", "qr"):
+                    model = _statsmodels_model(y, design, w)
+                    with warnings.catch_warnings(), np.errstate(all="ignore"):
+                        warnings.simplefilter("ignore")
+                        try:
+                            value = figure_digits(figures_of(model.fit(method=method, cov_type=cov_type)), exact)["bse"]
+                        except np.linalg.LinAlgError:
+                            value = 0.0
+                    digits[cov_type, f"statsmodels {method}"].append(value)
+                best = max(digits[cov_type, "statsmodels pinv"][-1], digits[cov_type, "statsmodels qr"][-1])
+                as_good &= digits[cov_type, names[0]][-1] >= min(best, ENOUGH) - SLACK
+        for cov_type in ROBUST:
+            cells = " | ".join(_cell(digits[cov_type, name]) for name in names)
+            lines.append(f"| {family} | {cov_type} | {cells} |")
+    return lines, as_good
+
+
+def _statsmodels_model(y: np.ndarray, design: np.ndarray, w: np.ndarray | None):
+    """statsmodels' OLS, or WLS with weights."""
+    import statsmodels.api as sm
+
+    return sm.OLS(y, design) if w is None else sm.WLS(y, design, weights=w)
+
+
 def _best_time(solve, repeats: int) -> float:
     """The shortest of `repeats` solves, in seconds: the one the machine's other work disturbed least."""
     times = []
@@ -210,6 +271,12 @@ def main(argv: list[str] | None = None) -> int:
     print("\ntl.stats beside statsmodels: correct digits of the standard errors, SSR and R², min / median\n")
     stats_lines, stats_as_good = stats_table(max(args.draws // 3, 3))
     print("\n".join(stats_lines))
+    print(
+        "\ntl.stats' robust standard errors beside statsmodels': correct digits, min / median, on the draws cut to "
+        "60 rows and 8 columns\n"
+    )
+    robust_lines, robust_as_good = robust_table(max(args.draws // 3, 3))
+    print("\n".join(robust_lines))
     print("\nTime per solve, 100,000 × 10 with an intercept (the best of the solves)\n")
     time_lines, ratio = timing(args.repeats)
     print("\n".join(time_lines))
@@ -217,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         (as_good, f"ols has the best reference's digits on every draw (within {SLACK}, up to {ENOUGH})"),
         (seven, "ols keeps at least 7 digits on every degree-10 design of condition up to 1e15"),
         (stats_as_good, f"tl.stats' bse, SSR and R² have statsmodels' digits on every draw (within {SLACK})"),
+        (robust_as_good, f"tl.stats' robust bse (HC0-HC3) have statsmodels' digits on every draw (within {SLACK})"),
         (ratio <= 3.0, f"ols takes at most 3 times lstsq's time on 100,000 × 10 ({ratio:.2f})"),
     ]
     print()

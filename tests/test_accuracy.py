@@ -10,7 +10,9 @@ The designs are drawn (tests/strategies.py): polynomials of degree up to 10 on i
 NIST's Wampler and Filip problems), nearly collinear columns, columns of wildly different scales, columns
 far from the origin; with and without an intercept, weighted or not. `tl.solvers.ols` must return as many
 correct digits as the best of numpy's lstsq, statsmodels (pinv and qr) and scikit-learn on each of them,
-and `tl.stats` as many as statsmodels in its standard errors, residual sum of squares and R².
+and `tl.stats` as many as statsmodels in its standard errors, residual sum of squares and R², its robust
+standard errors (HC0-HC3) and what rests on them (t-values, confidence intervals) included; `tl.stats.summarize`
+of a model at the optimum agrees with `tl.stats.ols` to the digits the two exact answers share.
 """
 
 import decimal
@@ -22,6 +24,7 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from scipy import stats as distributions
 
 import tinygrad_lr as tl
 from tests.strategies import accuracy_problems, filip_design
@@ -120,6 +123,113 @@ def correct_digits_of_roots(estimate, exact_squares):
         return correct_digits(estimate, [Fraction(root.sqrt()) for root in roots])
 
 
+ROBUST = ("HC0", "HC1", "HC2", "HC3")
+
+
+def _decimal(value):
+    """A Fraction as a Decimal of the context's precision: rounded once."""
+    return decimal.Decimal(value.numerator) / decimal.Decimal(value.denominator)
+
+
+def exact_covariances(X, y, fit_intercept=True, w=None, params=None):
+    """(θ, {cov_type: covariance}): θ the exact answer (the intercept first), or `params` (float64) when given,
+    and the covariances of θ as statsmodels' OLS/WLS defines them, each a (p, p) list of Fractions: "nonrobust",
+    SSR/(n - p)·(AᵀWA)⁻¹, and the sandwiches (AᵀWA)⁻¹·(Σ wᵢ²·rᵢ²·cᵢ·aᵢaᵢᵀ)·(AᵀWA)⁻¹ of HC0-HC3, cᵢ = 1, n/(n - p),
+    1/(1 - hᵢ), 1/(1 - hᵢ)², with the leverages hᵢ = wᵢ·aᵢᵀ(AᵀWA)⁻¹aᵢ and the residuals r = y - A·θ.
+
+    (AᵀWA)⁻¹, r, bᵢ = (AᵀWA)⁻¹aᵢ and h are rational functions of the data, computed exactly; so is the classical
+    covariance. The sandwich's sums of n terms Σ wᵢ²·rᵢ²·cᵢ·bᵢbᵢᵀ are taken in 60-digit decimals, each factor
+    rounded once (1 - hᵢ after its exact subtraction): every entry is then within about n·1e-59 of the exact
+    one, relative to √(covⱼⱼ·covₖₖ) (the diagonal's terms are positive), 40 digits beyond a float64's. In
+    exact fractions those sums of terms of n different denominators take seconds; this, a tenth of one, for
+    60 rows and 8 columns."""
+    G, right = _normal_equations(X, y, fit_intercept, w)
+    p = len(G)
+    solved = _gauss_jordan(G, [row + [Fraction(int(i == j)) for j in range(p)] for i, row in enumerate(right)])
+    inverse = [row[1:] for row in solved]
+    theta = [row[0] for row in solved] if params is None else [Fraction(float(v)) for v in params]
+    A = [[Fraction(float(v)) for v in row] for row in _design(X, fit_intercept)]
+    n = len(A)
+    weights = [Fraction(1)] * n if w is None else [Fraction(float(v)) for v in w]
+    residuals = [Fraction(float(t)) - sum(a * c for a, c in zip(row, theta)) for row, t in zip(A, y)]
+    ssr = sum(v * r * r for v, r in zip(weights, residuals))
+    covariances = {"nonrobust": [[ssr / (n - p) * inverse[i][j] for j in range(p)] for i in range(p)]}
+    columns = [[sum(inverse[i][j] * row[j] for j in range(p)) for i in range(p)] for row in A]  # the bᵢ
+    remaining = [1 - v * sum(a * b for a, b in zip(row, b_row)) for v, row, b_row in zip(weights, A, columns)]
+    with decimal.localcontext() as context:
+        context.prec = 60
+        b = [[_decimal(value) for value in row] for row in columns]
+        squares = [_decimal(v * v * r * r) for v, r in zip(weights, residuals)]
+        ones, left = [decimal.Decimal(1)] * n, [_decimal(m) for m in remaining]
+        factors = {
+            "HC0": ones,
+            "HC1": [decimal.Decimal(n) / (n - p)] * n,
+            "HC2": [1 / m for m in left],
+            "HC3": [1 / (m * m) for m in left],
+        }
+        for cov_type, factor in factors.items():
+            u = [s * c for s, c in zip(squares, factor)]
+            covariances[cov_type] = [
+                [Fraction(sum(u_i * b_i[j] * b_i[k] for u_i, b_i in zip(u, b))) for k in range(p)] for j in range(p)
+            ]
+    return theta, covariances
+
+
+def exact_figures(theta, cov, quantile):
+    """What rests on a covariance, exactly (to 50 digits), as Fractions: the standard errors √covⱼⱼ, the t-values
+    θⱼ/√covⱼⱼ and the confidence intervals θⱼ ∓ quantile·√covⱼⱼ (quantile the float64 the estimates use, so that
+    only the standard errors' digits are measured)."""
+    with decimal.localcontext() as context:
+        context.prec = 50
+        roots = [Fraction(_decimal(cov[j][j]).sqrt()) for j in range(len(theta))]
+    return {
+        "bse": roots,
+        "tvalues": [t / root if root else Fraction(0) for t, root in zip(theta, roots)],
+        "conf_int": [(t - Fraction(quantile) * root, t + Fraction(quantile) * root) for t, root in zip(theta, roots)],
+    }
+
+
+def _worst(errors):
+    """-log10 of the largest of the relative errors (error, size) given, between 0 and FLOAT64_DIGITS."""
+    worst = max((error / size if size else error for error, size in errors), default=Fraction(0))
+    return max(min(FLOAT64_DIGITS, -math.log10(worst) if worst else FLOAT64_DIGITS), 0.0)
+
+
+def _fraction(value):
+    return value if isinstance(value, Fraction) else Fraction(float(value))
+
+
+def figure_digits(figures, exact):
+    """Correct digits of the standard errors, t-values and confidence intervals {figure: values} (floats, or
+    Fractions) against `exact_figures`: each entry relative to itself, an interval's ends relative to the larger
+    of the two (an end near 0 is the difference of the coefficient and a multiple of its standard error)."""
+    digits = {}
+    for name in ("bse", "tvalues", "conf_int"):
+        values = [tuple(pair) for pair in figures[name]] if name == "conf_int" else list(np.ravel(figures[name]))
+        if not np.all(np.isfinite(np.asarray(values, np.float64))):
+            digits[name] = 0.0
+        elif name == "conf_int":
+            digits[name] = _worst(
+                (max(abs(_fraction(lo) - a), abs(_fraction(hi) - b)), max(abs(a), abs(b)))
+                for (lo, hi), (a, b) in zip(values, exact[name])
+            )
+        else:
+            digits[name] = _worst((abs(_fraction(v) - t), abs(t)) for v, t in zip(values, exact[name]))
+    return digits
+
+
+def figures_of(results, alpha=0.05):
+    """{figure: values} of a tl.stats or statsmodels results object."""
+    return {"bse": results.bse, "tvalues": results.tvalues, "conf_int": results.conf_int(alpha)}
+
+
+def small(X, y, w, rows=60, columns=8):
+    """A drawn design cut to at most `rows` rows, evenly spread (a polynomial keeps its interval), and its first
+    `columns` columns, with its targets and weights: a size where the exact sandwich is a matter of 0.1 s."""
+    keep = np.unique(np.linspace(0, len(X) - 1, min(len(X), rows)).round().astype(int))
+    return X[keep, :columns], y[keep], None if w is None else w[keep]
+
+
 # ----- the references -----
 
 
@@ -127,14 +237,14 @@ def _design(X, fit_intercept):
     return np.column_stack([np.ones(len(X)), X]) if fit_intercept else X
 
 
-def _statsmodels(X, y, w, fit_intercept, method):
+def _statsmodels(X, y, w, fit_intercept, method, cov_type="nonrobust"):
     import statsmodels.api as sm
 
     model = sm.OLS(y, _design(X, fit_intercept)) if w is None else sm.WLS(y, _design(X, fit_intercept), weights=w)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
         try:
-            return model.fit(method=method)
+            return model.fit(method=method, cov_type=cov_type)
         except np.linalg.LinAlgError:  # ("qr" inverts RᵀR for its covariance: a singular one is an error)
             return None
 
@@ -304,6 +414,118 @@ def test_stats_standard_errors_ssr_and_r_squared_have_the_digits_of_statsmodels(
                 best = 0.0 if theirs is None else digits(np.atleast_1d(getattr(theirs, name)), exact)
             assert mine >= min(best, ENOUGH) - SLACK, (family, name, method, mine, best)
             assert mine >= ENOUGH, (family, name, mine)
+
+
+# ----- the robust standard errors, and summarize at the optimum -----
+
+
+def _small_problems():
+    """`accuracy_problems` cut to at most 60 rows and 8 columns (`small`): where the exact sandwich is quick."""
+    return accuracy_problems().map(lambda problem: (problem[0], *small(*problem[1:4]), problem[4]))
+
+
+@settings(max_examples=8, deadline=None)
+@given(_small_problems())
+def test_robust_standard_errors_t_values_and_intervals_have_the_digits_of_statsmodels(problem):
+    family, X, y, w, fit_intercept = problem
+    theta, covariances = exact_covariances(X, y, fit_intercept, w)
+    quantile = distributions.norm.ppf(0.975)  # (robust figures use the normal distribution, as statsmodels')
+    for cov_type in ROBUST:
+        exact = exact_figures(theta, covariances[cov_type], quantile)
+        ours = tl.stats.ols(X, y, fit_intercept=fit_intercept, sample_weight=w, cov_type=cov_type)
+        mine = figure_digits(figures_of(ours), exact)
+        theirs = []
+        for method in ("pinv", "qr"):
+            fit = _statsmodels(X, y, w, fit_intercept, method, cov_type)
+            with np.errstate(all="ignore"):  # (statsmodels' square roots of negative variances: nan, 0 digits)
+                theirs.append({} if fit is None else figure_digits(figures_of(fit), exact))
+        for figure, digits in mine.items():
+            best = max(reference.get(figure, 0.0) for reference in theirs)
+            assert digits >= min(best, ENOUGH) - SLACK, (family, cov_type, figure, digits, best)
+            # and as many as the classical standard errors have: all that double precision allows
+            assert digits >= ENOUGH, (family, cov_type, figure, digits, theirs)
+
+
+def _trained_to(params, fit_intercept):
+    """A float64 Linear layer whose weights are `params` (the intercept first), as a converged fit leaves them."""
+    layer = tl.nn.Linear(len(params) - fit_intercept, 1, bias=fit_intercept, dtype=np.float64)
+    layer.set_weights([params[fit_intercept:].reshape(-1, 1)] + ([params[:1]] if fit_intercept else []))
+    return layer
+
+
+@settings(max_examples=5, deadline=None)
+@given(_small_problems())
+def test_summarize_at_the_optimum_equals_ols_to_the_digits_the_oracle_allows(problem):
+    family, X, y, w, fit_intercept = problem
+    closed_form = {
+        cov_type: tl.stats.ols(X, y, fit_intercept=fit_intercept, sample_weight=w, cov_type=cov_type)
+        for cov_type in tl.stats.COV_TYPES
+    }
+    params = closed_form["nonrobust"].params
+    layer = _trained_to(params, fit_intercept)
+    # summarize describes the weights as they are: the exact answer rounded, whose residuals (all the more where
+    # the fit is nearly perfect) and the figures resting on them are not quite the exact answer's
+    theta, at_optimum = exact_covariances(X, y, fit_intercept, w)
+    _, at_weights = exact_covariances(X, y, fit_intercept, w, params=params)
+    for cov_type, closed in closed_form.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # at the optimum: no warning
+            summarized = tl.stats.summarize(layer, X, y, sample_weight=w, cov_type=cov_type)
+        robust = cov_type != "nonrobust"
+        quantile = distributions.norm.ppf(0.975) if robust else distributions.t.ppf(0.975, summarized.df_resid)
+        exact = exact_figures([Fraction(float(v)) for v in params], at_weights[cov_type], quantile)
+        # the engine's Hessians, taken on the orthonormal design, keep every digit of the weights' own figures
+        digits = figure_digits(figures_of(summarized), exact)
+        assert min(digits.values()) >= ENOUGH, (family, cov_type, digits)
+        # and so summarize and ols agree as far as their exact figures do (or to ENOUGH digits)
+        allowed = figure_digits(exact, exact_figures(theta, at_optimum[cov_type], quantile))
+        closed_figures = figures_of(closed)
+        agreement = figure_digits(
+            figures_of(summarized),
+            {
+                "bse": [Fraction(float(v)) for v in closed_figures["bse"]],
+                "tvalues": [Fraction(float(v)) for v in closed_figures["tvalues"]],
+                "conf_int": [(Fraction(float(a)), Fraction(float(b))) for a, b in closed_figures["conf_int"]],
+            },
+        )
+        for figure in digits:
+            assert agreement[figure] >= min(allowed[figure], ENOUGH) - SLACK, (family, cov_type, figure, agreement)
+
+
+def _robust_digits(X, y, cov_type):
+    """(tl.stats', statsmodels' best) correct digits of the robust standard errors of a fit with an intercept."""
+    theta, covariances = exact_covariances(X, y)
+    exact = exact_figures(theta, covariances[cov_type], distributions.norm.ppf(0.975))
+    ours = figure_digits(figures_of(tl.stats.ols(X, y, cov_type=cov_type)), exact)["bse"]
+    theirs = [
+        figure_digits(figures_of(_statsmodels(X, y, None, True, method, cov_type)), exact)["bse"]
+        for method in ("pinv", "qr")
+    ]
+    return ours, max(theirs)
+
+
+def test_hc3_at_a_row_of_leverage_near_1_keeps_its_digits():
+    # x2 is 1 at the first row and 1e-6 times smaller elsewhere: that row's leverage is 1 - 3e-11, and HC3 divides
+    # its squared residual by (1 - h)², 1e21. Computed as 1 - h, 1 - h keeps 5 digits (statsmodels' too); the solver
+    # gives it as the residual of the fit of that row's unit vector, and (AᵀWA)⁻¹aᵢ there as that fit's answer
+    rng = np.random.default_rng(7)
+    x1, x2 = rng.normal(size=30), rng.normal(size=30) * 1e-6
+    x2[0] = 1.0
+    X = np.column_stack([x1, x2])
+    ours, theirs = _robust_digits(X, 1 + x1 + x2 + rng.normal(size=30), "HC3")
+    assert ours >= ENOUGH and theirs < 6, (ours, theirs)
+
+
+def test_robust_standard_errors_of_a_target_exactly_linear_keep_their_digits():
+    # y a polynomial of x to the rounding of its float64 values: the exact residuals are 1e-16 of y, and the solver's,
+    # exact to a small part of an ulp of its answer, keep 10 of their digits; less their projection on the design,
+    # all of them (statsmodels', from an answer rounded to float64: none)
+    rng = np.random.default_rng(26)
+    X = np.sort(rng.uniform(2, 3, 20))[:, None] ** np.arange(1, 6)
+    y = X @ rng.normal(size=5) + 1.0
+    for cov_type in ROBUST:
+        ours, theirs = _robust_digits(X, y, cov_type)
+        assert ours >= ENOUGH and theirs < 1, (cov_type, ours, theirs)
 
 
 # ----- rank, decided after scaling -----

@@ -277,16 +277,38 @@ def test_a_coefficient_is_shown_with_four_decimals_between_1e_4_and_1e4_else_in_
     assert len(row.split()) == 7 and len(row) == len(header)
 
 
-def test_columns_of_scales_1e5_apart_keep_their_standard_errors():
-    # (the Hessian is inverted with its diagonal scaled to 1: as it is, its condition number of 1e20 is past
-    # what a pseudo-inverse resolves, and the standard errors came back entirely wrong; statsmodels' own are
-    # good to about 1e-7 here, its design's condition number being 1e10)
+@pytest.mark.parametrize("cov_type", ["nonrobust", "HC3"])
+def test_columns_of_scales_1e5_apart_keep_their_standard_errors(cov_type):
+    # (the Hessian 2/n·AᵀA of this design has a condition number of 1e20, past what a pseudo-inverse resolves: taken
+    # as it is, the standard errors came back entirely wrong; statsmodels' own are good to about 1e-7 here, its
+    # design's condition number being 1e10)
     rng = np.random.default_rng(0)
     X = np.column_stack([rng.normal(size=50) * 1e-5, rng.normal(size=50) * 1e5])
     y = X @ [2e5, 3e-5] + 1 + rng.normal(size=50)
-    ours, theirs = tl.stats.ols(X, y), _statsmodels(X, y, None, "nonrobust")
+    ours, theirs = tl.stats.ols(X, y, cov_type=cov_type), _statsmodels(X, y, None, cov_type)
     np.testing.assert_allclose(ours.bse, theirs.bse, rtol=1e-6)
     np.testing.assert_allclose(ours.params, theirs.params, rtol=1e-6)
+    layer = tl.nn.Linear(2, 1, dtype=np.float64)
+    layer.set_weights([ours.params[1:].reshape(-1, 1), ours.params[:1]])
+    np.testing.assert_allclose(tl.stats.summarize(layer, X, y, cov_type=cov_type).bse, theirs.bse, rtol=1e-6)
+
+
+@pytest.mark.parametrize("cov_type", ["nonrobust", "HC0", "HC1", "HC2", "HC3"])
+def test_a_duplicated_column_gives_statsmodels_figures_and_its_f_test_of_the_rank(cov_type):
+    # x2 = x1: the covariance is singular, and the robust F-test of the slopes, a Wald test, takes a pseudo-inverse
+    # and as many restrictions as its rank (2 of 3), as statsmodels' does (it was a LinAlgError, or 2/3 of its value)
+    rng = np.random.default_rng(3)
+    x1, x2 = rng.normal(size=30), rng.normal(size=30)
+    X = np.column_stack([x1, x1, x2])
+    y = 2 * x1 - x2 + 1 + rng.normal(size=30)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (statsmodels warns of the covariance's rank)
+        theirs = _statsmodels(X, y, None, cov_type)
+        ours = tl.stats.ols(X, y, cov_type=cov_type)
+        _assert_same_figures(ours, theirs)
+        layer = tl.nn.Linear(3, 1, dtype=np.float64)
+        layer.set_weights([ours.params[1:].reshape(-1, 1), ours.params[:1]])
+        _assert_same_figures(tl.stats.summarize(layer, X, y, cov_type=cov_type), theirs)
 
 
 @pytest.mark.parametrize("bias", [True, False])

@@ -8,16 +8,29 @@ is. Both return a `RegressionResults` with statsmodels' names (`params`, `bse`, 
 `ols` takes its residuals, rank and classical covariance scale·(AᵀWA)⁻¹ from the solver, computed with
 its care (`tl.solvers.ols`: double-double residuals, (AᵀWA)⁻¹ refined as the answer is, the rank decided
 after scaling). Otherwise the covariance of the coefficients comes from the engine's own Hessian of the
-(weighted) mean squared error at the weights, the observed information. For least squares that Hessian is
-H = 2/n·AᵀWA, A the design with its column of ones first, so the classical covariance
-scale·(AᵀWA)⁻¹ is scale·(2/n)·H⁻¹, scale = SSR/df_resid. (H is taken about the mean row and
-inverted with its diagonal scaled to 1, which keeps the digits that offsets and scales would cost.)
-A robust one (HC0-HC3, White's and MacKinnon's) is a sandwich of that bread around a meat that is a
-Hessian too: the one of the loss whose rows are reweighted by their squared residuals, held fixed,
-½·∂²/∂θ² Σ cᵢ·rᵢ(θ)² = Σ cᵢ·aᵢaᵢᵀ. At weights that are not the optimum the same code answers for
-the weights as they are, and says so. p-values and quantiles come from SciPy (the `[stats]`
-extra): t and F for the classical covariance, the normal distribution for the robust ones, as
-statsmodels does by default.
+(weighted) mean squared error at the weights, the observed information: for least squares that Hessian is
+H = 2/n·AᵀWA, A the design with its column of ones first, so the classical covariance scale·(AᵀWA)⁻¹ is
+scale·(2/n)·H⁻¹, scale = SSR/df_resid. A robust one (HC0-HC3, White's and MacKinnon's, with statsmodels'
+formulas) is a sandwich of that bread around a meat that is a Hessian too: the one of the loss whose rows
+are reweighted by their squared residuals (and leverages), held fixed, ½·∂²/∂θ² Σ cᵢ·rᵢ(θ)² = Σ cᵢ·aᵢaᵢᵀ.
+
+Those Hessians are taken where they lose nothing. The bread's in coordinates φ of the weights, θ = M·φ, in
+which the design B = A·M is orthonormal (BᵀWB ≈ I; M from a QR of the centred design, each column scaled by a
+power of two): B is formed from the data as given in double-double arithmetic and rounded once
+(`tl.solvers.residuals`), so it is A·M to the last bit whatever A's offsets, scales and collinearity, the
+engine's Hessian of a design that well conditioned and its inverse are exact to a few ulps, and M carries them
+back. The sandwich is the Hessian of the reweighted loss in the coordinates ψ = AᵀWA·θ, whose design is
+A·(AᵀWA)⁻¹: each variance a sum of positive terms. Taken on A itself, the Hessian's rounding would cost the
+square of the design's condition number in digits (the robust standard errors of a degree-10 polynomial had
+none left). The leverages hᵢ of HC2 and HC3 come from B, and 1 - hᵢ, where hᵢ is near 1, from the solver (the
+fit of the i-th unit vector: 1 - hᵢ computed as a difference would lose log10(1/(1 - hᵢ)) digits). In `ols`,
+the meat's residuals are the solver's, less their projection on the design (the exact answer's residuals have
+none). So the robust standard errors of `ols` and of `summarize` at the optimum carry about as many correct
+digits as the classical ones (tests/test_accuracy.py measures them against an exact rational oracle).
+
+At weights that are not the optimum the same code answers for the weights as they are, and says so.
+p-values and quantiles come from SciPy (the `[stats]` extra): t and F for the classical covariance, the
+normal distribution for the robust ones, as statsmodels does by default.
 """
 
 from __future__ import annotations
@@ -84,40 +97,26 @@ class RegressionResults:
         whitened = np.sqrt(w)[:, None] * A
         self.df_model, self.df_resid = float(rank - self.k_constant), float(n - rank)
         self.ssr = float(np.sum(w * self.resid**2))
-        # (no rows to spare, or a perfect fit, give nan and inf as statsmodels does, not an error)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            inverse = fit.inverse_gram() if fit is not None and cov_type == "nonrobust" else None
-            self._figures(X, y, w, coef, intercept, cov_type, whitened, inverse)
-        self.notes = notes + self._notes(X, n)
-
-    def _figures(
-        self,
-        X: np.ndarray,
-        y: np.ndarray,
-        w: np.ndarray,
-        coef: np.ndarray,
-        intercept: float | None,
-        cov_type: str,
-        whitened: np.ndarray,
-        inverse: np.ndarray | None,
-    ) -> None:
-        """Every figure past the residuals. whitened: √w·A, A the design (the column of ones first); inverse:
-        (AᵀWA)⁻¹ from the solver, or None to take it from the engine's Hessian."""
-        n = len(y)
         # no residual degrees of freedom: the fit passes through every point, and the error's variance is not
         # defined (nan, whether the rounded parameters leave residuals of 1e-17 or exactly 0)
         self.scale = float(np.float64(self.ssr) / self.df_resid) if self.df_resid else math.nan
+        # (no rows to spare, or a perfect fit, give nan and inf as statsmodels does, not an error)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if fit is not None and cov_type == "nonrobust":
+                # the solver's (AᵀWA)⁻¹, refined as its answer is: digits that no float64 inverse keeps
+                self._cov = self.scale * fit.inverse_gram()
+            else:
+                self._cov = self._covariance(X, y, weights, cov_type, rank, fit)
+            self._figures(y, w, cov_type, whitened)
+        self.notes = notes + self._notes(X, n)
 
-        if inverse is not None:
-            # the solver's (AᵀWA)⁻¹, refined as its answer is, keeps digits that inverting a float64 Hessian cannot:
-            # the Hessian's own rounding costs its condition number's worth of them, the square of the design's
-            self._cov = self.scale * inverse
-        else:
-            self._cov = self._covariance(X, w, coef, intercept, cov_type, y)
+    def _figures(self, y: np.ndarray, w: np.ndarray, cov_type: str, whitened: np.ndarray) -> None:
+        """Every figure past the residuals and the covariance. whitened: √w·A, A the design (the column of
+        ones first)."""
+        n = len(y)
         self.use_t = cov_type == "nonrobust"
         self.bse = np.sqrt(np.diag(self._cov))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            self.tvalues = self.params / self.bse
+        self.tvalues = self.params / self.bse
         self.pvalues = 2 * self._distribution.sf(np.abs(self.tvalues))
 
         mean = np.average(y, weights=w)
@@ -133,37 +132,68 @@ class RegressionResults:
         self.condition_number = float(singular[0] / singular[-1]) if singular[-1] > 0 else math.inf
 
     def _covariance(
-        self, X: np.ndarray, w: np.ndarray, coef: np.ndarray, intercept: float | None, cov_type: str, y: np.ndarray
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        weights: np.ndarray | None,
+        cov_type: str,
+        rank: int,
+        fit: solvers.LeastSquares | None,
     ) -> np.ndarray:
-        """The covariance of `params` from the engine's Hessian at them (a sandwich for the robust types)."""
+        """The covariance of `params` from the engine's Hessians at them: scale·(AᵀWA)⁻¹, or the sandwich
+        (AᵀWA)⁻¹·(Σ wᵢ²·rᵢ²·cᵢ·aᵢaᵢᵀ)·(AᵀWA)⁻¹ of HC0-HC3 (cᵢ = 1, n/df_resid, 1/(1 - hᵢ), 1/(1 - hᵢ)²).
+
+        What the engine contributes: the curvature of its own loss, mse as training minimises it (the mean over
+        n, the factor 2, the sample weights as the loss applies them), differentiated twice by autodiff. What
+        keeps the digits: the coordinates it differentiates in. First φ, θ = M·φ, whose design B = A·M is
+        orthonormal (`_orthonormal_design`): the Hessian 2/n·BᵀWB is near 2/n·I, its rounding and its
+        inverse's cost nothing, and M carries it back, (AᵀWA)⁻¹ = M·(BᵀWB)⁻¹·Mᵀ. Then, for the sandwich, ψ =
+        AᵀWA·θ, whose design is D = A·(AᵀWA)⁻¹ = B·(BᵀWB)⁻¹·Mᵀ: by the chain rule the Hessian of the loss with
+        its rows reweighted, 2/n·Σ vᵢ·aᵢaᵢᵀ with respect to θ, is 2/n·(AᵀWA)⁻¹·(Σ vᵢ·aᵢaᵢᵀ)·(AᵀWA)⁻¹ with
+        respect to ψ: the sandwich itself, each of its variances a sum of positive terms vᵢ·dᵢⱼ², none of them
+        rounded into another. (The product of the bread, the meat and the bread again, in float64, rounds the
+        largest term of the meat into every entry: a row of leverage near 1 weighs 1e7 times the others, and
+        the smallest variances kept ten digits.)"""
         n = len(y)
-        # The Hessian is taken where it is well conditioned: about the (weighted) mean row, whose prediction
-        # becomes the intercept (b' = b + x̄·coef, the same function of the same weights), and each parameter
-        # scaled to a unit diagonal. Inverting 2/n·AᵀWA itself would lose digits to the square of the columns'
-        # offsets and scales; the covariance is then carried back to (b, coef) by the Jacobian of b = b' - x̄·coef.
-        center = np.average(X, axis=0, weights=w) if self.k_constant else np.zeros(X.shape[1])
-        centred = X - center
-        moved = None if intercept is None else intercept + float(center @ coef)
-        normalized = _normalized(_hessian(centred, y, w, coef, moved), n)  # (A'ᵀWA')⁻¹, A' = [1, X - x̄]
-        back = np.eye(len(self.params))
-        if self.k_constant:
-            back[0, 1:] = -center
+        w = np.ones(n) if weights is None else weights
+        M, B = _orthonormal_design(X, w, bool(self.k_constant), rank)
+        # the weights in those coordinates, where the engine takes its Hessians (the same at every point, since
+        # the loss is quadratic in the weights: the point need not be exact)
+        phi = np.linalg.lstsq(M, self.params, rcond=None)[0]
+        # (BᵀWB)⁻¹ from the engine's Hessian 2/n·BᵀWB: near I, so that an LU inverse keeps every digit (an SVD's
+        # pseudo-inverse, rounding twice more, loses a third of one); B has full column rank by construction
+        bread = (2 / n) * np.linalg.inv(_hessian(B, y, w, phi, None))
         if cov_type == "nonrobust":
-            cov = self.scale * normalized
-        else:
-            design = np.column_stack([np.ones(n), centred]) if self.k_constant else centred
-            rows = np.sqrt(w)[:, None] * design
-            leverage = np.einsum("ij,jk,ik->i", rows, normalized, rows)  # (the same in either coordinates)
-            squared = w * self.resid**2  # the whitened residuals, squared
-            het = {
-                "HC0": squared,
-                "HC1": squared * n / self.df_resid,
-                "HC2": squared / (1 - leverage),
-                "HC3": squared / (1 - leverage) ** 2,
-            }[cov_type]
-            meat = _hessian(centred, y, w * het, coef, moved) * (n / 2)  # Σ cᵢ·a'ᵢa'ᵢᵀ, cᵢ = wᵢ·hetᵢ
-            cov = normalized @ meat @ normalized
-        return back @ cov @ back.T
+            return self.scale * (M @ bread @ M.T)
+        resid = self.resid
+        if fit is not None:
+            # The solver's residuals are y - A·θ at its double-double answer θ, in double-double: off by A·δθ (δθ
+            # the answer's own error, a small part of an ulp of θ) and by the double-double rounding, about
+            # eps²·|y|. Where the fit is nearly perfect (y exactly linear: residuals of 1e-16·|y|), or at a row of
+            # leverage near 1 (whose residual is 1 - h times the others'), that is a large share of them. The
+            # exact answer's residuals have no projection on the design (AᵀW·r = 0 at the optimum): taking theirs
+            # away, B·(BᵀWB)⁻¹·Mᵀ·AᵀW·r, removes A·δθ, and most of the rounding at such a row (its unit vector
+            # nearly lies in the design's span). AᵀW·r, a sum of terms far larger than itself, is taken from the
+            # data as given in double-double (`solvers.residuals`, Xᵀ for X); the rest is in float64, its rounding
+            # of the correction's size. (Not BᵀW·r: B's own rounding is not orthogonal to r, and BᵀW·r would carry
+            # eps·|r|, more than the residual at a row of leverage near 1.)
+            weighted = w * resid
+            pull = -solvers.residuals(X.T, np.zeros(X.shape[1]), weighted, 0.0)  # XᵀW·r
+            if self.k_constant:
+                pull = np.concatenate([[math.fsum(weighted)], pull])  # AᵀW·r
+            resid = resid - B @ (bread @ (M.T @ pull))
+        het = w * resid**2  # the whitened residuals, squared
+        if cov_type == "HC1":
+            het = het * n / self.df_resid
+        transposed = bread @ M.T
+        design = B @ transposed  # D, whose row i is dᵢ = (AᵀWA)⁻¹aᵢ
+        if cov_type in ("HC2", "HC3"):
+            remaining, near, rows = _leverages(X, weights, B, bread, bool(self.k_constant))
+            het = het / remaining if cov_type == "HC2" else het / remaining**2
+            if rank == len(self.params):  # (the solver's, where the sandwich weighs them most: see `_leverages`)
+                design[near] = rows
+        psi = np.linalg.lstsq(transposed, phi, rcond=None)[0]  # the weights again: D·ψ = B·φ
+        return (n / 2) * _hessian(design, y, w * het, psi, None)  # Σ wᵢ·hetᵢ·dᵢdᵢᵀ
 
     @property
     def _distribution(self) -> Any:
@@ -179,8 +209,21 @@ class RegressionResults:
         # robust: the Wald statistic of those coefficients under the robust covariance, over their number
         slopes = self.params[self.k_constant :]
         cov = self._cov[self.k_constant :, self.k_constant :]
-        fvalue = float(slopes @ np.linalg.solve(cov, slopes)) / len(slopes)
-        return fvalue, float(distributions.f.sf(fvalue, len(slopes), self.df_resid))
+        if not np.all(np.isfinite(cov)):
+            return math.nan, math.nan
+        # a pseudo-inverse, as statsmodels' Wald test takes, and the rank for the number of restrictions (a
+        # dependent column leaves the covariance singular): of the correlations, since the variances of columns
+        # of scales 1e-8 and 1e8 are 1e32 apart, and a pseudo-inverse of the covariance itself would cut the
+        # small ones off as rounding; numpy's matrix_rank's cut-off
+        size = np.sqrt(np.diag(cov))
+        size = np.where(size > 0, size, 1.0)
+        values, vectors = np.linalg.eigh(cov / np.outer(size, size))
+        kept = values > values[-1] * len(values) * np.finfo(np.float64).eps
+        restrictions = int(np.count_nonzero(kept))
+        if restrictions == 0:
+            return math.nan, math.nan
+        fvalue = float(np.sum((vectors[:, kept].T @ (slopes / size)) ** 2 / values[kept])) / restrictions
+        return fvalue, float(distributions.f.sf(fvalue, restrictions, self.df_resid))
 
     def _notes(self, X: np.ndarray, n: int) -> list[str]:
         notes = [
@@ -291,12 +334,64 @@ def _coefficient(value: float) -> str:
     return f"{value:.4f}" if 1e-4 <= abs(value) < 1e4 or value == 0 else f"{value:.3e}"
 
 
-def _normalized(hessian: np.ndarray, n: int) -> np.ndarray:
-    """(AᵀWA)⁻¹ from the Hessian 2/n·AᵀWA, inverted with each parameter scaled to a unit diagonal (a
-    pseudo-inverse where it is singular, as statsmodels' pinv)."""
-    diagonal = np.diag(hessian)
-    scale = 1 / np.sqrt(np.where(diagonal > 0, diagonal, 1.0))
-    return (2 / n) * scale[:, None] * np.linalg.pinv(scale[:, None] * hessian * scale[None, :]) * scale[None, :]
+def _orthonormal_design(X: np.ndarray, w: np.ndarray, fit_intercept: bool, rank: int) -> tuple[np.ndarray, np.ndarray]:
+    """(M, B): coordinates φ of the weights, θ = M·φ (M (p, r), r = rank; θ the intercept first), in which the
+    design is orthonormal, and that design B = A·M (n, r), A = [1 X] ([X] without an intercept).
+
+    M comes from a QR of the design centred about its (weighted) mean row, rows weighted by √w, each column
+    divided by a power of two near its norm (as the solver's factor): R⁻¹ makes those columns orthonormal, up
+    to the factor's rounding (condition number times eps), which only leaves BᵀWB a little off I and costs
+    no digit, because B is formed from the data as given and M as it is, in double-double, and rounded once:
+    A·M exactly, whatever A's offsets, scales and near-dependences. Dependent directions (beyond the rank) are
+    left out: the covariance is then a pseudo-inverse's, in the centred and scaled coordinates."""
+    n, d = X.shape
+    centre = np.average(X, axis=0, weights=w) if fit_intercept else np.zeros(d)
+    centred = np.column_stack([np.ones(n), X - centre]) if fit_intercept else X.copy()
+    centred *= np.sqrt(w)[:, None]
+    norms = np.linalg.norm(centred, axis=0)
+    scale = np.ldexp(1.0, np.frexp(np.where(norms > 0, norms, 1.0))[1])
+    _, sigma, rows = np.linalg.svd(np.linalg.qr(centred / scale, mode="r"))
+    rank = min(rank, int(np.sum(sigma > 0)))
+    M = rows[:rank].T / sigma[:rank] / scale[:, None]
+    if fit_intercept:  # from (b', coef), b' the intercept at the centre, to (b, coef): b = b' - centre·coef
+        M[0] -= centre @ M[1:]
+    B = np.empty((n, rank))
+    zeros = np.zeros(n)
+    for j in range(rank):  # A·M's column j, as 0 - intercept - X·coef with (intercept, coef) = -M's column j
+        coef, intercept = (M[1:, j], M[0, j]) if fit_intercept else (M[:, j], 0.0)
+        B[:, j] = solvers.residuals(X, zeros, -coef, -intercept)
+    return M, B
+
+
+def _leverages(
+    X: np.ndarray, weights: np.ndarray | None, B: np.ndarray, bread: np.ndarray, fit_intercept: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(1 - h (n,), near (q,), rows (q, p)) for the leverages hᵢ = wᵢ·aᵢᵀ(AᵀWA)⁻¹aᵢ = wᵢ·bᵢᵀ(BᵀWB)⁻¹bᵢ (bread:
+    (BᵀWB)⁻¹): the rows `near` where hᵢ > 1/2, and there (AᵀWA)⁻¹aᵢ from the solver (the intercept first).
+
+    From B, well conditioned, each hᵢ is within a few ulps of the exact one, but 1 - hᵢ, where hᵢ is near 1,
+    is the difference of two nearly equal numbers and has lost log10(1/(1 - hᵢ)) digits (HC3 divides by its
+    square). There it comes from the solver instead: ρ = eᵢ - A·(AᵀWA)⁻¹AᵀW·eᵢ, the residuals of the weighted
+    least-squares fit of the i-th unit vector, has ρᵢ = 1 - hᵢ, and also ρᵀWρ = wᵢ·(1 - hᵢ), since I - H
+    (H = A(AᵀWA)⁻¹AᵀW) is a projection. That sum of squares is what is taken: the solver's residuals are off
+    by A·δθ, δθ the error of its answer, which is orthogonal to ρ (AᵀWρ = 0), so that it enters the sum only
+    squared: 1 - hᵢ keeps its relative precision, however near 1 hᵢ is (ρᵢ itself would keep eps/(1 - hᵢ)
+    of it). The same fit's coefficients are wᵢ·(AᵀWA)⁻¹aᵢ, each exact to its own last digit: the rows that
+    the sandwich weighs by 1/(1 - hᵢ) or its square. Those rows are at most twice the rank (the leverages
+    add up to it): one more solve, of that many targets."""
+    n = len(X)
+    w = np.ones(n) if weights is None else weights
+    leverage = w * np.einsum("ij,jk,ik->i", B, bread, B)
+    remaining = 1 - leverage
+    near = np.flatnonzero(leverage > 0.5)
+    rows = np.empty((0, B.shape[1]))
+    if len(near):
+        units = np.zeros((n, len(near)))
+        units[near, np.arange(len(near))] = 1.0
+        fit = solvers.least_squares(X, units, fit_intercept=fit_intercept, sample_weight=weights)
+        remaining[near] = np.sum(w[:, None] * fit.residuals() ** 2, axis=0) / w[near]
+        rows = (np.vstack([fit.intercept, fit.coef]) if fit_intercept else fit.coef).T / w[near, None]
+    return remaining, near, rows
 
 
 def _parameters(coef: np.ndarray, intercept: float | None) -> list[Tensor]:
