@@ -544,8 +544,9 @@ def _scaled_mean_square(pred: np.ndarray, target: np.ndarray, block: int) -> flo
     for part_pred, part_target in _blocks(pred, target, block):
         part = (part_pred - part_target) / scale
         total += float(np.vdot(part, part))
-    with np.errstate(over="ignore"):
-        return float(scale * (scale * np.float64(total / pred.size)))
+    with np.errstate(over="ignore"):  # (a mean beyond float64, or beyond the arrays' dtype, is inf: no warning)
+        mean = scale * (scale * np.float64(total / pred.size))
+        return float(np.asarray(mean, dtype=np.result_type(pred, target)))
 
 
 class AffineMSE(Op):
