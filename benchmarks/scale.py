@@ -3,6 +3,7 @@
     python benchmarks/scale.py                # the full run: scale-results.json, docs/scale.png, README section
     python benchmarks/scale.py --quick        # a smoke run under a minute: *-quick files, ignored by git
     python benchmarks/scale.py --only mmap    # one part (mmap or dask); written as a quick run is
+    python benchmarks/scale.py --only moments # issue 25's rows: moments-results.json, the README's moments table
     python benchmarks/scale_report.py         # redraw the README section and the chart from scale-results.json
 
 **Memory map.** One data set, X (N, 10) and y (N,) in float32, is written once as two .npy files
@@ -34,6 +35,18 @@ as many chunks (bytes against rows) and on N/4 rows in chunks of 1M (bytes again
 per step, and the bytes that moved per step, from the workers' transfer logs (to the client, and
 between workers) and from the loopback interface's counters (everything: task messages, results,
 heartbeats).
+
+**The moments (issue 25).** 1,000 full-batch epochs (`fit(batch_size=None)`, SGD) take their steps
+from the data's moments, one pass for the whole fit; each row is timed beside the time of one pass
+over the same data: on the Dask array above (20M x 10, float64, 1 and 2 workers) beside
+`tl.solvers.ols` on it (medians of `reps` after a warm-up, interleaved); on a 10M-row memory map
+(float32, written as the memory-map part's, a float32 model) from a cold cache, beside one cold
+sequential read of its bytes (medians); and `tinygrad-lr fit --csv BIG.csv --standardize` (a fresh
+process; the file over 1 GiB is read in chunks by dask.dataframe on the default threads scheduler)
+on a CSV of at least 1.5 GB, written once (10 features and a target, six significant digits, the
+same line as above) and removed at the end, beside one `pandas.read_csv` of the file (warm: it was
+just written). Each also runs on a 1M-row slice beside the same fit in memory with
+`run_eagerly=True` (float64): their weights must agree to 1e-9 relative.
 """
 
 from __future__ import annotations
@@ -91,10 +104,16 @@ class Plan:
     dask_workers: tuple[int, ...]
     ols_reps: int  # timed repetitions per least-squares solver, after a warm-up
     gd_steps: int  # timed gradient-descent steps, after a warm-up step
+    moments_mmap_rows: int = 10_000_000  # the moments: rows of the memory map
+    moments_csv_bytes: int = 1_600_000_000  # the CLI's CSV: at least this many bytes
+    moments_check_rows: int = 1_000_000  # the slice each moments row is checked against run_eagerly on
+    moments_epochs: int = 1_000
 
 
 FULL = Plan((10_000_000, 50_000_000, 200_000_000), 3, 20_000_000, 5_000_000, 1_000_000, (1, 2), 3, 10)
-QUICK = Plan((250_000, 500_000, 1_000_000), 1, 1_000_000, 250_000, 125_000, (1, 2), 1, 2)
+QUICK = Plan(
+    (250_000, 500_000, 1_000_000), 1, 1_000_000, 250_000, 125_000, (1, 2), 1, 2, 1_000_000, 30_000_000, 100_000
+)
 
 
 # ----- the page cache and the disk -----
@@ -564,6 +583,273 @@ def run_dask(plan: Plan) -> dict:
     return result
 
 
+# ----- the moments: 1,000 full-batch epochs for the price of one pass (issue 25) -----
+
+CSV_ROWS_AT_A_TIME = 500_000
+
+
+def _fit_full_batch(x: Any, y: Any, epochs: int, dtype: Any = np.float64, run_eagerly: bool = False) -> tuple:
+    """(seconds, the fit's History, weights) of `epochs` full-batch SGD epochs from W = 0's Linear."""
+    model = tl.nn.Sequential([tl.nn.Linear(FEATURES, 1, seed=0, dtype=dtype)])
+    model.compile(optimizer=tl.optim.SGD(lr=LEARNING_RATE), run_eagerly=run_eagerly)
+    gc.collect()
+    started = time.perf_counter()
+    history = model.fit(
+        x, y, epochs=epochs, batch_size=None if tl.sources.as_source(x).reads_blocks else len(x), verbose=0
+    )
+    return time.perf_counter() - started, history, model.get_weights()
+
+
+def _largest_relative_difference(got: list, want: list) -> float:
+    return max(float(np.max(np.abs(a - b)) / np.max(np.abs(b))) for a, b in zip(got, want))
+
+
+def _beside_run_eagerly(x: Any, y: Any, epochs: int) -> dict:
+    """The moments' fit of a slice against the same fit in memory with run_eagerly=True, both float64."""
+    _, fast, fast_weights = _fit_full_batch(x, y, epochs)
+    seconds, eager, eager_weights = _fit_full_batch(
+        np.asarray(x, np.float64), np.asarray(y, np.float64), epochs, run_eagerly=True
+    )
+    history = max(
+        float(np.max(np.abs(np.array(fast.history[k]) / np.array(eager.history[k]) - 1))) for k in eager.history
+    )
+    return {
+        "rows": len(x),
+        "step": fast.step,
+        "weights_max_rel_diff": _largest_relative_difference(fast_weights, eager_weights),
+        "history_max_rel_diff": history,
+        "eager_s": seconds,
+    }
+
+
+def moments_on_dask(plan: Plan, workers: int, check: bool) -> dict:
+    """1,000 epochs on the cluster's X (N, 10) beside tl.solvers.ols on it; with `check`, a 1M-row slice
+    beside run_eagerly in memory."""
+    with local_cluster(workers) as client:
+        X, y = cluster_data(client, plan.dask_rows, plan.dask_chunk_rows, seed=0)
+        timed = measure.time_interleaved(
+            {"ols": lambda: tl.solvers.ols(X, y), "fit": lambda: _fit_full_batch(X, y, plan.moments_epochs)},
+            plan.ols_reps,
+        )
+        _, history, _ = timed["fit"]["result"]
+        entry = {
+            "workers": workers,
+            "rows": plan.dask_rows,
+            "epochs": plan.moments_epochs,
+            "step": history.step,
+            "fit_s": timed["fit"]["median_s"],
+            "fit_times_s": timed["fit"]["times_s"],
+            "reference": "tl.solvers.ols on the same data",
+            "reference_s": timed["ols"]["median_s"],
+            "reference_times_s": timed["ols"]["times_s"],
+        }
+        if check:
+            rows = plan.moments_check_rows
+            entry["check"] = _beside_run_eagerly(X[:rows], y[:rows], plan.moments_epochs)
+    entry["ratio"] = entry["fit_s"] / entry["reference_s"]
+    return entry
+
+
+def moments_on_a_memory_map(plan: Plan, scratch_parent: Path, reps: int) -> dict:
+    """1,000 epochs on a 10M-row memory map from a cold cache beside one cold sequential read (medians of
+    `reps`), then a 1M-row slice beside run_eagerly in memory; the files are removed at the end."""
+    rows = plan.moments_mmap_rows
+    folder = Path(tempfile.mkdtemp(prefix="tinygrad-lr-moments-", dir=scratch_parent))
+    try:
+        paths = write_data(folder, rows)
+        ranges = _byte_ranges(paths, rows)
+        reads, fits = [], []
+        for _ in range(reps):
+            drop_from_cache(list(paths))
+            reads.append(read_sequentially(ranges))
+            drop_from_cache(list(paths))
+            x, y = _open_maps(paths, rows)
+            seconds, history, _ = _fit_full_batch(x, y, plan.moments_epochs, np.float32)
+            fits.append(seconds)
+            del x, y
+            gc.collect()
+        x, y = _open_maps(paths, plan.moments_check_rows)
+        check = _beside_run_eagerly(x, y, plan.moments_epochs)
+        del x, y
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    fit_s, read_s = statistics.median(fits), statistics.median(reads)
+    return {
+        "rows": rows,
+        "epochs": plan.moments_epochs,
+        "dtype": "float32",
+        "step": history.step,
+        "fit_s": fit_s,
+        "fit_times_s": fits,
+        "reference": "one cold sequential read of its bytes",
+        "reference_s": read_s,
+        "reference_times_s": reads,
+        "data_bytes": sum(r[2] for r in ranges),
+        "ratio": fit_s / read_s,
+        "check": check,
+    }
+
+
+def write_csv(path: Path, rows: int, seed: int = 0) -> int:
+    """A CSV of `rows` rows: the header x0..x9,y, then X (rows, FEATURES) ~ N(0, 1) and y = X @ COEF +
+    INTERCEPT + NOISE·N(0, 1), six significant digits; written CSV_ROWS_AT_A_TIME rows at a time. Its bytes."""
+    import pandas
+
+    rng = np.random.default_rng(seed)
+    columns = [f"x{j}" for j in range(FEATURES)] + ["y"]
+    with open(path, "w", newline="") as file:
+        file.write(",".join(columns) + "\n")
+        for start in range(0, rows, CSV_ROWS_AT_A_TIME):
+            X = rng.standard_normal((min(rows, start + CSV_ROWS_AT_A_TIME) - start, FEATURES))
+            y = X @ COEF + INTERCEPT + NOISE * rng.standard_normal(len(X))
+            pandas.DataFrame(np.column_stack([X, y])).to_csv(file, header=False, index=False, float_format="%.6g")
+    return path.stat().st_size
+
+
+def _cli(csv: Path, out_dir: Path, epochs: int) -> tuple[float, str]:
+    """Seconds of `tinygrad-lr fit --csv ... --standardize --quiet` in a fresh process, and what it printed."""
+    started = time.perf_counter()
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tinygrad_lr",
+            "fit",
+            "--csv",
+            str(csv),
+            "--target",
+            "y",
+            "--epochs",
+            str(epochs),
+            "--standardize",
+            "--quiet",
+            "--out-dir",
+            str(out_dir),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=3600,
+    )
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"tinygrad-lr fit failed: {done.stderr.strip()[-2000:]}")
+    return seconds, done.stdout
+
+
+def _cli_beside_run_eagerly(csv: Path, epochs: int) -> dict:
+    """The command line's experiment on a CSV read in chunks (the moments) against the same fit of the same
+    rows read in memory with run_eagerly=True (as `experiment.train` sets it up)."""
+    from tinygrad_lr import experiment
+
+    settings = experiment.Settings(csv=str(csv), target="y", epochs=epochs, standardize=True, quiet=True)
+    saved = experiment.CHUNKED_ABOVE
+    try:
+        experiment.CHUNKED_ABOVE = 0
+        prepared = experiment.prepare(settings)
+        result = experiment.train(settings, prepared)
+        experiment.CHUNKED_ABOVE = 1 << 62
+        memory = experiment.prepare(settings)
+    finally:
+        experiment.CHUNKED_ABOVE = saved
+    Z_train, Z_val = memory.Z_train, experiment._scaled(memory.scaler, memory.data.X_val)
+    model = tl.nn.Sequential([tl.nn.Linear(FEATURES, 1, seed=settings.seed, dtype=np.float64)])
+    model.compile(optimizer=tl.optim.BY_NAME[settings.optimizer][0](lr=memory.lr), run_eagerly=True)
+    started = time.perf_counter()
+    model.fit(
+        Z_train,
+        memory.data.y_train,
+        epochs=epochs,
+        batch_size=len(Z_train),
+        validation_data=(Z_val, memory.data.y_val),
+        verbose=0,
+        seed=settings.seed,
+    )
+    return {
+        "rows": len(prepared.data.X_train) + len(prepared.data.X_val) + len(prepared.data.X_test),
+        "step": result.history.step,
+        "weights_max_rel_diff": _largest_relative_difference(result.model.get_weights(), model.get_weights()),
+        "eager_s": time.perf_counter() - started,
+    }
+
+
+def moments_on_the_command_line(plan: Plan, scratch_parent: Path, reps: int) -> dict:
+    """`tinygrad-lr fit` on a CSV of at least `moments_csv_bytes` (written once, removed at the end) beside
+    one pandas.read_csv of it (medians of `reps`, interleaved); then a 1M-row CSV beside run_eagerly."""
+    import pandas
+
+    folder = Path(tempfile.mkdtemp(prefix="tinygrad-lr-csv-", dir=scratch_parent))
+    try:
+        path = folder / "BIG.csv"
+        started = time.perf_counter()
+        written = write_csv(path, plan.moments_check_rows)
+        rows = -(-plan.moments_csv_bytes * plan.moments_check_rows // written)  # rows for at least that size
+        written = write_csv(path, rows) if rows > plan.moments_check_rows else written
+        write_s = time.perf_counter() - started
+        print(f"   wrote {rows:,} rows, {written / 1e9:.2f} GB of CSV in {write_s:.0f} s", flush=True)
+        reads, fits, printed = [], [], ""
+        for _ in range(reps):
+            gc.collect()
+            begun = time.perf_counter()
+            pandas.read_csv(path)
+            reads.append(time.perf_counter() - begun)
+            seconds, printed = _cli(path, folder / "out", plan.moments_epochs)
+            fits.append(seconds)
+        small = folder / "SLICE.csv"
+        write_csv(small, plan.moments_check_rows)
+        check = _cli_beside_run_eagerly(small, plan.moments_epochs)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    fit_s, read_s = statistics.median(fits), statistics.median(reads)
+    return {
+        "rows": rows,
+        "csv_bytes": written,
+        "epochs": plan.moments_epochs,
+        "step": check["step"],
+        "fit_s": fit_s,
+        "fit_times_s": fits,
+        "reference": "one pandas.read_csv of the file",
+        "reference_s": read_s,
+        "reference_times_s": reads,
+        "ratio": fit_s / read_s,
+        "report": printed,
+        "check": check,
+    }
+
+
+def run_moments(plan: Plan, scratch_parent: Path) -> dict:
+    """Issue 25's rows: the Dask array on 1 and 2 workers, the memory map, the command line on a big CSV."""
+    free = shutil.disk_usage(scratch_parent).free
+    needed = plan.moments_csv_bytes + plan.moments_mmap_rows * (FEATURES + 1) * 4
+    if free < needed + 2**30:
+        raise SystemExit(
+            f"scale: the moments' data need {needed / 1e9:.1f} GB in {scratch_parent}, {free / 1e9:.1f} GB are free"
+        )
+    reps = max(plan.ols_reps, 1)
+    result: dict[str, Any] = {"epochs": plan.moments_epochs, "learning_rate": LEARNING_RATE, "dask": []}
+    print(f"\nmoments: {plan.moments_epochs} full-batch epochs, each beside one pass over the same data")
+    for workers in plan.dask_workers:
+        entry = moments_on_dask(plan, workers, check=workers == plan.dask_workers[0])
+        result["dask"].append(entry)
+        print(
+            f"   Dask {workers} worker(s): fit {entry['fit_s']:.2f} s, ols {entry['reference_s']:.2f} s "
+            f"({entry['ratio']:.2f}x)",
+            flush=True,
+        )
+    entry = result["memory_map"] = moments_on_a_memory_map(plan, scratch_parent, reps)
+    print(
+        f"   memory map: fit {entry['fit_s']:.2f} s, cold read {entry['reference_s']:.2f} s ({entry['ratio']:.2f}x)",
+        flush=True,
+    )
+    entry = result["cli"] = moments_on_the_command_line(plan, scratch_parent, reps)
+    print(
+        f"   command line: {entry['fit_s']:.1f} s, pandas.read_csv {entry['reference_s']:.1f} s "
+        f"({entry['ratio']:.2f}x)",
+        flush=True,
+    )
+    return result
+
+
 # ----- the run -----
 
 
@@ -574,7 +860,9 @@ def _interrupt(signum: int, frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="issue 13's benchmark: memory maps and Dask")
     parser.add_argument("--quick", action="store_true", help="a smoke run under a minute (small N)")
-    parser.add_argument("--only", choices=["mmap", "dask"], help="one part only (written as a partial run)")
+    parser.add_argument(
+        "--only", choices=["mmap", "dask", "moments"], help="one part only (written as a partial run; moments: its own)"
+    )
     parser.add_argument("--scratch", type=Path, default=Path(tempfile.gettempdir()), help="where to write the data")
     parser.add_argument("--out", type=Path, help="results JSON (default: scale-results.json for a full run)")
     parser.add_argument("--mmap-probe", nargs=4, metavar=("X", "Y", "ROWS", "REPS"), help=argparse.SUPPRESS)
@@ -595,6 +883,17 @@ def main(argv: list[str] | None = None) -> int:
         results["memory_map"] = run_memory_map(plan, args.scratch)
     if args.only in (None, "dask"):
         results["dask"] = run_dask(plan)
+    if args.only == "moments":  # issue 25's rows: their own results and README table
+        results["moments"] = run_moments(plan, args.scratch)
+        results["targets"] = scale_report.moments_targets(results)
+        results["total_s"] = time.perf_counter() - started
+        for target in results["targets"]:
+            print(f"   {'PASS' if target['pass'] else 'FAIL'}  {target['text']}")
+        out = args.out or HERE / ("moments-results-quick.json" if args.quick else "moments-results.json")
+        out.write_text(json.dumps(results, indent=1) + "\n")
+        print(f"wrote {out}")
+        scale_report.write_moments(results, not args.quick)
+        return 0
     results["targets"] = scale_report.targets(results)
     results["total_s"] = time.perf_counter() - started
     print("\ntargets:")

@@ -10,9 +10,12 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 import tinygrad_lr as tl
 from tests.processes import child_env
+from tests.test_moments import _fit_beside_run_eagerly, _offset_scaled_data
 from tinygrad_lr import blockwise
 
 da = pytest.importorskip("dask.array")
@@ -86,9 +89,10 @@ def test_full_batch_on_the_default_scheduler_too():
 
     X, y = _data()
     in_memory, on_dask = _model(), _model()
-    in_memory.fit(X, y, epochs=5, batch_size=len(X), verbose=0)
+    in_memory.fit(X, y, epochs=2, batch_size=len(X), verbose=0)
     with dask.config.set(scheduler="threads"):  # Dask's local scheduler, whatever client is active
-        history = on_dask.fit(*_chunked(X, y), epochs=5, batch_size=None, verbose=0)
+        # (two epochs: too few for the moments' pass to pay off, so each step is summed on the chunks)
+        history = on_dask.fit(*_chunked(X, y), epochs=2, batch_size=None, verbose=0)
     assert (history.step, history.step_reason) == ("eager", "batches of Dask data, each summed a block at a time")
     for p, q in zip(in_memory.get_weights(), on_dask.get_weights()):
         np.testing.assert_allclose(q, p, rtol=1e-12)
@@ -498,3 +502,124 @@ def test_weighted_ols_and_ridge_on_the_cluster_equal_the_in_memory_answer(client
         np.testing.assert_allclose(got[0], want[0], rtol=1e-10)
         assert got[1] == pytest.approx(want[1], rel=1e-10, abs=1e-12)
     assert not np.allclose(tl.solvers.ols(Xd, yd, sample_weight=w)[0], tl.solvers.ols(Xd, yd)[0], rtol=1e-6)
+
+
+# ----- full batches from the moments: one reduction for the whole fit -----
+
+
+def test_a_fit_from_the_moments_moves_only_moments_and_no_more_for_more_epochs(client):
+    """Full-batch fits of 5 and of 50 epochs (with a validation part and r2): the same transfers, each a
+    result of (d + k)² numbers or so (the moments of a chunk, merged up the tree), no array chunk, and the
+    in-memory run_eagerly numbers."""
+    d = 5
+    X, y = _persisted(200_000, d, 25_000, seed=3)
+    transfers = {}
+    for epochs in (5, 50):
+        model = _model(d=d, optimizer=tl.optim.Adam(lr=0.1), metrics=["r2"], l2=0.01)
+        since = time.time()
+        history = model.fit(X, y, epochs=epochs, batch_size=None, verbose=0, validation_split=0.1)
+        sent = _sent_since(client, since)
+        assert history.step == "moments"
+        assert not [key for _, _, keys in sent for key in keys if isinstance(key, tuple)]  # no chunk moved
+        assert max(size / len(keys) for _, size, keys in sent) < 8 * (d + 2) ** 2 + 600  # a chunk's moments
+        transfers[epochs] = len(sent)
+    assert transfers[50] == transfers[5]  # the passes, not the epochs
+    eager = _model(d=d, optimizer=tl.optim.Adam(lr=0.1), metrics=["r2"], l2=0.01, run_eagerly=True)
+    want = eager.fit(X.compute(), y.compute(), epochs=50, batch_size=200_000, verbose=0, validation_split=0.1)
+    for key in want.history:
+        np.testing.assert_allclose(history.history[key], want.history[key], rtol=1e-9)
+    for a, b in zip(model.get_weights(), eager.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-9)
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    offset=st.sampled_from([0.0, 1.0, 1e3, 1e6, 1e9]),
+    scale=st.sampled_from([1e-3, 1.0, 1e3]),
+    noise=st.sampled_from([1e-6, 1e-2, 1.0]),
+    l2=st.sampled_from([0.0, 0.01]),
+    use_adam=st.booleans(),
+    chunk=st.sampled_from([60, 333, 1000]),  # (a first chunk of fewer than REFERENCE_ROWS rows, or all)
+    weighted=st.booleans(),
+)
+@example(offset=0.0, scale=1.0, noise=1.0, l2=0.01, use_adam=False, chunk=333, weighted=True)
+def test_dask_full_batch_fit_from_the_moments_equals_run_eagerly_or_is_not_taken(
+    offset, scale, noise, l2, use_adam, chunk, weighted
+):
+    import dask
+
+    x, y = _offset_scaled_data(1000, offset, scale, noise)
+    with dask.config.set(scheduler="threads"):  # (the cluster's answers are the same: see the test above)
+        chunked = da.from_array(x, chunks=(chunk, -1)), da.from_array(y, chunks=(chunk, -1))
+        fast = _fit_beside_run_eagerly(*chunked, l2, use_adam, weighted)
+    if (offset, scale, noise) == (0.0, 1.0, 1.0):
+        assert fast.step == "moments"
+
+
+def test_cli_on_a_big_csv_parses_it_once_whatever_the_epochs(tmp_path, capsys, monkeypatch):
+    import dask
+    import dask.dataframe.io.csv as dask_csv
+
+    from tinygrad_lr import cli, experiment
+
+    monkeypatch.setattr(experiment, "CHUNKED_ABOVE", 10)  # every file counts as big
+    monkeypatch.setattr(experiment, "CSV_BLOCKSIZE", "20kB")
+    path = _csv(tmp_path)
+    parsed = []
+    original = dask_csv.pandas_read_text
+    monkeypatch.setattr(
+        dask_csv, "pandas_read_text", lambda *args, **kwargs: parsed.append(1) or original(*args, **kwargs)
+    )
+    chunks = tl.dask_chunks.csv_frame(str(path), "price", None, "20kB")[0].npartitions
+    assert chunks > 3
+    reports = []
+    for epochs in ("3", "300"):
+        parsed.clear()
+        argv = ["fit", "--csv", str(path), "--target", "price", "--epochs", epochs, "--standardize", "--quiet"]
+        with dask.config.set(scheduler="threads"):  # (in this process, where the parses are counted)
+            assert cli.main([*argv, "--out-dir", str(tmp_path / epochs)]) == 0
+        assert len(parsed) == chunks  # each chunk parsed once: the moments, the closed form, R², the pictures
+        reports.append(_report(capsys.readouterr().out))
+    assert reports[0] != reports[1]  # (300 epochs went further)
+
+
+def test_a_csv_read_in_chunks_is_split_as_in_memory_even_with_blank_lines(tmp_path, monkeypatch):
+    """The lazy arrays of each part hold the rows the in-memory reader's split gives them; the first rows
+    remembered for fit.png are theirs; blank lines (which pandas skips, the line count does not) cost a
+    second pass, not a wrong split."""
+    import dask
+
+    from tinygrad_lr import experiment
+
+    monkeypatch.setattr(experiment, "CSV_BLOCKSIZE", "20kB")
+    path = _csv(tmp_path)
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join([*lines[:400], "\n", "\n", *lines[400:]]))
+    settings = experiment.Settings(csv=str(path), target="price", seed=3)
+    in_memory = experiment.load_data(settings)
+    monkeypatch.setattr(experiment, "CHUNKED_ABOVE", 10)
+    with dask.config.set(scheduler="threads"):
+        chunked = experiment.load_data(settings)
+        for part in ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test"):
+            lazy, want = getattr(chunked, part), getattr(in_memory, part)
+            np.testing.assert_array_equal(lazy.compute(), want)
+            np.testing.assert_array_equal(tl.sources.as_source(lazy).rows_to_draw(100), want[:100])
+    assert chunked.summary.parts.counts == [len(in_memory.X_train), len(in_memory.X_val), len(in_memory.X_test)]
+
+
+def test_a_non_finite_cell_of_a_csv_read_in_chunks_is_named(tmp_path, capsys, monkeypatch):
+    import dask
+
+    from tinygrad_lr import cli, experiment
+
+    monkeypatch.setattr(experiment, "CHUNKED_ABOVE", 10)
+    monkeypatch.setattr(experiment, "CSV_BLOCKSIZE", "20kB")
+    path = _csv(tmp_path)
+    lines = path.read_text().splitlines(keepends=True)
+    lines[1001] = "1.5,nan,3\n"  # row 1000 (the header is line 0)
+    path.write_text("".join(lines))
+    with dask.config.set(scheduler="threads"):
+        assert cli.main(["fit", "--csv", str(path), "--target", "price", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"tinygrad-lr: error: {path}: features: chunk ") and err.count("\n") == 1
+    assert "has a non-finite value, nan, at row 1000, column 1; remove or impute such samples first" in err

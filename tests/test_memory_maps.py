@@ -11,11 +11,12 @@ import time
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import tinygrad_lr as tl
 from tests.processes import child_env
+from tests.test_moments import _fit_beside_run_eagerly, _offset_scaled_data
 from tinygrad_lr import blockwise
 
 BLOCK = 64  # rows per block in these tests, so that a few hundred rows make many blocks
@@ -579,3 +580,56 @@ def test_weighted_ols_and_ridge_on_a_memory_map_equal_the_in_memory_answer(tmp_p
     assert not np.allclose(tl.solvers.ols(Xm, ym, sample_weight=w)[0], tl.solvers.ols(Xm, ym)[0], rtol=1e-6)
     with pytest.raises(ValueError, match=r"ols: sample_weight must be >= 0; sample 3 has weight -1.0"):
         tl.solvers.ols(Xm, ym, sample_weight=np.where(np.arange(len(X)) == 3, -1.0, 1.0))
+
+
+# ----- full batches from the moments: the file read once for the whole fit -----
+
+
+def test_a_full_batch_fit_from_the_moments_reads_each_block_once(tmp_path, monkeypatch):
+    X, y = _data(n=1000)
+    Xm, ym = _on_disk(tmp_path, X, y)
+    read = []
+    original = blockwise.read_block
+
+    def counted(what, array, start, stop, *args, **kwargs):
+        read.append((what, start))
+        return original(what, array, start, stop, *args, **kwargs)
+
+    monkeypatch.setattr(blockwise, "read_block", counted)
+    runs = []
+    for run_eagerly in (False, True):
+        model = _model(l2=0.01, metrics=["mse", "r2"], run_eagerly=run_eagerly)
+        read.clear()
+        stop = tl.callbacks.GradientNormStop(tol=1e-12)  # (never reached: its gradient each epoch)
+        history = model.fit(Xm, ym, epochs=30, batch_size=None, validation_split=0.2, verbose=0, callbacks=[stop])
+        runs.append((history, model.get_weights(), list(read)))
+    (fast, fast_weights, fast_read), (eager, eager_weights, eager_read) = runs
+    assert fast.step == "moments" and eager.step == "eager"
+    blocks = -(-800 // BLOCK) + -(-200 // BLOCK)  # the training rows' blocks, then the validation rows'
+    assert sorted(fast_read) == sorted(set(fast_read)) and len(fast_read) == 2 * blocks  # x and y, each block once
+    assert len(eager_read) > 30 * len(fast_read)
+    for key in eager.history:
+        np.testing.assert_allclose(fast.history[key], eager.history[key], rtol=1e-9)
+    for a, b in zip(fast_weights, eager_weights):
+        np.testing.assert_allclose(a, b, rtol=1e-9)
+
+
+@settings(
+    max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
+@given(
+    offset=st.sampled_from([0.0, 1.0, 1e3, 1e6, 1e9]),
+    scale=st.sampled_from([1e-3, 1.0, 1e3]),
+    noise=st.sampled_from([1e-6, 1e-2, 1.0]),
+    l2=st.sampled_from([0.0, 0.01]),
+    use_adam=st.booleans(),
+    weighted=st.booleans(),
+)
+@example(offset=0.0, scale=1.0, noise=1.0, l2=0.01, use_adam=False, weighted=True)
+def test_memory_mapped_full_batch_fit_from_the_moments_equals_run_eagerly_or_is_not_taken(
+    tmp_path, offset, scale, noise, l2, use_adam, weighted
+):
+    x, y = _offset_scaled_data(1000, offset, scale, noise)
+    fast = _fit_beside_run_eagerly(*_on_disk(tmp_path, x, y), l2, use_adam, weighted)
+    if (offset, scale, noise) == (0.0, 1.0, 1.0):
+        assert fast.step == "moments"

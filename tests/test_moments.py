@@ -6,6 +6,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 import tinygrad_lr as tl
 from tinygrad_lr import moments
@@ -29,7 +31,7 @@ def _gram_step(X, Y, bias=True, make_optimizer=lambda params: tl.optim.SGD(param
     weight = tl.Tensor(np.zeros((X.shape[1], Y.shape[1]), X.dtype), requires_grad=True)
     b = tl.Tensor(np.zeros(Y.shape[1], X.dtype), requires_grad=True) if bias else None
     params = [weight] + ([b] if bias else [])
-    return moments.GramStep(X, Y, weight, b, 0.0, make_optimizer(params), **kwargs), weight, b
+    return moments.GramStep(moments.Moments.of(X, Y), weight, b, 0.0, make_optimizer(params), **kwargs), weight, b
 
 
 def _fit_both(X, Y, bias=True, optimizer=lambda: tl.optim.SGD(lr=0.1), l2=0.0, **fit_kwargs):
@@ -199,9 +201,10 @@ def test_the_loss_and_gradient_are_exact_around_any_point_not_only_the_optimum(b
     # move the expansion point off the optimum, and its two terms with it
     Xc, Yc = (X - X.mean(axis=0), Y - Y.mean(axis=0)) if bias else (X, Y)
     G, C = Xc.T @ Xc, Xc.T @ Yc
-    step.optimum = step.optimum + np.random.default_rng(1).normal(size=step.optimum.shape)
+    step.change = step.change + np.random.default_rng(1).normal(size=step.optimum.shape)
+    step.optimum = step.moments.reference + step.change
     step.optimum_gradient = G @ step.optimum - C
-    step.optimum_residual = float(np.sum((Xc @ step.optimum - Yc) ** 2))
+    step.optimum_residuals = np.sum((Xc @ step.optimum - Yc) ** 2, axis=0)
     rng = np.random.default_rng(2)
     for _ in range(3):
         weight.data[...] = rng.normal(size=(3, 2))
@@ -212,11 +215,11 @@ def test_the_loss_and_gradient_are_exact_around_any_point_not_only_the_optimum(b
         squared_error, half_gradient, e, sizes = step._at(weight.data.copy(), b.data.copy() if bias else None)
         assert squared_error == pytest.approx(float(np.sum(residual**2)), rel=1e-12)
         np.testing.assert_allclose(half_gradient, X.T @ residual, rtol=1e-10)
-        # the sizes of the terms summed: |δ|·|G|·|δ|, 2|⟨δ, GW* - C⟩|, and 2n|e|·(|b| + |x̄|·|W| + |ȳ|) with a bias
+        # the sizes of the terms summed: RSS*'s, |δ|·|G|·|δ|, 2|⟨δ, GW* - C⟩| per output, and
+        # 2n|e|·(|b| + |x̄|·|W| + |ȳ|) with a bias
         delta = np.abs(weight.data - step.optimum)
-        expected_sizes = float(np.vdot(delta, np.abs(G) @ delta)) + 2 * abs(
-            float(np.vdot(weight.data - step.optimum, step.optimum_gradient))
-        )
+        linear = 2 * np.abs(np.sum((weight.data - step.optimum) * step.optimum_gradient, axis=0))
+        expected_sizes = step.optimum_sizes + float(np.vdot(delta, np.abs(G) @ delta)) + float(linear.sum())
         if bias:
             np.testing.assert_allclose(e, residual.mean(axis=0), rtol=1e-10)  # e is the mean residual
             parts = np.abs(b.data) + np.abs(X.mean(axis=0)) @ np.abs(weight.data) + np.abs(Y.mean(axis=0))
@@ -237,7 +240,7 @@ def test_gradients_take_the_parameters_dtype():
     X, Y = _data(n=100, dtype=np.float32)
     weight = tl.Tensor(np.zeros((3, 1), np.float32), requires_grad=True)
     b = tl.Tensor(np.zeros(1, np.float32), requires_grad=True)
-    moments.GramStep(X, Y, weight, b, 0.1, tl.optim.SGD([weight, b], lr=1e-6))()
+    moments.GramStep(moments.Moments.of(X, Y), weight, b, 0.1, tl.optim.SGD([weight, b], lr=1e-6))()
     assert weight.grad.dtype == b.grad.dtype == np.float32
 
 
@@ -372,3 +375,229 @@ def test_a_step_that_ends_where_the_moments_refuse_is_taken_back():
     assert step.optimizer.state[weight].keys() == state.keys()
     for key, value in state.items():
         np.testing.assert_array_equal(step.optimizer.state[weight][key], value)
+
+
+# ----- the moments of parts: combined in any grouping, by Chan's update, around a reference fit -----
+
+
+def _direct_moments(X, Y, w=None, reference=None):
+    """(x̄, ȳ, Sxx, Sxr, Σr², Σ(y - ȳ)²) of the rows, computed directly (two passes over all of them)."""
+    w = np.ones(len(X)) if w is None else w
+    x_mean, y_mean = w @ X / w.sum(), w @ Y / w.sum()
+    Xc, Yc = X - x_mean, Y - y_mean
+    Rc = Yc - Xc @ (np.zeros((X.shape[1], Y.shape[1])) if reference is None else reference)
+    return x_mean, y_mean, (w * Xc.T) @ Xc, (w * Xc.T) @ Rc, w @ Rc**2, w @ Yc**2
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_the_moments_of_any_grouping_of_blocks_are_those_of_all_the_rows(weighted):
+    rng = np.random.default_rng(7)
+    n = 3000
+    X = rng.normal(size=(n, 3)) * [1e-3, 1.0, 1e3] + [1e6, -5.0, 3e3] + np.linspace(0, 50, n)[:, None]  # drifting
+    Y = X @ rng.normal(size=(3, 2)) + rng.normal(size=(n, 2))
+    w = rng.uniform(0, 2, size=n) if weighted else None
+    w_zero = None if w is None else np.where(np.arange(n) < 300, 0.0, w)  # a block of weight 0 too
+    for weights in (w, w_zero):
+        reference = moments.Moments.of_block(X[:500], Y[:500]).least_squares()[0]
+        cuts = np.sort(rng.choice(np.arange(1, n), size=9, replace=False))
+        blocks = [
+            (a, b, None if weights is None else c)
+            for a, b, c in zip(
+                np.split(X, cuts), np.split(Y, cuts), np.split(np.ones(n) if weights is None else weights, cuts)
+            )
+        ]
+        whole = moments.of_blocks([(X, Y, weights)], reference)
+        in_turn = [moments.Moments.of_block(*block, reference) for block in blocks]
+        one_after_another = in_turn[0]
+        for part in in_turn[1:]:
+            one_after_another = one_after_another.merged(part)
+        direct = _direct_moments(X, Y, weights, reference)
+        for m in (whole, moments.Moments.combined(in_turn), one_after_another):
+            assert m.n == n and m.weight == pytest.approx(n if weights is None else weights.sum(), rel=1e-13)
+            for got, want in zip((m.x_mean, m.y_mean, m.sxx, m.sxr, m.srr, m.syy), direct):
+                np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10 * np.abs(want).max())
+
+
+def test_the_moments_travel_as_one_small_array():
+    import pickle
+
+    X, Y = _data(n=5000, d=5, k=2)
+    m = moments.Moments.of(X, Y)
+    copy = pickle.loads(pickle.dumps(m))
+    for name in ("n", "weight", "x_mean", "y_mean", "reference", "sxx", "sxr", "srr", "syy"):
+        np.testing.assert_array_equal(getattr(copy, name), getattr(m, name))
+    assert len(pickle.dumps(m)) < 8 * (2 + 5 + 2 + 10 + 25 + 10 + 2 + 2) + 400  # the numbers, and little more
+
+
+def test_the_reference_fit_keeps_the_digits_of_a_good_fits_loss():
+    """R² = 1 - 1e-12: Σ(y - ȳ)² less Σ of its fitted part would leave rounding; Σr² about W₀ does not."""
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(N, 3)) + 1000.0
+    y = X @ [1.0, -2.0, 3.0] + 1e-6 * rng.normal(size=N)
+    m = moments.Moments.of(X, y[:, None])
+    A = np.hstack([X, np.ones((N, 1))])
+    solution = np.linalg.lstsq(A, y, rcond=None)[0]
+    residual = float(np.sum((A @ solution - y) ** 2))
+    coef, intercept = m.least_squares()
+    assert float(m.squared_errors(coef, intercept)[0]) == pytest.approx(residual, rel=1e-6)
+    step, _, _ = _gram_step(X, y[:, None])
+    assert step.optimum_residual == pytest.approx(residual, rel=1e-6)
+    assert step.optimum_sizes < 1.01 * residual  # nothing large is subtracted to get it
+
+
+def test_standardised_moments_are_the_moments_of_the_standardised_rows():
+    X, Y = _data(n=4000, k=1)
+    mean, scale = X.mean(axis=0) + 0.1, X.std(axis=0) * 1.5
+    scaled = moments.Moments.of(X, Y).scaled(mean, scale)
+    Z = (X - mean) / scale
+    for got, want in zip(
+        (scaled.x_mean, scaled.sxx, scaled.sxr, scaled.srr),
+        _direct_moments(Z, Y, reference=scaled.reference)[0:1] + _direct_moments(Z, Y, reference=scaled.reference)[2:5],
+    ):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("l2", [0.0, 0.3])
+def test_the_closed_form_from_the_moments_is_ridges(l2):
+    X, Y = _data(n=3000, k=1)
+    coef, intercept = moments.Moments.of(X, Y).least_squares(l2)
+    want_coef, want_intercept = tl.solvers.ridge(X, Y[:, 0], l2)
+    np.testing.assert_allclose(coef[:, 0], want_coef, rtol=1e-9)
+    assert intercept[0] == pytest.approx(want_intercept, rel=1e-9)
+
+
+# ----- validation, metrics, sample weights and GradientNormStop from the moments -----
+
+
+def _fit_twice(X, Y, compile_kwargs=None, **fit_kwargs):
+    """(history, weights) of a full-batch fit, then of the same fit run eagerly."""
+    runs = []
+    for run_eagerly in (False, True):
+        model = tl.nn.Sequential([tl.nn.Linear(X.shape[1], Y.shape[1], seed=0, dtype=X.dtype)])
+        kwargs = {"optimizer": lambda: tl.optim.SGD(lr=0.1), **(compile_kwargs or {})}
+        kwargs["optimizer"] = kwargs["optimizer"]()  # (a fresh one for each model)
+        model.compile(run_eagerly=run_eagerly, **kwargs)
+        runs.append((model.fit(X, Y, batch_size=len(X), verbose=0, **fit_kwargs), model.get_weights()))
+    return runs
+
+
+def _assert_equal_to_1e9(fast, fast_weights, eager, eager_weights):
+    assert fast.history.keys() == eager.history.keys()
+    for key in eager.history:
+        np.testing.assert_allclose(fast.history[key], eager.history[key], rtol=1e-9)
+    for a, b in zip(fast_weights, eager_weights):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9 * float(np.abs(b).max()))
+
+
+def test_r2_and_the_validation_loss_come_from_the_moments_with_the_eager_numbers(monkeypatch):
+    X, Y = _data(k=2)
+    evaluated = []
+    original = tl.steps.evaluated
+    monkeypatch.setattr(tl.steps, "evaluated", lambda *args: evaluated.append(1) or original(*args))
+    (fast, fast_weights), (eager, eager_weights) = _fit_twice(
+        X, Y, {"metrics": ["mse", "r2"], "l2": 0.01}, epochs=8, validation_split=0.1
+    )
+    assert fast.step == "moments" and set(fast.history) == {"loss", "mse", "r2", "val_loss", "val_mse", "val_r2"}
+    assert len(evaluated) == 8  # the eager fit's validation, each epoch; none for the fit from the moments
+    _assert_equal_to_1e9(fast, fast_weights, eager, eager_weights)
+
+
+def test_r2_near_zero_is_not_told_from_the_moments(monkeypatch):
+    X, Y = _data(n=2000)
+    step, weight, b = _gram_step(X, Y, metrics=["r2"])
+    b.data[...] = Y.mean()  # the mean's prediction: R² ≈ 0
+    weight.data[...] = 1e-9
+    assert step() is None
+    assert "R² (" in step.refusal and "too near 0" in step.refusal
+
+
+def test_gradient_norm_stop_takes_its_gradient_from_the_moments(monkeypatch):
+    X, Y = _data()
+    grads = []
+    original = tl.steps.autograd.grad
+    monkeypatch.setattr(tl.steps.autograd, "grad", lambda *args, **kwargs: grads.append(1) or original(*args, **kwargs))
+    runs = []
+    for run_eagerly in (False, True):
+        model = tl.nn.Linear(3, 1, seed=0, dtype=np.float64)
+        model.compile(optimizer=tl.optim.SGD(lr=0.2), l2=0.001, run_eagerly=run_eagerly)
+        stop = tl.callbacks.GradientNormStop(tol=1.0)
+        history = model.fit(X, Y, epochs=100, batch_size=len(X), verbose=0, callbacks=[stop])
+        runs.append((history, model.get_weights()))
+        if not run_eagerly:
+            assert history.step == "moments" and not grads  # no pass for the gradient's norm
+    (fast, fast_weights), (eager, eager_weights) = runs
+    assert 1 < len(eager.history["loss"]) < 100  # it stopped early
+    _assert_equal_to_1e9(fast, fast_weights, eager, eager_weights)
+
+
+def test_a_weighted_full_batch_fit_from_the_moments_equals_run_eagerly():
+    X, Y = _data()
+    w = np.random.default_rng(9).uniform(0, 3, size=len(X))
+    w[:1000] = 0.0
+    (fast, fast_weights), (eager, eager_weights) = _fit_twice(
+        X, Y, {"l2": 0.01, "optimizer": lambda: tl.optim.Adam(lr=0.1)}, epochs=6, validation_split=0.1, sample_weight=w
+    )
+    assert fast.step == "moments"
+    _assert_equal_to_1e9(fast, fast_weights, eager, eager_weights)
+
+
+def test_with_sample_weights_and_metrics_or_mae_the_moments_step_aside_and_say_why():
+    X, Y = _data()
+    w = np.ones(len(X))
+    (fast, _), (eager, _) = _fit_twice(X, Y, {"metrics": ["mse"]}, epochs=4, sample_weight=w)
+    assert fast.step == "captured" and fast.history == eager.history
+    assert fast.step_reason.startswith("not from the moments: with sample weights the loss is weighted but the metrics")
+    (fast, _), _ = _fit_twice(X, Y, {"metrics": ["mae", "r2"]}, epochs=4)
+    assert fast.step == "captured"
+    assert fast.step_reason.startswith("not from the moments: the metric mae is no function of the data's moments")
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    offset=st.sampled_from([0.0, 1.0, 1e3, 1e6, 1e9]),
+    scale=st.sampled_from([1e-3, 1.0, 1e3]),
+    noise=st.sampled_from([1e-6, 1e-2, 1.0]),
+    l2=st.sampled_from([0.0, 0.01]),
+    use_adam=st.booleans(),
+)
+@example(offset=0.0, scale=1.0, noise=1.0, l2=0.01, use_adam=False)
+def test_in_memory_full_batch_fit_from_the_moments_equals_run_eagerly_or_is_not_taken(
+    offset, scale, noise, l2, use_adam
+):
+    X, Y = _offset_scaled_data(N, offset, scale, noise)
+    _fit_beside_run_eagerly(X, Y, l2, use_adam)
+
+
+def _offset_scaled_data(n, offset, scale, noise, seed=0):
+    """x (n, 3) with columns offset by offset·(1, -3, 7) and spread by scale; y (n, 1) linear in them + noise."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=(n, 3))
+    x = z * scale + offset * np.array([1.0, -3.0, 7.0])
+    return x, ((z @ np.array([1.5, -2.0, 0.5])) * 4 + 20 + noise * rng.normal(size=n))[:, None]
+
+
+def _fit_beside_run_eagerly(x, y, l2, use_adam, weighted=False, epochs=4):
+    """A full-batch fit (validation split 0.2, l2; metrics mse and r2, or sample weights without metrics,
+    which stay unweighted) beside its run_eagerly twin: the moments' numbers are the eager ones to 1e-9, or
+    the moments are not used and say why."""
+    lr = 0.01 if use_adam else 0.5 * tl.solvers.stable_learning_rate(np.asarray(x), l2=l2)
+    w = np.random.default_rng(11).uniform(0, 2, size=len(x)) * (np.arange(len(x)) % 7 > 0) if weighted else None
+    runs = []
+    for run_eagerly in (False, True):
+        model = tl.nn.Linear(3, 1, seed=0, dtype=np.float64)
+        optimizer = tl.optim.Adam(lr=lr) if use_adam else tl.optim.SGD(lr=lr)
+        metrics = [] if weighted else ["mse", "r2"]
+        model.compile(optimizer=optimizer, l2=l2, metrics=metrics, run_eagerly=run_eagerly)
+        batch_size = None if tl.sources.as_source(x).reads_blocks else len(x)  # the full batch
+        history = model.fit(
+            x, y, epochs=epochs, batch_size=batch_size, validation_split=0.2, verbose=0, sample_weight=w
+        )
+        runs.append((history, model.get_weights()))
+    (fast, fast_weights), (eager, eager_weights) = runs
+    assert eager.step == "eager"
+    if fast.step == "moments":
+        _assert_equal_to_1e9(fast, fast_weights, eager, eager_weights)
+    else:
+        assert fast.step_reason.startswith("not from the moments: ")
+        assert fast.history == eager.history
+    return fast

@@ -6,7 +6,14 @@ and returns them as sums times the chunk's rows, in float64. Those sums meet in 
 (`SPLIT_EVERY` at a time, as Dask's own reductions) and reach the client as one `Sums`: a few
 numbers per parameter, whatever the number of rows. Least squares is one pass of the same kind:
 the triangular factor R of each chunk's [1 X y], stacked and factored again up the tree.
-`predict` maps the model over the chunks and stays lazy.
+`predict` maps the model over the chunks and stays lazy. The moments of a full-batch fit
+(`moments.Moments`) are one more such pass: each chunk's centred sums where it lives, merged up the
+tree by Chan's update — (d + k)² numbers a chunk, whatever its rows.
+
+What one pass found can be remembered for the arrays it read (`remember`): their moments, their first
+rows. Dask names an array after the computation that makes it, so the same name is the same numbers; a
+later `fit` or picture on arrays of those names then reads nothing (the command line parses a large CSV
+once, `experiment.py`). An entry lives as long as its owner keeps the remembered object.
 
 This works on any Dask scheduler: the default (threads on this machine), or a `dask.distributed`
 cluster when a `Client` is active. Dask is an optional extra, imported only here and only when a
@@ -18,7 +25,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import itertools
 import sys
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -26,11 +35,31 @@ import numpy as np
 
 from tinygrad_lr import blockwise
 from tinygrad_lr.data import choose_features
+from tinygrad_lr.moments import Moments, of_blocks
 from tinygrad_lr.tensor import Tensor, no_grad
 
-__all__ = ["SPLIT_EVERY", "as_chunks_of", "batches", "predict", "read_csv", "require_dask", "sums", "triangular_factor"]
+__all__ = [
+    "SPLIT_EVERY",
+    "as_chunks_of",
+    "batches",
+    "csv_arrays",
+    "csv_frame",
+    "csv_parts",
+    "csv_rows",
+    "known_moments",
+    "known_rows",
+    "moments",
+    "not_numeric",
+    "predict",
+    "read_csv",
+    "remember",
+    "require_dask",
+    "sums",
+    "triangular_factor",
+]
 
 SPLIT_EVERY = 8  # partial results combined per task on the way up the tree
+REFERENCE_ROWS = 1024  # at least this many first rows (or all) make the moments' reference fit
 PIN_CHECK_S = 1.0  # how often a computation pinned to workers checks that they are all still there
 EXTRA = 'pip install "tinygrad_lr[dask]"'
 
@@ -213,23 +242,209 @@ def batches(
     return [tuple(a[start:stop] for a in arrays) for start, stop in blockwise.slices(len(x), batch_size, shuffle, rng)]
 
 
-def read_csv(path: str, target: str, features: list[str] | None, blocksize: str) -> tuple[Any, Any, list[str]]:
-    """(X, y, feature names) of a CSV file read in chunks of `blocksize` bytes by dask.dataframe: X (n, d)
-    and y (n,), float64 Dask arrays chunked alike (the rows of each chunk counted, one pass). The target
-    and the features are chosen by `tl.data.choose_features`' rules; a column that is not numeric, like a
-    missing file, is an error of the file (ValueError, FileNotFoundError)."""
+def csv_frame(path: str, target: str, features: list[str] | None, blocksize: str) -> tuple[Any, list[str]]:
+    """The lazy dask.dataframe of a CSV file in chunks of `blocksize` bytes, and the chosen features (by
+    `tl.data.choose_features`' rules, on the header; a missing file is a FileNotFoundError)."""
     require_dask(f"reading {path} in chunks")
     import dask.dataframe as dd
 
     frame = dd.read_csv(path, blocksize=blocksize, skipinitialspace=True)
     columns = [str(column).strip() for column in frame.columns]
     frame.columns = columns
-    chosen = choose_features(path, columns, target, features)  # the in-memory reader's rules, on the header
+    return frame, choose_features(path, columns, target, features)  # the in-memory reader's rules
+
+
+def not_numeric(path: str, error: Exception) -> ValueError:
+    """The error of a CSV file with a column that is not numeric, as the reader found it (`error`)."""
+    return ValueError(f"{path}: not numeric ({' '.join(str(error).split())[:200]})")
+
+
+def read_csv(path: str, target: str, features: list[str] | None, blocksize: str) -> tuple[Any, Any, list[str]]:
+    """(X, y, feature names) of a CSV file read in chunks of `blocksize` bytes by dask.dataframe: X (n, d)
+    and y (n,), float64 Dask arrays chunked alike (the rows of each chunk counted, one pass). The target
+    and the features are chosen by `tl.data.choose_features`' rules; a column that is not numeric, like a
+    missing file, is an error of the file (ValueError, FileNotFoundError)."""
+    frame, chosen = csv_frame(path, target, features, blocksize)
     try:  # one pass to count each chunk's rows, so that the splits and the chunks of X and y agree
         values = frame[[*chosen, target]].astype("float64").to_dask_array(lengths=True)
     except (ValueError, TypeError) as error:
-        raise ValueError(f"{path}: not numeric ({' '.join(str(error).split())[:200]})") from None
+        raise not_numeric(path, error) from None
     return values[:, :-1], values[:, -1], chosen
+
+
+def csv_rows(path: str, blocksize: str) -> list[int]:
+    """The rows of each chunk dask.dataframe cuts a CSV file into (`blocksize` bytes, at line ends), counted
+    from the line ends alone, without parsing: a read of the file at the disk's pace. The header is not a
+    row. (Nor, for pandas, is an empty line, and a quoted field may hold a line end: there these counts are
+    wrong, which `csv_parts` finds, counting the rows it parses.)"""
+    dask = require_dask(f"reading {path} in chunks")
+    from dask.bytes import read_bytes
+
+    _, blocks = read_bytes(path, delimiter=b"\n", blocksize=blocksize, sample=False)
+    counts = list(dask.compute(*(dask.delayed(_lines)(block) for block in blocks[0])))
+    if counts:
+        counts[0] -= 1
+    return counts
+
+
+def _lines(block: bytes) -> int:
+    """The lines of a block of a text file (a last one without its line end included)."""
+    return block.count(b"\n") + (1 if block and not block.endswith(b"\n") else 0)
+
+
+@dataclasses.dataclass
+class Parts:
+    """What one pass over a table's rows found for each of its parts (rows labelled 0, 1, ...): its row
+    count, the `Moments` of (x, y) (None without rows), each column of x's least and largest value (d,),
+    and its first rows, x (≤ limit, d) and y (≤ limit,); and the rows of each chunk read, in order."""
+
+    counts: list[int]
+    moments: list[Moments | None]
+    low: list[np.ndarray]
+    high: list[np.ndarray]
+    first: list[tuple[np.ndarray, np.ndarray]]
+    chunk_rows: list[int]
+    limit: int
+
+    def merged(self, other: Parts) -> Parts:
+        """The parts of this table's rows followed by `other`'s."""
+        moments = [a if b is None else b if a is None else a.merged(b) for a, b in zip(self.moments, other.moments)]
+        first = [
+            (np.concatenate([xa, xb])[: self.limit], np.concatenate([ya, yb])[: self.limit])
+            for (xa, ya), (xb, yb) in zip(self.first, other.first)
+        ]
+        return Parts(
+            [a + b for a, b in zip(self.counts, other.counts)],
+            moments,
+            [np.minimum(a, b) for a, b in zip(self.low, other.low)],
+            [np.maximum(a, b) for a, b in zip(self.high, other.high)],
+            first,
+            self.chunk_rows + other.chunk_rows,
+            self.limit,
+        )
+
+
+def _chunk_parts(
+    chunk: Any,
+    labels: np.ndarray,
+    number: int,
+    start: int,
+    columns: list[str],
+    path: str,
+    reference: np.ndarray,
+    parts: int,
+    limit: int,
+) -> Parts:
+    """The Parts (`parts` of them) of one chunk of a table (a pandas DataFrame; `columns` the features, then
+    the target), its rows labelled by `labels` (the chunk's slice of them; when the chunk has another number
+    of rows, it is only counted: the caller counts again)."""
+    try:
+        values = chunk[columns].to_numpy(dtype=np.float64)
+    except (ValueError, TypeError) as error:
+        raise not_numeric(path, error) from None
+    d = len(columns) - 1
+    empty = Parts(
+        [0] * parts,
+        [None] * parts,
+        [np.full(d, np.inf)] * parts,
+        [np.full(d, -np.inf)] * parts,
+        [(np.zeros((0, d)), np.zeros(0))] * parts,
+        [len(values)],
+        limit,
+    )
+    if len(values) != len(labels):
+        return empty
+    found = empty
+    for part in range(parts):
+        rows = labels == part
+        if not rows.any():
+            continue
+        table = values[rows]
+        xp, yp = table[:, :d], table[:, d]
+        found.counts[part] = len(xp)
+        found.moments[part] = of_blocks([(xp, yp, None)], reference)
+        found.low[part], found.high[part] = xp.min(axis=0), xp.max(axis=0)
+        found.first[part] = (xp[:limit], yp[:limit])
+    if not all(m is None or m.is_finite() for m in found.moments):
+        # a value that is not finite makes the sums so (checked once, on them, not on every value): found
+        # and named as a step's read would name it
+        names = (f"{path}: features", f"{path}: target")
+        for what, block in zip(names, (values[:, :d], values[:, d])):
+            blockwise.read_block(what, block, 0, len(values), np.float64, number, "chunk", start)
+        raise ValueError(
+            f"{path}: chunk {number} (rows {start} to {start + len(values) - 1}): the sums of its values overflow "
+            "float64; rescale the columns"
+        )
+    return found
+
+
+def _merge_parts(parts: list[Parts]) -> Parts:
+    merged = parts[0]
+    for part in parts[1:]:
+        merged = merged.merged(part)
+    return merged
+
+
+def csv_parts(
+    path: str,
+    target: str,
+    features: list[str],
+    blocksize: str,
+    labels: np.ndarray,
+    rows: list[int],
+    reference: np.ndarray,
+    parts: int,
+    limit: int,
+) -> Parts:
+    """One pass over a CSV file (read in chunks of `blocksize` bytes by dask.dataframe, each chunk parsed on
+    its worker): the `Parts` of its rows, labelled by `labels` (n,) (`parts` of them: 0 train, 1 validation, ...),
+    the chunks holding `rows` rows each (`csv_rows`); the moments taken against the reference fit
+    `reference` (d, 1). Only the Parts travel: moments, column ranges and the first `limit` rows of each part."""
+    dask = require_dask(f"reading {path} in chunks")
+    frame, _ = csv_frame(path, target, features, blocksize)
+    starts = np.cumsum([0, *rows]).tolist()
+    task = dask.delayed(_chunk_parts)
+    columns = [*features, target]
+    tasks = [
+        task(
+            chunk,
+            labels[starts[i] : starts[i + 1]] if i < len(rows) else labels[:0],
+            i,
+            starts[min(i, len(rows))],
+            columns,
+            path,
+            reference,
+            parts,
+            limit,
+        )
+        for i, chunk in enumerate(frame.to_delayed())
+    ]
+    return dask.compute(_tree(dask, tasks, _merge_parts))[0]
+
+
+def csv_arrays(
+    path: str, target: str, features: list[str], blocksize: str, rows: list[int], labels: np.ndarray, parts: int
+) -> list[tuple[Any, Any]]:
+    """(X, y) of each part of a CSV file's rows, labelled by `labels` (n,) (0 to parts - 1), in the file's
+    order: X (rows, d) and y (rows,), float64 Dask arrays in its chunks (of `rows` rows each), lazy: each
+    chunk's rows of a part are picked by the chunk's labels where it is read."""
+    dask = require_dask(f"reading {path} in chunks")
+    frame, _ = csv_frame(path, target, features, blocksize)
+    values = frame[[*features, target]].astype("float64").to_dask_array(lengths=rows)
+    labelled = dask.array.from_array(labels[:, None], chunks=(tuple(rows), 1))
+    starts = np.cumsum([0, *rows])
+    counts = np.array([np.bincount(labels[a:b], minlength=parts) for a, b in itertools.pairwise(starts)])
+    found = []
+    for part in range(parts):
+        table = dask.array.map_blocks(
+            _rows_of_part, values, labelled, part, chunks=(tuple(counts[:, part].tolist()), values.chunks[1])
+        )
+        found.append((table[:, :-1], table[:, -1]))
+    return found
+
+
+def _rows_of_part(values: np.ndarray, labels: np.ndarray, part: int) -> np.ndarray:
+    return values[labels[:, 0] == part]
 
 
 def _chunk_factor(
@@ -248,6 +463,95 @@ def triangular_factor(x: Any, y: Any, fit_intercept: bool, caller: str, w: Any =
     return _on_the_chunks(
         caller, x, y, ("X", "y"), lambda *pair: task(*pair, fit_intercept, caller), blockwise.stack_factors, w
     )
+
+
+# ----- the moments: one pass, each chunk's where it lives -----
+
+
+def _chunk_moments(
+    x: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray | None,
+    number: int,
+    start: int,
+    dtype: Any,
+    caller: str,
+    reference: np.ndarray,
+) -> Moments | None:
+    """The moments of a chunk (None for a chunk of no rows), read and checked as a step reads it (in the
+    model's `dtype`)."""
+    if not len(x):
+        return None
+    xb, yb = _read_chunks(caller, ("x", "y"), x, y, dtype, number, start)
+    wb = None if w is None else blockwise.weights_of_rows(w, 0, len(w), dtype)
+    return of_blocks([(xb, yb, wb)], reference)  # (a block of a few thousand rows at a time)
+
+
+def _merge_moments(parts: list[Moments | None]) -> Moments | None:
+    found = [part for part in parts if part is not None]
+    return Moments.combined(found) if found else None
+
+
+def moments(x: Any, y: Any, dtype: Any, caller: str, w: Any = None) -> Moments:
+    """The moments of Dask arrays x (n, d) or (n,), y (n, k) or (n,) (weighted by w (n,), chunked as x), of
+    their values in `dtype`: each chunk's where it lives, merged up a tree; only the moments travel.
+
+    Two rounds: the first rows (the first chunk, or `REFERENCE_ROWS`) give the reference fit W₀, which
+    the second sends to every chunk (the moments of parts merge only with the same W₀)."""
+    dask = require_dask(caller)
+    dtype = np.dtype(dtype)
+    task = dask.delayed(_chunk_moments)
+    d, k = (a.shape[1] if a.ndim == 2 else 1 for a in (x, y))
+    head = min(len(x), max(x.chunks[0][0], REFERENCE_ROWS))
+    zeros = np.zeros((d, k))
+    first = _on_the_chunks(
+        caller,
+        x[:head],
+        y[:head],
+        ("x", "y"),
+        lambda *pair: task(*pair, dtype, caller, zeros),
+        _merge_moments,
+        None if w is None else w[:head],
+    )
+    reference = first.reference_fit()
+    found = _on_the_chunks(
+        caller, x, y, ("x", "y"), lambda *pair: task(*pair, dtype, caller, reference), _merge_moments, w
+    )
+    if found is None:
+        raise ValueError(f"{caller}: x has no rows")
+    return found
+
+
+# What passes found, by the Dask names of the arrays they read; weak values: an entry goes with its owner.
+_KNOWN: weakref.WeakValueDictionary[tuple, Any] = weakref.WeakValueDictionary()
+
+
+def _key(kind: str, *arrays: Any, dtype: Any = None) -> tuple:
+    return (
+        kind,
+        *(None if a is None else getattr(a, "name", None) for a in arrays),
+        None if dtype is None else np.dtype(dtype).str,
+    )
+
+
+def remember(found: Moments | np.ndarray, x: Any, y: Any = None, w: Any = None, dtype: Any = np.float64) -> Any:
+    """Remember what a pass found for Dask arrays: the `Moments` of (x, y) (weighted by w) in `dtype`, or
+    x's first rows (an array, rows of x). Returns `found`: the entry lasts as long as the caller keeps it."""
+    if isinstance(found, Moments):
+        _KNOWN[_key("moments", x, y, w, dtype=dtype)] = found
+    else:
+        _KNOWN[_key("rows", x)] = found
+    return found
+
+
+def known_moments(x: Any, y: Any, w: Any, dtype: Any) -> Moments | None:
+    """The remembered moments of (x, y, w) in `dtype`, or None."""
+    return _KNOWN.get(_key("moments", x, y, w, dtype=dtype))
+
+
+def known_rows(x: Any) -> np.ndarray | None:
+    """The remembered first rows of x, or None."""
+    return _KNOWN.get(_key("rows", x))
 
 
 def _chunk_predict(x: np.ndarray, model: Any, dtype: Any, block_info: dict | None = None) -> np.ndarray:

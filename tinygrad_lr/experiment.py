@@ -9,8 +9,16 @@
 It trains `Sequential([Linear(d, 1)])` in float64 with `model.fit`, solves the same objective exactly
 with `tl.solvers.ols` / `ridge` on the same training rows, and measures both: the objectives, the
 validation loss, R² on held-out test rows. A setting or a file that cannot be used is a `UsageError`
-whose message names the option (`--test-split 0.9: ...`), as the command prints it. The model file
-of `--save-weights` and `tinygrad-lr predict` is here too (`save_model`, `load_model`): `model.save`'s
+whose message names the option (`--test-split 0.9: ...`), as the command prints it.
+
+A CSV file over `CHUNKED_ABOVE` bytes (or any with `--scheduler`) is read in chunks by dask.dataframe,
+and a fixed number of times whatever `--epochs` is: its line ends are counted once (a read, no parse),
+then it is parsed once, each chunk where it is read, into the moments of its training, validation and
+test rows (`moments.Moments`), their column ranges and the first rows fit.png draws
+(`dask_chunks.csv_parts`). Every figure of the report comes from those: the scaling, the full-batch
+fit (its steps and its validation loss from the moments), the closed form, the losses and R².
+
+The model file of `--save-weights` and `tinygrad-lr predict` is here too (`save_model`, `load_model`): `model.save`'s
 format, the feature names, target and scaling in its metadata.
 """
 
@@ -138,6 +146,23 @@ class Dataset:
     y_val: np.ndarray
     X_test: np.ndarray
     y_test: np.ndarray
+    summary: ChunkedSummary | None = None  # a CSV read in chunks: what its one pass found
+
+
+@dataclass
+class ChunkedSummary:
+    """What the one pass over a CSV read in chunks found (`dask_chunks.Parts`), for its parts in the order
+    train, validation, test; and what is remembered for their Dask arrays (`dask_chunks.remember`: their
+    first rows, for fit.png), kept alive here, with the Dataset."""
+
+    parts: Any  # tl.dask_chunks.Parts
+    kept: list[Any] = dataclasses.field(default_factory=list)
+
+    def column_statistics(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The training rows' columns: mean, standard deviation (ddof 0) and range (max - min), (d,) each."""
+        train = self.parts.moments[0]
+        std = np.sqrt(np.maximum(np.diag(train.sxx), 0.0) / train.weight)
+        return train.x_mean.copy(), std, self.parts.high[0] - self.parts.low[0]
 
 
 @dataclass
@@ -185,7 +210,7 @@ def prepare(settings: Settings, data: Dataset | None = None) -> Prepared:
         check(settings)
         data = load_data(settings)
     try:
-        scaler = _fit_scaler(data.X_train) if settings.standardize else None
+        scaler = _fit_scaler(data.X_train, data.summary) if settings.standardize else None
     except ValueError as error:
         raise UsageError(f"--standardize: {error}") from None
     lr = settings.lr
@@ -213,7 +238,9 @@ def data_notes(data: Dataset) -> list[str]:
             "are not determined by the data; the closed form is the one of smallest norm"
         )
     source = tl.sources.as_source(X, y)
-    _, std, _ = source.column_statistics()
+    _, std, spread = source.column_statistics() if data.summary is None else data.summary.column_statistics()
+    if data.summary is not None:
+        std = np.where(spread == 0, 0.0, std)  # (a constant column's centred sums may hold rounding, not 0)
     constant = [names[j] for j in np.flatnonzero(std == 0)]
     if constant:
         which = ", ".join(constant)
@@ -221,7 +248,14 @@ def data_notes(data: Dataset) -> list[str]:
             f"the column{'s' if len(constant) > 1 else ''} {which} {'are' if len(constant) > 1 else 'is'} "
             "constant on the training rows: its weight cannot be told from the bias"
         )
-    if n >= d + 1:  # (with fewer rows the columns are always dependent: the note above says so)
+    if n >= d + 1 and data.summary is not None:
+        involved = _collinear(data.summary.parts.moments[0].sxx, std > 0, names)
+        if involved:
+            notes.append(
+                f"the columns {', '.join(involved)} are collinear on the training rows (one is a combination of "
+                "the others): the weights are not unique; the closed form is the one of smallest norm"
+            )
+    elif n >= d + 1:  # (with fewer rows the columns are always dependent: the note above says so)
         R = source.triangular_factor(True, "fit")[1 : d + 1, 1 : d + 1]  # the centred columns' factor
         R = np.vstack([R, np.zeros((d - len(R), d))]) if len(R) < d else R
         varying = np.flatnonzero(std > 0)
@@ -237,6 +271,23 @@ def data_notes(data: Dataset) -> list[str]:
                     "the others): the weights are not unique; the closed form is the one of smallest norm"
                 )
     return notes
+
+
+def _collinear(sxx: np.ndarray, varying: np.ndarray, names: list[str]) -> list[str]:
+    """The names of the varying columns that are collinear, from their centred sums of products Sxx (d, d):
+    none when they are not. Sxx holds the squares of R's singular values, whose rounding is eps·λmax: the
+    tolerance on the smallest eigenvalue of the columns' correlations (Sxx scaled to a unit diagonal) is
+    that, where R's own is eps on the singular values (`data_notes` on rows in memory)."""
+    which = np.flatnonzero(varying)
+    if len(which) < 2:
+        return []
+    block = sxx[np.ix_(which, which)]
+    scale = 1 / np.sqrt(np.diag(block))
+    values, vectors = np.linalg.eigh(block * np.outer(scale, scale))
+    if values[0] > len(which) * 64 * np.finfo(np.float64).eps * values[-1]:
+        return []
+    null = vectors[:, 0]
+    return [names[which[j]] for j in np.flatnonzero(np.abs(null) > 1e-6 * np.abs(null).max())]
 
 
 def coefficient_table(data: Dataset, result: Result) -> str:
@@ -414,21 +465,74 @@ def _csv_and_target(settings: Settings) -> tuple[str, str]:
     return settings.csv, settings.target
 
 
+DRAWN_ROWS = 10_000  # the first rows of each part that the pass keeps: what fit.png draws (report.PICTURE_ROWS)
+REFERENCE_ROWS = 65_536  # the first rows of a CSV read in chunks whose least squares is the moments' reference
+
+
+def _labels(settings: Settings, n: int) -> np.ndarray:
+    """The split of n rows three ways, as `load_data` draws it for a CSV in memory (the same random splits,
+    from the same seed): each row's part (n,), 0 train, 1 validation, 2 test."""
+    rng = np.random.default_rng(settings.seed)
+    index = np.arange(n, dtype=np.int32 if n < 2**31 else np.int64)  # (the row numbers only: half the bytes)
+    (fit, _), _ = _split(index, index, settings.test_split, "--test-split", seed=rng)
+    _check_training_rows(settings, len(fit), n)
+    (train, _), (val, _) = _split(fit, fit, settings.validation_split, "--validation-split", seed=rng)
+    labels = np.full(n, 2, dtype=np.int8)
+    labels[train], labels[val] = 0, 1
+    return labels
+
+
+def _reference_fit(csv: str, target: str, features: list[str]) -> np.ndarray:
+    """The least squares of the file's first `REFERENCE_ROWS` rows, coef (d, 1): the moments' reference (any
+    will do; a good one keeps the most digits). A column of those rows that is not numeric is the file's
+    error (a ValueError) at once; zeros where the rows hold non-finite values (the pass names the first)."""
+    import pandas
+
+    head = pandas.read_csv(csv, nrows=REFERENCE_ROWS, skipinitialspace=True)
+    head.columns = [str(column).strip() for column in head.columns]
+    try:
+        values = head[[*features, target]].to_numpy(dtype=np.float64)
+    except (ValueError, TypeError) as error:
+        raise tl.dask_chunks.not_numeric(csv, error) from None
+    if not len(values) or not np.all(np.isfinite(values)):
+        return np.zeros((len(features), 1))
+    return tl.moments.Moments.of_block(values[:, :-1], values[:, -1:]).reference_fit()
+
+
 def _load_chunked(settings: Settings) -> Dataset:
+    """A CSV file read in chunks: its line ends counted (a read), then one parse of it into the moments,
+    column ranges and first rows of each part (`ChunkedSummary`); X and y of each part are lazy Dask arrays
+    of the file, which nothing reads again (what is asked of them is remembered for them)."""
     require_dask(settings)
     csv, target = _csv_and_target(settings)
+    chunks = tl.dask_chunks
     with reading(f"--csv {csv}"):
-        X, y, features = tl.dask_chunks.read_csv(csv, target, _csv_features(settings), CSV_BLOCKSIZE)
-    # the in-memory path's random rows: only their row numbers are drawn, in memory
-    rng = np.random.default_rng(settings.seed)
-    (X_fit, y_fit), (X_test, y_test) = _split(X, y, settings.test_split, "--test-split", seed=rng)
+        _, features = chunks.csv_frame(csv, target, _csv_features(settings), CSV_BLOCKSIZE)
+        rows = chunks.csv_rows(csv, CSV_BLOCKSIZE)
+        reference = _reference_fit(csv, target, features)
+    for _ in range(2):
+        labels = _labels(settings, sum(rows))
+        with reading(f"--csv {csv}"):
+            parts = chunks.csv_parts(csv, target, features, CSV_BLOCKSIZE, labels, rows, reference, 3, DRAWN_ROWS)
+        if parts.chunk_rows == rows:
+            break
+        rows = parts.chunk_rows  # a line end inside a quoted field: the rows as parsed, and once more
+    else:
+        raise UsageError(f"--csv {csv}: its chunks hold different rows each time they are read")
+    arrays = chunks.csv_arrays(csv, target, features, CSV_BLOCKSIZE, rows, labels, 3)  # lazy
+    summary = ChunkedSummary(parts)
+    for (X_part, y_part), (x_first, y_first) in zip(arrays, parts.first):
+        summary.kept += [chunks.remember(x_first, X_part), chunks.remember(y_first, y_part)]
+    (X_train, y_train), (X_val, y_val), (X_test, y_test) = arrays
     source = f"{settings.csv} (in chunks)"
-    return _three_ways(settings, source, settings.target, features, X_fit, y_fit, X_test, y_test, rng)
+    return Dataset(source, target, features, X_train, y_train, X_val, y_val, X_test, y_test, summary)
 
 
-def _fit_scaler(X: np.ndarray) -> tl.data.Standardizer:
-    """A Standardizer fitted on X (on a Dask array, from statistics computed where its chunks live)."""
-    return tl.data.Standardizer().fit_statistics(*tl.sources.as_source(X).column_statistics())
+def _fit_scaler(X: np.ndarray, summary: ChunkedSummary | None = None) -> tl.data.Standardizer:
+    """A Standardizer fitted on X (on a Dask array, from statistics computed where its chunks live; from a
+    CSV's one pass, its `summary`)."""
+    statistics = tl.sources.as_source(X).column_statistics() if summary is None else summary.column_statistics()
+    return tl.data.Standardizer().fit_statistics(*statistics)
 
 
 def _scaled(scaler: tl.data.Standardizer | None, X: np.ndarray) -> np.ndarray:
@@ -516,6 +620,8 @@ def _objective(X: np.ndarray, y: np.ndarray, coef: np.ndarray, intercept: float,
 def train(settings: Settings, prepared: Prepared) -> Result:
     """Fit the model, solve the same objective in closed form, and measure both."""
     data, lr, scaler = prepared.data, prepared.lr, prepared.scaler
+    if data.summary is not None:
+        return _train_from_the_moments(settings, prepared, data.summary)
 
     Z_train, Z_val = _scaled(scaler, data.X_train), _scaled(scaler, data.X_val)
     d = Z_train.shape[1]
@@ -587,6 +693,101 @@ def train(settings: Settings, prepared: Prepared) -> Result:
         optimum_val_loss=optimum_val_loss,
         r2=_r2(X_r2 @ coef + intercept, y_r2),
         optimum_r2=_r2(X_r2 @ optimum_coef + optimum_intercept, y_r2),
+        history=history,
+        model=model,
+    )
+
+
+def _train_from_the_moments(settings: Settings, prepared: Prepared, summary: ChunkedSummary) -> Result:
+    """`train` on a CSV read in chunks: the same fit, closed form and measures, every one from the moments
+    its one pass found (in the model's units: the standardised moments follow from the raw ones without a
+    pass), so that no figure reads the file again, whatever the number of epochs."""
+    data, lr, scaler = prepared.data, prepared.lr, prepared.scaler
+    raw = dict(zip(("train", "val", "test"), summary.parts.moments))
+
+    def in_model_units(moments: Any) -> Any:
+        return moments if scaler is None or moments is None else moments.scaled(scaler.mean, scaler.scale)
+
+    train_m, val_m = in_model_units(raw["train"]), in_model_units(raw["val"])
+    Z_train, Z_val = _scaled(scaler, data.X_train), _scaled(scaler, data.X_val)
+    # what fit asks of these arrays (their moments) is known: its steps and validation loss read no rows
+    known = [tl.dask_chunks.remember(train_m, Z_train, data.y_train)]
+    if val_m is not None:
+        known.append(tl.dask_chunks.remember(val_m, Z_val, data.y_val))
+
+    def objective(moments: Any, coef: np.ndarray, intercept: float, l2: float = settings.l2) -> float:
+        loss = float(moments.squared_errors(np.reshape(coef, (-1, 1)), np.array([intercept]))[0]) / moments.n
+        return loss + float(np.sum((math.sqrt(l2) * coef) ** 2)) if l2 > 0 else loss
+
+    d = len(data.features)
+    layer = tl.nn.Linear(d, 1, seed=settings.seed, dtype=np.float64)
+    model = tl.nn.Sequential([layer])
+    model.compile(loss="mse", optimizer=tl.optim.BY_NAME[settings.optimizer][0](lr=lr), l2=settings.l2)
+    weight, bias = layer.get_weights()
+    initial_loss = objective(train_m, weight[:, 0], float(bias[0]))
+    if not math.isfinite(initial_loss):
+        low, high = summary.parts.low[0], summary.parts.high[0]
+        largest = np.maximum(np.abs(low), np.abs(high))
+        if scaler is not None:
+            largest = np.maximum(
+                np.abs((low - scaler.mean) / scaler.scale), np.abs((high - scaler.mean) / scaler.scale)
+            )
+        raise UsageError(
+            f"the training loss is {initial_loss} in float64 already at the initial weights: features up to "
+            f"{float(np.max(largest)):.3g} are too large to train on; standardise the features with --standardize, "
+            "or rescale the columns"
+        )
+    history = model.fit(
+        Z_train,
+        data.y_train,
+        epochs=settings.epochs,
+        batch_size=settings.batch_size or len(Z_train),
+        validation_data=(Z_val, data.y_val) if len(Z_val) else None,
+        verbose=0,
+        callbacks=[] if settings.quiet else [SparseProgress(_progress_every(settings.epochs))],
+        seed=settings.seed,
+    )
+    del known  # (fit is done with them)
+    weight, bias = layer.get_weights()
+    coef_m, intercept_m = weight[:, 0], float(bias[0])
+    coef_o, intercept_o = train_m.least_squares(settings.l2)  # the closed form of the same objective
+    optimum_m = coef_o[:, 0], float(intercept_o[0])
+    train_loss, optimum_loss = objective(train_m, coef_m, intercept_m), objective(train_m, *optimum_m)
+    val_loss = None if val_m is None else objective(val_m, coef_m, intercept_m)
+    optimum_val_loss = None if val_m is None else objective(val_m, *optimum_m)
+
+    def original_units(coef: np.ndarray, intercept: float) -> tuple[np.ndarray, float]:
+        if scaler is None:
+            return coef, intercept
+        coef, intercept_array = tl.data.unscale_linear(coef, intercept, scaler)
+        return coef, float(intercept_array)
+
+    coef, intercept = original_units(coef_m, intercept_m)
+    optimum_coef, optimum_intercept = original_units(*optimum_m)
+    for which, weights in (("closed-form", optimum_coef), ("learned", coef)):
+        if not np.all(np.isfinite(weights)):
+            raise UsageError(
+                f"the {which} weights in the data's original units are beyond float64 ({number(weights.flat[0])}, "
+                "...): the features are too small for the target's scale; rescale the feature columns"
+            )
+    held_out = raw["test"] if raw["test"] is not None else raw["train"]
+
+    def r2(coef: np.ndarray, intercept: float) -> float:
+        residual = float(held_out.squared_errors(np.reshape(coef, (-1, 1)), np.array([intercept]))[0])
+        return tl.losses.r2_of_sums(residual, float(held_out.syy[0]))
+
+    return Result(
+        initial_loss=initial_loss,
+        coef=coef,
+        intercept=intercept,
+        optimum_coef=optimum_coef,
+        optimum_intercept=optimum_intercept,
+        train_loss=train_loss,
+        optimum_loss=optimum_loss,
+        val_loss=val_loss,
+        optimum_val_loss=optimum_val_loss,
+        r2=r2(coef, intercept),
+        optimum_r2=r2(optimum_coef, optimum_intercept),
         history=history,
         model=model,
     )

@@ -6,39 +6,54 @@ through G = AᵀA, C = Aᵀy, Σy² and n:
     mean((AΘ - y)²) = (Σy² - 2·⟨Θ, C⟩ + ⟨Θ, GΘ⟩) / (n·k)        ∇Θ = 2·(GΘ - C) / (n·k)
 
 (k outputs; ⟨·,·⟩ sums over every entry). So after one pass over the data, in float64, a
-full-batch step costs a (d+1)×(d+1) product instead of two passes over X: on a million rows
-the data are read once for the whole of `fit`, not twice a step. The moments are centred (the
-columns' means apart, `Moments`) and the loss is written around the least-squares optimum, so
-that neither loses the digits of a small loss on data far from zero.
+full-batch step costs a (d+1)×(d+1) product instead of two passes over X: the data are read once
+for the whole of `fit`, not twice a step — on a million rows in memory, on a memory map (read once,
+not once an epoch), on a Dask array (one reduction up a tree, not one distributed round a step).
 
-The iterates are gradient descent's (Adam's, ...) up to rounding: float64's on the moments
-instead of the data's dtype on the rows. That is all the difference there is, and where the
-eager step's own rounding of the rows would move the loss by more than `ROUNDING_BOUND`
-(relative), the moments are not used (`GramStep.refusal` says why) and fit steps as usual. For
-float64 parameters the two then agree to ~1e-9 relative, loss history included; for float32
-ones to float32's rounding, the eager step's own precision. The pass costs about (d+1)/2 steps'
-worth of arithmetic, so `fit` uses it only when it pays: full batches, a single Linear layer,
-mse (+ l2), data in memory of at least `MIN_ROWS` rows (below that a step is cheap anyway, and
-the captured step keeps the eager numbers to the bit), and more epochs than (d+1)/2.
+The moments (`Moments`) are taken in one pass over any source, a block (a Dask chunk) at a time, and
+stay exact in the digits that matter wherever the data sit:
+- each block is centred on its own means (and the rounding of those taken out again, a correcting
+  term computed from the centred block), so its sums of products never subtract n·x̄x̄ᵀ from Σxxᵀ:
+  data far from zero keep their digits;
+- blocks are combined by Chan, Golub and LeVeque's pairwise update, which adds two blocks' centred
+  sums and a term for how far apart their means are — in any grouping: one after another, a balanced
+  tree (`combined`), or Dask's reduction tree on the workers;
+- the targets enter as the residuals r = y - x·W₀ of a reference fit W₀ (the least squares of the
+  first block): Σr² is then about the loss left at the optimum, which is Σr² minus a small term,
+  instead of Σ(y - ȳ)² minus nearly all of it (the digits of a good fit's small loss would go). So the
+  pass needs no second one over the rows for that loss: a memory map is read once, a CSV parsed once.
+Sample weights w make every sum a weighted one (Σw·…, the means weighted), and the loss Keras'
+sum(w·loss)/n.
+
+The iterates are gradient descent's (Adam's, ...) up to rounding: float64's on the moments instead
+of the data's dtype on the rows. That is all the difference there is, and where the eager step's own
+rounding of the rows would move the loss by more than `ROUNDING_BOUND` (relative), the moments are
+not used (`GramStep.refusal` says why) and fit steps as usual. For float64 parameters the two then
+agree to ~1e-9 relative, loss history included; for float32 ones to float32's rounding, the eager
+step's own precision. The pass costs about (d+1)/2 steps' worth of arithmetic, so `fit` uses it only
+when it pays (`pays_off`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from tinygrad_lr import losses
 from tinygrad_lr.tensor import Tensor
 
-__all__ = ["MIN_ROWS", "GramStep", "pays_off"]
+__all__ = ["MIN_ROWS", "ROUNDING_BOUND", "GramStep", "Moments", "of_blocks", "pays_off"]
 
 MIN_ROWS = 1 << 16
-_BLOCK_ROWS = 1 << 15  # rows turned to float64 at a time: the pass needs no data-sized copy
+# rows turned to float64 at a time: the pass needs no data-sized copy, and a block's table stays in cache
+_BLOCK_ROWS = 1 << 15
 # The moments serve only where the eager step's own rounding of the rows (float64's, on values as large
 # as the data's offset) moves the loss at the optimum by less than this, relative: there the two agree.
 ROUNDING_BOUND = 1e-10
+_EPS = float(np.finfo(np.float64).eps)
 
 
 def _blocks(x: np.ndarray, y: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -50,73 +65,258 @@ def _blocks(x: np.ndarray, y: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarr
         )
 
 
-def pays_off(n: int, features: int, epochs: int) -> bool:
-    """Whether one pass for the moments costs less than the full-batch steps it replaces."""
-    return n >= MIN_ROWS and epochs > (features + 1) / 2
+def pays_off(n: int, features: int, epochs: int, reads_blocks: bool = False) -> bool:
+    """Whether one pass for the moments costs less than the full-batch steps it replaces: its arithmetic
+    is about (features + 1)/2 steps' worth. Data in memory need `MIN_ROWS` rows besides (below that a
+    step is cheap anyway, and the captured step keeps the eager numbers to the bit); data read a block
+    at a time (a memory map, a Dask array) do not: there every step is a pass, a read or a round trip."""
+    return (reads_blocks or n >= MIN_ROWS) and epochs > max(1, (features + 1) / 2)
+
+
+def _solve(gram: np.ndarray, cross: np.ndarray) -> np.ndarray:
+    """The least-squares solution V of gram·V = cross (gram symmetric, (d, d); cross (d, k)): the
+    minimum-norm one where gram is singular. The columns are scaled to a unit diagonal first, so that
+    columns of very different sizes do not read as rank-deficient."""
+    diagonal = np.diag(gram)
+    scale = np.where(diagonal > 0, 1 / np.sqrt(np.where(diagonal > 0, diagonal, 1)), 1.0)
+    scaled = np.linalg.lstsq(gram * np.outer(scale, scale), cross * scale[:, None], rcond=None)[0]
+    return scaled * scale[:, None]
 
 
 @dataclass
 class Moments:
-    """The centred moments of (x, y): n rows, the means, and the sums of products of the centred
-    columns, Sxx = Σ (x - x̄)(x - x̄)ᵀ (d, d), Sxy = Σ (x - x̄)(y - ȳ)ᵀ (d, k) and Syy = Σ (y - ȳ)²
-    (k,), in float64."""
+    """The centred (weighted) moments of the rows (x, y), in float64: x (n, d), y (n, k), weights w (n,).
+
+    n: rows; weight: Σw (n without weights); x_mean (d,), y_mean (k,): the weighted means;
+    reference W₀ (d, k): the residuals r = (y - ȳ) - (x - x̄)W₀ stand in for y (see the module);
+    sxx = Σ w(x - x̄)(x - x̄)ᵀ (d, d), sxr = Σ w(x - x̄)rᵀ (d, k), srr = Σ w·r² (k,) and
+    syy = Σ w(y - ȳ)² (k,), per output.
+
+    Moments of parts of the rows combine (`merged`, `combined`) into those of all of them when they have
+    the same reference. Pickled as one float64 array (what a Dask chunk sends up the tree)."""
 
     n: int
+    weight: float
     x_mean: np.ndarray
     y_mean: np.ndarray
+    reference: np.ndarray
     sxx: np.ndarray
-    sxy: np.ndarray
+    sxr: np.ndarray
+    srr: np.ndarray
     syy: np.ndarray
 
+    @property
+    def sxy(self) -> np.ndarray:
+        """Σ w(x - x̄)(y - ȳ)ᵀ (d, k)."""
+        return self.sxr + self.sxx @ self.reference
+
+    @property
+    def r_mean(self) -> np.ndarray:
+        """The weighted mean of y - x·W₀ (k,)."""
+        return self.y_mean - self.x_mean @ self.reference
+
     def root_mean_squares(self) -> tuple[np.ndarray, np.ndarray]:
-        """√mean(x²) per column of x, and of y: the size of a typical row's values."""
-        return np.sqrt(self.x_mean**2 + np.diag(self.sxx) / self.n), np.sqrt(self.y_mean**2 + self.syy / self.n)
+        """√mean(x²) per column of x, and of y (weighted means): the size of a typical row's values."""
+        total = self.weight if self.weight > 0 else 1.0
+        return np.sqrt(self.x_mean**2 + np.diag(self.sxx) / total), np.sqrt(self.y_mean**2 + self.syy / total)
 
     @classmethod
-    def of(cls, x: np.ndarray, y: np.ndarray) -> Moments:
-        """One pass over the rows, a block at a time: each block's own centred moments, merged into
-        the total by Chan, Golub and LeVeque's pairwise update. Centring first keeps the digits that
-        Σ xxᵀ - n·x̄x̄ᵀ would lose when the columns' means are large against their spread."""
-        total = None
-        for rows, targets in _blocks(x, y):
-            ones = np.full(len(rows), 1 / len(rows))  # (the means as products: faster than .mean(axis=0))
-            x_mean, y_mean = ones @ rows, ones @ targets
-            rows, targets = rows - x_mean, targets - y_mean
-            block = cls(
-                len(rows), x_mean, y_mean, rows.T @ rows, rows.T @ targets, np.einsum("ij,ij->j", targets, targets)
-            )
-            total = block if total is None else total.merged(block)
-        assert total is not None  # (fit has at least MIN_ROWS rows here)
-        return total
+    def of_block(
+        cls, x: np.ndarray, y: np.ndarray, w: np.ndarray | None = None, reference: np.ndarray | None = None
+    ) -> Moments:
+        """The moments of one block of rows held in memory: x (m, d) or (m,), y (m, k) or (m,), of any real
+        dtype (read in float64); w (m,) or None; reference W₀ (d, k), or None for zeros (r = y - ȳ). Sums
+        beyond float64 are inf, quietly (`is_finite` says so)."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            return cls._of_block(x, y, w, reference)
+
+    @classmethod
+    def _of_block(cls, x: np.ndarray, y: np.ndarray, w: np.ndarray | None, reference: np.ndarray | None) -> Moments:
+        m = len(x)
+        x, y = x.reshape(m, -1), y.reshape(m, -1)
+        d, k = x.shape[1], y.shape[1]
+        reference = np.zeros((d, k)) if reference is None else reference
+        # one (m, d + k) table in float64: x, then y (which becomes the residual r)
+        z = np.empty((m, d + k))
+        z[:, :d], z[:, d:] = x, y
+        if w is None:
+            total, share = float(m), np.full(m, 1 / m)
+        else:
+            w = np.asarray(w, dtype=np.float64)
+            total = float(w.sum())
+            share = w / total if total > 0 else np.full(m, 1 / m)  # (all weights 0: any centre will do)
+        # Corrected two-pass centring: the mean computed first is off by the rounding of a sum of m values,
+        # ~eps·m·|x̄| at worst, which a large offset makes as large as the spread. The values centred on it
+        # have the mean c, that error alone, computed to full precision; the sums about the true mean are
+        # those about the first less W·ccᵀ (Σ w(z - c)(z - c)ᵀ = Σ w·zzᵀ - W·ccᵀ, no digits lost: c is small).
+        mean = share @ z
+        z -= mean
+        correction = share @ z
+        if w is not None:
+            z *= np.sqrt(w)[:, None]  # Σ (√w·z)(√w·z)ᵀ = Σ w·z zᵀ
+        c_y = correction[d:].copy()
+        syy = np.einsum("ij,ij->j", z[:, d:], z[:, d:]) - total * c_y**2
+        if reference.any():
+            z[:, d:] -= z[:, :d] @ reference  # r - r̄ = (y - ȳ) - (x - x̄)W₀, row by row
+            correction[d:] -= correction[:d] @ reference  # (and its mean with it)
+        gram = z.T @ z - total * np.outer(correction, correction)  # one symmetric product (BLAS syrk)
+        mean[:d] += correction[:d]
+        mean[d:] += c_y
+        return cls(m, total, mean[:d], mean[d:], reference, gram[:d, :d], gram[:d, d:], np.diag(gram)[d:].copy(), syy)
+
+    @classmethod
+    def of(cls, x: np.ndarray, y: np.ndarray, w: np.ndarray | None = None) -> Moments:
+        """The moments of (x, y) in memory (x (n, d), y (n, k); w (n,) or None), a block at a time."""
+        return of_blocks(
+            (rows, targets, None if w is None else w[start : start + len(rows)])
+            for start, (rows, targets) in zip(range(0, len(x), _BLOCK_ROWS), _blocks(x, y))
+        )
+
+    def is_finite(self) -> bool:
+        """Whether every sum is finite (a non-finite value in the rows, or sums of squares beyond float64,
+        make them not)."""
+        sums = (self.x_mean, self.y_mean, self.sxx, self.sxr, self.srr, self.syy)
+        return bool(np.isfinite(self.weight) and all(np.isfinite(a).all() for a in sums))
+
+    def reference_fit(self) -> np.ndarray:
+        """The coefficients (d, k) of these rows' least squares, to serve as another pass's reference W₀;
+        zeros where the sums are not finite (that pass will find out why)."""
+        return self.least_squares()[0] if self.is_finite() else np.zeros_like(self.reference)
+
+    def least_squares(self, l2: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """(coef (d, k), intercept (k,)) minimising mean(w·(x @ coef + intercept - y)²) + l2·Σcoef² (the mean
+        over the n·k values, as `tl.solvers.ridge`'s): from the normal equations of the centred problem,
+        (Sxx + n·k·l2·I)·coef = Sxy, its columns scaled first; the minimum-norm coef where they are dependent.
+        (Their rounding grows with the square of the columns' condition number, where `tl.solvers.ols`'
+        grows with it: for the closed form of data in memory, that is the one to use.)"""
+        penalty = self.n * self.y_mean.size * l2 * np.eye(len(self.x_mean))
+        coef = _solve(self.sxx + penalty, self.sxy)
+        return coef, self.y_mean - self.x_mean @ coef
+
+    def squared_errors(self, coef: np.ndarray, intercept: np.ndarray | None = None) -> np.ndarray:
+        """Σ w·(x @ coef + intercept - y)² of each output (k,) (no intercept when None), for coef (d, k):
+        around the reference fit, Σ w(x̃V - r̃)² = Σw·r̃² - 2⟨V, Sxr⟩ + ⟨V, Sxx·V⟩ with V = coef - W₀ (x̃, r̃
+        centred), plus Σw·e² for the mean residual e = intercept + x̄·coef - ȳ (a mean residual of r - x̄V
+        without an intercept)."""
+        change = coef - self.reference
+        centred = (
+            self.srr - 2 * np.einsum("ij,ij->j", change, self.sxr) + np.einsum("ij,ij->j", change, self.sxx @ change)
+        )
+        e = self.x_mean @ coef - self.y_mean + (0.0 if intercept is None else intercept)
+        return np.maximum(centred, 0.0) + self.weight * e**2
 
     def merged(self, other: Moments) -> Moments:
-        n = self.n + other.n
+        """The moments of the rows of both (the same reference W₀): Chan, Golub and LeVeque's update.
+
+        With δ the difference of the two parts' means and W_a, W_b their weights, the centred sums of the
+        union are the parts' sums plus (W_a·W_b/(W_a + W_b))·δδᵀ: only sums about each part's own mean are
+        ever added, never a large Σxxᵀ less a large n·x̄x̄ᵀ. (Sums beyond float64 are inf, quietly.)"""
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self._merged(other)
+
+    def _merged(self, other: Moments) -> Moments:
+        n, total = self.n + other.n, self.weight + other.weight
+        if other.weight == 0 or total == 0:
+            fraction, factor = 0.0, 0.0
+        elif self.weight == 0:
+            fraction, factor = 1.0, 0.0
+        else:
+            fraction, factor = other.weight / total, self.weight * other.weight / total
         dx, dy = other.x_mean - self.x_mean, other.y_mean - self.y_mean
-        weight = self.n * other.n / n
+        dr = dy - dx @ self.reference  # the difference of the residuals' means
         return Moments(
             n,
-            self.x_mean + dx * (other.n / n),
-            self.y_mean + dy * (other.n / n),
-            self.sxx + other.sxx + weight * np.outer(dx, dx),
-            self.sxy + other.sxy + weight * np.outer(dx, dy),
-            self.syy + other.syy + weight * dy**2,
+            total,
+            self.x_mean + dx * fraction,
+            self.y_mean + dy * fraction,
+            self.reference,
+            self.sxx + other.sxx + factor * np.outer(dx, dx),
+            self.sxr + other.sxr + factor * np.outer(dx, dr),
+            self.srr + other.srr + factor * dr**2,
+            self.syy + other.syy + factor * dy**2,
         )
+
+    @staticmethod
+    def combined(parts: Sequence[Moments]) -> Moments:
+        """The moments of all the parts' rows, merged pairwise (a balanced tree: each sum's rounding grows
+        with log(len(parts)), not with len(parts))."""
+        level = list(parts)
+        while len(level) > 1:
+            level = [level[i].merged(level[i + 1]) if i + 1 < len(level) else level[i] for i in range(0, len(level), 2)]
+        return level[0]
+
+    def scaled(self, mean: np.ndarray, scale: np.ndarray) -> Moments:
+        """The moments of ((x - mean)/scale, y): standardised columns (mean, scale (d,)), without a pass.
+        The residuals stay the same numbers with the reference W₀·scale."""
+        return Moments(
+            self.n,
+            self.weight,
+            (self.x_mean - mean) / scale,
+            self.y_mean,
+            self.reference * scale[:, None],
+            self.sxx / np.outer(scale, scale),
+            self.sxr / scale[:, None],
+            self.srr,
+            self.syy,
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        d, k = self.reference.shape
+        packed = np.concatenate(
+            [
+                [self.n, self.weight],
+                *(
+                    a.ravel()
+                    for a in (self.x_mean, self.y_mean, self.reference, self.sxx, self.sxr, self.srr, self.syy)
+                ),
+            ]
+        )
+        return _unpacked, (d, k, packed)
+
+
+def _unpacked(d: int, k: int, packed: np.ndarray) -> Moments:
+    """The Moments that `Moments.__reduce__` packed into one array."""
+    sizes = [d, k, d * k, d * d, d * k, k, k]
+    parts = np.split(packed[2:], np.cumsum(sizes)[:-1])
+    shapes = [(d,), (k,), (d, k), (d, d), (d, k), (k,), (k,)]
+    return Moments(int(packed[0]), float(packed[1]), *(p.reshape(s) for p, s in zip(parts, shapes)))
+
+
+def of_blocks(blocks: Iterable[tuple[Any, Any, Any]], reference: np.ndarray | None = None) -> Moments:
+    """The moments of the rows of `blocks`, (x, y, w) triples of arrays in memory (w None without weights),
+    one pass: each block's, combined pairwise. Without a `reference`, the least squares of the first block
+    serves as W₀ (that block is in memory: it is not read again)."""
+    parts = []
+    for rows, targets, weights in blocks:
+        # in pieces of _BLOCK_ROWS rows: a piece's float64 table then stays in the processor's cache while
+        # it is centred and multiplied (four times faster than 65,536-row pieces, here)
+        for start in range(0, len(rows), _BLOCK_ROWS):
+            x, y = rows[start : start + _BLOCK_ROWS], targets[start : start + _BLOCK_ROWS]
+            w = None if weights is None else weights[start : start + _BLOCK_ROWS]
+            if reference is None:
+                reference = Moments.of_block(x, y, w).reference_fit()
+            parts.append(Moments.of_block(x, y, w, reference))
+    if not parts:
+        raise ValueError("moments: there are no rows")
+    return Moments.combined(parts)
 
 
 class GramStep:
     """`step(xb, yb)` for `fit`: a full-batch step of `x @ weight + bias` on `mse + l2·Σ weight²`
     from the moments of (x, y), then `optimizer.safe_step`. Returns the objective before the step
-    (as fit's eager step does) and the metrics named in `metrics`, of which it knows "mse".
+    (as fit's eager step does) and the metrics named in `metrics`, of which it knows "mse" and "r2".
+    `objective()` is the objective and metrics alone (of validation data, say) and `gradient()` the
+    gradient, at the weights the layer has now, without stepping.
 
-    x: (n, d), y: (n, k), both already in the parameters' dtype; weight (d, k), bias (k,) or None.
-    `refusal` is None when the moments can serve, else why not (see `ROUNDING_BOUND`); `serves(layer)`
-    says whether they still describe the step (the same weight and bias, both still trained).
+    moments: a `Moments` of x (n, d), y (n, k), of the values in the parameters' dtype; weight (d, k),
+    bias (k,) or None; optimizer None for `objective` and `gradient` alone. `refusal` is None when the
+    moments can serve, else why not (see `ROUNDING_BOUND`); `serves(weight, bias)` says whether they still
+    describe the step (the same weight and bias, both still trained).
     """
 
     def __init__(
         self,
-        x: np.ndarray,
-        y: np.ndarray,
+        moments: Moments,
         weight: Tensor,
         bias: Tensor | None,
         l2: float,
@@ -124,35 +324,55 @@ class GramStep:
         metrics: Sequence[str] = (),
     ):
         self.weight, self.bias, self.l2, self.optimizer, self.metrics = weight, bias, l2, optimizer, list(metrics)
-        self.count = y.size  # the mean runs over n·k values
-        m = self.moments = Moments.of(x, y)
+        m = self.moments = moments
+        self.count = m.n * m.y_mean.size  # the mean runs over n·k values
+        self._last: tuple[Any, tuple[Any, ...]] | None = None  # (the point, `_checked` there)
+        self.usable = m.is_finite()  # (sums of squares beyond float64: the eager loss overflows too)
+        if not self.usable:
+            self.refusal: str | None = "the data's sums of squares are beyond float64"
+            return
         # With A = [x 1] and Θ = [W; b] the residual AΘ - y splits, for centred columns, into
         # (x - x̄)W - (y - ȳ) and the constant e = b + x̄W - ȳ, whose cross term sums to zero:
-        #   ‖AΘ - y‖² = ‖(x - x̄)W - (y - ȳ)‖² + n‖e‖².
-        # Without a bias there is no centring to be had: G = Σ xxᵀ = Sxx + n·x̄x̄ᵀ (and C = Σ xyᵀ likewise).
+        #   Σ w‖AΘ - y‖² = Σ w‖(x - x̄)W - (y - ȳ)‖² + Σw·‖e‖².
+        # Without a bias there is no centring to be had: G = Σ w·xxᵀ = Sxx + Σw·x̄x̄ᵀ (and C likewise).
+        # Both in terms of V = W - W₀, against the residuals r of the reference fit (see `Moments`):
+        #   ‖(x - x̄)W - (y - ȳ)‖² = ‖(x - x̄)V - (r - r̄)‖²,  C = Σ w(x - x̄)(r - r̄)ᵀ.
+        srr = m.srr
         if bias is None:
-            self.gram = m.sxx + m.n * np.outer(m.x_mean, m.x_mean)
-            cross = m.sxy + m.n * np.outer(m.x_mean, m.y_mean)
+            r_mean = m.r_mean
+            self.gram = m.sxx + m.weight * np.outer(m.x_mean, m.x_mean)
+            cross = m.sxr + m.weight * np.outer(m.x_mean, r_mean)
+            srr = srr + m.weight * r_mean**2
         else:
-            self.gram, cross = m.sxx, m.sxy
-        # The first term is written around its optimum W*: with W = W* + δ,
-        #   ‖(x - x̄)W - (y - ȳ)‖² = RSS* + 2⟨δ, GW* - C⟩ + ⟨δ, Gδ⟩   exactly,
-        # each term computed without subtracting two large sums (a good fit's small loss keeps its
-        # digits); RSS* takes a second pass over the rows.
+            self.gram, cross = m.sxx, m.sxr
+        # The error is written around its optimum W* = W₀ + V*: with W = W* + δ,
+        #   ‖(x - x̄)W - (y - ȳ)‖² = RSS* + 2⟨δ, GV* - C⟩ + ⟨δ, Gδ⟩   exactly,
+        # each term computed without subtracting two large sums (a good fit's small loss keeps its digits:
+        # RSS* = Σr² - 2⟨V*, C⟩ + ⟨V*, GV*⟩, of which Σr² is nearly all when W₀ is near W*).
         self.abs_gram = np.abs(self.gram)
-        self.optimum = np.linalg.lstsq(self.gram, cross, rcond=None)[0]
-        self.optimum_gradient = self.gram @ self.optimum - cross  # GW* - C, ~0
-        # where the fit ends: W*, b* = ȳ - x̄W*, and the loss left there (not centred: where that loses
-        # digits, so does the eager step's every row, and `_rounding` refuses the moments anyway)
-        optimum_bias = None if bias is None else m.y_mean - m.x_mean @ self.optimum
-        self.optimum_residual = 0.0
-        for rows, targets in _blocks(x, y):
-            residual = rows @ self.optimum
-            residual += 0.0 if optimum_bias is None else optimum_bias
-            residual -= targets
-            self.optimum_residual += float(np.vdot(residual, residual))
+        change = self.change = _solve(self.gram, cross)  # V*
+        self.optimum = m.reference + change
+        self.optimum_gradient = self.gram @ change - cross  # GV* - C, ~0
+        fitted = np.einsum("ij,ij->j", change, cross)  # ⟨V*, C⟩ per output
+        self.optimum_residuals = srr - 2 * fitted + np.einsum("ij,ij->j", change, self.gram @ change)
+        self.optimum_residual = float(self.optimum_residuals.sum())
+        self.optimum_sizes = float(np.sum(srr + 3 * np.abs(fitted)))  # the size of what RSS* is summed from
         self.x_size, self.y_size = m.root_mean_squares()
-        self.refusal = self._rounding(self.optimum, optimum_bias, self.optimum_residual, 0.0)
+        # where the fit ends: W*, b* = ȳ - x̄W*
+        optimum_bias = None if bias is None else m.y_mean - m.x_mean @ self.optimum
+        self.refusal = self._rounding(self.optimum, optimum_bias, self.optimum_residual, self.optimum_sizes)
+
+    def _roundings(
+        self, weight: np.ndarray, bias: np.ndarray | None, squared_error: float, sizes: float
+    ) -> tuple[float, float, float, float]:
+        """(eager, moments, row, residual): the two roundings `_rounding` weighs, relative to the summed
+        squared error, and the sizes the eager one comes from."""
+        row = float((self.x_size @ np.abs(weight) + self.y_size + (0 if bias is None else np.abs(bias))).max())
+        values = self.moments.weight * self.moments.y_mean.size  # the weighted count of residuals
+        residual = float(np.sqrt(squared_error / values)) if squared_error > 0 and values > 0 else 0.0
+        eager = 2 * _EPS * row / residual if residual > 0 else np.inf
+        moments = 4 * _EPS * sizes / squared_error if squared_error > 0 else np.inf
+        return eager, moments, row, residual
 
     def _rounding(self, weight: np.ndarray, bias: np.ndarray | None, squared_error: float, sizes: float) -> str | None:
         """Why the moments cannot keep the eager loss to `ROUNDING_BOUND` at (weight, bias), or None.
@@ -161,11 +381,7 @@ class GramStep:
         which rounds each row's residual at the size of its terms (|x|·|W| + |b| + |y|, root mean squares:
         by Cauchy-Schwarz its effect on Σr² is at most 2·eps·that / the RMS residual), and the moments'
         own, which sum terms of total size `sizes` (4·eps·sizes)."""
-        eps = np.finfo(np.float64).eps
-        row = float((self.x_size @ np.abs(weight) + self.y_size + (0 if bias is None else np.abs(bias))).max())
-        residual = np.sqrt(squared_error / self.count) if squared_error > 0 else 0.0
-        eager = 2 * eps * row / residual if residual > 0 else np.inf
-        moments = 4 * eps * sizes / squared_error if squared_error > 0 else np.inf
+        eager, moments, row, residual = self._roundings(weight, bias, squared_error, sizes)
         if max(eager, moments) <= ROUNDING_BOUND:
             return None
         if eager >= moments:
@@ -184,63 +400,151 @@ class GramStep:
         same = weight is self.weight and bias is self.bias and weight.requires_grad
         return same and (bias is None or bias.requires_grad)
 
-    def _at(self, weight: np.ndarray, bias: np.ndarray | None) -> tuple[float, np.ndarray, Any, float]:
-        """At (weight, bias), in float64: the summed squared error, its gradient in W over 2 (GW - C, plus
-        n·x̄eᵀ with a bias), e (None without a bias) and the total size of the terms summed for the error."""
+    def _errors(self, weight: np.ndarray, bias: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, Any, float]:
+        """At (weight, bias), in float64: the summed squared error of each output (k,), the gradient of
+        their sum in W over 2 (GW - C, plus Σw·x̄eᵀ with a bias), e (None without a bias) and the total
+        size of the terms summed for the error."""
         m = self.moments
-        delta = weight - self.optimum
+        delta = (weight - m.reference) - self.change  # V - V* = W - W*
         g_delta = self.gram @ delta
-        terms = [
-            self.optimum_residual,
-            2 * float(np.vdot(delta, self.optimum_gradient)),
-            float(np.vdot(delta, g_delta)),
-        ]
-        # the sizes of what is summed into ⟨δ, Gδ⟩ and ⟨δ, GW* - C⟩: their rounding, against the total
-        sizes = float(np.vdot(np.abs(delta), self.abs_gram @ np.abs(delta))) + abs(terms[1])
+        linear = 2 * np.einsum("ij,ij->j", delta, self.optimum_gradient)
+        errors = self.optimum_residuals + linear + np.einsum("ij,ij->j", delta, g_delta)
+        # the sizes of what is summed: RSS*, ⟨δ, Gδ⟩ and ⟨δ, GV* - C⟩: their rounding, against the total
+        sizes = (
+            self.optimum_sizes
+            + float(np.vdot(np.abs(delta), self.abs_gram @ np.abs(delta)))
+            + float(np.abs(linear).sum())
+        )
         grad_weight = g_delta + self.optimum_gradient  # GW - C
         e = None
         if bias is not None:
             e = bias + m.x_mean @ weight - m.y_mean
-            terms.append(m.n * float(np.vdot(e, e)))
-            grad_weight = grad_weight + m.n * np.outer(m.x_mean, e)
+            errors = errors + m.weight * e**2
+            grad_weight = grad_weight + m.weight * np.outer(m.x_mean, e)
             # e is a difference of terms the size of |b| + |x̄|·|W| + |ȳ|
             parts = np.abs(bias) + np.abs(m.x_mean) @ np.abs(weight) + np.abs(m.y_mean)
-            sizes += 2 * m.n * float(np.vdot(np.abs(e), parts))
-        return sum(terms), grad_weight, e, sizes
+            sizes += 2 * m.weight * float(np.vdot(np.abs(e), parts))
+        return errors, grad_weight, e, sizes
+
+    def _at(self, weight: np.ndarray, bias: np.ndarray | None) -> tuple[float, np.ndarray, Any, float]:
+        """`_errors` with the squared error summed over the outputs."""
+        errors, grad_weight, e, sizes = self._errors(weight, bias)
+        return float(errors.sum()), grad_weight, e, sizes
 
     def _parameters(self) -> tuple[np.ndarray, np.ndarray | None]:
         weight = self.weight.data.astype(np.float64)
         return weight, None if self.bias is None else self.bias.data.astype(np.float64)
 
-    def __call__(self, xb: Any = None, yb: Any = None) -> tuple[float, dict[str, float]] | None:
-        """The step, or None (changing nothing, and saying why in `refusal`) when at these weights, or at
-        those the step leads to, the moments and the eager step could differ by more than `ROUNDING_BOUND`
-        (see `_rounding`): a weight far along a direction the data hardly vary in, or rows whose terms
-        dwarf their residual (there the weights an ulp apart give losses further apart than that)."""
-        weight, bias = self._parameters()
-        squared_error, grad_weight, e, sizes = self._at(weight, bias)
+    def _logs(self, errors: np.ndarray, rounding: float) -> tuple[float, dict[str, Any]] | str:
+        """The objective (mse + the L2 term) and the metrics, as a step returns them, from the summed
+        squared error of each output, known to `rounding` (relative to their sum); or why R² cannot be
+        told to `ROUNDING_BOUND` from them (near 0, R² = 1 - Σr²/Σ(y - ȳ)² is a difference of two
+        numbers near 1, and inherits their rounding, relative to it, many times over)."""
+        m = self.moments
+        mse = float(errors.sum()) / self.count
+        loss = mse + (self.l2 * float(np.vdot(self.weight.data, self.weight.data)) if self.l2 else 0.0)
+        metrics: dict[str, Any] = {}
+        for name in self.metrics:
+            if name != "r2":
+                metrics[name] = mse
+                continue
+            # Keras' R2Score from its sums: Σ(y - ȳ)² and Σ(y - ŷ)² per output
+            sums = metrics[name] = losses.R2Sums(m.n, m.y_mean.copy(), m.syy.copy(), np.maximum(errors, 0.0))
+            value = sums.result()
+            off = rounding * float(errors.sum()) * float(np.mean(1 / np.where(m.syy > 0, m.syy, np.inf)))
+            if not (np.isfinite(value) and off <= ROUNDING_BOUND * abs(value)):
+                return f"R² ({value:.3g}) is too near 0 to be told from the moments to {ROUNDING_BOUND:g} (relative)"
+        return loss, metrics
+
+    def _checked(self, weight: np.ndarray, bias: np.ndarray | None) -> tuple[Any, ...]:
+        """`_errors` at (weight, bias), the refusal there (`_rounding`, or None) and the larger of the two
+        roundings. The last point's are kept: a step's check of where it lands is the next step's start."""
+        key = (weight.tobytes(), None if bias is None else bias.tobytes())
+        if self._last is not None and self._last[0] == key:
+            return self._last[1]
+        errors, grad_weight, e, sizes = self._errors(weight, bias)
+        squared_error = float(errors.sum())
         refusal = self._rounding(weight, bias, squared_error, sizes)
-        if refusal is not None:
-            self.refusal = f"at step {self.optimizer.steps + 1}: {refusal}"
+        rounding = max(self._roundings(weight, bias, squared_error, sizes)[:2])
+        found = (errors, grad_weight, e, sizes, refusal, rounding)
+        self._last = (key, found)
+        return found
+
+    def objective(self) -> tuple[float, dict[str, Any]] | None:
+        """The objective and the metrics at the weights the layer has now (as `steps.evaluated` gives them),
+        or None, saying why in `refusal`, where the moments and the rows could differ by more than
+        `ROUNDING_BOUND` there."""
+        if not self.usable:
             return None
-        mse = squared_error / self.count
+        errors, _, _, _, refusal, rounding = self._checked(*self._parameters())
+        logs = self._logs(errors, rounding)
+        if refusal is not None or isinstance(logs, str):
+            self.refusal = refusal or str(logs)
+            return None
+        return logs
+
+    def gradient(self) -> list[np.ndarray] | None:
+        """The gradient of the objective (L2 term included) in the weight and the bias, in their dtypes, at
+        the weights the layer has now; or None, saying why in `refusal`, where the rounding of the eager
+        gradient (Σ x·r over the rows, each r rounded at the size of its row) could move it by more than
+        `ROUNDING_BOUND` relative to its norm."""
+        if not self.usable:
+            return None
+        weight, bias = self._parameters()
+        _, half, e, _ = self._errors(weight, bias)
+        m = self.moments
+        grad_weight = 2 * half / self.count + (2 * self.l2 * weight if self.l2 else 0.0)
+        gradient = [grad_weight] + ([] if e is None else [2 * m.weight * e / self.count])
+        norm = float(np.sqrt(sum(float(np.sum(g**2)) for g in gradient)))
+        # the eager rounding: each row's residual off by eps·(its row's size), times that row's |x| (and 1
+        # for the bias), summed: by Cauchy-Schwarz at most eps·Σw·(|x|_rms + 1)·row_rms
+        row = float((self.x_size @ np.abs(weight) + self.y_size + (0 if bias is None else np.abs(bias))).max())
+        column = float(np.sqrt(np.sum(self.x_size**2) + (0 if e is None else 1)))
+        eager = 2 * _EPS * m.weight * column * row / self.count
+        # the moments' own: |G|·|δ| and, with a bias, Σw·|x̄|·|e|'s parts
+        delta = np.abs(weight - self.optimum)
+        own = float(np.abs(self.abs_gram @ delta).sum() + np.abs(self.optimum_gradient).sum())
+        if bias is not None:
+            parts = np.abs(bias) + np.abs(m.x_mean) @ np.abs(weight) + np.abs(m.y_mean)
+            own += m.weight * float((np.abs(m.x_mean).sum() + 1) * parts.sum())
+        bound = max(eager, 4 * _EPS * own / self.count)
+        if not norm > 0 or bound / norm > ROUNDING_BOUND:
+            self.refusal = (
+                f"the gradient's norm, {norm:.3g}, is within ~{bound:.1e} of what rounding the rows could make "
+                f"it (relative {bound / norm if norm > 0 else np.inf:.1e}, more than {ROUNDING_BOUND:g})"
+            )
+            return None
+        params = [self.weight] + ([] if self.bias is None else [self.bias])
+        return [g.astype(p.dtype) for g, p in zip(gradient, params)]
+
+    def __call__(self, *batch: Any) -> tuple[float, dict[str, Any]] | None:
+        """The step (the batch is the whole data, whose moments these are: it is not read), or None (changing
+        nothing, and saying why in `refusal`) when at these weights, or at those the step leads to, the
+        moments and the eager step could differ by more than `ROUNDING_BOUND` (see `_rounding`): a weight
+        far along a direction the data hardly vary in, or rows whose terms dwarf their residual (there the
+        weights an ulp apart give losses further apart than that)."""
+        if not self.usable:
+            return None
+        weight, bias = self._parameters()
+        errors, grad_weight, e, _, refusal, rounding = self._checked(weight, bias)
+        logs = self._logs(errors, rounding)
+        if refusal is not None or isinstance(logs, str):
+            self.refusal = f"at step {self.optimizer.steps + 1}: {refusal or logs}"
+            return None
+        loss, metrics = logs
         grad_weight = 2 * grad_weight / self.count
-        loss = mse
         if self.l2:
-            loss += self.l2 * float(np.vdot(self.weight.data, self.weight.data))
             grad_weight = grad_weight + 2 * self.l2 * weight
         self.optimizer.zero_grad()
         self.weight.grad = grad_weight.astype(self.weight.dtype)
         if self.bias is not None:
-            self.bias.grad = (2 * e / self.count * self.moments.n).astype(self.bias.dtype)
+            self.bias.grad = (2 * e / self.count * self.moments.weight).astype(self.bias.dtype)
         saved = self.optimizer._copy_of_what_a_step_changes()
         self.optimizer.safe_step(loss)
-        after = self._parameters()
-        squared_error, _, _, sizes = self._at(*after)
-        refusal = self._rounding(*after, squared_error, sizes)
+        refusal = self._checked(*self._parameters())[4]
         if refusal is not None:  # taken back: the eager step takes it instead
             self.optimizer._put_back(saved)
             self.optimizer.steps -= 1
             self.refusal = f"after step {self.optimizer.steps + 1}: {refusal}"
             return None
-        return loss, dict.fromkeys(self.metrics, mse)
+        return loss, metrics

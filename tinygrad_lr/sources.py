@@ -16,6 +16,8 @@ its data adapter); the code above it asks the adapter, never the array:
     source.predict(model, batch_size)            the model's outputs (a lazy array on Dask)
     source.triangular_factor(fit_intercept)      R of [1 X y] (√w·[1 X y] weighted), one pass (the
                                                  closed form's)
+    source.moments(caller)                       the centred moments of (x, y) (`moments.Moments`), one
+                                                 pass, taken once: full-batch steps from them
 
 x is (n, features) or (n,) for one; y is (n, outputs) or (n,), or None (predict); w, per-sample
 weights (n,), or None. Where either of x and y is a Dask array, both are worked on as Dask arrays;
@@ -32,6 +34,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from tinygrad_lr import blockwise, checks, dask_chunks, data, losses
+from tinygrad_lr.moments import Moments, of_blocks
 from tinygrad_lr.tensor import Tensor, no_grad
 
 __all__ = ["DaskArrays", "InMemory", "MemoryMapped", "Source", "as_source"]
@@ -48,6 +51,7 @@ class Source:
     def __init__(self, x: Any, y: Any = None, dtype: Any = np.float64, w: np.ndarray | None = None):
         self.x, self.y, self.dtype = x, y, np.dtype(dtype)
         self.w = w  # per-sample weights (n,), or None: every sample counts once
+        self._moments: Moments | None = None
 
     def __len__(self) -> int:
         return len(self.x)
@@ -94,6 +98,21 @@ class Source:
         """R of the QR of [1 X y] ([X y] without an intercept), float64, in one pass over the rows."""
         return blockwise.triangular_factor(self.x, self.y, fit_intercept, caller, self.w)
 
+    def moments(self, caller: str) -> Moments:
+        """The centred moments of (x, y) (weighted by w, when the source has weights), of the values in
+        `dtype` as a step reads them, in float64: one pass over the rows the first time, kept after."""
+        if self._moments is None:
+            self._moments = self._moments_of_rows(caller)
+        return self._moments
+
+    def has_moments(self) -> bool:
+        """Whether `moments` is known without a pass."""
+        return self._moments is not None
+
+    def _moments_of_rows(self, caller: str) -> Moments:
+        x, y = np.asarray(self.x, self.dtype), np.asarray(self.y, self.dtype)
+        return Moments.of(x, y, None if self.w is None else np.asarray(self.w, self.dtype))
+
     def column_statistics(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Each column of x: its mean, standard deviation (ddof 0) and range (max - min), float64 (d,)."""
         columns = np.asarray(self.x).reshape(len(self.x), -1).astype(np.float64)
@@ -137,6 +156,9 @@ class MemoryMapped(Source):
     def batches_in_memory(self, batch_size):
         return batch_size <= blockwise.BLOCK_ROWS  # (a larger batch is handed on as a slice of the map)
 
+    def _moments_of_rows(self, caller):  # the blocks as a step reads them: in the model's dtype, checked
+        return of_blocks(blockwise.blocks(self.x, self.y, self.dtype, caller, w=self.w))
+
     def predict(self, model, batch_size):
         rows = blockwise.BLOCK_ROWS if batch_size is None else batch_size
         with no_grad():
@@ -177,6 +199,13 @@ class DaskArrays(Source):
     def triangular_factor(self, fit_intercept, caller):
         return dask_chunks.triangular_factor(self.x, self.y, fit_intercept, caller, self.w)
 
+    def has_moments(self):
+        return self._moments is not None or dask_chunks.known_moments(self.x, self.y, self.w, self.dtype) is not None
+
+    def _moments_of_rows(self, caller):  # each chunk's where it lives, up a tree (or known from a pass before)
+        known = dask_chunks.known_moments(self.x, self.y, self.w, self.dtype)
+        return known or dask_chunks.moments(self.x, self.y, self.dtype, caller, self.w)
+
     def column_statistics(self):  # one pass over the chunks, where they live
         dask = dask_chunks.require_dask("column statistics")
         x = self.x
@@ -192,7 +221,10 @@ class DaskArrays(Source):
         return self.x
 
     def rows_to_draw(self, limit):  # millions of points would not draw
-        return np.asarray(self.x[:limit])
+        known = dask_chunks.known_rows(self.x)
+        return (
+            known[:limit] if known is not None and len(known) >= min(limit, len(self.x)) else np.asarray(self.x[:limit])
+        )
 
     def r2_score(self, pred):  # from two sums, without gathering the rows
         dask = dask_chunks.require_dask("r2_score")

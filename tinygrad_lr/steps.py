@@ -8,10 +8,15 @@ sets each parameter's gradient, steps the optimizer with `safe_step` (which chec
 new weights and undoes a bad step) and returns the batch's objective and metrics: a mean metric's value
 (mse, mae), or R²'s sums (`losses.R2Sums`), which `Totals` adds up over an epoch's batches.
 
-- *moments*: full batches of one Linear layer (or a subclass that keeps its forward) on mse, in
-  memory, with many rows and epochs: one pass over the data for the whole fit, unless the data's
-  rounding would make its numbers differ; it serves while the layer keeps its weight and bias and
-  trains both (a callback may change that: the next step is then captured);
+- *moments*: full batches of one Linear layer (or a subclass that keeps its forward) on mse (+ l2),
+  with metrics among mse and r2 (mae is no function of the moments; with sample weights, no metrics:
+  those stay unweighted), on any source — in memory (many rows), a memory map, a Dask array — with
+  enough epochs to pay for the pass (`moments.pays_off`): one pass over the data for the whole fit,
+  unless the data's rounding would make its numbers differ (the reason is then in `step_reason`). It
+  serves while the layer keeps its weight and bias and trains both (a callback may change that: the
+  next step is then captured, or eager on data read a block at a time). The validation objective and
+  `GradientNormStop`'s gradient come from moments too (`objective_on`, `gradient`), each where its own
+  rounding check lets it;
 - *captured*: a model of built-in layers (subclasses that keep their forward included) on a built-in
   loss, on batches in memory (a memory map's batches are, once read): recorded on the first batch of
   each shape, then replayed, under guards that record it again when the model or a number it read
@@ -23,6 +28,7 @@ new weights and undoes a bad step) and returns the batch's objective and metrics
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -107,6 +113,7 @@ def _keeps_built_in_code(model: Module) -> bool:
 def choose(model: Module, compiled: Compiled, source: Source, batch_size: int, epochs: int) -> Step:
     """The step fit takes on the batches of `source` (see the module)."""
     optimizer = compiled.optimizer
+    _FROM_THE_MOMENTS.pop(model, None)  # (what a fit before chose)
     in_memory = source.batches_in_memory(batch_size)
 
     def eager(xb: Any, yb: Any, wb: Any = None) -> tuple[float, dict[str, float]]:
@@ -138,7 +145,8 @@ def choose(model: Module, compiled: Compiled, source: Source, batch_size: int, e
     if compiled.run_eagerly:
         return Step(eager, "eager", "compiled with run_eagerly=True")
     built_in = _keeps_built_in_code(model)
-    if not in_memory or not built_in or compiled.loss not in LOSSES.values():
+    full_batch_of_blocks = source.reads_blocks and batch_size >= len(source)
+    if not (in_memory or full_batch_of_blocks) or not built_in or compiled.loss not in LOSSES.values():
         if not in_memory:
             return Step(eager, "eager", f"batches of {source.kind} data, each summed a block at a time")
         why = "a model of the user's own" if not built_in else "a loss of the user's own"
@@ -160,32 +168,96 @@ def choose(model: Module, compiled: Compiled, source: Source, batch_size: int, e
         loss, pred = captured(xb, yb, *wb)
         return loss, _metric_values(compiled, Tensor(pred), yb)
 
+    fallback = captured_step if in_memory else eager
     layer = model.layers[0] if isinstance(model, Sequential) and len(model.layers) == 1 else model
-    if not (
-        batch_size >= len(source)
-        and isinstance(layer, Linear)
-        and not source.reads_blocks
-        and compiled.loss is losses.mse
-        and source.w is None
-        and set(compiled.metrics) <= {"mse"}
-        and moments.pays_off(len(source), layer.in_features, epochs)
-    ):
-        return Step(captured_step, "captured", "recorded once per batch shape, replayed after")
-    assert isinstance(layer, Linear)
-    moment_step = moments.GramStep(
-        source.x, source.y, layer.weight, layer.bias, compiled.l2, optimizer, list(compiled.metrics)
-    )
-    if moment_step.refusal is not None:
-        return Step(captured_step, "captured", f"not from the moments: {moment_step.refusal}")
+    if not (batch_size >= len(source) and isinstance(layer, Linear) and compiled.loss is losses.mse):
+        return _usual(fallback, source, in_memory)
+    if not (source.has_moments() or moments.pays_off(len(source), layer.in_features, epochs, source.reads_blocks)):
+        return _usual(fallback, source, in_memory)
+    refusal = _why_not_the_moments(compiled, source)
+    moment_step = None
+    if refusal is None:
+        moment_step = moments.GramStep(
+            source.moments("fit"), layer.weight, layer.bias, compiled.l2, optimizer, list(compiled.metrics)
+        )
+        refusal = moment_step.refusal
+    if moment_step is None or refusal is not None:
+        usual = _usual(fallback, source, in_memory)
+        return Step(usual.run, usual.kind, f"not from the moments: {refusal}; {usual.reason}")
+    _FROM_THE_MOMENTS[model] = _MomentsFit(layer, moment_step, source, compiled)
 
-    def from_the_moments(xb: Any, yb: Any) -> tuple[float, dict[str, float]]:
+    def from_the_moments(xb: Any, yb: Any, *wb: Any) -> tuple[float, dict[str, float]]:
         if moment_step.serves(layer.weight, layer.bias):
-            result = moment_step(xb, yb)
+            result = moment_step(xb, yb, *wb)
             if result is not None:
                 return result
-        return captured_step(xb, yb)
+        return fallback(xb, yb, *wb)
 
-    return Step(from_the_moments, "moments", "full batches from the data's moments, one pass for the whole fit")
+    return Step(
+        from_the_moments,
+        "moments",
+        f"full batches from the data's moments ({source.kind}): one pass over the data for the whole fit",
+    )
+
+
+def _usual(step: Callable[..., tuple[float, dict[str, float]]], source: Source, in_memory: bool) -> Step:
+    """The step fit takes when not from the moments: captured on batches in memory, else eager."""
+    if not in_memory:
+        return Step(step, "eager", f"batches of {source.kind} data, each summed a block at a time")
+    return Step(step, "captured", "recorded once per batch shape, replayed after")
+
+
+def _why_not_the_moments(compiled: Compiled, source: Source) -> str | None:
+    """Why a full-batch fit of one Linear layer on mse cannot take its steps from the moments, or None."""
+    others = sorted(set(compiled.metrics) - {"mse", "r2"})
+    if others:
+        return f"the metric {', '.join(others)} is no function of the data's moments (mse and r2 are)"
+    if source.w is not None and compiled.metrics:
+        return "with sample weights the loss is weighted but the metrics are not: the moments would be needed twice"
+    return None
+
+
+class _MomentsFit:
+    """A fit taking its steps from the moments (`choose`): its validation objective and its gradient
+    (`GradientNormStop`) come from moments too, while the layer keeps the weight and bias it had."""
+
+    def __init__(self, layer: Linear, step: moments.GramStep, source: Source, compiled: Compiled):
+        self.layer, self.step, self.source, self.compiled = layer, step, source, compiled
+        self.weight, self.bias = step.weight, step.bias
+        self.evaluators: dict[int, tuple[Source, moments.GramStep]] = {}
+
+    def _same_layer(self) -> bool:
+        return self.layer.weight is self.weight and self.layer.bias is self.bias
+
+    def objective_on(self, source: Source, caller: str) -> tuple[float, dict[str, Any]] | None:
+        """The objective and metrics on `source` (validation data) from its moments (one pass, the first
+        time), as `evaluated` gives them; None where they cannot give the eager numbers."""
+        if not self._same_layer():
+            return None
+        if source is self.source:
+            evaluator = self.step
+        else:
+            known = self.evaluators.get(id(source))
+            if known is None or known[0] is not source:
+                if _why_not_the_moments(self.compiled, source) is not None:
+                    return None
+                metrics = list(self.compiled.metrics)
+                evaluator = moments.GramStep(
+                    source.moments(caller), self.weight, self.bias, self.compiled.l2, None, metrics
+                )
+                known = self.evaluators[id(source)] = (source, evaluator)
+            evaluator = known[1]
+        return evaluator.objective()
+
+    def gradient(self, source: Source) -> list | None:
+        """The gradient on the training data, from their moments; None where they cannot give the eager one."""
+        if source is not self.source or not self._same_layer():
+            return None
+        return self.step.gradient()  # (the weight's, then the bias's: the layer's parameters in order)
+
+
+# fits whose steps come from the moments, by model (a model's next fit chooses again)
+_FROM_THE_MOMENTS: weakref.WeakKeyDictionary[Module, _MomentsFit] = weakref.WeakKeyDictionary()
 
 
 def _summed_gradient(
@@ -252,8 +324,12 @@ def _finished(metrics: dict[str, Any], rows: int = 1) -> dict[str, float]:
 
 
 def objective_on(model: Module, compiled: Compiled, source: Source, caller: str) -> dict[str, float]:
-    """The objective and the metrics on all of the source's rows (no gradient), as fit's logs."""
-    loss, metrics = evaluated(model, compiled, source, caller)
+    """The objective and the metrics on all of the source's rows (no gradient), as fit's logs. In a fit that
+    steps from the moments (`caller` "fit ..."), from the source's own moments, where they give the eager
+    numbers: validation costs one pass over its rows for the whole fit."""
+    fit = _FROM_THE_MOMENTS.get(model) if caller.startswith("fit") else None
+    found = None if fit is None else fit.objective_on(source, caller)
+    loss, metrics = evaluated(model, compiled, source, caller) if found is None else found
     return {"loss": loss, **_finished(metrics)}
 
 
@@ -272,7 +348,12 @@ def evaluated(model: Module, compiled: Compiled, source: Source, caller: str) ->
 
 def gradient(model: Module, compiled: Compiled, source: Source) -> list:
     """The gradient of the objective over all of the source's rows, one array per parameter; no
-    parameter's .grad is touched."""
+    parameter's .grad is touched. In a fit that steps from the moments of `source`, from them (where they
+    give the eager gradient): `GradientNormStop` costs no pass."""
+    fit = _FROM_THE_MOMENTS.get(model)
+    found = None if fit is None else fit.gradient(source)
+    if found is not None:
+        return found
     if source.reads_blocks:
         return means(model, compiled, _sums(model, compiled, source, True, "fit"))[1] or []
     objective = compiled.objective(model(Tensor(source.x)), source.y, source.w)
