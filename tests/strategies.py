@@ -345,3 +345,14 @@ def accuracy_problems(draw, families: tuple = tuple(ACCURACY_FAMILIES)):
     fit_intercept, weighted = draw(st.booleans()), draw(st.booleans())
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     return (family, *accuracy_problem(rng, family, fit_intercept, weighted), fit_intercept)
+
+
+# The moments' honesty tests (issue 25): a full-batch fit of data at any offset, scale and noise, with or without
+# l2, by SGD or Adam, against run_eagerly=True. `@given(**MOMENTS_FITS, ...)`.
+MOMENTS_FITS = {
+    "offset": st.sampled_from([0.0, 1.0, 1e3, 1e6, 1e9]),
+    "scale": st.sampled_from([1e-3, 1.0, 1e3]),
+    "noise": st.sampled_from([1e-6, 1e-2, 1.0]),
+    "l2": st.sampled_from([0.0, 0.01]),
+    "use_adam": st.booleans(),
+}

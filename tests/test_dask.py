@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 import tinygrad_lr as tl
 from tests.processes import child_env
+from tests.strategies import MOMENTS_FITS
 from tests.test_moments import _fit_beside_run_eagerly, _offset_scaled_data
 from tinygrad_lr import blockwise
 
@@ -534,11 +535,7 @@ def test_a_fit_from_the_moments_moves_only_moments_and_no_more_for_more_epochs(c
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    offset=st.sampled_from([0.0, 1.0, 1e3, 1e6, 1e9]),
-    scale=st.sampled_from([1e-3, 1.0, 1e3]),
-    noise=st.sampled_from([1e-6, 1e-2, 1.0]),
-    l2=st.sampled_from([0.0, 0.01]),
-    use_adam=st.booleans(),
+    **MOMENTS_FITS,
     chunk=st.sampled_from([60, 333, 1000]),  # (a first chunk of fewer than REFERENCE_ROWS rows, or all)
     weighted=st.booleans(),
 )

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 import tinygrad_lr as tl
 from tests.processes import child_env
+from tests.strategies import MOMENTS_FITS
 from tests.test_moments import _fit_beside_run_eagerly, _offset_scaled_data
 from tinygrad_lr import blockwise
 
@@ -618,11 +619,7 @@ def test_a_full_batch_fit_from_the_moments_reads_each_block_once(tmp_path, monke
     max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
 )
 @given(
-    offset=st.sampled_from([0.0, 1.0, 1e3, 1e6, 1e9]),
-    scale=st.sampled_from([1e-3, 1.0, 1e3]),
-    noise=st.sampled_from([1e-6, 1e-2, 1.0]),
-    l2=st.sampled_from([0.0, 0.01]),
-    use_adam=st.booleans(),
+    **MOMENTS_FITS,
     weighted=st.booleans(),
 )
 @example(offset=0.0, scale=1.0, noise=1.0, l2=0.01, use_adam=False, weighted=True)

@@ -7,9 +7,9 @@ import warnings
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given, settings
-from hypothesis import strategies as st
 
 import tinygrad_lr as tl
+from tests.strategies import MOMENTS_FITS
 from tinygrad_lr import moments
 
 N = moments.MIN_ROWS * 5 // 4  # still at least MIN_ROWS after a validation split of 0.1
@@ -554,11 +554,7 @@ def test_with_sample_weights_and_metrics_or_mae_the_moments_step_aside_and_say_w
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    offset=st.sampled_from([0.0, 1.0, 1e3, 1e6, 1e9]),
-    scale=st.sampled_from([1e-3, 1.0, 1e3]),
-    noise=st.sampled_from([1e-6, 1e-2, 1.0]),
-    l2=st.sampled_from([0.0, 0.01]),
-    use_adam=st.booleans(),
+    **MOMENTS_FITS,
 )
 @example(offset=0.0, scale=1.0, noise=1.0, l2=0.01, use_adam=False)
 def test_in_memory_full_batch_fit_from_the_moments_equals_run_eagerly_or_is_not_taken(

@@ -637,17 +637,7 @@ def train(settings: Settings, prepared: Prepared) -> Result:
             f"{float(np.max(np.abs(Z_train))):.3g} and targets up to {float(np.max(np.abs(data.y_train))):.3g} are "
             "too large to train on; standardise the features with --standardize, or rescale the columns"
         )
-    # a tl.TrainingDivergedError goes on up: main reports it and exits 1
-    history = model.fit(
-        Z_train,
-        data.y_train,
-        epochs=settings.epochs,
-        batch_size=settings.batch_size or len(Z_train),
-        validation_data=(Z_val, data.y_val) if len(Z_val) else None,
-        verbose=0,
-        callbacks=[] if settings.quiet else [SparseProgress(_progress_every(settings.epochs))],
-        seed=settings.seed,
-    )
+    history = _train(model, settings, Z_train, data.y_train, Z_val, data.y_val)
 
     weight, bias = layer.get_weights()  # copies
     coef_m, intercept_m = weight[:, 0], float(bias[0])
@@ -666,20 +656,7 @@ def train(settings: Settings, prepared: Prepared) -> Result:
     val_loss = measured(Z_val, data.y_val, coef_m, intercept_m)
     optimum_val_loss = measured(Z_val, data.y_val, *optimum_m)
 
-    def original_units(coef: np.ndarray, intercept: float) -> tuple[np.ndarray, float]:
-        if scaler is None:
-            return coef, intercept
-        coef, intercept_array = tl.data.unscale_linear(coef, intercept, scaler)
-        return coef, float(intercept_array)
-
-    coef, intercept = original_units(coef_m, intercept_m)
-    optimum_coef, optimum_intercept = original_units(*optimum_m)
-    for which, weights in (("closed-form", optimum_coef), ("learned", coef)):
-        if not np.all(np.isfinite(weights)):
-            raise UsageError(
-                f"the {which} weights in the data's original units are beyond float64 ({number(weights.flat[0])}, "
-                "...): the features are too small for the target's scale; rescale the feature columns"
-            )
+    (coef, intercept), (optimum_coef, optimum_intercept) = _in_original_units(scaler, (coef_m, intercept_m), optimum_m)
     X_r2, y_r2 = (data.X_test, data.y_test) if len(data.X_test) else (data.X_train, data.y_train)
     return Result(
         initial_loss=initial_loss,
@@ -737,16 +714,7 @@ def _train_from_the_moments(settings: Settings, prepared: Prepared, summary: Chu
             f"{float(np.max(largest)):.3g} are too large to train on; standardise the features with --standardize, "
             "or rescale the columns"
         )
-    history = model.fit(
-        Z_train,
-        data.y_train,
-        epochs=settings.epochs,
-        batch_size=settings.batch_size or len(Z_train),
-        validation_data=(Z_val, data.y_val) if len(Z_val) else None,
-        verbose=0,
-        callbacks=[] if settings.quiet else [SparseProgress(_progress_every(settings.epochs))],
-        seed=settings.seed,
-    )
+    history = _train(model, settings, Z_train, data.y_train, Z_val, data.y_val)
     del known  # (fit is done with them)
     weight, bias = layer.get_weights()
     coef_m, intercept_m = weight[:, 0], float(bias[0])
@@ -756,20 +724,7 @@ def _train_from_the_moments(settings: Settings, prepared: Prepared, summary: Chu
     val_loss = None if val_m is None else objective(val_m, coef_m, intercept_m)
     optimum_val_loss = None if val_m is None else objective(val_m, *optimum_m)
 
-    def original_units(coef: np.ndarray, intercept: float) -> tuple[np.ndarray, float]:
-        if scaler is None:
-            return coef, intercept
-        coef, intercept_array = tl.data.unscale_linear(coef, intercept, scaler)
-        return coef, float(intercept_array)
-
-    coef, intercept = original_units(coef_m, intercept_m)
-    optimum_coef, optimum_intercept = original_units(*optimum_m)
-    for which, weights in (("closed-form", optimum_coef), ("learned", coef)):
-        if not np.all(np.isfinite(weights)):
-            raise UsageError(
-                f"the {which} weights in the data's original units are beyond float64 ({number(weights.flat[0])}, "
-                "...): the features are too small for the target's scale; rescale the feature columns"
-            )
+    (coef, intercept), (optimum_coef, optimum_intercept) = _in_original_units(scaler, (coef_m, intercept_m), optimum_m)
     held_out = raw["test"] if raw["test"] is not None else raw["train"]
 
     def r2(coef: np.ndarray, intercept: float) -> float:
@@ -883,3 +838,40 @@ def _floats(value: Any, d: int) -> np.ndarray | None:
         return None
     array = np.array(value, dtype=np.float64)
     return array if np.all(np.isfinite(array)) else None
+
+
+def _in_original_units(
+    scaler: tl.data.Standardizer | None, learned: tuple[np.ndarray, float], optimum: tuple[np.ndarray, float]
+) -> tuple[tuple[np.ndarray, float], tuple[np.ndarray, float]]:
+    """The learned and the closed form's (coef, intercept) in the data's original units; a UsageError where a
+    weight is beyond float64 there (the closed form's named first)."""
+
+    def unscaled(coef: np.ndarray, intercept: float) -> tuple[np.ndarray, float]:
+        if scaler is None:
+            return coef, intercept
+        coef, intercept_array = tl.data.unscale_linear(coef, intercept, scaler)
+        return coef, float(intercept_array)
+
+    learned, optimum = unscaled(*learned), unscaled(*optimum)
+    for which, (weights, _) in (("closed-form", optimum), ("learned", learned)):
+        if not np.all(np.isfinite(weights)):
+            raise UsageError(
+                f"the {which} weights in the data's original units are beyond float64 ({number(weights.flat[0])}, "
+                "...): the features are too small for the target's scale; rescale the feature columns"
+            )
+    return learned, optimum
+
+
+def _train(model: tl.nn.Module, settings: Settings, Z_train: Any, y_train: Any, Z_val: Any, y_val: Any) -> Any:
+    """The command's fit of the compiled model: full batch unless --batch-size, its sparse progress lines unless
+    --quiet, the validation rows if any; a tl.TrainingDivergedError goes on up (main reports it, exit 1)."""
+    return model.fit(
+        Z_train,
+        y_train,
+        epochs=settings.epochs,
+        batch_size=settings.batch_size or len(Z_train),
+        validation_data=(Z_val, y_val) if len(Z_val) else None,
+        verbose=0,
+        callbacks=[] if settings.quiet else [SparseProgress(_progress_every(settings.epochs))],
+        seed=settings.seed,
+    )
