@@ -602,19 +602,16 @@ def _default_lr(optimizer: str, X_train: np.ndarray, l2: float) -> float:
     return bound / 2
 
 
-def _mean_square(r: np.ndarray) -> float:
-    """mean(r²), overflowing only where the answer does: r is scaled by its largest entry first."""
-    scale = float(np.max(np.abs(r)))
-    if not 0 < scale < math.inf:
-        return scale * scale  # 0, inf or nan
-    return scale * (scale * float(np.mean((r / scale) ** 2)))
+def _penalised(loss: float, coef: np.ndarray, l2: float) -> float:
+    """loss + l2·Σcoef², with the engine's penalty (`tl.ops.penalty`), as fit adds it."""
+    return loss + float(tl.ops.penalty([coef], l2)) if l2 > 0 else loss
 
 
 def _objective(X: np.ndarray, y: np.ndarray, coef: np.ndarray, intercept: float, l2: float) -> float:
-    """mean((X @ coef + intercept - y)²) + l2·Σcoef², the training objective, in float64."""
-    loss = _mean_square(X @ coef + intercept - y)
-    # the penalty only where there is one: 0 · (a coef² beyond float64) would be nan
-    return loss + float(np.sum((math.sqrt(l2) * coef) ** 2)) if l2 > 0 else loss
+    """mean((X @ coef + intercept - y)²) + l2·Σcoef², the training objective, in float64, by the engine's own
+    mean squared error (`tl.ops.mean_squared_error`: inf only where the mean itself is beyond float64)."""
+    loss, _ = tl.ops.mean_squared_error(X @ coef + intercept, y, tl.ops.MeanSquaredError.block)
+    return _penalised(loss, coef, l2)
 
 
 def train(settings: Settings, prepared: Prepared) -> Result:
@@ -694,7 +691,7 @@ def _train_from_the_moments(settings: Settings, prepared: Prepared, summary: Chu
 
     def objective(moments: Any, coef: np.ndarray, intercept: float, l2: float = settings.l2) -> float:
         loss = float(moments.squared_errors(np.reshape(coef, (-1, 1)), np.array([intercept]))[0]) / moments.n
-        return loss + float(np.sum((math.sqrt(l2) * coef) ** 2)) if l2 > 0 else loss
+        return _penalised(loss, coef, l2)
 
     d = len(data.features)
     layer = tl.nn.Linear(d, 1, seed=settings.seed, dtype=np.float64)
