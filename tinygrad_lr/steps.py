@@ -28,7 +28,6 @@ new weights and undoes a bad step) and returns the batch's objective and metrics
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,11 +93,22 @@ class Compiled:
 @dataclass(frozen=True)
 class Step:
     """A step for a fit: `run(xb, yb[, wb]) -> (objective, metrics)`, its kind ("eager", "captured",
-    "moments", "newton") and why it was chosen. wb: the batch's sample weights, when the data have them."""
+    "moments", "newton") and why it was chosen. wb: the batch's sample weights, when the data have them.
+    A step from the moments also answers the fit's validation objective and its gradient (`objective_on`,
+    `gradient`) from moments; any other answers None, and they are computed from the rows."""
 
     run: Callable[..., tuple[float, dict[str, float]]]
     kind: str
     reason: str
+    moments_fit: _MomentsFit | None = None
+
+    def objective_on(self, source: Source, caller: str) -> tuple[float, dict[str, Any]] | None:
+        """The objective and metrics on `source` from its moments, as `evaluated` gives them, or None."""
+        return None if self.moments_fit is None else self.moments_fit.objective_on(source, caller)
+
+    def gradient(self, source: Source) -> list | None:
+        """The gradient on the training data from their moments, or None."""
+        return None if self.moments_fit is None else self.moments_fit.gradient(source)
 
 
 def _keeps_built_in_code(model: Module) -> bool:
@@ -113,7 +123,6 @@ def _keeps_built_in_code(model: Module) -> bool:
 def choose(model: Module, compiled: Compiled, source: Source, batch_size: int, epochs: int) -> Step:
     """The step fit takes on the batches of `source` (see the module)."""
     optimizer = compiled.optimizer
-    _FROM_THE_MOMENTS.pop(model, None)  # (what a fit before chose)
     in_memory = source.batches_in_memory(batch_size)
 
     def eager(xb: Any, yb: Any, wb: Any = None) -> tuple[float, dict[str, float]]:
@@ -184,7 +193,6 @@ def choose(model: Module, compiled: Compiled, source: Source, batch_size: int, e
     if moment_step is None or refusal is not None:
         usual = _usual(fallback, source, in_memory)
         return Step(usual.run, usual.kind, f"not from the moments: {refusal}; {usual.reason}")
-    _FROM_THE_MOMENTS[model] = _MomentsFit(layer, moment_step, source, compiled)
 
     def from_the_moments(xb: Any, yb: Any, *wb: Any) -> tuple[float, dict[str, float]]:
         if moment_step.serves(layer.weight, layer.bias):
@@ -197,6 +205,7 @@ def choose(model: Module, compiled: Compiled, source: Source, batch_size: int, e
         from_the_moments,
         "moments",
         f"full batches from the data's moments ({source.kind}): one pass over the data for the whole fit",
+        _MomentsFit(layer, moment_step, source, compiled),
     )
 
 
@@ -254,10 +263,6 @@ class _MomentsFit:
         if source is not self.source or not self._same_layer():
             return None
         return self.step.gradient()  # (the weight's, then the bias's: the layer's parameters in order)
-
-
-# fits whose steps come from the moments, by model (a model's next fit chooses again)
-_FROM_THE_MOMENTS: weakref.WeakKeyDictionary[Module, _MomentsFit] = weakref.WeakKeyDictionary()
 
 
 def _summed_gradient(
@@ -323,12 +328,13 @@ def _finished(metrics: dict[str, Any], rows: int = 1) -> dict[str, float]:
     }
 
 
-def objective_on(model: Module, compiled: Compiled, source: Source, caller: str) -> dict[str, float]:
+def objective_on(
+    model: Module, compiled: Compiled, source: Source, caller: str, step: Step | None = None
+) -> dict[str, float]:
     """The objective and the metrics on all of the source's rows (no gradient), as fit's logs. In a fit that
-    steps from the moments (`caller` "fit ..."), from the source's own moments, where they give the eager
-    numbers: validation costs one pass over its rows for the whole fit."""
-    fit = _FROM_THE_MOMENTS.get(model) if caller.startswith("fit") else None
-    found = None if fit is None else fit.objective_on(source, caller)
+    steps from the moments (`step`), from the source's own moments, where they give the eager numbers:
+    validation costs one pass over its rows for the whole fit."""
+    found = None if step is None else step.objective_on(source, caller)
     loss, metrics = evaluated(model, compiled, source, caller) if found is None else found
     return {"loss": loss, **_finished(metrics)}
 
@@ -346,12 +352,11 @@ def evaluated(model: Module, compiled: Compiled, source: Source, caller: str) ->
     return loss, _metric_values(compiled, pred, y)
 
 
-def gradient(model: Module, compiled: Compiled, source: Source) -> list:
+def gradient(model: Module, compiled: Compiled, source: Source, step: Step | None = None) -> list:
     """The gradient of the objective over all of the source's rows, one array per parameter; no
-    parameter's .grad is touched. In a fit that steps from the moments of `source`, from them (where they
-    give the eager gradient): `GradientNormStop` costs no pass."""
-    fit = _FROM_THE_MOMENTS.get(model)
-    found = None if fit is None else fit.gradient(source)
+    parameter's .grad is touched. In a fit that steps from the moments of `source` (`step`), from them
+    (where they give the eager gradient): `GradientNormStop` costs no pass."""
+    found = None if step is None else step.gradient(source)
     if found is not None:
         return found
     if source.reads_blocks:

@@ -200,11 +200,11 @@ def evaluate(
     return logs["loss"] if len(logs) == 1 else logs
 
 
-def gradient_norm(model: Module, compiled: steps.Compiled, x: Any, y: Any) -> float:
+def gradient_norm(model: Module, compiled: steps.Compiled, x: Any, y: Any, step: steps.Step | None = None) -> float:
     """‖∇θ objective‖ over the whole of (x, y) (arrays as `as_samples` gives them, or a Source); no
-    parameter's .grad is touched."""
+    parameter's .grad is touched. `step`: the step of the fit running, which may know it (`steps.gradient`)."""
     source = x if isinstance(x, Source) else as_source(x, y, model.parameters()[0].dtype)
-    gradients = steps.gradient(model, compiled, source)
+    gradients = steps.gradient(model, compiled, source, step)
     return float(np.sqrt(sum(float(np.sum(g.astype(np.float64) ** 2)) for g in gradients)))
 
 
@@ -305,10 +305,10 @@ def fit(
                 batches = same_batches or source.batches(batch_size, shuffle, rng)
                 logs = _train_epoch(model, step, batches, hooks, epoch)
                 if validation is not None:
-                    val_logs = steps.objective_on(model, compiled, validation, "fit (validation)")
+                    val_logs = steps.objective_on(model, compiled, validation, "fit (validation)", chosen)
                     logs.update({f"val_{name}": value for name, value in val_logs.items()})
                 if needs_gradient_norm:
-                    logs["grad_norm"] = gradient_norm(model, compiled, source, None)
+                    logs["grad_norm"] = gradient_norm(model, compiled, source, None, chosen)
                 hooks.on_epoch_end(epoch, logs)
                 if model.stop_training:
                     break
