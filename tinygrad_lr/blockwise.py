@@ -9,9 +9,9 @@ What is computed on a block is a `Sums`: the loss, the metrics and the gradient 
 each multiplied by the block's row count, in float64. Sums of blocks add up to the sums of their
 rows, so the mean over all rows, and the full-batch gradient, come out of any grouping of blocks:
 one after another here, or on the workers of a Dask cluster (`dask_chunks`), which uses the same
-per-block functions. So does the one-pass least squares: the triangular factor R of [1 X y] is
-built block by block (the QR of R stacked over the next block), and R of a stack of factors is
-the factor of the stack of their rows.
+per-block functions. So does the one-pass least squares: each block's [X y], centred on its own
+mean, is reduced to its triangular factor R (`Factor`), and the factors of two groups of rows merge
+into the factor of all of them (Chan's update, by a QR of the factors stacked).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from tinygrad_lr.tensor import Tensor, no_grad
 
 __all__ = [
     "BLOCK_ROWS",
+    "Factor",
     "Summing",
     "Sums",
     "ahead",
@@ -357,28 +358,109 @@ def sums(work: Summing, x: Any, y: Any, w: np.ndarray | None = None) -> Sums:
 # ----- the triangular factor of the least-squares problem -----
 
 
-def block_factor(x: np.ndarray, y: np.ndarray, fit_intercept: bool, w: np.ndarray | None = None) -> np.ndarray:
-    """R of the QR of one block of [1 X y] ([X y] without an intercept): x (rows, d), y (rows, k), float64.
-    With weights w (rows,), of √w·[1 X y]: Σ w·r² is the plain sum of squares of the rows scaled by √w."""
-    columns = [np.ones((len(x), 1)), x, y] if fit_intercept else [x, y]
-    if w is not None:
-        root = np.sqrt(w)[:, None]
-        columns = [root * column for column in columns]
-    # numpy's stub types every mode's result as a QRResult; mode="r" returns R alone, an array
-    return np.linalg.qr(np.hstack(columns), mode="r")  # type: ignore[return-value]
+@dataclass
+class Factor:
+    """The triangular factor of some rows of a least-squares problem, Z = [X y] (p = d + k columns), as one
+    pass builds it: RᵀR is the Gram matrix of their design, so R stands for the rows.
+
+    With an intercept, R (1 + p, 1 + p) is the R of the QR of √w·[1, Z - origin], the rows weighted by √w
+    (by 1 without weights) and moved to `origin` (p,), a point near their (weighted) mean: its first row is
+    ±(√W, √W·(mean - origin)), W = Σw, and R[1:, 1:] is the factor of Z centred on its exact mean. The column
+    of ones keeps what rounding the centre does to the columns, so the origin need not be the mean to the last
+    bit: its first row carries the rest, to its own digits. Without an intercept, R (p, p) of √w·Z and an empty
+    origin (0,). Fewer rows than columns leave rows of zeros."""
+
+    R: np.ndarray
+    origin: np.ndarray
+
+    @property
+    def weight(self) -> float:
+        """W = Σw over the rows (their count without weights); with an intercept only."""
+        return float(self.R[0, 0] ** 2)
+
+    @property
+    def mean(self) -> np.ndarray:
+        """The rows' (weighted) mean (p,), with an intercept (of a factor of some weight)."""
+        return self.origin + self.R[0, 1:] / self.R[0, 0]
+
+    @property
+    def centred(self) -> np.ndarray:
+        """The factor (p, p) of [X y] centred on its mean with an intercept (Σ w·(z - z̄)(z - z̄)ᵀ = RᵀR), of
+        [X y] without one."""
+        ones = int(len(self.origin) > 0)  # (the column of ones, with an intercept)
+        return self.R[ones:, ones:]
+
+    def moved(self, origin: np.ndarray) -> Factor:
+        """The same rows' factor about another origin (p,): [1, Z - origin'] = [1, Z - origin]·T, T adding
+        (origin - origin') times the column of ones to the others; R·T is still triangular (R's first column
+        is ±√W over zeros), so only the first row changes."""
+        R = self.R.copy()
+        R[0, 1:] += R[0, 0] * (self.origin - origin)
+        return Factor(R, origin)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # what a Dask chunk sends: R's upper triangle and the origin, in one array
+        return _unpacked_factor, (len(self.R), np.append(self.R[np.triu_indices(len(self.R))], self.origin))
 
 
-def stack_factors(factors: list[np.ndarray]) -> np.ndarray:
-    """R of the rows of several blocks, from their factors: the R of the factors stacked (RᵀR = AᵀA
-    for each block, so the stacked factors have the Gram matrix of all the rows)."""
+def _unpacked_factor(size: int, packed: np.ndarray) -> Factor:
+    """The Factor that `Factor.__reduce__` packed into one array."""
+    upper = np.triu_indices(size)
+    R = np.zeros((size, size))
+    R[upper] = packed[: len(upper[0])]
+    return Factor(R, packed[len(upper[0]) :])
+
+
+def _triangle(A: np.ndarray) -> np.ndarray:
+    """R (c, c) of the QR of A (m, c): rows of zeros below where A has fewer rows than columns."""
+    R = np.zeros((A.shape[1], A.shape[1]))
+    found = np.linalg.qr(A, mode="r")  # (numpy's stub types every mode's result as a QRResult: R alone here)
+    R[: len(found)] = found
+    return R
+
+
+def block_factor(x: np.ndarray, y: np.ndarray, fit_intercept: bool, w: np.ndarray | None = None) -> Factor:
+    """The Factor of one block of rows, in memory: x (rows, d), y (rows, k), float64; weights w (rows,) or None.
+    With an intercept the block is centred on its own (weighted) mean first, so the QR's rounding is relative
+    to the columns' spread, not to their distance from 0."""
+    Z = np.hstack([x, y])
+    root = None if w is None else np.sqrt(w)[:, None]
+    if not fit_intercept:
+        return Factor(_triangle(Z if root is None else root * Z), np.zeros(0))
+    rows, p = Z.shape
+    origin = np.zeros(p)
+    if rows:
+        weights = np.ones(rows) if w is None or not w.any() else w  # (no weight at all: any centre will do)
+        origin = weights / weights.sum() @ Z
+    design = np.ones((rows, 1 + p))
+    np.subtract(Z, origin, out=design[:, 1:])
+    return Factor(_triangle(design if root is None else root * design), origin)
+
+
+def stack_factors(factors: list[Factor]) -> Factor:
+    """The Factor of the rows of several blocks, from theirs: the R of their R's stacked (RᵀR is each block's
+    Gram matrix, so the stack has the Gram matrix of all the rows), with an intercept each first moved to one
+    origin, the blocks' mean.
+
+    That is Chan, Golub and LeVeque's update done by reflections: with two blocks, the reflection that
+    clears the second ±√W in the column of ones leaves, below the new first row, the row
+    √(W_a·W_b/(W_a + W_b))·(mean_b - mean_a) over the centred columns, beside R_a's and R_b's rows. Only centred
+    factors and the small differences of means ever meet, and each block's mean is carried to the digits of
+    its spread (in its first row), not rounded to those of its distance from 0."""
     if len(factors) == 1:
         return factors[0]
-    return np.linalg.qr(np.vstack(factors), mode="r")  # type: ignore[return-value]  # R alone, as above
+    if len(factors[0].origin):
+        weights = np.array([factor.weight for factor in factors])
+        if weights.sum() > 0:  # (a block of no weight has no mean, and counts for nothing in the blocks' mean)
+            means = np.array([factor.mean if weight > 0 else factor.origin for factor, weight in zip(factors, weights)])
+            origin = weights / weights.sum() @ means
+            factors = [factor.moved(origin) for factor in factors]
+    return Factor(_triangle(np.vstack([factor.R for factor in factors])), factors[0].origin)
 
 
-def triangular_factor(x: Any, y: Any, fit_intercept: bool, caller: str, w: np.ndarray | None = None) -> np.ndarray:
-    """R of all of [1 X y] (√w·[1 X y] with weights w (n,)) in one pass over the blocks of x (n, d) and
-    y (n, k) or (n,), float64."""
+def triangular_factor(x: Any, y: Any, fit_intercept: bool, caller: str, w: np.ndarray | None = None) -> Factor:
+    """The Factor of all the rows of x (n, d) and y (n, k) or (n,) (weighted by w (n,)), in one pass over the
+    blocks, float64: each block's factor, merged into the factor so far (`stack_factors`)."""
     factor = None
     for xb, yb, wb in blocks(x, y, np.float64, caller, names=("X", "y"), w=w):
         part = block_factor(xb, yb, fit_intercept, wb)

@@ -5,7 +5,8 @@ the engine computes the loss and its gradient (`blockwise.block_sums`: Tensor, f
 and returns them as sums times the chunk's rows, in float64. Those sums meet in a tree
 (`SPLIT_EVERY` at a time, as Dask's own reductions) and reach the client as one `Sums`: a few
 numbers per parameter, whatever the number of rows. Least squares is one pass of the same kind:
-the triangular factor R of each chunk's [1 X y], stacked and factored again up the tree.
+each chunk's triangular factor of its centred [X y] with its mean (`blockwise.Factor`), merged up the
+tree by Chan's update (`blockwise.stack_factors`): (d + k)² numbers a chunk.
 `predict` maps the model over the chunks and stays lazy. The moments of a full-batch fit
 (`moments.Moments`) are one more such pass: each chunk's centred sums where it lives, merged up the
 tree by Chan's update — (d + k)² numbers a chunk, whatever its rows.
@@ -449,15 +450,18 @@ def _rows_of_part(values: np.ndarray, labels: np.ndarray, part: int) -> np.ndarr
 
 def _chunk_factor(
     x: np.ndarray, y: np.ndarray, w: np.ndarray | None, number: int, start: int, fit_intercept: bool, caller: str
-) -> Any:
-    xb, yb = _read_chunks(caller, ("X", "y"), x, y, np.float64, number, start)
+) -> blockwise.Factor:
+    if len(x):
+        xb, yb = _read_chunks(caller, ("X", "y"), x, y, np.float64, number, start)
+    else:  # (a chunk of no rows: its factor is zeros, of no weight)
+        xb, yb = (np.zeros((0, a.shape[1] if a.ndim == 2 else 1)) for a in (x, y))
     return blockwise.block_factor(xb, yb, fit_intercept, None if w is None else np.asarray(w, np.float64))
 
 
-def triangular_factor(x: Any, y: Any, fit_intercept: bool, caller: str, w: Any = None) -> np.ndarray:
-    """R of all of [1 X y] ([X y] without an intercept; √w·[...] with per-sample weights w (n,)) for Dask
-    arrays x (n, d) and y (n, k) or (n,), in one pass: each chunk's factor where the chunk lives, then the
-    factors combined up a tree."""
+def triangular_factor(x: Any, y: Any, fit_intercept: bool, caller: str, w: Any = None) -> blockwise.Factor:
+    """The `blockwise.Factor` of all the rows of Dask arrays x (n, d) and y (n, k) or (n,) (weighted by w (n,)),
+    in one pass: each chunk's factor where the chunk lives (centred on the chunk's mean, with an intercept),
+    then the factors merged up a tree (`blockwise.stack_factors`); only the factors travel."""
     dask = require_dask(caller)
     task = dask.delayed(_chunk_factor)
     return _on_the_chunks(

@@ -228,7 +228,7 @@ def run(settings: Settings) -> tuple[Prepared, Result]:
 def data_notes(data: Dataset) -> list[str]:
     """What the training rows say about the weights, a sentence each: constant columns, columns that are
     collinear (the weights are then not unique: which ones), fewer rows than parameters. One pass over
-    the rows (the QR factor of [1 X y], as `ols` makes it for data read a block at a time)."""
+    the rows (the factor of the centred [X y], as `ols` makes it for data read a block at a time)."""
     X, y, names = data.X_train, data.y_train, data.features
     n, d = len(X), len(names)
     notes = []
@@ -256,8 +256,7 @@ def data_notes(data: Dataset) -> list[str]:
                 "the others): the weights are not unique; the closed form is the one of smallest norm"
             )
     elif n >= d + 1:  # (with fewer rows the columns are always dependent: the note above says so)
-        R = source.triangular_factor(True, "fit")[1 : d + 1, 1 : d + 1]  # the centred columns' factor
-        R = np.vstack([R, np.zeros((d - len(R), d))]) if len(R) < d else R
+        R = source.triangular_factor(True, "fit").centred[:d, :d]  # the centred columns' factor
         varying = np.flatnonzero(std > 0)
         if len(varying) > 1:
             block = R[:, varying]

@@ -24,9 +24,10 @@ cancellation of large terms in its arithmetic (an intercept of 0.26 next to x̄�
    the factor turns them into a correction. The factor's rounding only decides how fast this
    converges; the answer is as accurate as the gradient's arithmetic, which is far beyond float64.
 
-Memory maps and Dask arrays are read once: the QR of the tall, skinny [1 X y] reduced to its
-triangular factor, then the same scaling, rank decision and solve on that factor (no refinement:
-that would take a second pass over the data).
+Memory maps and Dask arrays are read once: the QR of the tall, skinny [X y], each block centred on
+its own (weighted) mean and the blocks merged by Chan's update (`blockwise.Factor`), reduced to the
+triangular factor of the centred data and its mean; then the same scaling and rank decision on that
+factor, and back substitution (no refinement: that would take a second pass over the data).
 
 `stable_learning_rate` and `hessian_condition_number` describe the same objective as seen by plain
 gradient descent: the largest step that still converges, and how slowly the flattest direction
@@ -658,24 +659,17 @@ def _least_squares_in_one_pass(
     caller: str, X: Any, y: Any, l2: Any, fit_intercept: bool, sample_weight: Any = None
 ) -> tuple[np.ndarray, Any]:
     """`_least_squares` for a memory map or Dask arrays: one pass over the blocks, which builds the
-    triangular factor R of A = [1 X y] (RᵀR = AᵀA, the QR of tall-skinny A; of √w·A with weights),
-    then the scaling, rank decision and minimum-norm solve of the in-memory path on that factor."""
+    triangular factor R of [X y] centred on its (weighted) mean, and that mean (`blockwise.Factor`: each
+    block centred on its own, merged by Chan's update), then the scaling and rank decision of the in-memory
+    path on that factor, and back substitution (the minimum-norm solve where the rank falls short)."""
     X, y = _validate(caller, X, y, blocks=True)
     l2 = _check_l2(caller, l2)
     n, d = X.shape
     k = y.shape[1] if y.ndim == 2 else 1
     w = None if sample_weight is None else check_sample_weight(f"{caller}: sample_weight", sample_weight, n)
-    R = as_source(X, y, w=w).triangular_factor(fit_intercept, caller)  # a 1-D y's blocks are read as one column
-    R = np.vstack([R, np.zeros((R.shape[1] - len(R), R.shape[1]))])  # fewer rows than columns: zero rows
-    if fit_intercept:
-        # The first column of A is 1 (√w), so R's first row is ±(√n, column sums / √n) (±(√Σw, weighted
-        # column sums / √Σw)): the (weighted) column means are its ratios. What remains below and right
-        # of it is the factor of the centred [X y] (its Gram matrix is AᵀA less the means' part), so the
-        # centred problem needs no second pass.
-        means = R[0, 1:] / R[0, 0]
-        x_mean, y_mean, R = means[:d], means[d:], R[1:, 1:]
-    else:
-        x_mean, y_mean = np.zeros(d), np.zeros(k)
+    found = as_source(X, y, w=w).triangular_factor(fit_intercept, caller)  # a 1-D y's blocks are read as one column
+    R = found.centred
+    x_mean, y_mean = (found.mean[:d], found.mean[d:]) if fit_intercept else (np.zeros(d), np.zeros(k))
     # |[Xc yc] (coef, -1)|² = |R (coef, -1)|²: the same problem on R, scaled and decided as in memory
     norms = np.linalg.norm(R[:, :d], axis=0)
     scale = np.ldexp(1.0, np.frexp(np.where(norms > 0, norms, 1.0))[1])
@@ -686,6 +680,11 @@ def _least_squares_in_one_pass(
     factor, coef = _from_triangular(stacked, d, n, x_mean, scale)
     if factor.null.shape[1]:
         coef = coef - _minimum_norm(coef, _null_coef(factor, d), np.ones(d))
+    else:
+        # of full rank, the triangle itself solves it: back substitution is componentwise backward stable, and
+        # keeps about half a digit that the SVD's rotations lose on well-conditioned designs (issue 26's
+        # measurements); LAPACK's LU of an upper-triangular matrix pivots and eliminates nothing, so this is it
+        coef = np.linalg.solve(stacked[:d, :d], stacked[:d, d:]) / scale[:, None]
     intercept = y_mean - x_mean @ coef if fit_intercept else np.zeros(k)
     return _shaped(coef, intercept, y.ndim)
 
@@ -702,7 +701,8 @@ def ols(X: Any, y: Any, fit_intercept: bool = True, sample_weight: Any = None) -
     columns are dependent after scaling (`rank_tolerance`); it then gets the minimum-norm coef (of
     the centred problem), as scikit-learn's LinearRegression. Mismatched sample counts, non-finite
     or empty data raise ValueError. A memory map or Dask arrays are read once, a block (a chunk) at
-    a time: the QR of the tall, skinny [1 X y] reduced to its small triangular factor, then solved.
+    a time: the QR of the tall, skinny [X y], each block centred on its own mean, reduced to a small
+    triangular factor and the mean, then solved (no refinement: as exact as a QR of the centred data).
     """
     return _least_squares("ols", X, y, 0.0, fit_intercept, sample_weight)
 

@@ -14,8 +14,8 @@ its data adapter); the code above it asks the adapter, never the array:
     source.sums(model, loss, metrics, gradient)  loss, metrics and gradient are summed a block (a
                                                  chunk) at a time, over all rows or one batch
     source.predict(model, batch_size)            the model's outputs (a lazy array on Dask)
-    source.triangular_factor(fit_intercept)      R of [1 X y] (√w·[1 X y] weighted), one pass (the
-                                                 closed form's)
+    source.triangular_factor(fit_intercept)      the factor of the centred [X y] (√w-weighted) and its
+                                                 mean, one pass (`blockwise.Factor`: the closed form's)
     source.moments(caller)                       the centred moments of (x, y) (`moments.Moments`), one
                                                  pass, taken once: full-batch steps from them
 
@@ -94,8 +94,9 @@ class Source:
             outputs = [model(Tensor(self.x[i])).data for i in _contiguous("predict", len(self), batch_size)]
         return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
 
-    def triangular_factor(self, fit_intercept: bool, caller: str) -> np.ndarray:
-        """R of the QR of [1 X y] ([X y] without an intercept), float64, in one pass over the rows."""
+    def triangular_factor(self, fit_intercept: bool, caller: str) -> blockwise.Factor:
+        """The triangular factor of the centred [X y] and its mean (of the raw [X y] without an intercept),
+        float64, in one pass over the rows (`blockwise.Factor`)."""
         return blockwise.triangular_factor(self.x, self.y, fit_intercept, caller, self.w)
 
     def moments(self, caller: str) -> Moments:
