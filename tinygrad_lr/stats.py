@@ -26,7 +26,10 @@ none left). The leverages hᵢ of HC2 and HC3 come from B, and 1 - hᵢ, where h
 fit of the i-th unit vector: 1 - hᵢ computed as a difference would lose log10(1/(1 - hᵢ)) digits). In `ols`,
 the meat's residuals are the solver's, less their projection on the design (the exact answer's residuals have
 none). So the robust standard errors of `ols` and of `summarize` at the optimum carry about as many correct
-digits as the classical ones (tests/test_accuracy.py measures them against an exact rational oracle).
+digits as the classical ones (tests/test_accuracy.py measures them against an exact rational oracle). The robust
+F-test, a Wald statistic of the slopes, is taken in the orthonormal design's coordinates too (`_wald`): from the
+covariance itself it keeps no digit where the design's columns are nearly dependent (tests/test_stats.py measures
+it, and the p-values, against the same oracle).
 
 At weights that are not the optimum the same code answers for the weights as they are, and says so.
 p-values and quantiles come from SciPy (the `[stats]` extra): t and F for the classical covariance, the
@@ -102,17 +105,21 @@ class RegressionResults:
         self.scale = float(np.float64(self.ssr) / self.df_resid) if self.df_resid else math.nan
         # (no rows to spare, or a perfect fit, give nan and inf as statsmodels does, not an error)
         with np.errstate(divide="ignore", invalid="ignore"):
+            wald = None
             if fit is not None and cov_type == "nonrobust":
                 # the solver's (AᵀWA)⁻¹, refined as its answer is: digits that no float64 inverse keeps
                 self._cov = self.scale * fit.inverse_gram()
             else:
-                self._cov = self._covariance(X, y, weights, cov_type, rank, fit)
-            self._figures(y, w, cov_type, whitened)
+                self._cov, wald = self._covariance(X, y, weights, cov_type, rank, fit)
+            self._figures(y, w, cov_type, whitened, wald)
         self.notes = notes + self._notes(X, n)
 
-    def _figures(self, y: np.ndarray, w: np.ndarray, cov_type: str, whitened: np.ndarray) -> None:
+    def _figures(
+        self, y: np.ndarray, w: np.ndarray, cov_type: str, whitened: np.ndarray, wald: tuple[float, int] | None
+    ) -> None:
         """Every figure past the residuals and the covariance. whitened: √w·A, A the design (the column of
-        ones first)."""
+        ones first); wald: the robust Wald statistic of the slopes and its number of restrictions (`_wald`),
+        None for the classical covariance."""
         n = len(y)
         self.use_t = cov_type == "nonrobust"
         self.bse = np.sqrt(np.diag(self._cov))
@@ -124,7 +131,7 @@ class RegressionResults:
         self.centered_tss = tss
         self.rsquared = float(1 - np.float64(self.ssr) / tss)
         self.rsquared_adj = float(1 - np.float64(n - self.k_constant) / self.df_resid * (1 - self.rsquared))
-        self.fvalue, self.f_pvalue = self._f_test(tss)
+        self.fvalue, self.f_pvalue = self._f_test(tss, wald)
         self.llf = float(-n / 2 * (np.log(self.ssr) + 1 + math.log(math.pi / (n / 2))) + 0.5 * np.sum(np.log(w)))
         self.aic = -2 * self.llf + 2 * (self.df_model + self.k_constant)
         self.bic = -2 * self.llf + math.log(n) * (self.df_model + self.k_constant)
@@ -139,9 +146,11 @@ class RegressionResults:
         cov_type: str,
         rank: int,
         fit: solvers.LeastSquares | None,
-    ) -> np.ndarray:
-        """The covariance of `params` from the engine's Hessians at them: scale·(AᵀWA)⁻¹, or the sandwich
-        (AᵀWA)⁻¹·(Σ wᵢ²·rᵢ²·cᵢ·aᵢaᵢᵀ)·(AᵀWA)⁻¹ of HC0-HC3 (cᵢ = 1, n/df_resid, 1/(1 - hᵢ), 1/(1 - hᵢ)²).
+    ) -> tuple[np.ndarray, tuple[float, int] | None]:
+        """(covariance, wald): the covariance of `params` from the engine's Hessians at them, scale·(AᵀWA)⁻¹, or
+        the sandwich (AᵀWA)⁻¹·(Σ wᵢ²·rᵢ²·cᵢ·aᵢaᵢᵀ)·(AᵀWA)⁻¹ of HC0-HC3 (cᵢ = 1, n/df_resid, 1/(1 - hᵢ),
+        1/(1 - hᵢ)²); and for the sandwich the Wald statistic of the slopes, from the same pieces (`_wald`; None
+        for the classical covariance).
 
         What the engine contributes: the curvature of its own loss, mse as training minimises it (the mean over
         n, the factor 2, the sample weights as the loss applies them), differentiated twice by autodiff. What
@@ -164,7 +173,7 @@ class RegressionResults:
         # pseudo-inverse, rounding twice more, loses a third of one); B has full column rank by construction
         bread = (2 / n) * np.linalg.inv(_hessian(B, y, w, phi, None))
         if cov_type == "nonrobust":
-            return self.scale * (M @ bread @ M.T)
+            return self.scale * (M @ bread @ M.T), None
         resid = self.resid
         if fit is not None:
             # The solver's residuals are y - A·θ at its double-double answer θ, in double-double: off by A·δθ (δθ
@@ -193,36 +202,31 @@ class RegressionResults:
             if rank == len(self.params):  # (the solver's, where the sandwich weighs them most: see `_leverages`)
                 design[near] = rows
         psi = np.linalg.lstsq(transposed, phi, rcond=None)[0]  # the weights again: D·ψ = B·φ
-        return (n / 2) * _hessian(design, y, w * het, psi, None)  # Σ wᵢ·hetᵢ·dᵢdᵢᵀ
+        covariance = (n / 2) * _hessian(design, y, w * het, psi, None)  # Σ wᵢ·hetᵢ·dᵢdᵢᵀ
+        # A·params less a constant, each entry rounded about once (A·params in float64 would round terms as large as
+        # the columns' offsets): the fitted values of the weights as they are (of the exact answer in `ols`, whose
+        # residuals have lost their projection on the design above)
+        fitted = (y - (np.average(y, weights=w) if self.k_constant else 0.0)) - resid
+        return covariance, _wald(B, bread, np.sqrt(w * het), w, fitted, bool(self.k_constant))
 
     @property
     def _distribution(self) -> Any:
         return distributions.t(self.df_resid) if self.use_t else distributions.norm
 
-    def _f_test(self, tss: float) -> tuple[float, float]:
-        """The F-statistic that every coefficient but the intercept is 0, and its p-value."""
+    def _f_test(self, tss: float, wald: tuple[float, int] | None) -> tuple[float, float]:
+        """The F-statistic that every coefficient but the intercept is 0, and its p-value. wald: the robust Wald
+        statistic of those coefficients and its number of restrictions, None for the classical covariance."""
         if self.df_model == 0:
             return math.nan, math.nan
-        if self.use_t:
+        if wald is None:
             fvalue = float(((tss - self.ssr) / self.df_model) / (np.float64(self.ssr) / self.df_resid))
             return fvalue, float(distributions.f.sf(fvalue, self.df_model, self.df_resid))
-        # robust: the Wald statistic of those coefficients under the robust covariance, over their number
-        slopes = self.params[self.k_constant :]
-        cov = self._cov[self.k_constant :, self.k_constant :]
-        if not np.all(np.isfinite(cov)):
+        # robust: the Wald statistic of those coefficients under the robust covariance, over their number (as
+        # statsmodels' `f_test`, with the F distribution on df_resid degrees of freedom)
+        statistic, restrictions = wald
+        if restrictions == 0 or not math.isfinite(statistic):
             return math.nan, math.nan
-        # a pseudo-inverse, as statsmodels' Wald test takes, and the rank for the number of restrictions (a
-        # dependent column leaves the covariance singular): of the correlations, since the variances of columns
-        # of scales 1e-8 and 1e8 are 1e32 apart, and a pseudo-inverse of the covariance itself would cut the
-        # small ones off as rounding; numpy's matrix_rank's cut-off
-        size = np.sqrt(np.diag(cov))
-        size = np.where(size > 0, size, 1.0)
-        values, vectors = np.linalg.eigh(cov / np.outer(size, size))
-        kept = values > values[-1] * len(values) * np.finfo(np.float64).eps
-        restrictions = int(np.count_nonzero(kept))
-        if restrictions == 0:
-            return math.nan, math.nan
-        fvalue = float(np.sum((vectors[:, kept].T @ (slopes / size)) ** 2 / values[kept])) / restrictions
+        fvalue = statistic / restrictions
         return fvalue, float(distributions.f.sf(fvalue, restrictions, self.df_resid))
 
     def _notes(self, X: np.ndarray, n: int) -> list[str]:
@@ -392,6 +396,42 @@ def _leverages(
         remaining[near] = np.sum(w[:, None] * fit.residuals() ** 2, axis=0) / w[near]
         rows = (np.vstack([fit.intercept, fit.coef]) if fit_intercept else fit.coef).T / w[near, None]
     return remaining, near, rows
+
+
+def _wald(
+    B: np.ndarray, bread: np.ndarray, root: np.ndarray, w: np.ndarray, fitted: np.ndarray, fit_intercept: bool
+) -> tuple[float, int]:
+    """(bᵀC⁺b, q): the Wald statistic that the slopes b (the coefficients but the intercept; all of them without
+    one) are 0 under their robust covariance C, and its number of restrictions q, C's rank, from the sandwich's
+    pieces in the coordinates φ of `_orthonormal_design`, θ = M·φ. B (n, r): the orthonormal design A·M; bread
+    (r, r): (BᵀWB)⁻¹; root (n,): √(wᵢ·hetᵢ), the meat's weights' roots; fitted (n,): A·θ (less any constant
+    where there is an intercept).
+
+    Taken from C, the statistic is as ill-conditioned as the design: C's correlations reach a condition number
+    κ of 1e17 on a degree-10 polynomial, and bᵀC⁻¹b from C's eigenvalues (statsmodels' pseudo-inverse) keeps
+    eps·κ of relative precision, from C's square root eps·√κ. In φ it is not: φ's covariance K = ΨᵀΨ, Ψ's rows
+    √(wᵢ·hetᵢ)·(BᵀWB)⁻¹bᵢ, is as well conditioned as the meat's weights make it. b = 0 says that φ lies along
+    g = (BᵀWB)⁻¹BᵀW·1, the coordinates of the column of ones (b = M_s·φ, M_s M's rows of the slopes, whose null
+    space g is); with N an orthonormal basis of g's complement, M_s = L·Nᵀ for L of full column rank, and a Wald
+    statistic does not change when its restriction is multiplied by such a matrix: bᵀC⁺b = zᵀ(NᵀKN)⁻¹z, z = Nᵀφ.
+    φ comes from the fitted values, φ = (BᵀWB)⁻¹BᵀW·A·θ (a constant added to A·θ moves it along g only), not
+    from θ through M's inverse; and (NᵀKN)⁻¹ from the SVD of Ψ·N, not from NᵀKN, as lstsq works on A and not
+    on AᵀA. The restrictions are the design's rank less the intercept (the solver's, decided after scaling: a
+    dependent column leaves C singular, and statsmodels' Wald test takes its rank too), less any direction that
+    numpy's matrix_rank would call 0 in Ψ·N (a meat of too few nonzero residuals)."""
+    if len(bread) <= fit_intercept or not (np.all(np.isfinite(root)) and np.all(np.isfinite(fitted))):
+        return math.nan, 0
+    coordinates = bread @ (B.T @ (w * fitted))  # φ
+    basis = np.eye(len(bread))
+    if fit_intercept:  # N: the last r - 1 columns of a complete QR of g
+        basis = np.linalg.qr((bread @ (B.T @ w))[:, None], mode="complete")[0][:, 1:]
+    factor = (root[:, None] * (B @ bread)) @ basis  # Ψ·N, whose Gram NᵀKN is z's covariance
+    size = np.linalg.norm(factor, axis=0)  # (in its columns' own scale: a pseudo-inverse's cut is relative)
+    size = np.where(size > 0, size, 1.0)
+    _, singular, rows = np.linalg.svd(factor / size, full_matrices=False)
+    kept = singular > singular[0] * max(factor.shape) * np.finfo(np.float64).eps
+    scaled = rows[kept] @ (basis.T @ coordinates / size) / singular[kept]
+    return float(scaled @ scaled), int(np.count_nonzero(kept))
 
 
 def _parameters(coef: np.ndarray, intercept: float | None) -> list[Tensor]:
