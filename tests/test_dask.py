@@ -580,6 +580,38 @@ def test_cli_on_a_big_csv_parses_it_once_whatever_the_epochs(tmp_path, capsys, m
     assert reports[0] != reports[1]  # (300 epochs went further)
 
 
+@pytest.mark.parametrize("standardize", [False, True])
+def test_the_closed_form_of_an_ill_conditioned_csv_read_in_chunks_keeps_the_digits_of_a_factor(
+    tmp_path, monkeypatch, standardize
+):
+    """Nearly collinear columns (x and x² on a narrow interval far from 0): the normal equations of the
+    moments would lose the square of the condition number, so the closed form comes from one more pass, the
+    factor of the centred rows, and agrees with the in-memory solver's; on ordinary data it stays a pass
+    fewer (the test above counts the parses)."""
+    import dask
+
+    from tinygrad_lr import experiment
+
+    rng = np.random.default_rng(4)
+    x = 1000 + 0.01 * rng.random(1500)
+    y = 3 * x - 0.002 * x**2 + 0.01 * rng.normal(size=x.size)
+    path = tmp_path / "collinear.csv"
+    np.savetxt(path, np.column_stack([x, x**2, y]), delimiter=",", header="x,xx,y", comments="", fmt="%.17g")
+    monkeypatch.setattr(experiment, "CSV_BLOCKSIZE", "20kB")
+    settings = experiment.Settings(csv=str(path), target="y", seed=3, epochs=2, standardize=standardize, quiet=True)
+    in_memory = experiment.run(settings)[1]
+    monkeypatch.setattr(experiment, "CHUNKED_ABOVE", 10)
+    with dask.config.set(scheduler="threads"):
+        prepared, chunked = experiment.run(settings)
+    train = prepared.data.summary.parts.moments[0]
+    assert train.normal_condition() > 1e10  # (the moments' own solve would keep few digits...)
+    exact = np.append(in_memory.optimum_coef, in_memory.optimum_intercept)
+    from_moments = np.append(*train.least_squares())
+    assert np.max(np.abs(from_moments[[0, 1, 2]] - exact) / np.abs(exact)) > 1e-6  # (...as here)
+    got = np.append(chunked.optimum_coef, chunked.optimum_intercept)
+    np.testing.assert_allclose(got, exact, rtol=1e-8)
+
+
 def test_a_csv_read_in_chunks_is_split_as_in_memory_even_with_blank_lines(tmp_path, monkeypatch):
     """The lazy arrays of each part hold the rows the in-memory reader's split gives them; the first rows
     remembered for fit.png are theirs; blank lines (which pandas skips, the line count does not) cost a

@@ -466,6 +466,7 @@ def _csv_and_target(settings: Settings) -> tuple[str, str]:
 
 DRAWN_ROWS = 10_000  # the first rows of each part that the pass keeps: what fit.png draws (report.PICTURE_ROWS)
 REFERENCE_ROWS = 65_536  # the first rows of a CSV read in chunks whose least squares is the moments' reference
+NORMAL_EQUATIONS_UP_TO = 1e4  # the condition number up to which a CSV read in chunks has its closed form from moments
 
 
 def _labels(settings: Settings, n: int) -> np.ndarray:
@@ -714,8 +715,7 @@ def _train_from_the_moments(settings: Settings, prepared: Prepared, summary: Chu
     del known  # (fit is done with them)
     weight, bias = layer.get_weights()
     coef_m, intercept_m = weight[:, 0], float(bias[0])
-    coef_o, intercept_o = train_m.least_squares(settings.l2)  # the closed form of the same objective
-    optimum_m = coef_o[:, 0], float(intercept_o[0])
+    optimum_m = _closed_form(settings, train_m, Z_train, data.y_train)  # of the same objective
     train_loss, optimum_loss = objective(train_m, coef_m, intercept_m), objective(train_m, *optimum_m)
     val_loss = None if val_m is None else objective(val_m, coef_m, intercept_m)
     optimum_val_loss = None if val_m is None else objective(val_m, *optimum_m)
@@ -742,6 +742,20 @@ def _train_from_the_moments(settings: Settings, prepared: Prepared, summary: Chu
         history=history,
         model=model,
     )
+
+
+def _closed_form(settings: Settings, train_m: Any, Z_train: Any, y_train: Any) -> tuple[np.ndarray, float]:
+    """The closed form (coef (d,), intercept) of the training objective on a CSV read in chunks, in the model's
+    units: from the moments `train_m`, without a pass, where their normal equations keep 12 digits (their
+    rounding is about `NORMAL_EQUATIONS_UP_TO`·eps at most); else as `tl.solvers` takes it on the Dask
+    arrays, one more pass for the factor of the centred rows (rounding about the square root of that)."""
+    if train_m.normal_condition(settings.l2) <= NORMAL_EQUATIONS_UP_TO:
+        coef, intercept = train_m.least_squares(settings.l2)
+        return coef[:, 0], float(intercept[0])
+    with reading(f"--csv {settings.csv}"):
+        if settings.l2 > 0:
+            return tl.solvers.ridge(Z_train, y_train, settings.l2)
+        return tl.solvers.ols(Z_train, y_train)
 
 
 def divergence_message(settings: Settings, result: Result, Z_train: np.ndarray, lr: float) -> str:

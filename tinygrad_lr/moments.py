@@ -36,6 +36,7 @@ when it pays (`pays_off`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -190,9 +191,24 @@ class Moments:
         (Sxx + n·k·l2·I)·coef = Sxy, its columns scaled first; the minimum-norm coef where they are dependent.
         (Their rounding grows with the square of the columns' condition number, where `tl.solvers.ols`'
         grows with it: for the closed form of data in memory, that is the one to use.)"""
-        penalty = self.n * self.y_mean.size * l2 * np.eye(len(self.x_mean))
-        coef = _solve(self.sxx + penalty, self.sxy)
+        coef = _solve(self._normal_matrix(l2), self.sxy)
         return coef, self.y_mean - self.x_mean @ coef
+
+    def _normal_matrix(self, l2: float) -> np.ndarray:
+        return self.sxx + self.n * self.y_mean.size * l2 * np.eye(len(self.x_mean))
+
+    def normal_condition(self, l2: float = 0.0) -> float:
+        """The condition number of `least_squares`' normal equations, their columns scaled as it scales them
+        (inf where they are singular): that solve's relative rounding is about this times eps (the square of
+        the centred design's condition number, without l2)."""
+        matrix = self._normal_matrix(l2)
+        diagonal = np.diag(matrix)
+        if len(diagonal) == 0:
+            return 1.0
+        if not np.all(diagonal > 0):
+            return math.inf
+        scale = 1 / np.sqrt(diagonal)
+        return float(np.linalg.cond(matrix * np.outer(scale, scale)))
 
     def squared_errors(self, coef: np.ndarray, intercept: np.ndarray | None = None) -> np.ndarray:
         """Σ w·(x @ coef + intercept - y)² of each output (k,) (no intercept when None), for coef (d, k):
