@@ -621,3 +621,13 @@ def test_the_robust_f_test_of_nist_filip_keeps_its_digits_where_statsmodels_has_
     theirs = _statsmodels_digits(X, y, None, True, cov_type, exact, ("fvalue", "f_pvalue"))
     assert ours["fvalue"] >= ENOUGH - 1 and theirs["fvalue"] < 1, (ours, theirs)
     assert ours["f_pvalue"] >= ENOUGH - 1, (ours, theirs)
+
+
+@pytest.mark.parametrize("cov_type", ["nonrobust", "HC0"])
+def test_no_rows_or_no_parameter_at_all_is_a_clear_error(cov_type):
+    with pytest.raises(ValueError, match=r"stats.ols: no samples \(X has shape \(0, 2\)\)"):
+        tl.stats.ols(np.zeros((0, 2)), np.zeros(0), cov_type=cov_type)
+    with pytest.raises(ValueError, match=r"no features .* fit_intercept=False: there is no parameter to estimate"):
+        tl.stats.ols(np.zeros((10, 0)), np.arange(10.0), fit_intercept=False, cov_type=cov_type)
+    only_the_mean = tl.stats.ols(np.zeros((10, 0)), np.arange(10.0), cov_type=cov_type)  # (the intercept alone: fine)
+    assert only_the_mean.params == pytest.approx([4.5])

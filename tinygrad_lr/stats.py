@@ -470,6 +470,8 @@ def _inputs(caller: str, X: Any, y: Any, sample_weight: Any, cov_type: str) -> t
         raise ValueError(
             f"{caller}: X must be (n, d) or (n,) and y (n,) for the same n samples; got X {X.shape} and y {y.shape}"
         )
+    if len(y) == 0:
+        raise ValueError(f"{caller}: no samples (X has shape {X.shape}); at least one is needed")
     if cov_type not in COV_TYPES:
         raise ValueError(f"{caller}: cov_type must be one of {', '.join(COV_TYPES)}; got {cov_type!r}")
     weights = None
@@ -500,6 +502,11 @@ def ols(
     """Least squares in closed form and what its numbers are worth: statsmodels' `OLS(y, add_constant(X))`
     (`WLS` with `sample_weight`). X: (n, d) or (n,), y: (n,)."""
     data, target, weights = _inputs("stats.ols", X, y, sample_weight, cov_type)
+    if data.shape[1] == 0 and not fit_intercept:
+        raise ValueError(
+            f"stats.ols: X has no features (shape {data.shape}) and fit_intercept=False: "
+            "there is no parameter to estimate"
+        )
     fit = solvers.least_squares(data, target[:, None], fit_intercept=fit_intercept, sample_weight=weights)
     intercept = float(fit.intercept[0]) if fit_intercept else None
     names = _names(feature_names, X, data.shape[1], fit_intercept)
