@@ -555,19 +555,16 @@ def test_dask_full_batch_fit_from_the_moments_equals_run_eagerly_or_is_not_taken
 
 def test_cli_on_a_big_csv_parses_it_once_whatever_the_epochs(tmp_path, capsys, monkeypatch):
     import dask
-    import dask.dataframe.io.csv as dask_csv
 
-    from tinygrad_lr import cli, experiment
+    from tinygrad_lr import cli, dask_chunks, experiment
 
     monkeypatch.setattr(experiment, "CHUNKED_ABOVE", 10)  # every file counts as big
     monkeypatch.setattr(experiment, "CSV_BLOCKSIZE", "20kB")
     path = _csv(tmp_path)
     parsed = []
-    original = dask_csv.pandas_read_text
-    monkeypatch.setattr(
-        dask_csv, "pandas_read_text", lambda *args, **kwargs: parsed.append(1) or original(*args, **kwargs)
-    )
-    chunks = tl.dask_chunks.csv_frame(str(path), "price", None, "20kB")[0].npartitions
+    original = dask_chunks._parse_block
+    monkeypatch.setattr(dask_chunks, "_parse_block", lambda *args: parsed.append(1) or original(*args))
+    chunks = len(dask_chunks.csv_rows(str(path), "20kB"))
     assert chunks > 3
     reports = []
     for epochs in ("3", "300"):

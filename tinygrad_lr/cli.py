@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument(
         "--scheduler",
         metavar="ADDRESS",
-        help="Read the CSV in chunks with dask.dataframe and train on a running dask.distributed scheduler at "
+        help="Read the CSV in chunks with Dask and train on a running dask.distributed scheduler at "
         "this address (e.g. tcp://10.0.0.5:8786): each step's gradient is summed on its workers. A CSV file over "
         f"{CHUNKED_ABOVE >> 30} GiB is read in chunks without this option too, on this machine's threads. "
         'Needs the optional extra: pip install "tinygrad_lr[dask]".',

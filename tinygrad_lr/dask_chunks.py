@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-import itertools
+import io
 import sys
 import weakref
 from collections.abc import Callable
@@ -44,7 +44,7 @@ __all__ = [
     "as_chunks_of",
     "batches",
     "csv_arrays",
-    "csv_frame",
+    "csv_header",
     "csv_parts",
     "csv_rows",
     "known_moments",
@@ -52,7 +52,6 @@ __all__ = [
     "moments",
     "not_numeric",
     "predict",
-    "read_csv",
     "remember",
     "require_dask",
     "sums",
@@ -243,16 +242,13 @@ def batches(
     return [tuple(a[start:stop] for a in arrays) for start, stop in blockwise.slices(len(x), batch_size, shuffle, rng)]
 
 
-def csv_frame(path: str, target: str, features: list[str] | None, blocksize: str) -> tuple[Any, list[str]]:
-    """The lazy dask.dataframe of a CSV file in chunks of `blocksize` bytes, and the chosen features (by
-    `tl.data.choose_features`' rules, on the header; a missing file is a FileNotFoundError)."""
-    require_dask(f"reading {path} in chunks")
-    import dask.dataframe as dd
+def csv_header(path: str, target: str, features: list[str] | None) -> tuple[list[str], list[str]]:
+    """The columns of a CSV file's header (stripped of spaces) and the chosen features (by
+    `tl.data.choose_features`' rules; a missing file is a FileNotFoundError)."""
+    import pandas
 
-    frame = dd.read_csv(path, blocksize=blocksize, skipinitialspace=True)
-    columns = [str(column).strip() for column in frame.columns]
-    frame.columns = columns
-    return frame, choose_features(path, columns, target, features)  # the in-memory reader's rules
+    columns = [str(column).strip() for column in pandas.read_csv(path, nrows=0, skipinitialspace=True).columns]
+    return columns, choose_features(path, columns, target, features)  # the in-memory reader's rules
 
 
 def not_numeric(path: str, error: Exception) -> ValueError:
@@ -260,29 +256,22 @@ def not_numeric(path: str, error: Exception) -> ValueError:
     return ValueError(f"{path}: not numeric ({' '.join(str(error).split())[:200]})")
 
 
-def read_csv(path: str, target: str, features: list[str] | None, blocksize: str) -> tuple[Any, Any, list[str]]:
-    """(X, y, feature names) of a CSV file read in chunks of `blocksize` bytes by dask.dataframe: X (n, d)
-    and y (n,), float64 Dask arrays chunked alike (the rows of each chunk counted, one pass). The target
-    and the features are chosen by `tl.data.choose_features`' rules; a column that is not numeric, like a
-    missing file, is an error of the file (ValueError, FileNotFoundError)."""
-    frame, chosen = csv_frame(path, target, features, blocksize)
-    try:  # one pass to count each chunk's rows, so that the splits and the chunks of X and y agree
-        values = frame[[*chosen, target]].astype("float64").to_dask_array(lengths=True)
-    except (ValueError, TypeError) as error:
-        raise not_numeric(path, error) from None
-    return values[:, :-1], values[:, -1], chosen
+def _csv_blocks(path: str, blocksize: str) -> list[Any]:
+    """The file's bytes in blocks of about `blocksize` bytes cut at line ends (lazy, Dask's `read_bytes`):
+    the chunks that `csv_rows` counts and `csv_parts` and `csv_arrays` parse, the same ones each time."""
+    require_dask(f"reading {path} in chunks")
+    from dask.bytes import read_bytes
+
+    return read_bytes(path, delimiter=b"\n", blocksize=blocksize, sample=False)[1][0]
 
 
 def csv_rows(path: str, blocksize: str) -> list[int]:
-    """The rows of each chunk dask.dataframe cuts a CSV file into (`blocksize` bytes, at line ends), counted
-    from the line ends alone, without parsing: a read of the file at the disk's pace. The header is not a
-    row. (Nor, for pandas, is an empty line, and a quoted field may hold a line end: there these counts are
-    wrong, which `csv_parts` finds, counting the rows it parses.)"""
+    """The rows of each chunk of a CSV file (`_csv_blocks`), counted from the line ends alone, without
+    parsing: a read of the file at the disk's pace. The header is not a row. (Nor, for pandas, is an empty
+    line, and a quoted field may hold a line end: there these counts are wrong, which `csv_parts` finds,
+    counting the rows it parses.)"""
     dask = require_dask(f"reading {path} in chunks")
-    from dask.bytes import read_bytes
-
-    _, blocks = read_bytes(path, delimiter=b"\n", blocksize=blocksize, sample=False)
-    counts = list(dask.compute(*(dask.delayed(_lines)(block) for block in blocks[0])))
+    counts = list(dask.compute(*(dask.delayed(_lines)(block) for block in _csv_blocks(path, blocksize))))
     if counts:
         counts[0] -= 1
     return counts
@@ -291,6 +280,27 @@ def csv_rows(path: str, blocksize: str) -> list[int]:
 def _lines(block: bytes) -> int:
     """The lines of a block of a text file (a last one without its line end included)."""
     return block.count(b"\n") + (1 if block and not block.endswith(b"\n") else 0)
+
+
+def _parse_block(block: bytes, number: int, path: str, positions: list[int]) -> np.ndarray:
+    """The columns at `positions` of a chunk of a CSV file (its bytes; chunk 0 starts with the header), parsed
+    by pandas' C parser as `tl.data.load_csv` parses a big file: a row per column, (len(positions), rows),
+    float64. A column that is not numeric is the file's error (ValueError)."""
+    import pandas
+
+    frame = pandas.read_csv(
+        io.BytesIO(block), header=None, skiprows=1 if number == 0 else 0, usecols=positions, skipinitialspace=True
+    )
+    try:  # a row per column: each column copied whole, and every part's work on contiguous rows
+        return np.stack([frame[position].to_numpy(dtype=np.float64) for position in positions])
+    except (ValueError, TypeError) as error:
+        raise not_numeric(path, error) from None
+
+
+def _positions(path: str, columns: list[str]) -> list[int]:
+    """Where each of `columns` is in the file's header."""
+    header = csv_header(path, columns[-1], None)[0]
+    return [header.index(column) for column in columns]
 
 
 @dataclasses.dataclass
@@ -326,54 +336,49 @@ class Parts:
 
 
 def _chunk_parts(
-    chunk: Any,
+    table: np.ndarray,
     labels: np.ndarray,
     number: int,
     start: int,
-    columns: list[str],
     path: str,
     reference: np.ndarray,
     parts: int,
     limit: int,
 ) -> Parts:
-    """The Parts (`parts` of them) of one chunk of a table (a pandas DataFrame; `columns` the features, then
-    the target), its rows labelled by `labels` (the chunk's slice of them; when the chunk has another number
-    of rows, it is only counted: the caller counts again)."""
-    try:
-        values = chunk[columns].to_numpy(dtype=np.float64)
-    except (ValueError, TypeError) as error:
-        raise not_numeric(path, error) from None
-    d = len(columns) - 1
+    """The Parts (`parts` of them) of one chunk of a table, a row per column ((d + 1, rows): the features, then
+    the target, as `_parse_block` gives them), its rows labelled by `labels` (the chunk's slice of them; when
+    the chunk has another number of rows, it is only counted: the caller counts again)."""
+    d, rows = len(table) - 1, table.shape[1]
     empty = Parts(
         [0] * parts,
         [None] * parts,
         [np.full(d, np.inf)] * parts,
         [np.full(d, -np.inf)] * parts,
         [(np.zeros((0, d)), np.zeros(0))] * parts,
-        [len(values)],
+        [rows],
         limit,
     )
-    if len(values) != len(labels):
+    if rows != len(labels):
         return empty
     found = empty
     for part in range(parts):
-        rows = labels == part
-        if not rows.any():
+        chosen = labels == part
+        if not chosen.any():
             continue
-        table = values[rows]
-        xp, yp = table[:, :d], table[:, d]
-        found.counts[part] = len(xp)
+        columns_of_part = table[:, chosen]
+        xp, yp = columns_of_part[:d].T, columns_of_part[d]  # (views: x (m, d) a column at a time)
+        found.counts[part] = len(yp)
         found.moments[part] = of_blocks([(xp, yp, None)], reference)
-        found.low[part], found.high[part] = xp.min(axis=0), xp.max(axis=0)
-        found.first[part] = (xp[:limit], yp[:limit])
+        found.low[part], found.high[part] = columns_of_part[:d].min(axis=1), columns_of_part[:d].max(axis=1)
+        found.first[part] = (np.ascontiguousarray(xp[:limit]), yp[:limit].copy())
     if not all(m is None or m.is_finite() for m in found.moments):
         # a value that is not finite makes the sums so (checked once, on them, not on every value): found
         # and named as a step's read would name it
         names = (f"{path}: features", f"{path}: target")
-        for what, block in zip(names, (values[:, :d], values[:, d])):
-            blockwise.read_block(what, block, 0, len(values), np.float64, number, "chunk", start)
+        for what, block in zip(names, (table[:d].T, table[d])):
+            blockwise.read_block(what, block, 0, rows, np.float64, number, "chunk", start)
         raise ValueError(
-            f"{path}: chunk {number} (rows {start} to {start + len(values) - 1}): the sums of its values overflow "
+            f"{path}: chunk {number} (rows {start} to {start + rows - 1}): the sums of its values overflow "
             "float64; rescale the columns"
         )
     return found
@@ -397,28 +402,26 @@ def csv_parts(
     parts: int,
     limit: int,
 ) -> Parts:
-    """One pass over a CSV file (read in chunks of `blocksize` bytes by dask.dataframe, each chunk parsed on
-    its worker): the `Parts` of its rows, labelled by `labels` (n,) (`parts` of them: 0 train, 1 validation, ...),
+    """One pass over a CSV file (read in chunks of `blocksize` bytes, `_csv_blocks`, each parsed where it is
+    read): the `Parts` of its rows, labelled by `labels` (n,) (`parts` of them: 0 train, 1 validation, ...),
     the chunks holding `rows` rows each (`csv_rows`); the moments taken against the reference fit
     `reference` (d, 1). Only the Parts travel: moments, column ranges and the first `limit` rows of each part."""
     dask = require_dask(f"reading {path} in chunks")
-    frame, _ = csv_frame(path, target, features, blocksize)
+    positions = _positions(path, [*features, target])
     starts = np.cumsum([0, *rows]).tolist()
-    task = dask.delayed(_chunk_parts)
-    columns = [*features, target]
+    parse, task = dask.delayed(_parse_block), dask.delayed(_chunk_parts)
     tasks = [
         task(
-            chunk,
+            parse(block, i, path, positions),
             labels[starts[i] : starts[i + 1]] if i < len(rows) else labels[:0],
             i,
             starts[min(i, len(rows))],
-            columns,
             path,
             reference,
             parts,
             limit,
         )
-        for i, chunk in enumerate(frame.to_delayed())
+        for i, block in enumerate(_csv_blocks(path, blocksize))
     ]
     return dask.compute(_tree(dask, tasks, _merge_parts))[0]
 
@@ -428,24 +431,32 @@ def csv_arrays(
 ) -> list[tuple[Any, Any]]:
     """(X, y) of each part of a CSV file's rows, labelled by `labels` (n,) (0 to parts - 1), in the file's
     order: X (rows, d) and y (rows,), float64 Dask arrays in its chunks (of `rows` rows each), lazy: each
-    chunk's rows of a part are picked by the chunk's labels where it is read."""
+    chunk's rows of a part are picked by the chunk's labels where it is read (and the chunk parsed once for
+    the parts a computation asks for together)."""
     dask = require_dask(f"reading {path} in chunks")
-    frame, _ = csv_frame(path, target, features, blocksize)
-    values = frame[[*features, target]].astype("float64").to_dask_array(lengths=rows)
-    labelled = dask.array.from_array(labels[:, None], chunks=(tuple(rows), 1))
+    positions = _positions(path, [*features, target])
     starts = np.cumsum([0, *rows])
-    counts = np.array([np.bincount(labels[a:b], minlength=parts) for a, b in itertools.pairwise(starts)])
+    tables = [
+        dask.delayed(_parse_block)(block, i, path, positions) for i, block in enumerate(_csv_blocks(path, blocksize))
+    ]
     found = []
     for part in range(parts):
-        table = dask.array.map_blocks(
-            _rows_of_part, values, labelled, part, chunks=(tuple(counts[:, part].tolist()), values.chunks[1])
-        )
-        found.append((table[:, :-1], table[:, -1]))
+        pieces = [
+            dask.array.from_delayed(
+                dask.delayed(_rows_of_part)(table, labels[a:b], part),
+                shape=(int(np.count_nonzero(labels[a:b] == part)), len(positions)),
+                dtype=np.float64,
+            )
+            for table, a, b in zip(tables, starts[:-1], starts[1:])
+        ]
+        values = dask.array.concatenate(pieces) if pieces else dask.array.zeros((0, len(positions)))
+        found.append((values[:, :-1], values[:, -1]))
     return found
 
 
-def _rows_of_part(values: np.ndarray, labels: np.ndarray, part: int) -> np.ndarray:
-    return values[labels[:, 0] == part]
+def _rows_of_part(table: np.ndarray, labels: np.ndarray, part: int) -> np.ndarray:
+    """The rows of a chunk's table (a row per column) labelled `part`, a row per row (rows, columns)."""
+    return table[:, labels == part].T
 
 
 def _chunk_factor(

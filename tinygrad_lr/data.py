@@ -35,6 +35,7 @@ __all__ = [
     "Standardizer",
     "batch_indices",
     "choose_features",
+    "held_out",
     "load_csv",
     "random_split",
     "read_columns",
@@ -394,12 +395,17 @@ def random_split(
     order. Dask arrays stay lazy (only the row numbers are drawn, in memory).
     """
     x, y = _paired_rows("random_split", x, y)
-    n = len(x)
-    n_kept = _rows_kept("random_split", n, fraction)
-    held = np.zeros(n, dtype=bool)
-    held[np.random.default_rng(seed).choice(n, n - n_kept, replace=False)] = True
+    held = held_out(len(x), fraction, seed)
     kept_rows, held_rows = np.flatnonzero(~held), np.flatnonzero(held)
     return (x[kept_rows], y[kept_rows]), (x[held_rows], y[held_rows])
+
+
+def held_out(n: int, fraction: float, seed: int | np.random.Generator | None = None) -> np.ndarray:
+    """Which of n rows `random_split` holds out, with the same draw: a boolean mask (n,), True for a held-out
+    row (without making the parts: for row numbers alone, of data not yet read)."""
+    held = np.zeros(n, dtype=bool)
+    held[np.random.default_rng(seed).choice(n, n - _rows_kept("random_split", n, fraction), replace=False)] = True
+    return held
 
 
 def _paired_rows(fn: str, x, y) -> tuple[np.ndarray, np.ndarray]:

@@ -11,9 +11,9 @@ with `tl.solvers.ols` / `ridge` on the same training rows, and measures both: th
 validation loss, R² on held-out test rows. A setting or a file that cannot be used is a `UsageError`
 whose message names the option (`--test-split 0.9: ...`), as the command prints it.
 
-A CSV file over `CHUNKED_ABOVE` bytes (or any with `--scheduler`) is read in chunks by dask.dataframe,
+A CSV file over `CHUNKED_ABOVE` bytes (or any with `--scheduler`) is read in chunks by Dask (`read_bytes`),
 and a fixed number of times whatever `--epochs` is: its line ends are counted once (a read, no parse),
-then it is parsed once, each chunk where it is read, into the moments of its training, validation and
+then it is parsed once, each chunk where it is read (pandas' C parser), into the moments of its training, validation and
 test rows (`moments.Moments`), their column ranges and the first rows fit.png draws
 (`dask_chunks.csv_parts`). Every figure of the report comes from those: the scaling, the full-batch
 fit (its steps and its validation loss from the moments), the closed form, the losses and R².
@@ -75,7 +75,7 @@ OPTIMIZERS = ("gd", "adam", "rmsprop")  # names in tl.optim.BY_NAME
 DEFAULT_LR = {"adam": 2.0, "rmsprop": 0.1}
 DEFAULT_EPOCHS = 1000
 PROGRESS_LINES = 10  # with more epochs than twice this, only about this many progress reports
-CHUNKED_ABOVE = 1 << 30  # a CSV file larger than this (bytes) is read in chunks by dask.dataframe
+CHUNKED_ABOVE = 1 << 30  # a CSV file larger than this (bytes) is read in chunks by Dask
 CSV_BLOCKSIZE = "64MB"  # bytes of CSV text per chunk
 DEFAULT_FEATURES = ["rm"]  # of the bundled Boston data: price against rooms
 ALL = "all"  # --features all: every column but the target
@@ -413,7 +413,7 @@ def _three_ways(settings, source, target, features, X_fit, y_fit, X_test, y_test
     return Dataset(source, target, features, X_train, y_train, X_val, y_val, X_test, y_test)
 
 
-# ----- a CSV file read in chunks: dask.dataframe, and Dask arrays from there on -----
+# ----- a CSV file read in chunks by Dask, and Dask arrays from there on -----
 
 
 def _chunked(settings: Settings) -> bool:
@@ -473,13 +473,20 @@ def _labels(settings: Settings, n: int) -> np.ndarray:
     """The split of n rows three ways, as `load_data` draws it for a CSV in memory (the same random splits,
     from the same seed): each row's part (n,), 0 train, 1 validation, 2 test."""
     rng = np.random.default_rng(settings.seed)
-    index = np.arange(n, dtype=np.int32 if n < 2**31 else np.int64)  # (the row numbers only: half the bytes)
-    (fit, _), _ = _split(index, index, settings.test_split, "--test-split", seed=rng)
+    test = _held_out(n, settings.test_split, "--test-split", rng)
+    fit = np.flatnonzero(~test)
     _check_training_rows(settings, len(fit), n)
-    (train, _), (val, _) = _split(fit, fit, settings.validation_split, "--validation-split", seed=rng)
     labels = np.full(n, 2, dtype=np.int8)
-    labels[train], labels[val] = 0, 1
+    labels[fit] = _held_out(len(fit), settings.validation_split, "--validation-split", rng)  # (True: 1, validation)
     return labels
+
+
+def _held_out(n: int, fraction: float, option: str, rng: np.random.Generator) -> np.ndarray:
+    """`tl.data.held_out` (the rows `_split` holds out with this generator); errors blame `option`."""
+    try:
+        return tl.data.held_out(n, fraction, rng)
+    except ValueError as error:
+        raise UsageError(f"{option} {fraction:g}: {str(error).removeprefix('random_split: ')}") from None
 
 
 def _reference_fit(csv: str, target: str, features: list[str]) -> np.ndarray:
@@ -507,7 +514,7 @@ def _load_chunked(settings: Settings) -> Dataset:
     csv, target = _csv_and_target(settings)
     chunks = tl.dask_chunks
     with reading(f"--csv {csv}"):
-        _, features = chunks.csv_frame(csv, target, _csv_features(settings), CSV_BLOCKSIZE)
+        _, features = chunks.csv_header(csv, target, _csv_features(settings))
         rows = chunks.csv_rows(csv, CSV_BLOCKSIZE)
         reference = _reference_fit(csv, target, features)
     for _ in range(2):
