@@ -1,6 +1,9 @@
 """The captured step: every replay gives the eager step's numbers to the bit, and what cannot be
 replayed is refused with an error, never run wrong."""
 
+import traceback
+import weakref
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -295,8 +298,8 @@ def _recorded_ops(fn, optimizer, x, y, steps=3):
     for _ in range(steps):
         step(x, y)
     (recording,) = step.recordings.values()
-    forward = [type(ctx).__name__ for ctx, _, _, _ in recording.forward]
-    return forward, [type(ctx).__name__ for ctx, _, _ in recording.backward]
+    graph = recording.graph
+    return [node.op.__name__ for node in graph.forward], [node.op.__name__ for node in graph.backward]
 
 
 def test_a_recording_fuses_linear_mse_and_its_l2_into_one_op():
@@ -316,29 +319,58 @@ def test_a_recording_fuses_linear_mse_and_its_l2_into_one_op():
         assert _recorded_ops(fn, opt, x, y) == (["AffineMSE"], ["AffineMSE"])
 
 
-def test_a_recording_is_replayed_by_straight_line_code_that_can_be_read():
+def test_a_recording_is_a_graph_replayed_in_the_eager_order_by_code_compiled_once():
     x, y = np.linspace(0, 1, 12).reshape(6, 2), np.ones((6, 1))
     W = tl.Tensor(np.zeros((2, 1)), requires_grad=True)
     steps = [tl.capture_step(lambda xb, yb: tl.losses.mse((xb @ W) * 2.0, yb), tl.optim.SGD([W], lr=0.1)) for _ in "ab"]
     for step in steps:
         step(x, y)
     (recording,), (other,) = (step.recordings.values() for step in steps)
-    source = recording.source
-    assert source.startswith("def replay(v0, v1):\n    v2 = leaf2.data\n")
-    # three ops forward, each stating its name; backward in the eager order (the output's op first)
-    assert [line.split("# ")[1] for line in source.splitlines() if ".forward(" in line] == [
-        "MatMul",
-        "Mul",
-        "MeanSquaredError",
-    ]
-    assert [line.split("= ")[1].split(".")[0] for line in source.splitlines() if "._input_grads(" in line] == [
-        "op2",
-        "op1",
-        "op0",
-    ]
-    assert source.rstrip().endswith("return [v6], found")
-    # the same text for the same structure: compiled once, kept
-    assert other.source == source and other.replay.__code__ is recording.replay.__code__
+    graph = recording.graph
+    # three ops forward; backward in the eager order, the output's op first; the inputs numbered first, then the
+    # leaves as first read (W, the constant 2.0), then each op's output
+    assert [node.op.__name__ for node in graph.forward] == ["MatMul", "Mul", "MeanSquaredError"]
+    assert [node.op.__name__ for node in graph.backward] == ["MeanSquaredError", "Mul", "MatMul"]
+    assert graph.input_count == 2 and [place for place, _ in graph.leaves] == [2, 3] and graph.leaves[0][1] is W
+    assert [node.output for node in graph.forward] == [4, 5, 6] and graph.forward[1].inputs == (4, 3)
+    assert [leaf for _, leaf in graph.grad_leaves] == [W] and graph.outputs == (graph.forward[-1].output,)
+    # the same structure: the same code, compiled once
+    assert other.replay.__code__ is recording.replay.__code__
+
+
+def test_a_traceback_through_a_replay_shows_the_generated_line():
+    class Fragile(tl.Function):
+        broken = False
+
+        def forward(self, x):
+            return x * 1.0
+
+        def backward(self, grad):
+            if Fragile.broken:
+                raise ArithmeticError("backward broke")
+            return grad
+
+    W = tl.Tensor(np.ones(3), requires_grad=True)
+    step = tl.capture_step(lambda xb: (Fragile.apply(W) * xb).sum(), tl.optim.SGD([W], lr=0.1))
+    step(np.ones(3))
+    step(np.ones(3))  # (the checked replay)
+    Fragile.broken = True
+    with pytest.raises(ArithmeticError, match="backward broke") as error:
+        step(np.ones(3))
+    frames = [frame for frame in traceback.extract_tb(error.value.__traceback__) if "captured step" in frame.filename]
+    assert len(frames) == 1 and frames[0].name == "replay"
+    assert ".backward(" in frames[0].line and "input_gradients" in frames[0].line  # the line, not a blank
+
+
+def test_a_replay_keeps_none_of_its_arrays_once_it_returns():
+    layer = tl.nn.Linear(2, 1, seed=0, dtype=np.float64)
+    step = tl.capture_step(lambda xb, yb: tl.losses.mse(layer(xb) * 2.0, yb), tl.optim.SGD(layer.parameters(), lr=0.1))
+    for _ in range(3):
+        x, y = np.linspace(0, 1, 12).reshape(6, 2), np.ones((6, 1))
+        step(x, y)
+    batch = weakref.ref(x)
+    del x
+    assert batch() is None  # no op object of the recording holds the batch (or anything the replay made)
 
 
 def test_what_is_needed_elsewhere_is_not_fused_away():
@@ -390,7 +422,7 @@ def test_a_frozen_weights_penalty_is_fused_and_steps_as_eager():
         assert step(x * k, y) == loss.item()
         np.testing.assert_array_equal(models[1].bias.data, models[0].bias.data)
     (recording,) = step.recordings.values()
-    assert [type(ctx).__name__ for ctx, _, _, _ in recording.forward] == ["AffineMSE"]
+    assert [node.op.__name__ for node in recording.graph.forward] == ["AffineMSE"]
 
 
 def _assert_replays_as_eager(objective, params_of, shapes=((6, 2), (6, 1)), steps=4):
@@ -409,7 +441,7 @@ def _assert_replays_as_eager(objective, params_of, shapes=((6, 2), (6, 1)), step
         for p, q in zip(eager, captured):
             np.testing.assert_array_equal(q.data, p.data)
     (recording,) = step.recordings.values()
-    return [type(ctx).__name__ for ctx, _, _, _ in recording.forward]
+    return [node.op.__name__ for node in recording.graph.forward]
 
 
 def _linear_params(requires_grad=(True, True), target=False):

@@ -441,6 +441,11 @@ class Function:
                 self.inputs, self.output = arrays, output  # (keeping `out` here would be a reference cycle)
         else:
             grads = self.backward(grad)
+        return self.input_gradients(grads, create_graph)
+
+    def input_gradients(self, grads: Any, create_graph: bool = False) -> list[Any]:
+        """What `backward` returned (`grads`), one gradient per input: None where an input needs none, each
+        other an array summed to its input's shape (the one broadcasting rule; Tensors with `create_graph`)."""
         if type(grads) is not tuple:
             grads = (grads,)
         inputs = len(self.needs_input_grad)
