@@ -227,7 +227,42 @@ def _integer_array_index(data, dtype, shapes):
     return [a], lambda x: x[index], lambda a: a[index]
 
 
+def _expand(data, dtype, shapes):
+    """Broadcast to new leading axes, and along the length-1 axes of its own."""
+    a = data.draw(arrays(data.draw(shapes), "any", dtype))
+    shape = (
+        *data.draw(st.lists(st.integers(1, 3), max_size=2)),
+        *(data.draw(st.integers(1, 3)) if k == 1 else k for k in a.shape),
+    )
+    return [a], lambda x: tl.ops.Expand.apply(x, shape=shape), lambda a: np.broadcast_to(a, shape)
+
+
+def _scatter_add(data, dtype, shapes):
+    """Values added into zeros at integer positions, repeated ones included (they add up)."""
+    a = data.draw(arrays((data.draw(st.integers(0, 5)),), "any", dtype))
+    size = data.draw(st.integers(1, 4))
+    index = data.draw(hnp.arrays(np.intp, a.shape, elements=st.integers(0, size - 1)))
+
+    def reference(a):
+        full = np.zeros(size, a.dtype)
+        np.add.at(full, index, a)
+        return full
+
+    return [a], lambda x: tl.ops.ScatterAdd.apply(x, index=index, shape=(size,)), reference
+
+
+def _where(data, dtype, shapes):
+    """One side where a constant mask holds, the other elsewhere."""
+    shape = data.draw(shapes)
+    a, b = data.draw(arrays(shape, "any", dtype)), data.draw(arrays(shape, "any", dtype))
+    condition = data.draw(hnp.arrays(np.bool_, shape))
+    return [a, b], lambda x, y: tl.ops.Where.apply(x, y, condition=condition), lambda a, b: np.where(condition, a, b)
+
+
 SHAPED = {
+    "expand": _expand,
+    "scatter_add": _scatter_add,
+    "where": _where,
     "sum": _reduction("sum"),
     "mean": _reduction("mean"),
     "max": _reduction("max", "grid", unique=True),
@@ -674,6 +709,34 @@ def test_fused_op_second_derivative_passes_gradgradcheck(name, data):
     op, _ = FUSED[name]
     tensors = [tl.Tensor(a, requires_grad=True) for a in data.draw(_affine_problems())]
     assert tl.gradgradcheck(lambda *ts: op(*ts) * op(*ts), *tensors)
+
+
+@settings(max_examples=3, deadline=None)
+@given(data=st.data())
+def test_the_tables_apply_every_op_of_ops_py(data):
+    """Every op class of ops.py, fused ones included, is the op of some entry of the tables above (so each is
+    checked forward against NumPy, and its first and second derivatives against finite differences)."""
+    tape: list = []
+    previous, tl.tensor._mode.tape = tl.tensor._mode.tape, tape
+    try:
+        half = tl.Tensor(np.full((2, 3), 0.5))
+        for engine, *_ in [*UNARY.values(), *SCALAR.values()]:
+            engine(half)
+        for engine, *_ in BINARY.values():
+            engine(half, tl.Tensor(np.full((2, 3), 0.25)))
+        for make in SHAPED.values():
+            inputs, op, _ = make(data, np.float64, shapes)
+            op(*(tl.Tensor(a) for a in inputs))
+        for op, _ in FUSED.values():
+            op(*(tl.Tensor(a) for a in data.draw(_affine_problems())))
+    finally:
+        tl.tensor._mode.tape = previous
+    every = {
+        kind
+        for kind in vars(tl.ops).values()
+        if isinstance(kind, type) and issubclass(kind, tl.Function) and kind.__module__ == "tinygrad_lr.ops"
+    }
+    assert every - {tl.ops.Op} - {type(ctx) for ctx, _, _, _ in tape} == set()
 
 
 # ===== the fine print: kinks and ties, defaults, dtypes, warnings and messages (was test_ops_details) =====
