@@ -559,12 +559,12 @@ def test_cli_on_a_big_csv_parses_it_once_whatever_the_epochs(tmp_path, capsys, m
     from tinygrad_lr import cli, dask_chunks, experiment
 
     monkeypatch.setattr(experiment, "CHUNKED_ABOVE", 10)  # every file counts as big
-    monkeypatch.setattr(experiment, "CSV_BLOCKSIZE", "20kB")
+    monkeypatch.setattr(experiment, "CSV_BLOCKSIZE", 20_000)
     path = _csv(tmp_path)
     parsed = []
     original = dask_chunks._parse_block
     monkeypatch.setattr(dask_chunks, "_parse_block", lambda *args: parsed.append(1) or original(*args))
-    chunks = len(dask_chunks.csv_rows(str(path), "20kB"))
+    chunks = len(dask_chunks.csv_rows(str(path), 20_000))
     assert chunks > 3
     reports = []
     for epochs in ("3", "300"):
@@ -594,7 +594,7 @@ def test_the_closed_form_of_an_ill_conditioned_csv_read_in_chunks_keeps_the_digi
     y = 3 * x - 0.002 * x**2 + 0.01 * rng.normal(size=x.size)
     path = tmp_path / "collinear.csv"
     np.savetxt(path, np.column_stack([x, x**2, y]), delimiter=",", header="x,xx,y", comments="", fmt="%.17g")
-    monkeypatch.setattr(experiment, "CSV_BLOCKSIZE", "20kB")
+    monkeypatch.setattr(experiment, "CSV_BLOCKSIZE", 20_000)
     settings = experiment.Settings(csv=str(path), target="y", seed=3, epochs=2, standardize=standardize, quiet=True)
     in_memory = experiment.run(settings)[1]
     monkeypatch.setattr(experiment, "CHUNKED_ABOVE", 10)
@@ -609,6 +609,31 @@ def test_the_closed_form_of_an_ill_conditioned_csv_read_in_chunks_keeps_the_digi
     np.testing.assert_allclose(got, exact, rtol=1e-8)
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    lines=st.lists(st.text(alphabet="ab,\r", max_size=12), max_size=12),
+    last_line_ended=st.booleans(),
+    blocksize=st.integers(1, 40),
+)
+def test_a_csv_file_is_cut_into_chunks_of_whole_lines_counted_in_one_read(
+    tmp_path_factory, lines, last_line_ended, blocksize
+):
+    """Chunk i holds the lines that start in its window of bytes (none inside a long line); together the chunks
+    are the file; csv_rows counts each chunk's lines (less the header) from the line ends alone."""
+    from tinygrad_lr import dask_chunks
+
+    text = "\n".join(["h", *lines]) + ("\n" if last_line_ended else "")
+    path = tmp_path_factory.mktemp("cut") / "lines.csv"
+    path.write_bytes(text.encode())
+    windows = -(-len(text) // blocksize)
+    chunks = [dask_chunks._chunk(str(path), i, blocksize) for i in range(windows)]
+    assert b"".join(chunks) == text.encode()
+    starts = [0] + [i + 1 for i, c in enumerate(text) if c == "\n" and i + 1 < len(text)]
+    lines_in = [sum(i * blocksize <= start < (i + 1) * blocksize for start in starts) for i in range(windows)]
+    assert [chunk.count(b"\n") + (not chunk.endswith(b"\n")) if chunk else 0 for chunk in chunks] == lines_in
+    assert dask_chunks.csv_rows(str(path), blocksize) == [lines_in[0] - 1, *lines_in[1:]]
+
+
 def test_a_csv_read_in_chunks_is_split_as_in_memory_even_with_blank_lines(tmp_path, monkeypatch):
     """The lazy arrays of each part hold the rows the in-memory reader's split gives them; the first rows
     remembered for fit.png are theirs; blank lines (which pandas skips, the line count does not) cost a
@@ -617,7 +642,7 @@ def test_a_csv_read_in_chunks_is_split_as_in_memory_even_with_blank_lines(tmp_pa
 
     from tinygrad_lr import experiment
 
-    monkeypatch.setattr(experiment, "CSV_BLOCKSIZE", "20kB")
+    monkeypatch.setattr(experiment, "CSV_BLOCKSIZE", 20_000)
     path = _csv(tmp_path)
     lines = path.read_text().splitlines(keepends=True)
     path.write_text("".join([*lines[:400], "\n", "\n", *lines[400:]]))
@@ -639,7 +664,7 @@ def test_a_non_finite_cell_of_a_csv_read_in_chunks_is_named(tmp_path, capsys, mo
     from tinygrad_lr import cli, experiment
 
     monkeypatch.setattr(experiment, "CHUNKED_ABOVE", 10)
-    monkeypatch.setattr(experiment, "CSV_BLOCKSIZE", "20kB")
+    monkeypatch.setattr(experiment, "CSV_BLOCKSIZE", 20_000)
     path = _csv(tmp_path)
     lines = path.read_text().splitlines(keepends=True)
     lines[1001] = "1.5,nan,3\n"  # row 1000 (the header is line 0)

@@ -27,6 +27,7 @@ import contextlib
 import copy
 import dataclasses
 import io
+import os
 import sys
 import weakref
 from collections.abc import Callable
@@ -256,51 +257,85 @@ def not_numeric(path: str, error: Exception) -> ValueError:
     return ValueError(f"{path}: not numeric ({' '.join(str(error).split())[:200]})")
 
 
-def _csv_blocks(path: str, blocksize: str) -> list[Any]:
-    """The file's bytes in blocks of about `blocksize` bytes cut at line ends (lazy, Dask's `read_bytes`):
-    the chunks that `csv_rows` counts and `csv_parts` and `csv_arrays` parse, the same ones each time."""
-    require_dask(f"reading {path} in chunks")
-    from dask.bytes import read_bytes
-
-    return read_bytes(path, delimiter=b"\n", blocksize=blocksize, sample=False)[1][0]
-
-
-def csv_rows(path: str, blocksize: str) -> list[int]:
-    """The rows of each chunk of a CSV file (`_csv_blocks`), counted from the line ends alone, without
-    parsing: a read of the file at the disk's pace. The header is not a row. (Nor, for pandas, is an empty
-    line, and a quoted field may hold a line end: there these counts are wrong, which `csv_parts` finds,
-    counting the rows it parses.)"""
-    dask = require_dask(f"reading {path} in chunks")
-    counts = list(dask.compute(*(dask.delayed(_lines)(block) for block in _csv_blocks(path, blocksize))))
+def csv_rows(path: str, blocksize: int) -> list[int]:
+    """The rows of each chunk of a CSV file, as `_chunk` cuts it (chunk i: the lines that start in bytes
+    [i·blocksize, (i+1)·blocksize)), counted from the line ends alone in one read of the file, without
+    parsing: at the disk's pace. The header is not a row. (Nor, for pandas, is an empty line, and a quoted
+    field may hold a line end: there these counts are wrong, which `csv_parts` finds, counting the rows it
+    parses.)"""
+    counts = []
+    window = bytearray(blocksize)
+    line_starts_here = True  # at the file's first byte, and after a line end at a window's last byte
+    with open(path, "rb", buffering=0) as file:
+        while size := _read_into(file, window):
+            ends = window.count(b"\n", 0, size)
+            ends_at_the_edge = window[size - 1] == ord("\n")  # (its line starts in the next window, if any)
+            counts.append(ends - ends_at_the_edge + line_starts_here)
+            line_starts_here = ends_at_the_edge
     if counts:
-        counts[0] -= 1
+        counts[0] -= 1  # the header
     return counts
 
 
-def _lines(block: bytes) -> int:
-    """The lines of a block of a text file (a last one without its line end included)."""
-    return block.count(b"\n") + (1 if block and not block.endswith(b"\n") else 0)
+def _read_into(file: Any, window: bytearray) -> int:
+    """Fill `window` from `file` (fewer bytes only at its end): how many bytes were read."""
+    view, size = memoryview(window), 0
+    while size < len(window) and (read := file.readinto(view[size:])):
+        size += read
+    return size
 
 
-def _parse_block(block: bytes, number: int, path: str, positions: list[int]) -> np.ndarray:
-    """The columns at `positions` of a chunk of a CSV file (its bytes; chunk 0 starts with the header), parsed
-    by pandas' C parser as `tl.data.load_csv` parses a big file: a row per column, (len(positions), rows),
-    float64. A column that is not numeric is the file's error (ValueError)."""
+def _chunk(path: str, number: int, blocksize: int) -> bytes:
+    """Chunk `number` of a CSV file: its lines that start in bytes [number·blocksize, (number + 1)·blocksize)
+    (chunk 0 holds the header; a chunk within one long line holds none)."""
+    with open(path, "rb") as file:
+        start, stop = (_line_start(file, k * blocksize) for k in (number, number + 1))
+        file.seek(start)
+        return file.read(stop - start)
+
+
+def _line_start(file: Any, position: int) -> int:
+    """The first byte at or after `position` that starts a line (the file's size if none does)."""
+    size = os.fstat(file.fileno()).st_size
+    if position <= 0 or position >= size:
+        return min(max(position, 0), size)
+    file.seek(position - 1)  # a line starts at `position` when the byte before it ends one
+    while piece := file.read(1 << 16):
+        end = piece.find(b"\n")
+        if end >= 0:
+            return file.tell() - len(piece) + end + 1
+    return size
+
+
+def _chunks(path: str, blocksize: int) -> list[Any]:
+    """Each chunk of the file (`_chunk`), lazy: read where a task parses it."""
+    dask = require_dask(f"reading {path} in chunks")
+    read = dask.delayed(_chunk, pure=True)
+    return [read(path, number, blocksize) for number in range(-(-os.path.getsize(path) // blocksize))]
+
+
+def _parse_block(block: bytes, number: int, path: str, positions: list[int], width: int) -> np.ndarray:
+    """The columns at `positions` of a chunk of a CSV file of `width` columns (its bytes; chunk 0 starts with
+    the header), parsed by pandas' C parser as `tl.data.load_csv`'s fast path parses a file: a row per column,
+    (len(positions), rows), float64. A cell that is not a number is the file's error (ValueError); "nan",
+    "inf" and an empty cell are non-finite numbers here, which the moments' check names (`_chunk_parts`)."""
     import pandas
 
-    frame = pandas.read_csv(
-        io.BytesIO(block), header=None, skiprows=1 if number == 0 else 0, usecols=positions, skipinitialspace=True
-    )
-    try:  # a row per column: each column copied whole, and every part's work on contiguous rows
-        return np.stack([frame[position].to_numpy(dtype=np.float64) for position in positions])
-    except (ValueError, TypeError) as error:
+    try:
+        frame = pandas.read_csv(
+            io.BytesIO(block), header=None, names=list(range(width)), usecols=sorted(set(positions)),
+            skiprows=1 if number == 0 else 0, dtype=np.float64, engine="c",
+        )  # fmt: skip
+    except ValueError as error:
         raise not_numeric(path, error) from None
+    # a row per column: each column copied whole, and every part's work on contiguous rows
+    return np.stack([frame[position].to_numpy() for position in positions])
 
 
-def _positions(path: str, columns: list[str]) -> list[int]:
-    """Where each of `columns` is in the file's header."""
+def _positions(path: str, columns: list[str]) -> tuple[list[int], int]:
+    """Where each of `columns` is in the file's header, and how many columns it has."""
     header = csv_header(path, columns[-1], None)[0]
-    return [header.index(column) for column in columns]
+    return [header.index(column) for column in columns], len(header)
 
 
 @dataclasses.dataclass
@@ -395,24 +430,24 @@ def csv_parts(
     path: str,
     target: str,
     features: list[str],
-    blocksize: str,
+    blocksize: int,
     labels: np.ndarray,
     rows: list[int],
     reference: np.ndarray,
     parts: int,
     limit: int,
 ) -> Parts:
-    """One pass over a CSV file (read in chunks of `blocksize` bytes, `_csv_blocks`, each parsed where it is
+    """One pass over a CSV file (read in chunks of about `blocksize` bytes, `_chunk`, each parsed where it is
     read): the `Parts` of its rows, labelled by `labels` (n,) (`parts` of them: 0 train, 1 validation, ...),
     the chunks holding `rows` rows each (`csv_rows`); the moments taken against the reference fit
     `reference` (d, 1). Only the Parts travel: moments, column ranges and the first `limit` rows of each part."""
     dask = require_dask(f"reading {path} in chunks")
-    positions = _positions(path, [*features, target])
+    positions, width = _positions(path, [*features, target])
     starts = np.cumsum([0, *rows]).tolist()
     parse, task = dask.delayed(_parse_block), dask.delayed(_chunk_parts)
     tasks = [
         task(
-            parse(block, i, path, positions),
+            parse(block, i, path, positions, width),
             labels[starts[i] : starts[i + 1]] if i < len(rows) else labels[:0],
             i,
             starts[min(i, len(rows))],
@@ -421,24 +456,23 @@ def csv_parts(
             parts,
             limit,
         )
-        for i, block in enumerate(_csv_blocks(path, blocksize))
+        for i, block in enumerate(_chunks(path, blocksize))
     ]
     return dask.compute(_tree(dask, tasks, _merge_parts))[0]
 
 
 def csv_arrays(
-    path: str, target: str, features: list[str], blocksize: str, rows: list[int], labels: np.ndarray, parts: int
+    path: str, target: str, features: list[str], blocksize: int, rows: list[int], labels: np.ndarray, parts: int
 ) -> list[tuple[Any, Any]]:
     """(X, y) of each part of a CSV file's rows, labelled by `labels` (n,) (0 to parts - 1), in the file's
     order: X (rows, d) and y (rows,), float64 Dask arrays in its chunks (of `rows` rows each), lazy: each
     chunk's rows of a part are picked by the chunk's labels where it is read (and the chunk parsed once for
     the parts a computation asks for together)."""
     dask = require_dask(f"reading {path} in chunks")
-    positions = _positions(path, [*features, target])
+    positions, width = _positions(path, [*features, target])
     starts = np.cumsum([0, *rows])
-    tables = [
-        dask.delayed(_parse_block)(block, i, path, positions) for i, block in enumerate(_csv_blocks(path, blocksize))
-    ]
+    parse = dask.delayed(_parse_block)
+    tables = [parse(block, i, path, positions, width) for i, block in enumerate(_chunks(path, blocksize))]
     found = []
     for part in range(parts):
         pieces = [

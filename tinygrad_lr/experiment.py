@@ -11,7 +11,7 @@ with `tl.solvers.ols` / `ridge` on the same training rows, and measures both: th
 validation loss, R² on held-out test rows. A setting or a file that cannot be used is a `UsageError`
 whose message names the option (`--test-split 0.9: ...`), as the command prints it.
 
-A CSV file over `CHUNKED_ABOVE` bytes (or any with `--scheduler`) is read in chunks by Dask (`read_bytes`),
+A CSV file over `CHUNKED_ABOVE` bytes (or any with `--scheduler`) is read in chunks of its lines (a task each, on Dask),
 and a fixed number of times whatever `--epochs` is: its line ends are counted once (a read, no parse),
 then it is parsed once, each chunk where it is read (pandas' C parser), into the moments of its training, validation and
 test rows (`moments.Moments`), their column ranges and the first rows fit.png draws
@@ -76,7 +76,7 @@ DEFAULT_LR = {"adam": 2.0, "rmsprop": 0.1}
 DEFAULT_EPOCHS = 1000
 PROGRESS_LINES = 10  # with more epochs than twice this, only about this many progress reports
 CHUNKED_ABOVE = 1 << 30  # a CSV file larger than this (bytes) is read in chunks by Dask
-CSV_BLOCKSIZE = "64MB"  # bytes of CSV text per chunk
+CSV_BLOCKSIZE = 64_000_000  # bytes of CSV text per chunk
 DEFAULT_FEATURES = ["rm"]  # of the bundled Boston data: price against rooms
 ALL = "all"  # --features all: every column but the target
 
