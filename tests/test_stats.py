@@ -484,6 +484,7 @@ def exact_fit_figures(X, y, fit_intercept, w):
         "aic": [-2 * llf + 2 * p],
         "bic": [-2 * llf + mpmath.log(n) * p],
         "rsquared_adj": [1 - Fraction(n - k, df_resid) * ssr / tss],
+        "ssr": [ssr],
     }
     return figures
 
@@ -550,7 +551,7 @@ def _statsmodels_digits(X, y, w, fit_intercept, cov_type, exact, names):
     return best
 
 
-CLASSICAL_FIGURES = ("pvalues", "fvalue", "f_pvalue", "llf", "aic", "bic", "rsquared_adj")
+CLASSICAL_FIGURES = ("pvalues", "fvalue", "f_pvalue", "llf", "aic", "bic", "rsquared_adj", "ssr")
 ROBUST_FIGURES = ("pvalues", "fvalue", "f_pvalue")
 
 
@@ -563,9 +564,11 @@ def test_classical_p_values_f_test_likelihood_and_adjusted_r_squared_have_the_di
     theirs = _statsmodels_digits(X, y, w, fit_intercept, "nonrobust", exact, CLASSICAL_FIGURES)
     for name, digits in ours.items():
         assert digits >= min(theirs[name], ENOUGH) - SLACK, (family, name, digits, theirs[name])
-    # the figures computed here, not by SciPy's distributions, have all that double precision allows
-    for name in ("fvalue", "llf", "aic", "bic", "rsquared_adj"):
-        assert ours[name] >= ENOUGH, (family, name, ours[name])
+    # the figures computed here from the SSR alone, not by SciPy's distributions, have all that double precision
+    # allows; the F-statistic at least statsmodels' digits (above; 13.6 at worst in 900 draws, on a design far
+    # from the origin)
+    for name in ("llf", "aic", "bic", "rsquared_adj"):
+        assert ours[name] >= min(ours["ssr"], ENOUGH) - SLACK, (family, name, ours[name], ours["ssr"])
 
 
 @settings(max_examples=8, deadline=None)

@@ -252,7 +252,8 @@ def replay_source(graph: Graph) -> str:
             f"    v{node.output} = as_array(op{i}.forward({arguments}{keywords}))",
         ]
         if id(node) in backward_runs:
-            lines.append(f"    op{i}.inputs, op{i}.output = ({arguments},), v{node.output}")
+            one = "," if len(node.inputs) == 1 else ""
+            lines.append(f"    op{i}.inputs, op{i}.output = ({arguments}{one}), v{node.output}")
     lines += _backward_lines(graph, number)[0]
     lines.append("    found = []")
     for place, _ in graph.grad_leaves:
