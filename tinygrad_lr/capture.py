@@ -315,7 +315,9 @@ class _Recording:
     """One recorded step: its `graph` (fused), the compiled `replay`, and what it assumed (the guards).
     `op_kinds` are the ops as applied, before fusion (for the first replay's check)."""
 
-    def __init__(self, tape: list[tuple], inputs: list[Tensor], outputs: list[Tensor], visits: list[Tensor]):
+    def __init__(
+        self, tape: list[tuple], inputs: list[Tensor], outputs: list[Tensor], visits: list[Tensor], watched: list[Any]
+    ):
         graph = recorded(tape, inputs, outputs, visits)
         self.op_kinds = [node.op for node in graph.forward]
         self.graph = fused(graph)
@@ -323,9 +325,9 @@ class _Recording:
         # the guards this recording holds under (see the module docstring and `holds`)
         self.leaf_specs = _leaf_specs([t for _, t in self.leaves])
         self.leaf_state = [(t, t.requires_grad, t.data) for _, t in self.leaves]  # (kept: their ids stay theirs)
-        self.module_tensors: tuple[Tensor, ...] = ()
+        self.module_tensors = _module_tensors(watched)
         self.structure_version = nn.Module.structure_version
-        self.watched: list[Any] = []  # the values fn read when recorded (CapturedStep keeps them here)
+        self.watched = watched  # the values fn read when recorded (alive while recorded: their ids in keys stay theirs)
         self.checked = False  # whether a replay has been checked against an eager run (CapturedStep does it once)
         self.guard: Callable[..., bool] | None = None  # see `_write_guard`
         loss = outputs[0].data
@@ -509,9 +511,7 @@ class CapturedStep:
         outputs, found = self._eager(tensors, tape, visits)
         if len(self.recordings) >= self.MAX_RECORDINGS:
             del self.recordings[next(iter(self.recordings))]
-        recording = self.recordings[key] = _Recording(tape, tensors, outputs, visits)
-        recording.module_tensors = _module_tensors(values)
-        recording.watched = values  # (alive while recorded: their ids in the key stay theirs)
+        self.recordings[key] = _Recording(tape, tensors, outputs, visits, values)
         return [out.data for out in outputs], found
 
     def _checked_replay(self, recording: _Recording, arrays: list[np.ndarray]) -> tuple[list[Any], list[tuple]]:
