@@ -744,3 +744,13 @@ def test_weights_of_one_are_the_unweighted_fit():
 def test_bad_weights_are_refused_naming_the_rule(weights, message):
     with pytest.raises(ValueError, match=message):
         tl.solvers.ols(np.arange(8.0).reshape(4, 2), np.arange(4.0), sample_weight=weights)
+
+
+def test_a_column_of_subnormal_numbers_beside_a_dependent_one_gets_the_minimum_norm_answer():
+    """The minimum norm is taken in the data's units, 2**-e_j up to a common factor: for a column of subnormal
+    numbers (e_j < -1023) 2**-e_j itself is inf, which once made LAPACK's SVD fail (found by hypothesis)."""
+    X = np.array([[0.0, 0.0], [2.225074e-311, 0.0], [0.0, 0.0]])
+    for y, want in ((np.zeros(3), 0.0), (np.array([1.0, 1.0, 1.0]), 1.0)):
+        coef, intercept = tl.solvers.ols(X, y)
+        np.testing.assert_array_equal(coef, [0.0, 0.0])
+        assert intercept == want

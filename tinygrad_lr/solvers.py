@@ -607,8 +607,10 @@ def least_squares(
     factor, first_coef, first_intercept = _factor(data)
     (coef, coef_low), (intercept, intercept_low) = _refine(data, factor, first_coef, first_intercept)
     if factor.null.shape[1]:
-        # the least norm in the data's units, where coef_j is coef_j · 2**(f - e_j): 2**(-e_j) up to a common factor
-        removed = _minimum_norm(coef, _null_coef(factor, X.shape[1]), np.ldexp(1.0, -data.x_exponents))
+        # the least norm in the data's units, where coef_j is coef_j · 2**(f - e_j): 2**(-e_j) up to a common factor,
+        # here 2**min(e) (2**-e_j itself overflows for a column of subnormal numbers, e_j < -1023)
+        exponents = data.x_exponents
+        removed = _minimum_norm(coef, _null_coef(factor, X.shape[1]), np.ldexp(1.0, exponents.min() - exponents))
         coef, coef_low = _add(coef, coef_low, -removed)
         intercept, intercept_low = _add(intercept, intercept_low, factor.centre @ removed)  # (b' stays)
     unscaled_coef, unscaled_intercept = data.unscaled(coef + coef_low, intercept + intercept_low)
