@@ -674,3 +674,25 @@ def test_a_non_finite_cell_of_a_csv_read_in_chunks_is_named(tmp_path, capsys, mo
     err = capsys.readouterr().err
     assert err.startswith(f"tinygrad-lr: error: {path}: features: chunk ") and err.count("\n") == 1
     assert "has a non-finite value, nan, at row 1000, column 1; remove or impute such samples first" in err
+
+
+def test_a_chunk_of_no_rows_adds_nothing(client):
+    """A Dask array may hold a chunk of no rows (what a filter leaves): fit on every path (full batch from the
+    moments or summed, mini-batches, eager), evaluate, predict and ols give what the same rows in memory give.
+    (A block of no rows once sent its mean of nothing, nan, times 0 rows into the sums.)"""
+    X, y = _data(n=400, d=2)
+    Xd, yd = da.from_array(X, chunks=((150, 0, 250), -1)), da.from_array(y, chunks=((150, 0, 250),))
+    for metrics, batch_size, run_eagerly in (([], None, False), (["mae", "r2"], None, False), (["mae"], 100, True)):
+        on_dask, in_memory = (_model(d=2, metrics=metrics, run_eagerly=run_eagerly) for _ in range(2))
+        kwargs = {"epochs": 2, "shuffle": False, "verbose": 0}
+        got = on_dask.fit(Xd, yd, batch_size=batch_size, **kwargs).history
+        want = in_memory.fit(X, y, batch_size=batch_size or len(X), **kwargs).history
+        for key in want:
+            np.testing.assert_allclose(got[key], want[key], rtol=1e-9)
+        for p, q in zip(in_memory.get_weights(), on_dask.get_weights()):
+            np.testing.assert_allclose(q, p, rtol=1e-9)
+        evaluated, expected = on_dask.evaluate(Xd, yd), on_dask.evaluate(X, y)
+        assert evaluated == pytest.approx(expected, rel=1e-12)
+    np.testing.assert_allclose(on_dask.predict(Xd).compute(), on_dask.predict(X), rtol=1e-12)
+    for got, want in zip(tl.solvers.ols(Xd, yd), tl.solvers.ols(X, y)):
+        np.testing.assert_allclose(got, want, rtol=1e-10)

@@ -83,7 +83,7 @@ def read_block(
             block = np.take(block, rows, axis=0)
         if block.dtype.kind == "f" and not np.isfinite(np.add.reduce(block, axis=None)):
             _raise_non_finite(what, values, dtype, start, stop, number, unit, offset)
-    return block.reshape(len(block), -1)
+    return block if block.ndim == 2 else block.reshape(len(block), 1)  # (-1 would not do for 0 rows)
 
 
 def _raise_non_finite(
@@ -334,18 +334,21 @@ def block_sums(work: Summing, x: np.ndarray, y: np.ndarray, w: np.ndarray | None
     def loss(pred: Tensor) -> Tensor:
         return work.loss(pred, y) if w is None else work.loss(pred, y, sample_weight=w)  # type: ignore[call-arg]
 
+    def times_rows(mean: np.ndarray) -> Any:  # (a block of no rows adds 0, not its mean of nothing, nan, times 0)
+        return mean.astype(np.float64) * rows if rows else np.zeros(mean.shape)
+
     grads = None
     if gradient:
         pred = model(Tensor(x))
         value = loss(pred)
-        grads = [g.data.astype(np.float64) * rows for g in autograd.grad(value, model.parameters())]
+        grads = [times_rows(g.data) for g in autograd.grad(value, model.parameters())]
     with no_grad():
         if not gradient:
             pred = model(Tensor(x))
             value = loss(pred)
         values = {name: metric(pred, y) for name, metric in metrics.items()}
-    metric_sums = {name: v.item() * rows if isinstance(v, Tensor) else v for name, v in values.items()}
-    return Sums(rows, value.item() * rows, metric_sums, grads)
+    metric_sums = {name: float(times_rows(v.data)) if isinstance(v, Tensor) else v for name, v in values.items()}
+    return Sums(rows, float(times_rows(value.data)), metric_sums, grads)
 
 
 def sums(work: Summing, x: Any, y: Any, w: np.ndarray | None = None) -> Sums:

@@ -108,6 +108,8 @@ class R2Sums:
 
     def __add__(self, other: R2Sums) -> R2Sums:
         count = self.count + other.count
+        if count == 0:  # (two parts of no rows)
+            return self
         delta = other.mean - self.mean
         return R2Sums(
             count,
@@ -128,7 +130,8 @@ def r2_sums(pred: Any, target: Any) -> R2Sums:
     This is compile's metric "r2": its value for many batches is the `result()` of their sums added."""
     pred, target = _aligned(pred, target, "r2")
     n = target.shape[0] if target.ndim else 1
-    y = target.data.reshape(n, -1).astype(np.float64)
-    residual = pred.data.reshape(n, -1) - y
-    mean = y.mean(axis=0)
+    columns = target.shape[1] if target.ndim == 2 else 1
+    y = target.data.reshape(n, columns).astype(np.float64)
+    residual = pred.data.reshape(n, columns) - y
+    mean = y.mean(axis=0) if n else np.zeros(columns)  # (no rows: a mean that adds nothing, `R2Sums.__add__`)
     return R2Sums(n, mean, np.sum((y - mean) ** 2, axis=0), np.sum(residual**2, axis=0))
