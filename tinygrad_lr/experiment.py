@@ -344,8 +344,13 @@ def _split(X: np.ndarray, y: np.ndarray, fraction: float, option: str, seed: np.
     try:
         return split(X, y, fraction)
     except ValueError as error:
-        reason = str(error).removeprefix("validation_split: ").removeprefix("random_split: ")
-        raise UsageError(f"{option} {fraction:g}: {reason}") from None
+        raise _blaming(option, fraction, error) from None
+
+
+def _blaming(option: str, fraction: float, error: ValueError) -> UsageError:
+    """A split's error, as the option that asked for `fraction` says it."""
+    reason = str(error).removeprefix("validation_split: ").removeprefix("random_split: ")
+    return UsageError(f"{option} {fraction:g}: {reason}")
 
 
 def _csv_features(settings: Settings) -> list[str] | None:
@@ -486,7 +491,7 @@ def _held_out(n: int, fraction: float, option: str, rng: np.random.Generator) ->
     try:
         return tl.data.held_out(n, fraction, rng)
     except ValueError as error:
-        raise UsageError(f"{option} {fraction:g}: {str(error).removeprefix('random_split: ')}") from None
+        raise _blaming(option, fraction, error) from None
 
 
 def _reference_fit(csv: str, target: str, features: list[str]) -> np.ndarray:

@@ -78,10 +78,15 @@ def _solve(gram: np.ndarray, cross: np.ndarray) -> np.ndarray:
     """The least-squares solution V of gram·V = cross (gram symmetric, (d, d); cross (d, k)): the
     minimum-norm one where gram is singular. The columns are scaled to a unit diagonal first, so that
     columns of very different sizes do not read as rank-deficient."""
-    diagonal = np.diag(gram)
-    scale = np.where(diagonal > 0, 1 / np.sqrt(np.where(diagonal > 0, diagonal, 1)), 1.0)
+    scale = _unit_diagonal(gram)
     scaled = np.linalg.lstsq(gram * np.outer(scale, scale), cross * scale[:, None], rcond=None)[0]
     return scaled * scale[:, None]
+
+
+def _unit_diagonal(gram: np.ndarray) -> np.ndarray:
+    """The scale (d,) of each column that gives gram (d, d) a unit diagonal (1 where its diagonal is 0)."""
+    diagonal = np.diag(gram)
+    return np.where(diagonal > 0, 1 / np.sqrt(np.where(diagonal > 0, diagonal, 1)), 1.0)
 
 
 @dataclass
@@ -207,7 +212,7 @@ class Moments:
             return 1.0
         if not np.all(diagonal > 0):
             return math.inf
-        scale = 1 / np.sqrt(diagonal)
+        scale = _unit_diagonal(matrix)
         return float(np.linalg.cond(matrix * np.outer(scale, scale)))
 
     def squared_errors(self, coef: np.ndarray, intercept: np.ndarray | None = None) -> np.ndarray:
