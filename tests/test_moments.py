@@ -158,13 +158,44 @@ def test_pays_off_weighs_the_pass_against_the_steps(n, d, epochs, pays):
     assert not moments.pays_off(moments.MIN_ROWS, 3, 2)
 
 
-def test_the_rows_are_read_a_block_at_a_time_in_float64():
+def test_the_rows_are_taken_in_pieces_of_a_few_thousand_rows_across_blocks_weights_alike():
     X, Y = _data(n=2 * moments._BLOCK_ROWS + 5, k=2, dtype=np.float32)
-    blocks = list(moments._blocks(X, Y))
-    assert [(len(rows), len(targets)) for rows, targets in blocks] == [(moments._BLOCK_ROWS,) * 2] * 2 + [(5, 5)]
-    assert all(rows.dtype == targets.dtype == np.float64 for rows, targets in blocks)
-    np.testing.assert_array_equal(np.vstack([rows for rows, _ in blocks]), X.astype(np.float64))
-    np.testing.assert_array_equal(np.vstack([targets for _, targets in blocks]), Y.astype(np.float64))
+    w = np.arange(len(X), dtype=np.float64)
+    cut = moments._BLOCK_ROWS + 3  # two blocks, neither a whole number of pieces
+    pieces = list(moments._pieces([(X[:cut], Y[:cut], w[:cut]), (X[cut:], Y[cut:], w[cut:])]))
+    assert [len(rows) for rows, _, _ in pieces] == [moments._BLOCK_ROWS, 3, moments._BLOCK_ROWS, 2]
+    for column, whole in enumerate((X, Y, w)):
+        np.testing.assert_array_equal(np.concatenate([piece[column] for piece in pieces]), whole)
+    assert all(weights is None for _, _, weights in moments._pieces([(X, Y, None)]))
+
+
+def test_the_threads_change_no_digit_the_parts_combine_in_the_rows_order():
+    X, Y = _data(n=9 * moments._BLOCK_ROWS + 11, k=2)
+    X = X * np.geomspace(1, 1e6, len(X))[:, None]  # pieces that differ: a part out of its place would show
+    pieces = list(moments._pieces([(X, Y, None)]))
+    reference = moments.Moments.of_block(*pieces[0][:2]).reference_fit()
+    one_by_one = moments.Moments.combined([moments.Moments.of_block(x, y, None, reference) for x, y, _ in pieces])
+    threaded = moments.of_blocks([(X, Y, None)])
+    for name in ("n", "weight", "x_mean", "y_mean", "reference", "sxx", "sxr", "srr", "syy"):
+        np.testing.assert_array_equal(getattr(threaded, name), getattr(one_by_one, name), err_msg=name)
+
+
+def test_an_error_in_a_later_block_reaches_the_caller_and_leaves_no_thread():
+    import threading
+
+    X, Y = _data(n=moments._BLOCK_ROWS)
+    before = threading.active_count()
+
+    def blocks():
+        for _ in range(5):
+            yield X, Y, None
+        raise ValueError("block 5: a non-finite value")
+
+    with pytest.raises(ValueError, match="block 5"):
+        moments.of_blocks(blocks())
+    with pytest.raises(ValueError, match="no rows"):
+        moments.of_blocks([(X[:0], Y[:0], None)])
+    assert threading.active_count() == before
 
 
 @pytest.mark.parametrize("bias", [True, False])

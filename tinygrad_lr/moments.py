@@ -36,6 +36,8 @@ when it pays (`pays_off`).
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -51,19 +53,12 @@ __all__ = ["MIN_ROWS", "ROUNDING_BOUND", "GramStep", "Moments", "of_blocks", "pa
 MIN_ROWS = 1 << 16
 # rows turned to float64 at a time: the pass needs no data-sized copy, and a block's table stays in cache
 _BLOCK_ROWS = 1 << 15
+# pieces taken at once (`of_blocks`): this machine's two cores; a memory map's reads take a third thread
+_THREADS = 2
 # The moments serve only where the eager step's own rounding of the rows (float64's, on values as large
 # as the data's offset) moves the loss at the optimum by less than this, relative: there the two agree.
 ROUNDING_BOUND = 1e-10
 _EPS = float(np.finfo(np.float64).eps)
-
-
-def _blocks(x: np.ndarray, y: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(x, y) a block of rows at a time, in float64."""
-    for start in range(0, len(x), _BLOCK_ROWS):
-        yield (
-            np.asarray(x[start : start + _BLOCK_ROWS], dtype=np.float64),
-            np.asarray(y[start : start + _BLOCK_ROWS], dtype=np.float64),
-        )
 
 
 def pays_off(n: int, features: int, epochs: int, reads_blocks: bool = False) -> bool:
@@ -133,51 +128,12 @@ class Moments:
         """The moments of one block of rows held in memory: x (m, d) or (m,), y (m, k) or (m,), of any real
         dtype (read in float64); w (m,) or None; reference W₀ (d, k), or None for zeros (r = y - ȳ). Sums
         beyond float64 are inf, quietly (`is_finite` says so)."""
-        with np.errstate(over="ignore", invalid="ignore"):
-            return cls._of_block(x, y, w, reference)
-
-    @classmethod
-    def _of_block(cls, x: np.ndarray, y: np.ndarray, w: np.ndarray | None, reference: np.ndarray | None) -> Moments:
-        m = len(x)
-        x, y = x.reshape(m, -1), y.reshape(m, -1)
-        d, k = x.shape[1], y.shape[1]
-        reference = np.zeros((d, k)) if reference is None else reference
-        # one (d + k, m) table in float64, a column per row: x's columns, then y's (which become the residuals
-        # r); so laid out, its sums (pairwise) and centring run along contiguous memory: 1.4x faster a block
-        z = np.empty((d + k, m))
-        z[:d], z[d:] = x.T, y.T
-        if w is None:
-            total, share = float(m), None
-        else:
-            w = np.asarray(w, dtype=np.float64)
-            total = float(w.sum())
-            share = w / total if total > 0 else np.full(m, 1 / m)  # (all weights 0: any centre will do)
-        # Corrected two-pass centring: the mean computed first is off by the rounding of a sum of m values,
-        # ~eps·m·|x̄| at worst, which a large offset makes as large as the spread. The values centred on it
-        # have the mean c, that error alone, computed to full precision; the sums about the true mean are
-        # those about the first less W·ccᵀ (Σ w(z - c)(z - c)ᵀ = Σ w·zzᵀ - W·ccᵀ, no digits lost: c is small).
-        mean = _row_means(z, share)
-        z -= mean[:, None]
-        correction = _row_means(z, share)
-        if w is not None:
-            z *= np.sqrt(w)  # Σ (√w·z)(√w·z)ᵀ = Σ w·z zᵀ
-        c_y = correction[d:].copy()
-        syy = np.einsum("ij,ij->i", z[d:], z[d:]) - total * c_y**2
-        if reference.any():
-            z[d:] -= reference.T @ z[:d]  # r - r̄ = (y - ȳ) - (x - x̄)W₀, row by row
-            correction[d:] -= correction[:d] @ reference  # (and its mean with it)
-        gram = z @ z.T - total * np.outer(correction, correction)  # one symmetric product (BLAS syrk)
-        mean[:d] += correction[:d]
-        mean[d:] += c_y
-        return cls(m, total, mean[:d], mean[d:], reference, gram[:d, :d], gram[:d, d:], np.diag(gram)[d:].copy(), syy)
+        return _products(_centred(x, y, w), reference)
 
     @classmethod
     def of(cls, x: np.ndarray, y: np.ndarray, w: np.ndarray | None = None) -> Moments:
         """The moments of (x, y) in memory (x (n, d), y (n, k); w (n,) or None), a block at a time."""
-        return of_blocks(
-            (rows, targets, None if w is None else w[start : start + len(rows)])
-            for start, (rows, targets) in zip(range(0, len(x), _BLOCK_ROWS), _blocks(x, y))
-        )
+        return of_blocks([(x, y, w)])
 
     def is_finite(self) -> bool:
         """Whether every sum is finite (a non-finite value in the rows, or sums of squares beyond float64,
@@ -304,28 +260,115 @@ def _unpacked(d: int, k: int, packed: np.ndarray) -> Moments:
     return Moments(int(packed[0]), float(packed[1]), *(p.reshape(s) for p, s in zip(parts, shapes)))
 
 
+@dataclass
+class _Centred:
+    """One block of m rows as `_products` takes it: the float64 table z (d + k, m), a column per row (x's d
+    values, then y's k), centred on the means first computed (`mean` (d + k,)) and times √w; `correction`
+    (d + k,): the mean still left in z (that first mean's rounding); total: Σw (m without weights)."""
+
+    d: int
+    m: int
+    total: float
+    z: np.ndarray
+    mean: np.ndarray
+    correction: np.ndarray
+
+
+def _centred(x: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> _Centred:
+    """The first half of a block's moments (x (m, d) or (m,), y (m, k) or (m,), w (m,) or None): the table
+    in float64, centred. `of_blocks` makes it in a thread of its own while the products of the block
+    before are taken."""
+    m = len(x)
+    x, y = x.reshape(m, -1), y.reshape(m, -1)
+    d, k = x.shape[1], y.shape[1]
+    # one (d + k, m) table, a column per row: so laid out, its sums (pairwise) and centring run along
+    # contiguous memory: 1.4x faster a block
+    z = np.empty((d + k, m))
+    with np.errstate(over="ignore", invalid="ignore"):
+        z[:d], z[d:] = x.T, y.T
+        if w is None:
+            total, share = float(m), None
+        else:
+            w = np.asarray(w, dtype=np.float64)
+            total = float(w.sum())
+            share = w / total if total > 0 else np.full(m, 1 / m)  # (all weights 0: any centre will do)
+        # Corrected two-pass centring: the mean computed first is off by the rounding of a sum of m values,
+        # ~eps·m·|x̄| at worst, which a large offset makes as large as the spread. The values centred on it
+        # have the mean c, that error alone, computed to full precision; the sums about the true mean are
+        # those about the first less W·ccᵀ (Σ w(z - c)(z - c)ᵀ = Σ w·zzᵀ - W·ccᵀ, no digits lost: c is small).
+        mean = _row_means(z, share)
+        z -= mean[:, None]
+        correction = _row_means(z, share)
+        if w is not None:
+            z *= np.sqrt(w)  # Σ (√w·z)(√w·z)ᵀ = Σ w·z zᵀ
+    return _Centred(d, m, total, z, mean, correction)
+
+
+def _products(block: _Centred, reference: np.ndarray | None) -> Moments:
+    """The second half of a block's moments: its sums of products, about the residuals of `reference` W₀
+    (d, k), or of zeros when None. (The table is read, not changed.)"""
+    d, z, total, c = block.d, block.z, block.total, block.correction
+    x, y = z[:d], z[d:]
+    reference = np.zeros((d, len(y))) if reference is None else reference
+    # Every product by np.dot, which lets go of the GIL (the `@` of NumPy 2.4 keeps it for a transposed
+    # operand), so that two threads take two blocks' products at once; and x's own apart from the residuals'
+    # (a symmetric product of d rows, BLAS syrk, and a (d, k) one cost less here than one syrk of d + k rows).
+    with np.errstate(over="ignore", invalid="ignore"):
+        c_x, c_y = c[:d], c[d:]
+        syy = np.einsum("ij,ij->i", y, y) - total * c_y**2
+        r, c_r = y, c_y
+        if reference.any():
+            r = y - np.dot(reference.T, x)  # r - r̄ = (y - ȳ) - (x - x̄)W₀, row by row
+            c_r = c_y - c_x @ reference  # (and its mean with it)
+        sxx = np.dot(x, x.T) - total * np.outer(c_x, c_x)
+        sxr = np.dot(x, r.T) - total * np.outer(c_x, c_r)
+        srr = np.einsum("ij,ij->i", r, r) - total * c_r**2
+        mean = block.mean + c
+    return Moments(block.m, total, mean[:d], mean[d:], reference, sxx, sxr, srr, syy)
+
+
 def _row_means(z: np.ndarray, share: np.ndarray | None) -> np.ndarray:
     """The mean of each row of z (rows, columns): weighted by `share` (columns,), summing to 1; else plain,
     by NumPy's pairwise sums."""
     return z.sum(axis=1) / z.shape[1] if share is None else z @ share
 
 
+def _pieces(blocks: Iterable[tuple[Any, Any, Any]]) -> Iterator[tuple[Any, Any, Any]]:
+    """The blocks' (x, y, w) in pieces of _BLOCK_ROWS rows: a piece's float64 table then stays in the
+    processor's cache while it is centred and multiplied (four times faster than 65,536-row pieces, here)."""
+    for rows, targets, weights in blocks:
+        for start in range(0, len(rows), _BLOCK_ROWS):
+            stop = start + _BLOCK_ROWS
+            yield rows[start:stop], targets[start:stop], None if weights is None else weights[start:stop]
+
+
 def of_blocks(blocks: Iterable[tuple[Any, Any, Any]], reference: np.ndarray | None = None) -> Moments:
     """The moments of the rows of `blocks`, (x, y, w) triples of arrays in memory (w None without weights),
     one pass: each block's, combined pairwise. Without a `reference`, the least squares of the first block
-    serves as W₀ (that block is in memory: it is not read again)."""
-    parts = []
-    for rows, targets, weights in blocks:
-        # in pieces of _BLOCK_ROWS rows: a piece's float64 table then stays in the processor's cache while
-        # it is centred and multiplied (four times faster than 65,536-row pieces, here)
-        for start in range(0, len(rows), _BLOCK_ROWS):
-            x, y = rows[start : start + _BLOCK_ROWS], targets[start : start + _BLOCK_ROWS]
-            w = None if weights is None else weights[start : start + _BLOCK_ROWS]
-            if reference is None:
-                reference = Moments.of_block(x, y, w).reference_fit()
-            parts.append(Moments.of_block(x, y, w, reference))
-    if not parts:
+    serves as W₀ (that block is in memory: it is not read again).
+
+    Pieces are taken in `_THREADS` threads at once (NumPy and BLAS let go of the GIL for all of a piece's
+    arithmetic), at most two pieces ahead of the one awaited; the parts combine in the rows' order, so the
+    sums are the same whatever the threads' timing."""
+    pieces = _pieces(blocks)
+    first = next(pieces, None)
+    if first is None:
         raise ValueError("moments: there are no rows")
+    centred = _centred(*first)
+    if reference is None:
+        reference = _products(centred, None).reference_fit()
+    parts = [_products(centred, reference)]
+    with concurrent.futures.ThreadPoolExecutor(_THREADS) as pool:
+        pending: collections.deque[concurrent.futures.Future[Moments]] = collections.deque()
+        try:
+            for piece in pieces:
+                pending.append(pool.submit(Moments.of_block, *piece, reference))
+                if len(pending) > _THREADS:
+                    parts.append(pending.popleft().result())
+            parts.extend(future.result() for future in pending)
+        finally:
+            for future in pending:
+                future.cancel()
     return Moments.combined(parts)
 
 
