@@ -621,6 +621,39 @@ def test_fit_png_of_several_features_labels_the_diagonal_perfect_prediction(caps
     np.testing.assert_allclose(train.lines[0].get_ydata(), train.lines[0].get_xdata())  # the line y = x
 
 
+@pytest.mark.parametrize(
+    "error, said",
+    [
+        (
+            PermissionError(13, "Permission denied", "/out/fit.png"),
+            "cannot write the pictures to /out/fit.png (Permission denied)",
+        ),
+        (OverflowError("cannot convert float infinity to integer"), "cannot draw the pictures of values this extreme"),
+    ],
+)
+def test_pictures_that_cannot_be_written_or_drawn_are_one_line_and_exit_code_2(
+    capsys, tmp_path, monkeypatch, error, said
+):
+    def failing(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(tl.plot, "plot_fit", failing)
+    code, out, err = run(capsys, "fit", "--epochs", "2", "--quiet", "--out-dir", str(tmp_path))
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith(f"tinygrad-lr: error: {said}"), err
+    assert "Gap:" in out  # the report came first
+
+
+def test_a_run_that_diverges_says_so_even_when_its_pictures_fail(capsys, tmp_path, monkeypatch):
+    def failing(*args, **kwargs):
+        raise ValueError("no picture of this")
+
+    monkeypatch.setattr(tl.plot, "plot_fit", failing)
+    argv = ["fit", "--optimizer", "gd", "--lr", "10", "--epochs", "500", "--quiet", "--out-dir", str(tmp_path)]
+    code, _, err = run(capsys, *argv)
+    assert code == 1 and err.startswith("tinygrad-lr: error: training diverged"), err
+
+
 # ----- runs that diverge -----
 
 

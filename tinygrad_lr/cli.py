@@ -239,19 +239,15 @@ def run_fit(args: argparse.Namespace) -> None:
         print(text)
     if args.summary and not result.diverged:
         print(experiment.coefficient_table(data, result))
-    diverged = None
-    if result.diverged:
-        diverged = experiment.divergence_message(settings, result, prepared.Z_train, prepared.lr)
+    diverged = (
+        experiment.divergence_message(settings, result, prepared.Z_train, prepared.lr) if result.diverged else None
+    )
     try:
         paths = write_pictures(settings, data, result, out_dir)
-    except (OSError, ValueError, OverflowError) as error:
+    except UsageError:
         if diverged:  # the pictures of a diverged run are a bonus; the divergence is the news
             raise tl.TrainingDivergedError(diverged) from None
-        if isinstance(error, OSError):
-            where = error.filename or args.out_dir
-            raise UsageError(f"cannot write the pictures to {where} ({error.strerror or error})") from None
-        # matplotlib gives up on some values near the ends of float64 (its tick labels, its log scale)
-        raise UsageError(f"cannot draw the pictures of values this extreme ({error}); try --standardize") from None
+        raise
     names = " and ".join(path.name for path in paths)
     print(line("Wrote:", f"{names} in {out_dir.resolve()}"))
     if diverged:

@@ -293,7 +293,7 @@ def coefficient_table(data: Dataset, result: Result) -> str:
     """`tl.stats`' summary of the learned weights in the data's original units, on the training rows (as
     statsmodels prints it; a note in it when they are not at the optimum). A UsageError when SciPy is
     missing or the rows are not in memory."""
-    if checks.is_dask_array(data.X_train):
+    if tl.sources.as_source(data.X_train).reads_blocks:
         raise UsageError("--summary needs the training rows in memory; this CSV is read in chunks")
     try:
         stats = tl.stats

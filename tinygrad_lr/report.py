@@ -185,7 +185,19 @@ def made_directory(path: str) -> Path:
 
 
 def write_pictures(settings: Settings, data: Dataset, result: Result, out_dir: Path) -> list[Path]:
-    """fit.png (the line over train and test data, or actual against predicted) and loss.png."""
+    """fit.png (the line over train and test data, or actual against predicted) and loss.png; a UsageError
+    when they cannot be written or drawn."""
+    try:
+        return _draw(settings, data, result, out_dir)
+    except OSError as error:
+        where = error.filename or out_dir
+        raise UsageError(f"cannot write the pictures to {where} ({error.strerror or error})") from None
+    except (ValueError, OverflowError) as error:
+        # matplotlib gives up on some values near the ends of float64 (its tick labels, its log scale)
+        raise UsageError(f"cannot draw the pictures of values this extreme ({error}); try --standardize") from None
+
+
+def _draw(settings: Settings, data: Dataset, result: Result, out_dir: Path) -> list[Path]:
     fit_path, loss_path = out_dir / "fit.png", out_dir / "loss.png"
     n_train = len(data.X_train)  # all of them, before only the first are kept for drawing
     parts = ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test")  # (of a Dask array: its first rows)
