@@ -180,6 +180,51 @@ def test_the_threads_change_no_digit_the_parts_combine_in_the_rows_order():
         np.testing.assert_array_equal(getattr(threaded, name), getattr(one_by_one, name), err_msg=name)
 
 
+def test_a_block_far_from_zero_keeps_every_digit_of_its_centred_sums_and_means():
+    # At 1e12 a float64 is a multiple of 1.2e-4, and so is the block's first mean: it is off by its rounding, and
+    # the corrections take that out of every sum and of the means. The reference: the same values less 1e12
+    # (exact for these), whose centred sums float64 takes with nothing to lose.
+    rng = np.random.default_rng(1)
+    near = rng.normal(size=(moments._BLOCK_ROWS, 2))
+    targets = near @ np.array([[2.0], [-1.0]]) + 0.5 * rng.normal(size=(len(near), 1))
+    offset, reference = 1e12, np.array([[0.5], [0.25]])
+    X, Y = near + offset, targets + 3 * offset
+    got = moments.Moments.of_block(X, Y, None, reference)
+    xs, ys = X - offset, Y - 3 * offset  # exact
+    xc, yc = xs - xs.mean(axis=0), ys - ys.mean(axis=0)
+    rc = yc - xc @ reference
+    np.testing.assert_allclose(got.sxx, xc.T @ xc, rtol=1e-13)
+    np.testing.assert_allclose(got.sxr, xc.T @ rc, rtol=1e-13, atol=1e-13 * len(X))
+    np.testing.assert_allclose(got.srr, np.sum(rc**2, axis=0), rtol=1e-13)
+    np.testing.assert_allclose(got.syy, np.sum(yc**2, axis=0), rtol=1e-13)
+    # the means correctly rounded: within half a unit in their last place
+    assert np.all(np.abs(got.x_mean - offset - xs.mean(axis=0)) <= np.spacing(offset) / 2)
+    assert np.all(np.abs(got.y_mean - 3 * offset - ys.mean(axis=0)) <= np.spacing(3 * offset) / 2)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_weights_of_either_float_dtype_summing_below_one_weigh_the_rows_in_float64(dtype):
+    X, Y = _data(n=1000, k=2)
+    w = np.random.default_rng(2).uniform(1e-4, 3e-4, size=len(X)).astype(dtype)  # Σw ≈ 0.2: no count of rows
+    got = moments.Moments.of_block(X, Y, w)
+    w64 = w.astype(np.float64)
+    x_mean, y_mean = np.average(X, axis=0, weights=w64), np.average(Y, axis=0, weights=w64)
+    xc, yc = X - x_mean, Y - y_mean
+    assert got.weight == pytest.approx(w64.sum(), rel=1e-15)
+    np.testing.assert_allclose(got.x_mean, x_mean, rtol=1e-14)
+    np.testing.assert_allclose(got.sxx, (w64[:, None] * xc).T @ xc, rtol=1e-13)
+    np.testing.assert_allclose(got.sxy, (w64[:, None] * xc).T @ yc, rtol=1e-13)
+    np.testing.assert_allclose(got.syy, w64 @ yc**2, rtol=1e-13)
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("scale", [1e200, 1.5e308])  # products past float64; sums past it
+def test_sums_beyond_float64_make_the_moments_not_finite_without_a_warning(scale):
+    X = scale * np.random.default_rng(3).choice([-1.0, 1.0], size=(100, 2))
+    got = moments.Moments.of_block(X, X[:, :1])
+    assert not got.is_finite()
+
+
 def test_an_error_in_a_later_block_reaches_the_caller_and_leaves_no_thread():
     import threading
 
@@ -193,7 +238,7 @@ def test_an_error_in_a_later_block_reaches_the_caller_and_leaves_no_thread():
 
     with pytest.raises(ValueError, match="block 5"):
         moments.of_blocks(blocks())
-    with pytest.raises(ValueError, match="no rows"):
+    with pytest.raises(ValueError, match=r"^moments: there are no rows$"):
         moments.of_blocks([(X[:0], Y[:0], None)])
     assert threading.active_count() == before
 
@@ -531,6 +576,50 @@ def test_r2_and_the_validation_loss_come_from_the_moments_with_the_eager_numbers
     assert fast.step == "moments" and set(fast.history) == {"loss", "mse", "r2", "val_loss", "val_mse", "val_r2"}
     assert len(evaluated) == 8  # the eager fit's validation, each epoch; none for the fit from the moments
     _assert_equal_to_1e9(fast, fast_weights, eager, eager_weights)
+
+
+@pytest.mark.parametrize("replaced", [("weight",), ("weight", "bias")])
+def test_a_layer_given_new_parameters_mid_fit_is_validated_and_stopped_on_them(replaced):
+    # From epoch 2 the layer holds new Tensors at the least-squares optimum (the optimizer still holds the old
+    # ones): validation and GradientNormStop must look at the new ones, as the eager fit does.
+    X, Y = _data(k=1)
+    n_fit = int(len(X) * 0.9)
+    coef, intercept = tl.solvers.ols(X[:n_fit], Y[:n_fit])
+
+    class NewParameters(tl.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:
+                layer = self.model.layers[0]
+                for name, value in (("weight", coef), ("bias", intercept)):
+                    if name in replaced:
+                        setattr(layer, name, tl.Tensor(np.array(value, np.float64), requires_grad=True))
+
+    (fast, fast_weights), (eager, eager_weights) = _fit_twice(
+        X, Y, epochs=6, validation_split=0.1, callbacks=[NewParameters(), tl.callbacks.GradientNormStop(1e-6)]
+    )
+    assert fast.step == "moments"
+    assert len(eager.history["loss"]) == (3 if len(replaced) == 2 else 6)  # at the optimum, the fit stops there
+    _assert_equal_to_1e9(fast, fast_weights, eager, eager_weights)
+
+
+def test_the_validation_moments_serve_every_epoch_once_made():
+    X, Y = _data(k=1)
+    made = []
+    original = moments.GramStep.__init__
+
+    def counted(self, *args, **kwargs):
+        made.append(1)
+        original(self, *args, **kwargs)
+
+    moments.GramStep.__init__ = counted
+    try:
+        model = tl.nn.Sequential([tl.nn.Linear(X.shape[1], 1, seed=0, dtype=X.dtype)])
+        model.compile(optimizer=tl.optim.SGD(lr=0.1))
+        history = model.fit(X, Y, batch_size=len(X), epochs=7, validation_split=0.1, verbose=0)
+    finally:
+        moments.GramStep.__init__ = original
+    assert history.step == "moments" and len(history.history["val_loss"]) == 7
+    assert len(made) == 2  # the training rows' step and the validation rows' evaluator, each once
 
 
 def test_r2_near_zero_is_not_told_from_the_moments(monkeypatch):

@@ -634,3 +634,15 @@ def test_no_rows_or_no_parameter_at_all_is_a_clear_error(cov_type):
         tl.stats.ols(np.zeros((10, 0)), np.arange(10.0), fit_intercept=False, cov_type=cov_type)
     only_the_mean = tl.stats.ols(np.zeros((10, 0)), np.arange(10.0), cov_type=cov_type)  # (the intercept alone: fine)
     assert only_the_mean.params == pytest.approx([4.5])
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("cov_type", ["HC0", "HC1", "HC2", "HC3"])
+def test_a_robust_f_test_without_a_residual_or_past_float64_is_nan_not_an_error(cov_type):
+    X = np.random.default_rng(0).normal(size=(30, 2))
+    exact = tl.stats.ols(X, np.zeros(30), cov_type=cov_type)  # every residual 0: the meat is 0, no restriction left
+    assert np.isnan(exact.fvalue) and np.isnan(exact.f_pvalue)
+    y = X @ np.array([1.0, 2.0]) + 1.0
+    y[0] = 1e160  # its residual's square is past float64
+    huge = tl.stats.ols(X, y, cov_type=cov_type)
+    assert np.isnan(huge.fvalue) and np.isnan(huge.f_pvalue)

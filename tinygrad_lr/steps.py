@@ -243,20 +243,16 @@ class _MomentsFit:
         time), as `evaluated` gives them; None where they cannot give the eager numbers."""
         if not self._same_layer():
             return None
-        if source is self.source:
-            evaluator = self.step
-        else:
-            known = self.evaluators.get(id(source))
-            if known is None or known[0] is not source:
-                if _why_not_the_moments(self.compiled, source) is not None:
-                    return None
-                metrics = list(self.compiled.metrics)
-                evaluator = moments.GramStep(
-                    source.moments(caller), self.weight, self.bias, self.compiled.l2, None, metrics
-                )
-                known = self.evaluators[id(source)] = (source, evaluator)
-            evaluator = known[1]
-        return evaluator.objective()
+        known = self.evaluators.get(id(source))
+        if known is None or known[0] is not source:
+            if _why_not_the_moments(self.compiled, source) is not None:
+                return None
+            metrics = list(self.compiled.metrics)
+            evaluator = moments.GramStep(
+                source.moments(caller), self.weight, self.bias, self.compiled.l2, None, metrics
+            )
+            known = self.evaluators[id(source)] = (source, evaluator)
+        return known[1].objective()
 
     def gradient(self, source: Source) -> list | None:
         """The gradient on the training data, from their moments; None where they cannot give the eager one."""
