@@ -358,6 +358,8 @@ def test_without_dask_the_error_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "dask", None)  # `import dask` now fails, as when it is not installed
     with pytest.raises(ImportError, match=r'needs Dask, an optional extra: pip install "tinygrad_lr\[dask\]"'):
         tl.dask_chunks.require_dask("fit")
+    with pytest.raises(ImportError, match=r"^reading big\.csv in chunks needs Dask"):
+        tl.dask_chunks._chunks("big.csv", 1 << 20)  # (the chunks of a CSV too big for memory)
     start = time.perf_counter()
     assert tl.solvers.ols(np.arange(4.0), np.arange(4.0))[0] == pytest.approx([1.0])  # everything else works
     assert time.perf_counter() - start < 5
@@ -632,6 +634,28 @@ def test_a_csv_file_is_cut_into_chunks_of_whole_lines_counted_in_one_read(
     lines_in = [sum(i * blocksize <= start < (i + 1) * blocksize for start in starts) for i in range(windows)]
     assert [chunk.count(b"\n") + (not chunk.endswith(b"\n")) if chunk else 0 for chunk in chunks] == lines_in
     assert dask_chunks.csv_rows(str(path), blocksize) == [lines_in[0] - 1, *lines_in[1:]]
+
+
+def test_a_window_of_the_line_count_is_filled_from_short_reads():
+    """The count reads a window at a time; a read may give fewer bytes than asked (a pipe does) before the end."""
+    import io
+
+    from tinygrad_lr import dask_chunks
+
+    class Trickle(io.RawIOBase):  # at most 3 bytes a read
+        def __init__(self, data: bytes):
+            self.data, self.at = data, 0
+
+        def readinto(self, view):
+            piece = self.data[self.at : self.at + min(3, len(view))]
+            view[: len(piece)] = piece
+            self.at += len(piece)
+            return len(piece)
+
+    source, window = Trickle(b"abcdefghijklmnop"), bytearray(10)
+    assert dask_chunks._read_into(source, window) == 10 and window == b"abcdefghij"
+    assert dask_chunks._read_into(source, window) == 6 and window[:6] == b"klmnop"
+    assert dask_chunks._read_into(source, window) == 0
 
 
 def test_a_csv_read_in_chunks_is_split_as_in_memory_even_with_blank_lines(tmp_path, monkeypatch):
