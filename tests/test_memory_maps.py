@@ -583,6 +583,18 @@ def test_weighted_ols_and_ridge_on_a_memory_map_equal_the_in_memory_answer(tmp_p
         tl.solvers.ols(Xm, ym, sample_weight=np.where(np.arange(len(X)) == 3, -1.0, 1.0))
 
 
+def test_weights_summing_below_one_or_zero_over_whole_blocks_solve_as_in_memory(tmp_path):
+    # blocks of different means merged to one origin whatever the weights' scale; blocks of no weight count for nothing
+    X, y = _data(n=700)
+    X = X + np.linspace(0.0, 5.0, len(X))[:, None]
+    Xm, ym = _on_disk(tmp_path, X, y)
+    for w in (_weighted(len(X)) * 1e-5, np.where(np.arange(len(X)) < 3 * BLOCK, 0.0, _weighted(len(X)))):
+        want = tl.solvers.ols(X, y, sample_weight=w)
+        got = tl.solvers.ols(Xm, ym, sample_weight=w)
+        np.testing.assert_allclose(got[0], want[0], rtol=1e-10)
+        assert got[1] == pytest.approx(want[1], rel=1e-10)
+
+
 # ----- full batches from the moments: the file read once for the whole fit -----
 
 
