@@ -276,8 +276,7 @@ class _Centred:
 
 def _centred(x: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> _Centred:
     """The first half of a block's moments (x (m, d) or (m,), y (m, k) or (m,), w (m,) or None): the table
-    in float64, centred. `of_blocks` makes it in a thread of its own while the products of the block
-    before are taken."""
+    in float64, centred. (`of_blocks` keeps the first block's for its reference fit and then its products.)"""
     m = len(x)
     x, y = x.reshape(m, -1), y.reshape(m, -1)
     d, k = x.shape[1], y.shape[1]
